@@ -1,0 +1,1 @@
+//! Genesys Cloud Platform API v2 client.
