@@ -1,1 +1,442 @@
-//! Genesys Cloud Platform API v2 client.
+//! Genesys Cloud Platform API v2 client: only the calls skill-tuner needs, each typed, each
+//! sent through one stack of pacing, auth and retries (see [`transport`]).
+//!
+//! Every path, body and limit follows `shared/genesys-api.md`; where the reference marks a
+//! fact unknown the value is a named constant or configurable, and the README says so.
+
+pub mod auth;
+pub mod error;
+pub mod models;
+pub mod pacer;
+pub mod region;
+pub mod retry;
+pub mod stats;
+pub mod transport;
+
+pub use auth::Credentials;
+pub use error::ApiError;
+pub use region::Endpoints;
+pub use retry::RetryPolicy;
+pub use stats::{ApiStats, StatsSnapshot};
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use models::*;
+use reqwest::Method;
+use std::sync::Arc;
+use std::time::Duration;
+use transport::{ApiRequest, Transport};
+
+/// Largest page of `GET /api/v2/users` and `GET /api/v2/routing/skills` (✅ TF uses 500).
+pub const USER_PAGE_SIZE: u32 = 500;
+/// Page size for one user's skills: a user holds at most 50 skills (UI cap), so one page.
+/// (✅ TF pages with 50; the endpoint's maximum is not documented.)
+pub const USER_SKILLS_PAGE_SIZE: u32 = 50;
+/// Most skills in one `PATCH …/routingskills/bulk` (✅ TF: "restricts skills adds to 50 per call").
+pub const BULK_SKILLS_MAX: usize = 50;
+/// Page size for queue members and group individuals (❓ maximum not documented; 100 is safe).
+pub const MEMBER_PAGE_SIZE: u32 = 100;
+/// Most `externalTag` values in one workitem query (❓ not documented; conservative).
+pub const WORKITEM_TAGS_PER_QUERY: usize = 50;
+/// Largest workitem query page (✅ "Maximum of 200").
+pub const WORKITEM_PAGE_SIZE: u32 = 200;
+
+/// How to reach and pace one org.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoints: Endpoints,
+    pub credentials: Credentials,
+    /// The most requests per minute we send (the org's limit can only lower it).
+    pub rate_limit_per_minute: u32,
+    /// Requests that may go back to back before pacing starts.
+    pub burst: u32,
+    /// Requests in flight at once.
+    pub max_concurrency: usize,
+    /// Per attempt (the Go SDK uses 16 s).
+    pub request_timeout: Duration,
+    /// Refresh the token this long before it expires.
+    pub token_refresh_margin: Duration,
+    pub retry: RetryPolicy,
+    /// Retry quota tokens shared by all calls (5 per retry, 10 per timeout, +1 per success).
+    pub retry_budget: u32,
+}
+
+impl ClientConfig {
+    pub fn new(endpoints: Endpoints, credentials: Credentials) -> Self {
+        Self {
+            endpoints,
+            credentials,
+            rate_limit_per_minute: 300,
+            burst: 5,
+            max_concurrency: 8,
+            request_timeout: Duration::from_secs(16),
+            token_refresh_margin: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            retry_budget: 500,
+        }
+    }
+}
+
+/// Which analytics aggregate endpoint to query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateSource {
+    Conversations,
+    Evaluations,
+    Surveys,
+}
+
+impl AggregateSource {
+    fn path(self) -> &'static str {
+        match self {
+            AggregateSource::Conversations => "/api/v2/analytics/conversations/aggregates/query",
+            AggregateSource::Evaluations => "/api/v2/analytics/evaluations/aggregates/query",
+            AggregateSource::Surveys => "/api/v2/analytics/surveys/aggregates/query",
+        }
+    }
+}
+
+/// Aborts the token refresher when the last client handle goes away.
+struct Inner {
+    transport: Transport,
+    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(handle) = self.refresher.get_mut().ok().and_then(Option::take) {
+            handle.abort();
+        }
+    }
+}
+
+/// A cheap-to-clone handle to one org.
+#[derive(Clone)]
+pub struct GenesysClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for GenesysClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenesysClient")
+            .field("api_base", &self.inner.transport.api_base.as_str())
+            .field("auth", &self.inner.transport.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GenesysClient {
+    /// Builds the client; sends nothing yet.
+    pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("skill-tuner/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApiError::Invalid {
+                endpoint: "client".into(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let stats = Arc::new(ApiStats::default());
+        let token_url = region::join(&config.endpoints.login_base, "/oauth/token");
+        let auth = Arc::new(auth::TokenManager::new(
+            http.clone(),
+            token_url,
+            config.credentials,
+            config.token_refresh_margin,
+            stats.clone(),
+        ));
+        let transport = Transport {
+            http,
+            api_base: config.endpoints.api_base,
+            auth,
+            policy: config.retry,
+            budget: retry::RetryBudget::new(config.retry_budget),
+            pacer: pacer::Pacer::new(config.rate_limit_per_minute, config.burst),
+            permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
+            stats,
+            request_timeout: config.request_timeout,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner { transport, refresher: std::sync::Mutex::new(None) }),
+        })
+    }
+
+    fn t(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// Starts the background token refresher (idempotent). Needs a tokio runtime.
+    pub fn start_token_refresher(&self) {
+        let mut slot = self.inner.refresher.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(tokio::spawn(self.t().auth.clone().run_refresher()));
+        }
+    }
+
+    /// Obtains a token now (start-up check, readiness).
+    pub async fn login(&self) -> Result<(), ApiError> {
+        self.t().auth.token().await.map(|_| ())
+    }
+
+    /// True once a token was obtained.
+    pub fn has_token(&self) -> bool {
+        self.t().auth.has_token()
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.t().auth.client_id()
+    }
+
+    /// The counters of every call made so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.t().stats.snapshot()
+    }
+
+    /// The rate the pacer currently keeps to, per minute.
+    pub fn paced_rate_per_minute(&self) -> u32 {
+        self.t().pacer.limit_per_minute()
+    }
+
+    /// Retry quota left.
+    pub fn retry_budget_left(&self) -> u32 {
+        self.t().budget.available()
+    }
+
+    /// `GET /api/v2/organizations/limits/namespaces/{ns}`: the org's effective limits.
+    pub async fn org_limits(&self, namespace: &str) -> Result<Vec<Limit>, ApiError> {
+        let request = ApiRequest::get(
+            format!("/api/v2/organizations/limits/namespaces/{}", encode(namespace)),
+            "/api/v2/organizations/limits/namespaces/{ns}",
+        );
+        let listing: Listing<Limit> = self.t().json(&request).await?;
+        Ok(listing.entities)
+    }
+
+    /// Lowers the pacing ceiling to the org's per-token limit, if the org reports one.
+    /// Returns the limit found.
+    pub async fn adopt_org_rate_limit(&self, namespace: &str, key: &str) -> Result<Option<u32>, ApiError> {
+        let limits = self.org_limits(namespace).await?;
+        let found = limits
+            .iter()
+            .find(|l| l.key.as_deref() == Some(key))
+            .and_then(|l| l.value)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0);
+        if let Some(org_limit) = found {
+            let current = self.t().pacer.limit_per_minute();
+            if current == 0 || org_limit < current {
+                self.t().pacer.set_ceiling(org_limit);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every user in `state` (`active` by default), all pages of 500, with skills when asked.
+    /// Page 1 tells the page count; the rest are fetched concurrently within the limits.
+    pub async fn list_users(&self, state: &str, expand_skills: bool) -> Result<Vec<User>, ApiError> {
+        let page = |number: u32| {
+            let mut request = ApiRequest::get("/api/v2/users".into(), "/api/v2/users")
+                .query("pageSize", USER_PAGE_SIZE)
+                .query("pageNumber", number)
+                .query("state", state);
+            if expand_skills {
+                request = request.query("expand", "skills");
+            }
+            request
+        };
+        self.all_pages(page).await
+    }
+
+    /// `GET /api/v2/users/{id}` (for its `manager`).
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
+        let request = ApiRequest::get(format!("/api/v2/users/{}", encode(user_id)), "/api/v2/users/{id}");
+        self.t().json(&request).await
+    }
+
+    /// The org's routing-skill catalogue.
+    pub async fn list_skills(&self) -> Result<Vec<RoutingSkill>, ApiError> {
+        self.all_pages(|number| {
+            ApiRequest::get("/api/v2/routing/skills".into(), "/api/v2/routing/skills")
+                .query("pageSize", USER_PAGE_SIZE)
+                .query("pageNumber", number)
+        })
+        .await
+    }
+
+    /// The truth of one user's skills (`expand=skills` is best effort; this is not).
+    pub async fn user_skills(&self, user_id: &str) -> Result<Vec<UserRoutingSkill>, ApiError> {
+        let path = format!("/api/v2/users/{}/routingskills", encode(user_id));
+        self.all_pages(|number| {
+            ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills")
+                .query("pageSize", USER_SKILLS_PAGE_SIZE)
+                .query("pageNumber", number)
+        })
+        .await
+    }
+
+    /// Upserts the listed skills with `PATCH …/routingskills/bulk`, 50 per call. Never the
+    /// replacing `PUT …/bulk`. Absolute values, so a retried write is harmless.
+    /// Returns the user's skills as the last call reported them.
+    pub async fn patch_user_skills(
+        &self,
+        user_id: &str,
+        skills: &[UserRoutingSkillPost],
+    ) -> Result<Vec<UserRoutingSkill>, ApiError> {
+        let endpoint = "PATCH /api/v2/users/{id}/routingskills/bulk";
+        if let Some(bad) = skills.iter().find(|s| !(0.0..=5.0).contains(&s.proficiency)) {
+            return Err(ApiError::Invalid {
+                endpoint: endpoint.into(),
+                reason: format!("proficiency {} of skill {} is outside 0.0–5.0", bad.proficiency, bad.id),
+            });
+        }
+        let path = format!("/api/v2/users/{}/routingskills/bulk", encode(user_id));
+        let mut last = Vec::new();
+        for chunk in skills.chunks(BULK_SKILLS_MAX) {
+            let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
+                .with_json(Method::PATCH, &chunk)?;
+            let listing: Listing<UserRoutingSkill> = self.t().json(&request).await?;
+            last = listing.entities;
+        }
+        Ok(last)
+    }
+
+    /// User ids of a queue's members.
+    pub async fn queue_member_ids(&self, queue_id: &str) -> Result<Vec<String>, ApiError> {
+        let path = format!("/api/v2/routing/queues/{}/members", encode(queue_id));
+        let members: Vec<QueueMember> = self
+            .all_pages(|number| {
+                ApiRequest::get(path.clone(), "/api/v2/routing/queues/{id}/members")
+                    .query("pageSize", MEMBER_PAGE_SIZE)
+                    .query("pageNumber", number)
+            })
+            .await?;
+        Ok(members.into_iter().map(|m| m.user.map_or(m.id, |u| u.id)).collect())
+    }
+
+    /// User ids of a group's individual members.
+    pub async fn group_member_ids(&self, group_id: &str) -> Result<Vec<String>, ApiError> {
+        let path = format!("/api/v2/groups/{}/individuals", encode(group_id));
+        let users: Vec<User> = self
+            .all_pages(|number| {
+                ApiRequest::get(path.clone(), "/api/v2/groups/{id}/individuals")
+                    .query("pageSize", MEMBER_PAGE_SIZE)
+                    .query("pageNumber", number)
+            })
+            .await?;
+        Ok(users.into_iter().map(|u| u.id).collect())
+    }
+
+    /// One synchronous aggregate query (read-only, so retried like a GET).
+    pub async fn aggregates(
+        &self,
+        source: AggregateSource,
+        query: &AggregationQuery,
+    ) -> Result<AggregateResponse, ApiError> {
+        let request = ApiRequest::get(source.path().into(), source.path()).with_json(Method::POST, query)?;
+        self.t().json(&request).await
+    }
+
+    /// `POST /api/v2/taskmanagement/workitems`. Not idempotent: only retried when the server
+    /// cannot have acted (429, connection refused). Callers de-duplicate by `externalTag`.
+    pub async fn create_workitem(&self, body: &WorkitemCreate) -> Result<Workitem, ApiError> {
+        let request = ApiRequest::get("/api/v2/taskmanagement/workitems".into(), "/api/v2/taskmanagement/workitems")
+            .with_json(Method::POST, body)?
+            .not_idempotent();
+        self.t().json(&request).await
+    }
+
+    /// Workitems whose `externalTag` is one of `tags` (batched, all pages).
+    pub async fn workitems_by_external_tag(&self, tags: &[String]) -> Result<Vec<Workitem>, ApiError> {
+        let mut found = Vec::new();
+        for batch in tags.chunks(WORKITEM_TAGS_PER_QUERY) {
+            let mut after = None;
+            loop {
+                let body = WorkitemQuery {
+                    filters: vec![WorkitemFilter {
+                        name: "externalTag".into(),
+                        kind: "String".into(),
+                        operator: "IN".into(),
+                        values: batch.to_vec(),
+                    }],
+                    page_size: WORKITEM_PAGE_SIZE,
+                    after: after.take(),
+                };
+                let request = ApiRequest::get(
+                    "/api/v2/taskmanagement/workitems/query".into(),
+                    "/api/v2/taskmanagement/workitems/query",
+                )
+                .with_json(Method::POST, &body)?;
+                let page: WorkitemQueryResponse = self.t().json(&request).await?;
+                let more = page.after.filter(|a| !a.is_empty() && !page.entities.is_empty());
+                found.extend(page.entities);
+                match more {
+                    Some(cursor) => after = Some(cursor),
+                    None => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// `GET /api/v2/taskmanagement/workitems/{id}`.
+    pub async fn workitem(&self, id: &str) -> Result<Workitem, ApiError> {
+        let request = ApiRequest::get(
+            format!("/api/v2/taskmanagement/workitems/{}", encode(id)),
+            "/api/v2/taskmanagement/workitems/{id}",
+        );
+        self.t().json(&request).await
+    }
+
+    /// The statuses of a worktype (to tell "approved" from "rejected" closes).
+    pub async fn worktype_statuses(&self, worktype_id: &str) -> Result<Vec<WorkitemStatus>, ApiError> {
+        let request = ApiRequest::get(
+            format!("/api/v2/taskmanagement/worktypes/{}/statuses", encode(worktype_id)),
+            "/api/v2/taskmanagement/worktypes/{id}/statuses",
+        );
+        let listing: Listing<WorkitemStatus> = self.t().json(&request).await?;
+        Ok(listing.entities)
+    }
+
+    /// Fetches page 1, then the remaining pages concurrently (bounded by the client's limits).
+    async fn all_pages<T, F>(&self, page: F) -> Result<Vec<T>, ApiError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u32) -> ApiRequest,
+    {
+        let first: Listing<T> = self.t().json(&page(1)).await?;
+        let mut items = first.entities;
+        match first.page_count {
+            Some(count) if count > 1 => {
+                let width = self.t().permits.available_permits().max(1);
+                let rest: Vec<Listing<T>> = stream::iter(2..=count)
+                    .map(|n| {
+                        let request = page(n);
+                        async move { self.t().json::<Listing<T>>(&request).await }
+                    })
+                    .buffered(width)
+                    .try_collect()
+                    .await?;
+                for listing in rest {
+                    items.extend(listing.entities);
+                }
+            }
+            Some(_) => {}
+            None => {
+                // No page count: follow pages until one comes back empty or says it is last.
+                let mut number = 1;
+                let mut more = first.next_uri.is_some();
+                while more {
+                    number += 1;
+                    let next: Listing<T> = self.t().json(&page(number)).await?;
+                    more = !next.entities.is_empty() && next.has_more(number);
+                    items.extend(next.entities);
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// Percent-encodes one path segment (ids are UUIDs, but never trust data).
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}

@@ -1,0 +1,247 @@
+//! OAuth client-credentials tokens: fetched once for many callers, refreshed ahead of expiry.
+//!
+//! - `POST https://login.<domain>/oauth/token` with HTTP Basic auth and
+//!   `grant_type=client_credentials` (no scope: roles on the OAuth client decide access).
+//! - Single flight: the state lock is held while a token is fetched, so 50 callers that find
+//!   the token missing cause one request, not 50.
+//! - A background task refreshes `refresh_margin` before `expires_in` runs out; when that
+//!   fails it keeps the old token (still valid) and tries again with backoff.
+//! - A 401 invalidates only the token that was refused (by generation), so a late 401 for an
+//!   old token never throws away a fresh one.
+
+use super::error::{ApiError, AuthErrorBody};
+use super::stats::ApiStats;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// The OAuth client's id and secret. `Debug` shows the id only.
+#[derive(Clone)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A bearer token handed to one request. `Debug` never shows the token.
+#[derive(Clone)]
+pub struct AccessToken {
+    value: Arc<SecretString>,
+    generation: u64,
+}
+
+impl AccessToken {
+    pub(crate) fn bearer(&self) -> &str {
+        self.value.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessToken(generation {}, [REDACTED])", self.generation)
+    }
+}
+
+struct Cached {
+    token: AccessToken,
+    expires_at: Instant,
+    refresh_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct AuthResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Obtains and caches access tokens.
+pub struct TokenManager {
+    http: reqwest::Client,
+    token_url: String,
+    credentials: Credentials,
+    refresh_margin: Duration,
+    state: Mutex<Option<Cached>>,
+    generation: std::sync::atomic::AtomicU64,
+    stats: Arc<ApiStats>,
+    /// Set once a token was obtained (readiness).
+    ever_obtained: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("token_url", &self.token_url)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens this close to expiry are not handed out (a request takes time to arrive).
+const MIN_REMAINING: Duration = Duration::from_secs(5);
+
+impl TokenManager {
+    pub fn new(
+        http: reqwest::Client,
+        token_url: String,
+        credentials: Credentials,
+        refresh_margin: Duration,
+        stats: Arc<ApiStats>,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            credentials,
+            refresh_margin,
+            state: Mutex::new(None),
+            generation: Default::default(),
+            stats,
+            ever_obtained: Default::default(),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.credentials.client_id
+    }
+
+    /// True once any token has been obtained.
+    pub fn has_token(&self) -> bool {
+        self.ever_obtained.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A valid token: the cached one, or a freshly fetched one (one fetch for all waiters).
+    pub async fn token(&self) -> Result<AccessToken, ApiError> {
+        let mut state = self.state.lock().await;
+        if let Some(cached) = state.as_ref() {
+            if Instant::now() + MIN_REMAINING < cached.expires_at {
+                return Ok(cached.token.clone());
+            }
+        }
+        let fresh = self.fetch().await?;
+        let token = fresh.token.clone();
+        *state = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forgets `refused` if it is still the current token, so the next call fetches anew.
+    pub async fn invalidate(&self, refused: &AccessToken) {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_some_and(|c| c.token.generation == refused.generation) {
+            *state = None;
+        }
+    }
+
+    /// Refreshes now if the cached token is due; on failure keeps the old one.
+    /// Returns when the next refresh is due.
+    async fn refresh_if_due(&self) -> Result<Instant, ApiError> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if let Some(cached) = state.as_ref() {
+            if now < cached.refresh_at {
+                return Ok(cached.refresh_at);
+            }
+        }
+        let fresh = self.fetch().await?;
+        let next = fresh.refresh_at;
+        *state = Some(fresh);
+        Ok(next)
+    }
+
+    /// Runs until aborted: keeps a token fresh ahead of expiry. Never panics, never exits on error.
+    pub async fn run_refresher(self: Arc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            match self.refresh_if_due().await {
+                Ok(next) => {
+                    failures = 0;
+                    tokio::time::sleep_until(next).await;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let wait = Duration::from_secs(2u64.saturating_pow(failures.min(6)))
+                        .mul_f64(0.5 + fastrand::f64() / 2.0);
+                    tracing::warn!(%error, retry_in_s = wait.as_secs(), "token refresh failed; keeping the current token while it lasts");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Cached, ApiError> {
+        let login_error = |detail: String| ApiError::Login {
+            client_id: self.credentials.client_id.clone(),
+            detail,
+        };
+        let response = self
+            .http
+            .post(&self.token_url)
+            .basic_auth(&self.credentials.client_id, Some(self.credentials.client_secret.expose_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.record_token_request(false);
+                return Err(login_error(format!("cannot reach {}: {}", self.token_url, e.without_url())));
+            }
+        };
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            self.stats.record_token_request(false);
+            let parsed: AuthErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+            let words: Vec<String> = [parsed.error, parsed.error_description.or(parsed.description)]
+                .into_iter()
+                .flatten()
+                .collect();
+            let said = if words.is_empty() { "no error description".to_string() } else { words.join(": ") };
+            return Err(login_error(format!("HTTP {} from {}: {said}", status.as_u16(), self.token_url)));
+        }
+        let parsed: AuthResponse = serde_json::from_slice(&body).map_err(|e| {
+            self.stats.record_token_request(false);
+            login_error(format!("the token response from {} is not valid JSON: {e}", self.token_url))
+        })?;
+        self.stats.record_token_request(true);
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(86_400).max(10));
+        let now = Instant::now();
+        let margin = self.refresh_margin.min(lifetime / 2);
+        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.ever_obtained.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(client_id = %self.credentials.client_id, expires_in_s = lifetime.as_secs(), "obtained an access token");
+        Ok(Cached {
+            token: AccessToken {
+                value: Arc::new(SecretString::from(parsed.access_token)),
+                generation,
+            },
+            expires_at: now + lifetime,
+            refresh_at: now + lifetime - margin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let creds = Credentials { client_id: "my-id".into(), client_secret: SecretString::from("s3cr3t-value") };
+        let token = AccessToken { value: Arc::new(SecretString::from("tok-value")), generation: 3 };
+        let text = format!("{creds:?} {token:?}");
+        assert!(text.contains("my-id"));
+        assert!(!text.contains("s3cr3t-value") && !text.contains("tok-value"), "{text}");
+    }
+}
