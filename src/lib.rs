@@ -4,3 +4,14 @@
 
 pub mod genesys;
 pub mod sim;
+pub mod config;
+pub mod schedule;
+pub mod org;
+pub mod plan;
+pub mod score;
+pub mod collect;
+pub mod history;
+pub mod apply;
+pub mod alert;
+pub mod report;
+pub mod cycle;

@@ -275,12 +275,12 @@ impl GenesysClient {
 
     /// Upserts the listed skills with `PATCH …/routingskills/bulk`, 50 per call. Never the
     /// replacing `PUT …/bulk`. Absolute values, so a retried write is harmless.
-    /// Returns the user's skills as the last call reported them.
+    /// Returns the user's skills as the last call reported them, and its correlation id.
     pub async fn patch_user_skills(
         &self,
         user_id: &str,
         skills: &[UserRoutingSkillPost],
-    ) -> Result<Vec<UserRoutingSkill>, ApiError> {
+    ) -> Result<(Vec<UserRoutingSkill>, Option<String>), ApiError> {
         let endpoint = "PATCH /api/v2/users/{id}/routingskills/bulk";
         if let Some(bad) = skills.iter().find(|s| !(0.0..=5.0).contains(&s.proficiency)) {
             return Err(ApiError::Invalid {
@@ -289,12 +289,12 @@ impl GenesysClient {
             });
         }
         let path = format!("/api/v2/users/{}/routingskills/bulk", encode(user_id));
-        let mut last = Vec::new();
+        let mut last = (Vec::new(), None);
         for chunk in skills.chunks(BULK_SKILLS_MAX) {
             let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
                 .with_json(Method::PATCH, &chunk)?;
-            let listing: Listing<UserRoutingSkill> = self.t().json(&request).await?;
-            last = listing.entities;
+            let (listing, correlation): (Listing<UserRoutingSkill>, _) = self.t().json_traced(&request).await?;
+            last = (listing.entities, correlation);
         }
         Ok(last)
     }

@@ -94,12 +94,20 @@ impl Transport {
 
     /// Sends and decodes a JSON answer.
     pub async fn json<T: DeserializeOwned>(&self, request: &ApiRequest) -> Result<T, ApiError> {
+        self.json_traced(request).await.map(|(value, _)| value)
+    }
+
+    /// As [`Transport::json`], also returning the answer's correlation id (for the ledger).
+    pub async fn json_traced<T: DeserializeOwned>(&self, request: &ApiRequest) -> Result<(T, Option<String>), ApiError> {
         let response = self.send(request).await?;
-        serde_json::from_slice(&response.body).map_err(|e| ApiError::Decode {
-            endpoint: request.label(),
-            reason: e.to_string(),
-            correlation_id: response.correlation_id,
-        })
+        match serde_json::from_slice(&response.body) {
+            Ok(value) => Ok((value, response.correlation_id)),
+            Err(e) => Err(ApiError::Decode {
+                endpoint: request.label(),
+                reason: e.to_string(),
+                correlation_id: response.correlation_id,
+            }),
+        }
     }
 
     async fn attempt(&self, request: &ApiRequest) -> Attempt<ApiResponse> {

@@ -1,0 +1,163 @@
+//! Alert: tell supervisors about big changes through the channels that exist
+//! (`shared/genesys-api.md` §5 — there is no "create alert" API):
+//! - a Task Management workitem per over-threshold change, assigned to the agent's manager
+//!   (or a queue), carrying our change id in `externalTag`: we query that tag first, so a
+//!   retry or a restart never files it twice;
+//! - a webhook digest per cycle (Slack-compatible `{"text": …}` by default, or JSON);
+//! - always the log.
+//!
+//! Alert failures are retried and reported, and never undo the writes.
+
+use crate::config::{AlertSettings, WebhookFormat};
+use crate::genesys::models::WorkitemCreate;
+use crate::genesys::GenesysClient;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One over-threshold change to tell a supervisor about.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertItem {
+    pub change_id: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub manager_id: Option<String>,
+    pub skill_name: String,
+    pub current: f64,
+    pub target: f64,
+    /// What was (or, held for review, would be) written.
+    pub proposed: f64,
+    pub held_for_review: bool,
+    pub explanation: String,
+}
+
+/// What filing one workitem came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filed {
+    Created(String),
+    /// Found by `externalTag`: filed by an earlier attempt or run.
+    AlreadyThere(String),
+    Failed(String),
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
+    let w = &settings.workitem;
+    let verb = if item.held_for_review { "Approve" } else { "Review" };
+    let name = format!(
+        "{verb} skill change: {} / {} {:.2} → {:.2}",
+        item.agent_name, item.skill_name, item.current, item.proposed
+    );
+    let description = if item.held_for_review {
+        format!(
+            "skill-tuner proposes {:.2} → {:.2} (target {:.2}, threshold {:.2}); NOT applied until this workitem is closed as approved. Why: {}",
+            item.current, item.proposed, item.target, settings.threshold, item.explanation
+        )
+    } else {
+        format!(
+            "skill-tuner changed {:.2} → {:.2} (target {:.2} is {:.2} away, threshold {:.2}). Why: {}",
+            item.current, item.proposed, item.target, (item.target - item.current).abs(), settings.threshold, item.explanation
+        )
+    };
+    let assignee = if w.assign_to_manager { item.manager_id.clone() } else { None };
+    let queue = if assignee.is_none() { w.queue_id.clone() } else { None };
+    let due = chrono::Utc::now() + chrono::Duration::days(i64::from(w.due_in_days));
+    WorkitemCreate {
+        name: clip(&name, 256),
+        type_id: w.worktype_id.clone(),
+        description: Some(clip(&description, 512)),
+        assignee_id: assignee,
+        queue_id: queue,
+        priority: Some(w.priority),
+        date_due: Some(due.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        external_tag: Some(item.change_id.clone()),
+        custom_fields: None,
+    }
+}
+
+/// Files one workitem per item, skipping those whose `externalTag` already exists.
+pub async fn file_workitems(client: &GenesysClient, settings: &AlertSettings, items: &[AlertItem]) -> Vec<(String, Filed)> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let tags: Vec<String> = items.iter().map(|i| i.change_id.clone()).collect();
+    let existing: HashMap<String, String> = match client.workitems_by_external_tag(&tags).await {
+        Ok(found) => found.into_iter().filter_map(|w| w.external_tag.map(|t| (t, w.id))).collect(),
+        Err(e) => {
+            // Without the check we could file twice; report instead.
+            let reason = format!("cannot check for existing workitems: {e}");
+            return items.iter().map(|i| (i.change_id.clone(), Filed::Failed(reason.clone()))).collect();
+        }
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        if let Some(id) = existing.get(&item.change_id) {
+            results.push((item.change_id.clone(), Filed::AlreadyThere(id.clone())));
+            continue;
+        }
+        let body = workitem_body(settings, item);
+        let filed = match client.create_workitem(&body).await {
+            Ok(w) => Filed::Created(w.id),
+            Err(first) => {
+                // The create may have landed before the error: look before trying again.
+                match client.workitems_by_external_tag(std::slice::from_ref(&item.change_id)).await {
+                    Ok(found) if !found.is_empty() => Filed::AlreadyThere(found[0].id.clone()),
+                    Ok(_) if first.status().is_none_or(|s| s >= 500 || s == 429) => {
+                        match client.create_workitem(&body).await {
+                            Ok(w) => Filed::Created(w.id),
+                            Err(e) => Filed::Failed(e.to_string()),
+                        }
+                    }
+                    _ => Filed::Failed(first.to_string()),
+                }
+            }
+        };
+        match &filed {
+            Filed::Created(id) => tracing::info!(change = %item.change_id, workitem = %id, agent = %item.agent_name, skill = %item.skill_name, "filed a review workitem"),
+            Filed::AlreadyThere(id) => tracing::debug!(change = %item.change_id, workitem = %id, "review workitem already filed"),
+            Filed::Failed(e) => tracing::warn!(change = %item.change_id, error = %e, "could not file a review workitem"),
+        }
+        results.push((item.change_id.clone(), filed));
+    }
+    results
+}
+
+/// The digest as the configured format wants it.
+pub fn digest_body(format: WebhookFormat, text: &str, report: &serde_json::Value) -> serde_json::Value {
+    match format {
+        WebhookFormat::Slack => serde_json::json!({ "text": text }),
+        WebhookFormat::Json => report.clone(),
+    }
+}
+
+/// Posts the digest, retrying 5xx and connection errors a few times. Returns the error text
+/// when it finally failed (reported, never fatal).
+pub async fn post_webhook(url: &str, body: &serde_json::Value) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+        }
+        match http.post(url).json(body).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                last = format!("webhook answered HTTP {}", r.status().as_u16());
+            }
+            Ok(r) => return Err(format!("webhook answered HTTP {}", r.status().as_u16())),
+            Err(e) => last = format!("webhook: {}", e.without_url()),
+        }
+    }
+    Err(last)
+}

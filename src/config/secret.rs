@@ -1,0 +1,88 @@
+//! Where the OAuth client secret comes from: a systemd credential, a file, or an environment
+//! variable — never the command line or the config file itself, and never printed.
+
+use super::{ConfigError, GenesysSettings};
+use secrecy::SecretString;
+use std::path::Path;
+
+/// The systemd credential name (`LoadCredential=client_secret:/etc/skill-tuner/secret`).
+pub const CREDENTIAL_NAME: &str = "client_secret";
+
+/// Where a secret was found (for logs: the place, never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    SystemdCredential(std::path::PathBuf),
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::SystemdCredential(p) => write!(f, "systemd credential {}", p.display()),
+            SecretSource::File(p) => write!(f, "file {}", p.display()),
+            SecretSource::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+/// Finds the client secret: `$CREDENTIALS_DIRECTORY/client_secret`, then
+/// `genesys.client_secret_file`, then the variable named by `genesys.client_secret_env`.
+pub fn load_client_secret(g: &GenesysSettings) -> Result<(SecretString, SecretSource), ConfigError> {
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(&dir).join(CREDENTIAL_NAME);
+        if path.exists() {
+            let secret = read_secret_file(&path, false)?;
+            return Ok((secret, SecretSource::SystemdCredential(path)));
+        }
+    }
+    if let Some(path) = &g.client_secret_file {
+        let secret = read_secret_file(path, g.strict_file_permissions)?;
+        return Ok((secret, SecretSource::File(path.clone())));
+    }
+    match std::env::var(&g.client_secret_env) {
+        Ok(value) if !value.trim().is_empty() => {
+            Ok((SecretString::from(value.trim().to_string()), SecretSource::Env(g.client_secret_env.clone())))
+        }
+        _ => Err(ConfigError::Secret(format!(
+            "no client secret for OAuth client `{}`: set the environment variable {}, or `genesys.client_secret_file`, or a systemd credential named `{CREDENTIAL_NAME}`",
+            g.client_id, g.client_secret_env
+        ))),
+    }
+}
+
+/// Reads a secret file; warns (or, strict, refuses) when others may read it.
+pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, ConfigError> {
+    check_private(path, strict)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Secret(format!("cannot read the client secret file {}: {e}", path.display())))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(ConfigError::Secret(format!("the client secret file {} is empty", path.display())));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+/// Warns (or refuses, when `strict`) if group or others may read `path`.
+pub fn check_private(path: &Path, strict: bool) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                let message = format!(
+                    "{} is readable by group or others (mode {:03o}); run `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                );
+                if strict {
+                    return Err(ConfigError::Secret(message));
+                }
+                tracing::warn!("{message}");
+            }
+        }
+    }
+    Ok(())
+}

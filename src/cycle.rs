@@ -1,0 +1,489 @@
+//! One adjustment cycle, top to bottom:
+//!
+//! 1. **collect** the in-scope agents, their current skills and their metrics;
+//! 2. **score** and 3. **plan** with the guardrails, then the blast-radius breaker;
+//! 4. **apply** one bulk write per changed agent, re-reading first so that a person's edit
+//!    is never overwritten — after recording the whole plan in the ledger (write-ahead);
+//! 5. **alert** supervisors about over-threshold changes (workitems, webhook digest, log);
+//! 6. **report** what happened.
+//!
+//! `plan` mode stops after step 3 and writes nothing to the org.
+
+use crate::alert::{self, AlertItem, Filed};
+use crate::apply::{self, Outcome, WriteItem};
+use crate::collect::{self, CollectError};
+use crate::config::Settings;
+use crate::genesys::GenesysClient;
+use crate::history::{ChangeRecord, ChangeStatus, Ledger, LedgerError};
+use crate::org::Snapshot;
+use crate::plan::{self, Decision, Keep, Plan, PlannedItem};
+use crate::report::{ChangeLine, CycleReport};
+use futures_util::stream::{self, StreamExt};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Why the cycle runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Dry run: plan and report, write nothing.
+    Plan,
+    /// One real cycle from the command line.
+    Once,
+    /// A cycle started by the daemon's schedule (or SIGUSR1 / `POST /run`).
+    Scheduled,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plan => "plan",
+            Mode::Once => "once",
+            Mode::Scheduled => "scheduled",
+        }
+    }
+}
+
+/// Asks a running cycle to stop starting new writes (SIGTERM). Writes in flight finish.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a cycle could not run at all (writes it did make are in the ledger either way).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Our id for a change: the same inputs give the same id, so a retried or restarted cycle
+/// recognises its own workitems (`externalTag`) and ledger rows.
+pub fn change_id(agent_id: &str, skill_id: &str, before: f64, after: f64, interval: &str) -> String {
+    let text = format!("{agent_id}|{skill_id}|{before:.4}|{after:.4}|{interval}");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("st-{hash:016x}")
+}
+
+/// Runs one cycle and returns its report. The report is also recorded in the ledger.
+pub async fn run_cycle(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    mode: Mode,
+    stop: &StopSignal,
+) -> Result<CycleReport, CycleError> {
+    let started = std::time::Instant::now();
+    let stats_before = client.stats();
+    let run_id = ledger.begin_run(mode.as_str(), &settings.fingerprint(), None)?;
+    let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
+    let _enter = span.enter();
+    let mut report = CycleReport {
+        run_id,
+        mode: mode.as_str().into(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        ..CycleReport::default()
+    };
+    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.api = client.stats().since(&stats_before);
+    report.api_calls_total = report.api.total_calls();
+    if let Err(e) = &result {
+        report.outcome = "failed".into();
+        report.error = Some(e.to_string());
+    }
+    let summary = serde_json::to_value(summary_of(&report)).unwrap_or_default();
+    ledger.finish_run(run_id, &report.outcome, &summary)?;
+    tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished");
+    result.map(|()| report)
+}
+
+async fn cycle_steps(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    mode: Mode,
+    stop: &StopSignal,
+    run_id: i64,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let concurrency = settings.genesys.max_concurrency;
+
+    // 1. collect
+    let snapshot = collect::collect(client, &settings.scope, &settings.metrics, concurrency, chrono::Utc::now()).await?;
+    report.interval = snapshot.interval.clone();
+
+    // 2–3. score and plan (held proposals wait for their review)
+    let held = ledger.held_changes()?;
+    let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
+    park_pending_reviews(&mut plan, &snapshot, &held);
+    let rows = change_rows(&snapshot, &plan, settings, run_id);
+    summarise_plan(report, &plan, &rows);
+
+    if let Some(trip) = &plan.breaker {
+        tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
+        let skipped: Vec<ChangeRecord> = rows
+            .iter()
+            .map(|r| ChangeRecord { status: ChangeStatus::Skipped, detail: Some(format!("breaker: {}", trip.rule)), ..r.clone() })
+            .collect();
+        ledger.record_plan(&skipped)?;
+        report.outcome = "breaker".into();
+        set_lines(report, &skipped, settings);
+        if mode != Mode::Plan {
+            send_digest(settings, report).await;
+        }
+        return Ok(());
+    }
+
+    // Write-ahead: the whole plan is on disk before the first write.
+    ledger.record_plan(&rows)?;
+    if mode == Mode::Plan {
+        report.outcome = "dry_run".into();
+        set_lines(report, &rows, settings);
+        return Ok(());
+    }
+
+    // 4. apply (earlier proposals approved since, then this plan)
+    let approved = resolve_reviews(client, settings, ledger, &held).await?;
+    report.approved_applied = approved;
+    let outcomes = apply_rows(client, settings, ledger, &snapshot, &plan, &rows, stop, run_id).await?;
+    let mut final_rows = rows.clone();
+    for row in &mut final_rows {
+        if let Some((status, detail)) = outcomes.get(&row.change_id) {
+            row.status = *status;
+            row.detail.clone_from(detail);
+        }
+    }
+    report.conflicts = final_rows.iter().filter(|r| r.status == ChangeStatus::Conflict).count();
+    report.failed = final_rows.iter().filter(|r| r.status == ChangeStatus::Failed).count();
+    let stopped = final_rows.iter().any(|r| r.status == ChangeStatus::Skipped);
+    report.outcome = if report.failed > 0 || stopped { "partial".into() } else { "ok".into() };
+
+    // 5. alert
+    alert_supervisors(client, settings, ledger, &snapshot, &final_rows, run_id, report).await?;
+    set_lines(report, &final_rows, settings);
+    send_digest(settings, report).await;
+    Ok(())
+}
+
+/// Changes whose agent and skill have a proposal waiting for review are not re-proposed.
+fn park_pending_reviews(plan: &mut Plan, snapshot: &Snapshot, held: &[ChangeRecord]) {
+    let waiting: HashSet<(&str, &str)> = held.iter().map(|h| (h.agent_id.as_str(), h.skill_id.as_str())).collect();
+    if waiting.is_empty() {
+        return;
+    }
+    for item in &mut plan.items {
+        let agent = &snapshot.agents[item.agent as usize].id;
+        let skill = &snapshot.skills[usize::from(item.skill)].id;
+        if matches!(item.decision, Decision::Change { .. }) && waiting.contains(&(agent.as_str(), skill.as_str())) {
+            item.decision = Decision::Keep(Keep::PendingReview);
+        }
+    }
+}
+
+/// Ledger rows for the plan's changes (`planned`, or `held` when waiting for review).
+fn change_rows(snapshot: &Snapshot, plan: &Plan, settings: &Settings, run_id: i64) -> Vec<ChangeRecord> {
+    plan.changes()
+        .filter_map(|item| {
+            let to = item.proposed()?;
+            let agent = &snapshot.agents[item.agent as usize];
+            let skill = &snapshot.skills[usize::from(item.skill)];
+            let over = item.gap() >= settings.alerts.threshold;
+            let held = over && settings.alerts.hold_for_review;
+            Some(ChangeRecord {
+                change_id: change_id(&agent.id, &skill.id, item.current, to, &snapshot.interval),
+                run_id,
+                agent_id: agent.id.clone(),
+                agent_name: agent.name.clone(),
+                skill_id: skill.id.clone(),
+                skill_name: skill.name.clone(),
+                before: item.current,
+                after: to,
+                target: item.target(),
+                score: item.score.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+                reason: reason_of(item),
+                status: if held { ChangeStatus::Held } else { ChangeStatus::Planned },
+                correlation_id: None,
+                detail: None,
+                workitem_id: None,
+            })
+        })
+        .collect()
+}
+
+fn reason_of(item: &PlannedItem) -> String {
+    match &item.score {
+        Some(score) => score.explain(),
+        None => "no score".into(),
+    }
+}
+
+fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord]) {
+    report.agents_considered = plan.agents_considered;
+    report.agents_changed = plan.agents_changing();
+    report.skills_up = rows.iter().filter(|r| r.after > r.before).count();
+    report.skills_down = rows.iter().filter(|r| r.after < r.before).count();
+    report.held_for_review = rows.iter().filter(|r| r.status == ChangeStatus::Held).count();
+    report.threshold_crossings = plan.threshold_crossings;
+    report.breaker = plan.breaker.clone();
+    let mut skipped = BTreeMap::new();
+    for (label, n) in plan.keep_counts() {
+        if matches!(label, "dead_band" | "at_target") {
+            report.unchanged += n;
+        } else {
+            skipped.insert(label.to_string(), n);
+        }
+    }
+    report.skipped = skipped;
+}
+
+fn set_lines(report: &mut CycleReport, rows: &[ChangeRecord], settings: &Settings) {
+    report.changes = rows
+        .iter()
+        .map(|r| ChangeLine {
+            change_id: r.change_id.clone(),
+            agent_id: r.agent_id.clone(),
+            agent: r.agent_name.clone(),
+            skill: r.skill_name.clone(),
+            current: r.before,
+            target: r.target,
+            proposed: r.after,
+            status: r.status.as_str().into(),
+            alert: r.target.is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold),
+            reason: match &r.detail {
+                Some(d) => format!("{} [{d}]", r.reason),
+                None => r.reason.clone(),
+            },
+        })
+        .collect();
+}
+
+/// Writes the plan's `planned` rows, one bulk write per agent, concurrently within the
+/// client's limits. Each agent's outcome is recorded as soon as the API answered.
+#[allow(clippy::too_many_arguments)]
+async fn apply_rows(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    rows: &[ChangeRecord],
+    stop: &StopSignal,
+    run_id: i64,
+) -> Result<BTreeMap<String, (ChangeStatus, Option<String>)>, CycleError> {
+    let held: HashSet<&str> = rows.iter().filter(|r| r.status == ChangeStatus::Held).map(|r| r.change_id.as_str()).collect();
+    let mut by_agent: BTreeMap<&str, Vec<WriteItem>> = BTreeMap::new();
+    let targets: BTreeMap<&str, &PlannedItem> = rows.iter().map(|r| r.change_id.as_str()).zip(plan.changes()).collect();
+    for row in rows.iter().filter(|r| !held.contains(r.change_id.as_str())) {
+        let item = targets.get(row.change_id.as_str());
+        by_agent.entry(row.agent_id.as_str()).or_default().push(WriteItem {
+            change_id: row.change_id.clone(),
+            skill_id: row.skill_id.clone(),
+            before: row.before,
+            after: row.after,
+            held: item.is_none_or(|i| i.held),
+            target: row.target,
+            policy: settings.policy.for_skill(&row.skill_name),
+        });
+    }
+    let _ = snapshot;
+    let mut results = BTreeMap::new();
+    let mut writes = stream::iter(by_agent)
+        .map(|(agent_id, items)| async move {
+            if stop.is_requested() {
+                let skipped = items.iter().map(|i| (i.change_id.clone(), None)).collect::<Vec<_>>();
+                return (agent_id, skipped);
+            }
+            let outcomes = apply::write_agent(client, &settings.apply, agent_id, &items).await;
+            (agent_id, outcomes.into_iter().map(|(id, o)| (id, Some(o))).collect())
+        })
+        .buffer_unordered(settings.genesys.max_concurrency.max(1));
+    while let Some((agent_id, outcomes)) = writes.next().await {
+        for (change_id, outcome) in outcomes {
+            let (status, correlation, detail) = match outcome {
+                None => (ChangeStatus::Skipped, None, Some("shutdown requested before this agent's write".to_string())),
+                Some(Outcome::Applied { value, correlation_id }) => {
+                    (ChangeStatus::Applied, correlation_id, Some(format!("applied {value:.2}")))
+                }
+                Some(Outcome::Conflict { found }) => (
+                    ChangeStatus::Conflict,
+                    None,
+                    Some(format!("a person set {} since our read; left alone", found.map_or("nothing".into(), |f| format!("{f:.2}")))),
+                ),
+                Some(Outcome::Failed { error, correlation_id }) => {
+                    tracing::warn!(agent = agent_id, %error, "write failed");
+                    (ChangeStatus::Failed, correlation_id, Some(error))
+                }
+            };
+            ledger.mark(run_id, &[change_id.as_str()], status, correlation.as_deref(), detail.as_deref())?;
+            results.insert(change_id, (status, detail));
+        }
+    }
+    Ok(results)
+}
+
+/// Applies earlier held proposals whose workitem was closed as approved (if the skill still
+/// holds the value they were planned from); marks rejected ones. Returns how many applied.
+async fn resolve_reviews(client: &GenesysClient, settings: &Settings, ledger: &Ledger, held: &[ChangeRecord]) -> Result<usize, CycleError> {
+    let w = &settings.alerts.workitem;
+    if held.is_empty() || !w.enabled {
+        return Ok(0);
+    }
+    let statuses = match client.worktype_statuses(&w.worktype_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the worktype's statuses; held changes stay held");
+            return Ok(0);
+        }
+    };
+    let approved_ids: HashSet<String> = statuses
+        .iter()
+        .filter(|s| w.approved_statuses.iter().any(|a| a.eq_ignore_ascii_case(&s.name)))
+        .map(|s| s.id.clone())
+        .collect();
+    let tags: Vec<String> = held.iter().map(|h| h.change_id.clone()).collect();
+    let items = match client.workitems_by_external_tag(&tags).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot query review workitems; held changes stay held");
+            return Ok(0);
+        }
+    };
+    let mut applied = 0;
+    for change in held {
+        let Some(item) = items.iter().find(|i| i.external_tag.as_deref() == Some(change.change_id.as_str())) else { continue };
+        if item.status_category.as_deref() != Some("Closed") {
+            continue;
+        }
+        let approved = item.status.as_ref().is_some_and(|s| approved_ids.contains(&s.id));
+        if !approved {
+            ledger.mark(change.run_id, &[change.change_id.as_str()], ChangeStatus::Rejected, None, Some("review workitem closed without approval"))?;
+            continue;
+        }
+        let policy = settings.policy.for_skill(&change.skill_name);
+        let write = WriteItem {
+            change_id: change.change_id.clone(),
+            skill_id: change.skill_id.clone(),
+            before: change.before,
+            after: change.after,
+            held: true,
+            target: change.target,
+            policy,
+        };
+        // Approval is for exactly this change: a person's edit since is never overwritten.
+        let apply_settings = crate::config::ApplySettings { verify_before_write: true, on_conflict: crate::config::OnConflict::Skip, ..settings.apply.clone() };
+        let outcome = apply::write_agent(client, &apply_settings, &change.agent_id, std::slice::from_ref(&write)).await;
+        let (status, correlation, detail) = match outcome.into_iter().next().map(|(_, o)| o) {
+            Some(Outcome::Applied { correlation_id, .. }) => {
+                applied += 1;
+                (ChangeStatus::Applied, correlation_id, "approved in review; applied".to_string())
+            }
+            Some(Outcome::Conflict { .. }) => (ChangeStatus::Conflict, None, "approved, but a person changed the skill since; left alone".to_string()),
+            Some(Outcome::Failed { error, correlation_id }) => (ChangeStatus::Failed, correlation_id, error),
+            None => continue,
+        };
+        ledger.mark(change.run_id, &[change.change_id.as_str()], status, correlation.as_deref(), Some(&detail))?;
+    }
+    Ok(applied)
+}
+
+/// Files workitems for over-threshold changes (applied or held) and logs every one.
+async fn alert_supervisors(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    snapshot: &Snapshot,
+    rows: &[ChangeRecord],
+    run_id: i64,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let managers: BTreeMap<&str, Option<&String>> = snapshot.agents.iter().map(|a| (a.id.as_str(), a.manager_id.as_ref())).collect();
+    let items: Vec<AlertItem> = rows
+        .iter()
+        .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
+        .filter(|r| r.target.is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold))
+        .map(|r| AlertItem {
+            change_id: r.change_id.clone(),
+            agent_id: r.agent_id.clone(),
+            agent_name: r.agent_name.clone(),
+            manager_id: managers.get(r.agent_id.as_str()).copied().flatten().cloned(),
+            skill_name: r.skill_name.clone(),
+            current: r.before,
+            target: r.target.unwrap_or(r.after),
+            proposed: r.after,
+            held_for_review: r.status == ChangeStatus::Held,
+            explanation: r.reason.clone(),
+        })
+        .collect();
+    report.alerts.over_threshold = items.len();
+    for item in &items {
+        tracing::info!(agent = %item.agent_name, skill = %item.skill_name, current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change");
+    }
+    if !settings.alerts.workitem.enabled {
+        return Ok(());
+    }
+    for (change_id, filed) in alert::file_workitems(client, &settings.alerts, &items).await {
+        match filed {
+            Filed::Created(id) => {
+                report.alerts.workitems_created += 1;
+                ledger.set_workitem(run_id, &change_id, &id)?;
+            }
+            Filed::AlreadyThere(id) => {
+                report.alerts.workitems_existing += 1;
+                ledger.set_workitem(run_id, &change_id, &id)?;
+            }
+            Filed::Failed(_) => report.alerts.workitems_failed += 1,
+        }
+    }
+    Ok(())
+}
+
+async fn send_digest(settings: &Settings, report: &mut CycleReport) {
+    let hook = &settings.alerts.webhook;
+    if !hook.enabled {
+        return;
+    }
+    let json = serde_json::to_value(&*report).unwrap_or_default();
+    let body = alert::digest_body(hook.format, &report.digest_text(), &json);
+    report.alerts.webhook = Some(match alert::post_webhook(&hook.url, &body).await {
+        Ok(()) => "ok".into(),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook digest failed");
+            e
+        }
+    });
+}
+
+/// The counts stored with the run (no per-change lines; those are in `changes`).
+fn summary_of(report: &CycleReport) -> serde_json::Value {
+    serde_json::json!({
+        "agents_considered": report.agents_considered,
+        "agents_changed": report.agents_changed,
+        "skills_up": report.skills_up,
+        "skills_down": report.skills_down,
+        "unchanged": report.unchanged,
+        "skipped": report.skipped,
+        "conflicts": report.conflicts,
+        "failed": report.failed,
+        "held_for_review": report.held_for_review,
+        "approved_applied": report.approved_applied,
+        "breaker": report.breaker,
+        "alerts": report.alerts,
+        "api_calls": report.api_calls_total,
+        "error": report.error,
+    })
+}

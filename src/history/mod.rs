@@ -1,0 +1,361 @@
+//! The ledger: an embedded SQLite database (WAL) that accounts for every proficiency the
+//! daemon plans and writes, so that each run can be listed, diffed and rolled back, and so
+//! that a crash mid-apply is reconciled instead of repeated.
+//!
+//! Write-ahead: a run's whole plan is recorded (`planned`) before its first write; each
+//! change is marked `applied` only after the API confirmed it. A run without `finished_at`
+//! was interrupted; [`Ledger::unfinished_runs`] finds it for reconciliation.
+
+mod schema;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why the ledger could not be used. Without a working ledger nothing is written to the org.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("history database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("history database {path} was written by a newer skill-tuner (schema {found}, this build knows {known})")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("history: {0}")]
+    NotFound(String),
+}
+
+/// Status of one planned change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Recorded before any write (dry runs stay here).
+    Planned,
+    /// The API confirmed the write.
+    Applied,
+    /// A person (or something else) changed the skill after our read: left alone.
+    Conflict,
+    /// The write failed.
+    Failed,
+    /// Not attempted (breaker, shutdown, or found not applied after a crash).
+    Skipped,
+    /// Over the alert threshold with hold-for-review: waits for its workitem's approval.
+    Held,
+    /// Its review workitem was closed as rejected.
+    Rejected,
+}
+
+impl ChangeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeStatus::Planned => "planned",
+            ChangeStatus::Applied => "applied",
+            ChangeStatus::Conflict => "conflict",
+            ChangeStatus::Failed => "failed",
+            ChangeStatus::Skipped => "skipped",
+            ChangeStatus::Held => "held",
+            ChangeStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "planned" => ChangeStatus::Planned,
+            "applied" => ChangeStatus::Applied,
+            "conflict" => ChangeStatus::Conflict,
+            "failed" => ChangeStatus::Failed,
+            "skipped" => ChangeStatus::Skipped,
+            "held" => ChangeStatus::Held,
+            "rejected" => ChangeStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// One change as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRecord {
+    /// Deterministic id (also the workitem `externalTag`).
+    pub change_id: String,
+    pub run_id: i64,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub skill_id: String,
+    pub skill_name: String,
+    pub before: f64,
+    pub after: f64,
+    pub target: Option<f64>,
+    /// The score and its components, as JSON.
+    pub score: Option<serde_json::Value>,
+    pub reason: String,
+    pub status: ChangeStatus,
+    pub correlation_id: Option<String>,
+    pub detail: Option<String>,
+    pub workitem_id: Option<String>,
+}
+
+/// One run as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub mode: String,
+    pub config_hash: String,
+    pub outcome: Option<String>,
+    pub summary: Option<serde_json::Value>,
+    /// For a rollback: the run it undid.
+    pub rollback_of: Option<i64>,
+}
+
+/// The ledger handle (one connection; SQLite serialises writers anyway).
+pub struct Ledger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+impl Ledger {
+    /// Opens (creating and migrating) the database at `path`. Fails clearly on a corrupt,
+    /// locked or newer database.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let err = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        // Touch the file now so corruption is found at open, not mid-cycle.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
+        if check != "ok" {
+            return Err(err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("integrity check failed: {check}")),
+            )));
+        }
+        schema::migrate(&conn, path)?;
+        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory ledger (tests, `demo`).
+    pub fn in_memory() -> Result<Self, LedgerError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+        schema::migrate(&conn, &path)?;
+        Ok(Self { path, conn: Mutex::new(conn) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| LedgerError::Sqlite { path: self.path.clone(), source })
+    }
+
+    /// Starts a run; returns its id.
+    pub fn begin_run(&self, mode: &str, config_hash: &str, rollback_of: Option<i64>) -> Result<i64, LedgerError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
+                params![now_text(), mode, config_hash, rollback_of],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Ends a run with its outcome and summary counts.
+    pub fn finish_run(&self, run_id: i64, outcome: &str, summary: &serde_json::Value) -> Result<(), LedgerError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
+                params![run_id, now_text(), outcome, summary.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records a run's plan in one transaction (write-ahead of any API write).
+    pub fn record_plan(&self, changes: &[ChangeRecord]) -> Result<(), LedgerError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO changes (change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                     ON CONFLICT (run_id, change_id) DO NOTHING",
+                )?;
+                let now = now_text();
+                for ch in changes {
+                    insert.execute(params![
+                        ch.change_id,
+                        ch.run_id,
+                        ch.agent_id,
+                        ch.agent_name,
+                        ch.skill_id,
+                        ch.skill_name,
+                        ch.before,
+                        ch.after,
+                        ch.target,
+                        ch.score.as_ref().map(|s| s.to_string()),
+                        ch.reason,
+                        ch.status.as_str(),
+                        ch.correlation_id,
+                        ch.detail,
+                        ch.workitem_id,
+                        now,
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Sets the status of some of a run's changes (one transaction: one agent's write).
+    pub fn mark(
+        &self,
+        run_id: i64,
+        change_ids: &[&str],
+        status: ChangeStatus,
+        correlation_id: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut update = tx.prepare(
+                    "UPDATE changes SET status = ?3, correlation_id = COALESCE(?4, correlation_id), detail = COALESCE(?5, detail), updated_at = ?6
+                     WHERE run_id = ?1 AND change_id = ?2",
+                )?;
+                let now = now_text();
+                for id in change_ids {
+                    update.execute(params![run_id, id, status.as_str(), correlation_id, detail, now])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Remembers the workitem filed for a change.
+    pub fn set_workitem(&self, run_id: i64, change_id: &str, workitem_id: &str) -> Result<(), LedgerError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE changes SET workitem_id = ?3 WHERE run_id = ?1 AND change_id = ?2",
+                params![run_id, change_id, workitem_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs that started and never finished (crash, kill -9, power loss).
+    pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        self.query_runs("WHERE finished_at IS NULL ORDER BY id", params![])
+    }
+
+    /// The most recent runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+        self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit as i64])
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<RunRecord, LedgerError> {
+        self.query_runs("WHERE id = ?1", params![run_id])?
+            .pop()
+            .ok_or_else(|| LedgerError::NotFound(format!("no run {run_id}")))
+    }
+
+    fn query_runs(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RunRecord>, LedgerError> {
+        self.with(|c| {
+            let sql = format!("SELECT id, started_at, finished_at, mode, config_hash, outcome, summary, rollback_of FROM runs {tail}");
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(args, |r| {
+                let summary: Option<String> = r.get(6)?;
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    mode: r.get(3)?,
+                    config_hash: r.get(4)?,
+                    outcome: r.get(5)?,
+                    summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
+                    rollback_of: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// A run's changes, in plan order.
+    pub fn changes(&self, run_id: i64) -> Result<Vec<ChangeRecord>, LedgerError> {
+        self.query_changes("WHERE run_id = ?1 ORDER BY rowid", params![run_id])
+    }
+
+    /// Changes waiting for review approval, oldest first.
+    pub fn held_changes(&self) -> Result<Vec<ChangeRecord>, LedgerError> {
+        self.query_changes("WHERE status = 'held' ORDER BY rowid", params![])
+    }
+
+    /// Every change, oldest first (export).
+    pub fn all_changes(&self) -> Result<Vec<ChangeRecord>, LedgerError> {
+        self.query_changes("ORDER BY rowid", params![])
+    }
+
+    fn query_changes(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ChangeRecord>, LedgerError> {
+        self.with(|c| {
+            let sql = format!(
+                "SELECT change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id FROM changes {tail}"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(args, |r| {
+                let score: Option<String> = r.get(9)?;
+                let status: String = r.get(11)?;
+                Ok(ChangeRecord {
+                    change_id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    agent_id: r.get(2)?,
+                    agent_name: r.get(3)?,
+                    skill_id: r.get(4)?,
+                    skill_name: r.get(5)?,
+                    before: r.get(6)?,
+                    after: r.get(7)?,
+                    target: r.get(8)?,
+                    score: score.and_then(|s| serde_json::from_str(&s).ok()),
+                    reason: r.get(10)?,
+                    status: ChangeStatus::parse(&status).unwrap_or(ChangeStatus::Failed),
+                    correlation_id: r.get(12)?,
+                    detail: r.get(13)?,
+                    workitem_id: r.get(14)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Whether a change with this id was already applied by any run (never apply twice).
+    pub fn was_applied(&self, change_id: &str) -> Result<bool, LedgerError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM changes WHERE change_id = ?1 AND status = 'applied' LIMIT 1",
+                params![change_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+        })
+    }
+}

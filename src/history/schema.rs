@@ -1,0 +1,57 @@
+//! Schema migrations, versioned in code (`PRAGMA user_version`). Each step runs once, in a
+//! transaction; a database from a newer build is refused rather than guessed at.
+
+use super::LedgerError;
+use rusqlite::Connection;
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and their changes.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        mode TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        outcome TEXT,
+        summary TEXT,
+        rollback_of INTEGER REFERENCES runs(id)
+     );
+     CREATE TABLE changes (
+        change_id TEXT NOT NULL,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        agent_id TEXT NOT NULL,
+        agent_name TEXT NOT NULL,
+        skill_id TEXT NOT NULL,
+        skill_name TEXT NOT NULL,
+        before REAL NOT NULL,
+        after REAL NOT NULL,
+        target REAL,
+        score TEXT,
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL,
+        correlation_id TEXT,
+        detail TEXT,
+        workitem_id TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, change_id)
+     );
+     CREATE INDEX changes_by_status ON changes(status);
+     CREATE INDEX changes_by_change_id ON changes(change_id);
+     CREATE INDEX changes_by_agent_skill ON changes(agent_id, skill_id);",
+];
+
+pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let err = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(LedgerError::TooNew { path: path.to_path_buf(), found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let step = i as i64 + 1;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {step}; COMMIT;"))
+            .map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! What one cycle knows about the org: in-scope agents with their current skills and their
+//! metrics, held compactly (indices, not string keys) so that 100 000 agents fit in a few MB.
+
+use std::collections::HashMap;
+
+/// Index of an agent in [`Snapshot::agents`].
+pub type AgentIx = u32;
+/// Index of a skill in [`Snapshot::skills`].
+pub type SkillIx = u16;
+
+/// A routing skill of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skill {
+    pub id: String,
+    pub name: String,
+}
+
+/// Conversation metrics of one agent on one skill over the look-back window.
+/// Built only from metrics the API returned: an absent metric stays `None`, never zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PairMetrics {
+    /// `tHandle.count`: handled interactions.
+    pub handled: u64,
+    /// `tHandle.sum`, milliseconds.
+    pub handle_ms: f64,
+    /// `nTransferred.count`; `None` when the API returned no such metric for the group.
+    pub transferred: Option<u64>,
+}
+
+impl PairMetrics {
+    /// Average handle time in seconds.
+    pub fn aht_secs(&self) -> Option<f64> {
+        (self.handled > 0).then(|| self.handle_ms / self.handled as f64 / 1000.0)
+    }
+
+    /// Transferred share of handled interactions (0 transfers when the metric is absent but
+    /// interactions were handled: the API omits zero counts).
+    pub fn transfer_rate(&self) -> Option<f64> {
+        (self.handled > 0).then(|| self.transferred.unwrap_or(0) as f64 / self.handled as f64)
+    }
+}
+
+/// A sum and count of scores (evaluations, surveys), per agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreStat {
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl ScoreStat {
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// One in-scope agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub manager_id: Option<String>,
+    pub division_id: Option<String>,
+    /// Skills held now, with the proficiency the plan is computed against.
+    pub skills: Vec<(SkillIx, f64)>,
+    /// Per-skill conversation metrics (only skills with data).
+    pub metrics: Vec<(SkillIx, PairMetrics)>,
+    pub quality: Option<ScoreStat>,
+    pub csat: Option<ScoreStat>,
+}
+
+impl Agent {
+    pub fn proficiency(&self, skill: SkillIx) -> Option<f64> {
+        self.skills.iter().find(|(s, _)| *s == skill).map(|(_, p)| *p)
+    }
+
+    pub fn metrics_for(&self, skill: SkillIx) -> Option<&PairMetrics> {
+        self.metrics.iter().find(|(s, _)| *s == skill).map(|(_, m)| m)
+    }
+}
+
+/// The whole input of one plan.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub skills: Vec<Skill>,
+    pub agents: Vec<Agent>,
+    /// Skills the policy may touch (scope.skills minus scope.exclude_skills).
+    pub tunable: Vec<bool>,
+    /// ISO-8601 `start/end` of the metrics window.
+    pub interval: String,
+    /// Analytics queries that returned no group at all (an outage looks like this).
+    pub empty_queries: usize,
+    pub queries: usize,
+}
+
+impl Snapshot {
+    pub fn skill_index(&self) -> HashMap<&str, SkillIx> {
+        self.skills
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i as SkillIx))
+            .collect()
+    }
+
+    pub fn agent_index(&self) -> HashMap<&str, AgentIx> {
+        self.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.as_str(), i as AgentIx))
+            .collect()
+    }
+}

@@ -1,0 +1,242 @@
+//! Scoring: metrics → a 0..1 score with its components → a target proficiency 0.0–5.0.
+//!
+//! Each component is normalised with one documented curve, a linear ramp:
+//! `1` at `target` or better, `0` at `limit` or worse, linear between; `target < limit`
+//! means lower is better (handle time, transfer rate), `target > limit` higher is better
+//! (quality, CSAT). The score is the weighted mean of the components that have data
+//! (weights renormalised over them), and the target proficiency is `5 × score`, rounded to
+//! the policy's step and clamped to its floor and ceiling. Every score keeps its components
+//! so a person can see why.
+
+use crate::config::{Component, SkillPolicy};
+use crate::org::{Agent, PairMetrics, ScoreStat, SkillIx, Snapshot};
+use serde::Serialize;
+
+/// The linear ramp: 1 at `target` or better, 0 at `limit` or worse.
+pub fn ramp(value: f64, target: f64, limit: f64) -> f64 {
+    if target == limit {
+        return if value == target { 1.0 } else { 0.0 };
+    }
+    ((value - limit) / (target - limit)).clamp(0.0, 1.0)
+}
+
+/// Population means the shrinkage pulls small samples toward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SkillPopulation {
+    pub handled: u64,
+    pub mean_aht_secs: Option<f64>,
+    pub mean_transfer_rate: Option<f64>,
+}
+
+/// Per-skill population means, from every in-scope agent's metrics.
+pub fn populations(snapshot: &Snapshot) -> Vec<SkillPopulation> {
+    let mut sums = vec![(0u64, 0f64, 0u64); snapshot.skills.len()];
+    for agent in &snapshot.agents {
+        for (skill, m) in &agent.metrics {
+            let s = &mut sums[usize::from(*skill)];
+            s.0 += m.handled;
+            s.1 += m.handle_ms;
+            s.2 += m.transferred.unwrap_or(0);
+        }
+    }
+    sums.into_iter()
+        .map(|(handled, ms, transferred)| SkillPopulation {
+            handled,
+            mean_aht_secs: (handled > 0).then(|| ms / handled as f64 / 1000.0),
+            mean_transfer_rate: (handled > 0).then(|| transferred as f64 / handled as f64),
+        })
+        .collect()
+}
+
+/// One component of a score, with what went into it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentScore {
+    pub name: &'static str,
+    /// The agent's own value (seconds, share, or 0–100 score).
+    pub observed: f64,
+    /// After shrinkage toward the population mean (equal to `observed` when not shrunk).
+    pub used: f64,
+    /// The ramp's output, 0..1.
+    pub normalized: f64,
+    /// The effective weight after renormalising over components with data.
+    pub weight: f64,
+}
+
+/// A score and the proficiency it maps to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub components: Vec<ComponentScore>,
+    /// Weighted mean of the components, 0..1.
+    pub combined: f64,
+    /// `5 × combined`, rounded to the step and clamped to floor/ceiling.
+    pub target: f64,
+    /// Handled interactions behind the per-skill components.
+    pub interactions: u64,
+}
+
+impl Score {
+    /// One line for people: `aht 312s→0.98×0.50, transfers 8%→0.90×0.30 = 0.93`.
+    pub fn explain(&self) -> String {
+        let parts: Vec<String> = self
+            .components
+            .iter()
+            .map(|c| format!("{} {}→{:.2}×{:.2}", c.name, fmt_value(c.name, c.used), c.normalized, c.weight))
+            .collect();
+        format!("{} = {:.2} (n={})", parts.join(", "), self.combined, self.interactions)
+    }
+}
+
+fn fmt_value(name: &str, value: f64) -> String {
+    match name {
+        "handle_time" => format!("{value:.0}s"),
+        "transfer_rate" => format!("{:.1}%", value * 100.0),
+        _ => format!("{value:.1}"),
+    }
+}
+
+/// Rounds to the nearest multiple of `step`.
+pub fn round_to(value: f64, step: f64) -> f64 {
+    if step <= 0.0 {
+        return value;
+    }
+    // Work in integer steps to keep 0.1-style steps exact enough.
+    ((value / step).round() * step * 1e9).round() / 1e9
+}
+
+/// Mixes `k` pseudo-observations of the population mean into an agent's mean.
+fn shrink(observed: f64, n: u64, population: Option<f64>, k: f64) -> f64 {
+    match population {
+        Some(mean) if k > 0.0 => (observed * n as f64 + mean * k) / (n as f64 + k),
+        _ => observed,
+    }
+}
+
+/// Scores one agent on one skill. `None` when no component has data.
+pub fn score(
+    policy: &SkillPolicy,
+    pair: Option<&PairMetrics>,
+    quality: Option<ScoreStat>,
+    csat: Option<ScoreStat>,
+    population: &SkillPopulation,
+) -> Option<Score> {
+    let mut parts: Vec<(ComponentScore, f64)> = Vec::new();
+    let mut push = |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
+        if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
+            if c.weight > 0.0 {
+                let normalized = ramp(used, c.target, c.limit);
+                parts.push((ComponentScore { name, observed, used, normalized, weight: c.weight }, c.weight));
+            }
+        }
+    };
+    let handled = pair.map_or(0, |p| p.handled);
+    let aht = pair.and_then(PairMetrics::aht_secs);
+    push(
+        "handle_time",
+        policy.components.handle_time,
+        aht,
+        aht.map(|a| shrink(a, handled, population.mean_aht_secs, policy.shrinkage)),
+    );
+    let transfer = pair.and_then(PairMetrics::transfer_rate);
+    push(
+        "transfer_rate",
+        policy.components.transfer_rate,
+        transfer,
+        transfer.map(|t| shrink(t, handled, population.mean_transfer_rate, policy.shrinkage)),
+    );
+    let q = quality.and_then(|q| q.mean());
+    push("quality", policy.components.quality, q, q);
+    let c = csat.and_then(|c| c.mean());
+    push("csat", policy.components.csat, c, c);
+
+    let total: f64 = parts.iter().map(|(_, w)| w).sum();
+    if parts.is_empty() || total <= 0.0 {
+        return None;
+    }
+    let mut combined = 0.0;
+    let components = parts
+        .into_iter()
+        .map(|(mut c, w)| {
+            c.weight = w / total;
+            combined += c.normalized * c.weight;
+            c
+        })
+        .collect();
+    let combined = combined.clamp(0.0, 1.0);
+    let target = round_to(5.0 * combined, policy.round_to).clamp(policy.floor, policy.ceiling);
+    Some(Score { components, combined, target, interactions: handled })
+}
+
+/// Scores an agent on a skill with the snapshot's context.
+pub fn score_agent_skill(
+    policy: &SkillPolicy,
+    agent: &Agent,
+    skill: SkillIx,
+    population: &SkillPopulation,
+) -> Option<Score> {
+    score(policy, agent.metrics_for(skill), agent.quality, agent.csat, population)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SkillPolicy {
+        SkillPolicy { shrinkage: 0.0, ..SkillPolicy::default() }
+    }
+
+    #[test]
+    fn ramp_runs_both_ways() {
+        assert_eq!(ramp(300.0, 300.0, 900.0), 1.0);
+        assert_eq!(ramp(900.0, 300.0, 900.0), 0.0);
+        assert_eq!(ramp(600.0, 300.0, 900.0), 0.5);
+        assert_eq!(ramp(100.0, 300.0, 900.0), 1.0);
+        assert_eq!(ramp(75.0, 90.0, 60.0), 0.5);
+        assert_eq!(ramp(95.0, 90.0, 60.0), 1.0);
+    }
+
+    #[test]
+    fn weights_renormalise_over_components_with_data() {
+        let pair = PairMetrics { handled: 40, handle_ms: 40.0 * 600_000.0, transferred: Some(8) };
+        // No quality data: handle time (0.5) and transfers (0.3) share the weight 5:3.
+        let s = score(&policy(), Some(&pair), None, None, &SkillPopulation::default()).unwrap();
+        assert_eq!(s.components.len(), 2);
+        let aht = &s.components[0];
+        assert_eq!(aht.name, "handle_time");
+        assert!((aht.weight - 0.625).abs() < 1e-9);
+        assert!((aht.normalized - 0.5).abs() < 1e-9);
+        // transfer rate 0.2: (0.2-0.35)/(0.05-0.35) = 0.5
+        let expected = 0.5;
+        assert!((s.combined - expected).abs() < 1e-9, "{}", s.combined);
+        assert_eq!(s.target, 2.5);
+        assert!(s.explain().contains("handle_time 600s"), "{}", s.explain());
+    }
+
+    #[test]
+    fn no_data_means_no_score_not_zero() {
+        assert!(score(&policy(), None, None, None, &SkillPopulation::default()).is_none());
+        let empty = PairMetrics::default();
+        assert!(score(&policy(), Some(&empty), None, None, &SkillPopulation::default()).is_none());
+    }
+
+    #[test]
+    fn shrinkage_pulls_small_samples_to_the_mean() {
+        let p = SkillPolicy { shrinkage: 20.0, ..SkillPolicy::default() };
+        let pop = SkillPopulation { handled: 1000, mean_aht_secs: Some(600.0), mean_transfer_rate: Some(0.2) };
+        let fast_few = PairMetrics { handled: 5, handle_ms: 5.0 * 300_000.0, transferred: None };
+        let s = score(&p, Some(&fast_few), None, None, &pop).unwrap();
+        // (300*5 + 600*20) / 25 = 540
+        assert!((s.components[0].used - 540.0).abs() < 1e-9);
+        assert_eq!(s.components[0].observed, 300.0);
+    }
+
+    #[test]
+    fn target_respects_floor_ceiling_and_step() {
+        let p = SkillPolicy { floor: 1.0, ceiling: 4.0, round_to: 0.5, ..policy() };
+        let great = PairMetrics { handled: 50, handle_ms: 50.0 * 100_000.0, transferred: Some(0) };
+        assert_eq!(score(&p, Some(&great), None, None, &SkillPopulation::default()).unwrap().target, 4.0);
+        let awful = PairMetrics { handled: 50, handle_ms: 50.0 * 2_000_000.0, transferred: Some(50) };
+        assert_eq!(score(&p, Some(&awful), None, None, &SkillPopulation::default()).unwrap().target, 1.0);
+        assert_eq!(round_to(2.74, 0.5), 2.5);
+        assert_eq!(round_to(2.76, 0.25), 2.75);
+    }
+}
