@@ -1125,3 +1125,27 @@ async fn a_100k_agent_org_starts_fast_and_serves_a_page() {
     assert_eq!(h.sim.org().agent_ids().len(), 100_000);
     assert!(started < Duration::from_secs(5), "start took {started:?}");
 }
+
+/// About 2–4 s in a debug build on two cores (well under 1 s in release), hence ignored by
+/// default; run with `cargo test -- --ignored`.
+#[tokio::test]
+#[ignore = "slow in debug builds"]
+async fn unfiltered_14_day_aggregate_over_100k_agents() {
+    let h = Harness::start(SimConfig {
+        agents: 100_000,
+        ..SimConfig::default()
+    })
+    .await;
+    let t = Instant::now();
+    let q = json!({
+        "interval": interval(day(1), day(15)),
+        "groupBy": ["requestedRoutingSkillId"],
+        "metrics": ["tHandle", "nTransferred", "nOffered"],
+    });
+    let (status, body) = json_of(h.post(CONV_PATH, &q).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(6));
+    let took = t.elapsed();
+    eprintln!("unfiltered 14-day aggregate over 100k agents: {took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}

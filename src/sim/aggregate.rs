@@ -68,12 +68,30 @@ fn sources(kind: Kind, metrics: &[String]) -> Vec<Source> {
 }
 
 type Buckets = BTreeMap<i64, Vec<Stat>>;
+type Acc = BTreeMap<GroupKey, Buckets>;
+
+/// Below this many users a query runs on one thread.
+const PARALLEL_THRESHOLD: usize = 4_000;
 
 struct Engine<'a> {
     org: &'a Org,
     query: &'a Query,
     sources: Vec<Source>,
-    acc: BTreeMap<GroupKey, Buckets>,
+}
+
+/// Folds `from` into `into` (chunks of users may share groups when not grouping by user).
+fn merge_acc(into: &mut Acc, from: Acc) {
+    for (key, buckets) in from {
+        let target = into.entry(key).or_default();
+        for (bucket, stats) in buckets {
+            match target.get_mut(&bucket) {
+                Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
+                None => {
+                    target.insert(bucket, stats);
+                }
+            }
+        }
+    }
 }
 
 impl Engine<'_> {
@@ -98,7 +116,7 @@ impl Engine<'_> {
     }
 
     /// Folds one day of one row into the accumulator, taking only metrics of the given side.
-    fn add(&mut self, row: &Row, day: i64, stats: &[Stat], queue_side: bool) {
+    fn add(&self, acc: &mut Acc, row: &Row, day: i64, stats: &[Stat], queue_side: bool) {
         if !self.sources.iter().any(|s| {
             matches!(s, Source::Day { index, queue_side: q } if *q == queue_side && stats[*index].count > 0)
         }) {
@@ -107,8 +125,7 @@ impl Engine<'_> {
         let key = self.key(row);
         let bucket = self.bucket(day);
         let n = self.sources.len();
-        let slot = self
-            .acc
+        let slot = acc
             .entry(key)
             .or_default()
             .entry(bucket)
@@ -126,21 +143,48 @@ impl Engine<'_> {
         }
     }
 
-    fn run(&mut self, kind: Kind) {
-        let days = whole_days(self.query.start, self.query.end);
+    /// Runs the query, splitting large user sets across the available cores.
+    fn run(&self, kind: Kind) -> Acc {
         let candidates = self.query.filter.as_ref().and_then(|f| f.candidate_users());
-        let users: Vec<u32> = match &candidates {
-            Some(c) => c.clone(),
+        let restricted = candidates.is_some();
+        let users: Vec<u32> = match candidates {
+            Some(c) => c,
             None => (0..self.org.users.len() as u32).collect(),
         };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if users.len() < PARALLEL_THRESHOLD || threads < 2 {
+            return self.run_users(kind, &users, restricted);
+        }
+        let chunk = users.len().div_ceil(threads);
+        let parts: Vec<Acc> = std::thread::scope(|scope| {
+            let handles: Vec<_> = users
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || self.run_users(kind, c, restricted)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut acc = Acc::new();
+        for part in parts {
+            merge_acc(&mut acc, part);
+        }
+        acc
+    }
+
+    /// `restricted`: the filter pins down users, so queue-side rows (no userId) cannot match.
+    fn run_users(&self, kind: Kind, users: &[u32], restricted: bool) -> Acc {
+        let mut acc = Acc::new();
+        let days = whole_days(self.query.start, self.query.end);
         let wants = |q: bool| {
             self.sources
                 .iter()
                 .any(|s| matches!(s, Source::Day { queue_side, .. } if *queue_side == q))
         };
-        let (agent_side, queue_side) = (wants(false), wants(true) && candidates.is_none());
+        let (agent_side, queue_side) = (wants(false), wants(true) && !restricted);
         let seed = self.org.seed;
-        for u in users {
+        for &u in users {
             let info = &self.org.users[u as usize];
             if info.role != Role::Agent {
                 continue;
@@ -156,10 +200,20 @@ impl Engine<'_> {
                 }
                 for day in days.clone() {
                     match kind {
-                        Kind::Evaluations => {
-                            self.add(&row, day, &synth::eval_day(seed, u, day, &agent), false)
-                        }
-                        _ => self.add(&row, day, &synth::survey_day(seed, u, day, &agent), false),
+                        Kind::Evaluations => self.add(
+                            &mut acc,
+                            &row,
+                            day,
+                            &synth::eval_day(seed, u, day, &agent),
+                            false,
+                        ),
+                        _ => self.add(
+                            &mut acc,
+                            &row,
+                            day,
+                            &synth::survey_day(seed, u, day, &agent),
+                            false,
+                        ),
                     }
                 }
                 continue;
@@ -182,20 +236,21 @@ impl Engine<'_> {
                 for day in days.clone() {
                     let stats = synth::conv_day(seed, u, s, day, &agent, &pair);
                     if take_agent {
-                        self.add(&row, day, &stats, false);
+                        self.add(&mut acc, &row, day, &stats, false);
                     }
                     if take_queue {
-                        self.add(&queue_row, day, &stats, true);
+                        self.add(&mut acc, &queue_row, day, &stats, true);
                     }
                 }
             }
         }
+        acc
     }
 
-    fn render(self) -> Value {
+    fn render(&self, acc: &Acc) -> Value {
         let q = self.query;
         let mut results = Vec::new();
-        for (key, buckets) in &self.acc {
+        for (key, buckets) in acc {
             let mut data = Vec::new();
             for (bucket, stats) in buckets {
                 let metrics: Vec<Value> = q
@@ -257,14 +312,13 @@ fn render_metric(name: &str, s: &Stat) -> Value {
 
 /// Answers a validated query.
 pub fn answer(kind: Kind, org: &Org, query: &Query) -> Value {
-    let mut engine = Engine {
+    let engine = Engine {
         org,
         query,
         sources: sources(kind, &query.metrics),
-        acc: BTreeMap::new(),
     };
-    engine.run(kind);
-    engine.render()
+    let acc = engine.run(kind);
+    engine.render(&acc)
 }
 
 /// The conversation numbers of one (agent, skill) pair over the whole days of an interval:

@@ -9,6 +9,33 @@
 //! derived on demand from a hash, never stored, so 100 000 agents fit comfortably. Tests
 //! steer failures through [`Faults`], read request counts through [`RequestCounters`] and
 //! inspect or edit the org through [`OrgHandle`].
+//!
+//! # Sim choices (where the reference is silent or marked ❓)
+//! - Org: one supervisor per 12 agents (no skills, `manager` of their team); `agents/50`
+//!   (at least 2) inactive agents who still hold skills; 2 divisions ("Home", "Europe");
+//!   groups "Team North"/"Team South" split teams alternately; 3 queues named after the first
+//!   3 skills whose members are the active agents who held that skill at generation.
+//! - Paging: `/users` and `/routing/skills` allow `pageSize` 1..=500 (default 25);
+//!   `/routingskills`, queue members and group individuals allow 1..=100. A page past the end
+//!   is an empty 200. Bulk-write responses list all the user's skills in one page.
+//! - Bulk writes: entries are validated in order and the first bad one is reported; duplicate
+//!   ids in one body: the last wins; the 409 fault is checked after validation.
+//!   [`OrgHandle::write_count`] counts successful bulk requests (PATCH or PUT), not skills.
+//! - Analytics: each UTC day's numbers land in the bucket holding that day's midnight, and
+//!   only days wholly inside the interval count; `timeZone` must be UTC; only `groupBy`
+//!   queries, dimension predicates, and the dimensions `userId`, `requestedRoutingSkillId`
+//!   (conversations only) and `mediaType`; metric names valid in the real API but without sim
+//!   data are accepted and absent. Metrics are generated for the skills an agent held at
+//!   generation (later PATCHes do not change history). Inactive agents keep their history.
+//!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
+//! - Rate limit: a fixed 60 s window per token opening at its first API call; every
+//!   authenticated API call counts (including injected failures); unlimited (0) is
+//!   advertised as `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and reset 60.
+//! - Faults: `fail_next`, `storm_429` and `malformed_next` act on `/api/v2` only (use
+//!   `login_down` for the token endpoint); latency applies to every path except `/_sim/`.
+//! - Workitem query: `count` is the number of matches overall; `after` is an opaque cursor;
+//!   filters on `externalTag`, `typeId`, `statusId`, `statusCategory`, `assigneeId`,
+//!   `queueId`, `id`, `name` with `EQ`/`IN`/`NEQ`/`NIN`. `customFields` are stored unchecked.
 
 mod aggregate;
 mod analytics;
