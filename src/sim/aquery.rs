@@ -301,7 +301,8 @@ pub fn parse_period(s: &str) -> Option<Duration> {
             } else {
                 let (_, secs) = units.iter().find(|(u, _)| *u == c)?;
                 let n: i64 = num.parse().ok()?;
-                total += Duration::seconds(n.checked_mul(*secs)?);
+                let part = Duration::try_seconds(n.checked_mul(*secs)?)?;
+                total = total.checked_add(&part)?;
                 num.clear();
             }
         }
@@ -314,7 +315,8 @@ pub fn parse_period(s: &str) -> Option<Duration> {
         }
         parse_part(t, &[('H', 3_600), ('M', 60), ('S', 1)])?;
     }
-    (total > Duration::zero()).then_some(total)
+    // Nothing longer than a leap year: bigger periods only risk date overflow.
+    (total > Duration::zero() && total <= Duration::days(366)).then_some(total)
 }
 
 struct FilterParser<'a> {
@@ -507,6 +509,8 @@ mod tests {
         assert_eq!(parse_period("P"), None);
         assert_eq!(parse_period("PT"), None);
         assert_eq!(parse_period("1D"), None);
+        assert_eq!(parse_period("P99999999999999999D"), None);
+        assert_eq!(parse_period("P999999999999D"), None);
     }
 
     #[test]
