@@ -136,7 +136,10 @@ impl Org {
                 group: None,
                 original_skills: Box::new([]),
             });
-            state.push(UserSkills::default());
+            state.push(UserSkills {
+                version: 1,
+                skills: Vec::new(),
+            });
         }
         let max_held = skills.min(5) as u64;
         for a in 0..agents + inactive {
