@@ -1,1 +1,213 @@
 //! Embedded Genesys Cloud simulator.
+//!
+//! An in-process axum server on loopback that serves every path skill-tuner's client uses,
+//! with the real JSON shapes, error bodies and headers (see `/work/shared/genesys-api.md`),
+//! so the real client runs unchanged against it. The login host and the API host are the
+//! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
+//!
+//! The org is synthetic and deterministic from [`SimConfig::seed`]; per-day performance is
+//! derived on demand from a hash, never stored, so 100 000 agents fit comfortably. Tests
+//! steer failures through [`Faults`], read request counts through [`RequestCounters`] and
+//! inspect or edit the org through [`OrgHandle`].
+//!
+//! # Sim choices (where the reference is silent or marked ❓)
+//! - Org: one supervisor per 12 agents (no skills, `manager` of their team); `agents/50`
+//!   (at least 2) inactive agents who still hold skills; 2 divisions ("Home", "Europe");
+//!   groups "Team North"/"Team South" split teams alternately; 3 queues named after the first
+//!   3 skills whose members are the active agents who held that skill at generation.
+//! - Paging: `/users` and `/routing/skills` allow `pageSize` 1..=500 (default 25);
+//!   `/routingskills`, queue members and group individuals allow 1..=100. A page past the end
+//!   is an empty 200. Bulk-write responses list all the user's skills in one page.
+//! - Bulk writes: entries are validated in order and the first bad one is reported; duplicate
+//!   ids in one body: the last wins; the 409 fault is checked after validation.
+//!   [`OrgHandle::write_count`] counts successful bulk requests (PATCH or PUT), not skills.
+//! - Analytics: each UTC day's numbers land in the bucket holding that day's midnight, and
+//!   only days wholly inside the interval count; `timeZone` must be UTC; only `groupBy`
+//!   queries, dimension predicates, and the dimensions `userId`, `requestedRoutingSkillId`
+//!   (conversations only) and `mediaType`; metric names valid in the real API but without sim
+//!   data are accepted and absent. Metrics are generated for the skills an agent held at
+//!   generation (later PATCHes do not change history). Inactive agents keep their history.
+//!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
+//! - Rate limit: a fixed 60 s window per token opening at its first API call; every
+//!   authenticated API call counts (including injected failures); unlimited (0) is
+//!   advertised as `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and reset 60.
+//! - Faults: `fail_next`, `storm_429` and `malformed_next` act on `/api/v2` only (use
+//!   `login_down` for the token endpoint); latency applies to every path except `/_sim/`.
+//! - Workitem query: `count` is the number of matches overall; `after` is an opaque cursor;
+//!   filters on `externalTag`, `typeId`, `statusId`, `statusCategory`, `assigneeId`,
+//!   `queueId`, `id`, `name` with `EQ`/`IN`/`NEQ`/`NIN`. `customFields` are stored unchecked.
+
+mod aggregate;
+mod analytics;
+mod aquery;
+mod control;
+mod counters;
+mod errors;
+mod faults;
+mod gate;
+mod limits;
+mod oauth;
+mod org;
+mod paging;
+mod query;
+mod render;
+mod rng;
+mod routing;
+mod server;
+mod synth;
+mod tasks;
+mod tokens;
+mod users;
+mod workitems;
+mod world;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use counters::RequestCounters;
+pub use faults::Faults;
+pub use world::{MetricStats, OrgHandle, TruthStats};
+
+use server::Shared;
+
+/// How to build the simulated org and server.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Number of active agents (users holding routing skills).
+    pub agents: usize,
+    /// Size of the skill catalogue.
+    pub skills: usize,
+    /// Everything is deterministic from the seed.
+    pub seed: u64,
+    /// Requests per access token per fixed 60 s window; 0 = unlimited.
+    pub rate_limit_per_minute: u32,
+    /// `expires_in` of issued tokens.
+    pub token_ttl_secs: u64,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Analytics: most `userId` predicates per query (400 beyond).
+    pub max_user_predicates: usize,
+    /// Analytics: longest query interval in days (400 beyond).
+    pub max_interval_days: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            agents: 300,
+            skills: 6,
+            seed: 42,
+            rate_limit_per_minute: 300,
+            token_ttl_secs: 86_400,
+            client_id: "skill-tuner-demo".to_string(),
+            client_secret: "demo-secret-not-for-production".to_string(),
+            max_user_predicates: 100,
+            max_interval_days: 31,
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops the server too; [`Simulator::shutdown`] waits.
+#[derive(Debug)]
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on an ephemeral loopback port (`127.0.0.1:0`).
+    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on `addr`.
+    pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+        let (seed, agents, skills) = (config.seed, config.agents, config.skills);
+        // Generating a large org is CPU work; keep it off the async worker.
+        let world = tokio::task::spawn_blocking(move || world::World::new(seed, agents, skills))
+            .await
+            .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            config,
+            world: Arc::new(world),
+            faults: Arc::new(Faults::default()),
+            tokens: tokens::Tokens::default(),
+            counters: counters::Counters::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let router = server::router(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "simulator server stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, agents, skills, seed, "simulator started");
+        Ok(Simulator {
+            addr,
+            shared,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: both the login and the API base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The fault switchboard.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> RequestCounters {
+        self.shared.counters.snapshot()
+    }
+
+    pub fn reset_counters(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// Read and modify the synthetic org.
+    pub fn org(&self) -> OrgHandle {
+        OrgHandle::new(self.shared.world.clone())
+    }
+
+    /// Stops the server: waits up to 2 s for open connections to finish, then aborts them.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

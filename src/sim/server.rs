@@ -1,0 +1,150 @@
+//! Shared server state and the route table.
+
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, patch, post};
+use axum::Router;
+
+use super::counters::Counters;
+use super::faults::Faults;
+use super::tokens::Tokens;
+use super::world::World;
+use super::{analytics, control, gate, limits, oauth, routing, tasks, users, SimConfig};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: SimConfig,
+    pub world: Arc<World>,
+    pub faults: Arc<Faults>,
+    pub tokens: Tokens,
+    pub counters: Counters,
+}
+
+pub type AppState = Arc<Shared>;
+
+/// Every route template, static segments before parameters where both could match (the
+/// counters key requests by template; axum's `MatchedPath` needs a feature we don't enable).
+const TEMPLATES: [&str; 18] = [
+    "/oauth/token",
+    "/_sim/webhook",
+    "/_sim/faults",
+    "/api/v2/organizations/limits/namespaces/{ns}",
+    "/api/v2/users",
+    "/api/v2/users/{id}",
+    "/api/v2/users/{id}/routingskills",
+    "/api/v2/users/{id}/routingskills/bulk",
+    "/api/v2/routing/skills",
+    "/api/v2/routing/queues/{id}/members",
+    "/api/v2/groups/{id}/individuals",
+    "/api/v2/analytics/conversations/aggregates/query",
+    "/api/v2/analytics/evaluations/aggregates/query",
+    "/api/v2/analytics/surveys/aggregates/query",
+    "/api/v2/taskmanagement/workitems",
+    "/api/v2/taskmanagement/workitems/query",
+    "/api/v2/taskmanagement/workitems/{id}",
+    "/api/v2/taskmanagement/worktypes/{id}/statuses",
+];
+
+/// The route template a concrete path matches, if any.
+pub fn template_for(path: &str) -> Option<&'static str> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let fits = |t: &str| {
+        let ts: Vec<&str> = t.split('/').collect();
+        ts.len() == segs.len()
+            && ts
+                .iter()
+                .zip(&segs)
+                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+    };
+    TEMPLATES
+        .iter()
+        .filter(|t| fits(t))
+        // Prefer the template with the most static segments.
+        .max_by_key(|t| t.split('/').filter(|s| !s.starts_with('{')).count())
+        .copied()
+}
+
+/// The `/api/v2` routes the real client uses, behind the auth/rate-limit/fault gate.
+fn api_routes(app: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v2/organizations/limits/namespaces/{ns}",
+            get(limits::namespace),
+        )
+        .route("/api/v2/users", get(users::list))
+        .route("/api/v2/users/{id}", get(users::get_one))
+        .route("/api/v2/users/{id}/routingskills", get(users::skills))
+        .route(
+            "/api/v2/users/{id}/routingskills/bulk",
+            patch(users::patch_bulk).put(users::put_bulk),
+        )
+        .route("/api/v2/routing/skills", get(routing::skills))
+        .route(
+            "/api/v2/routing/queues/{id}/members",
+            get(routing::queue_members),
+        )
+        .route(
+            "/api/v2/groups/{id}/individuals",
+            get(routing::group_individuals),
+        )
+        .route(
+            "/api/v2/analytics/conversations/aggregates/query",
+            post(analytics::conversations),
+        )
+        .route(
+            "/api/v2/analytics/evaluations/aggregates/query",
+            post(analytics::evaluations),
+        )
+        .route(
+            "/api/v2/analytics/surveys/aggregates/query",
+            post(analytics::surveys),
+        )
+        .route("/api/v2/taskmanagement/workitems", post(tasks::create))
+        .route("/api/v2/taskmanagement/workitems/query", post(tasks::query))
+        .route(
+            "/api/v2/taskmanagement/workitems/{id}",
+            get(tasks::get_one).patch(tasks::update),
+        )
+        .route(
+            "/api/v2/taskmanagement/worktypes/{id}/statuses",
+            get(tasks::statuses),
+        )
+        .route_layer(from_fn_with_state(app.clone(), gate::api_gate))
+}
+
+/// The whole router: login, API, simulator endpoints, all behind the edge middleware.
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route("/_sim/webhook", post(control::webhook))
+        .route("/_sim/faults", post(control::faults))
+        .merge(api_routes(&app))
+        .fallback(gate::not_found)
+        .method_not_allowed_fallback(gate::method_not_allowed)
+        .layer(from_fn_with_state(app.clone(), gate::edge))
+        .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_for;
+
+    #[test]
+    fn templates_prefer_static_segments() {
+        assert_eq!(
+            template_for("/api/v2/taskmanagement/workitems/query"),
+            Some("/api/v2/taskmanagement/workitems/query")
+        );
+        assert_eq!(
+            template_for("/api/v2/taskmanagement/workitems/abc"),
+            Some("/api/v2/taskmanagement/workitems/{id}")
+        );
+        assert_eq!(
+            template_for("/api/v2/users/u1/routingskills"),
+            Some("/api/v2/users/{id}/routingskills")
+        );
+        assert_eq!(template_for("/api/v2/nope"), None);
+    }
+}
