@@ -51,7 +51,11 @@ fn clip(text: &str, max: usize) -> String {
 
 fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
     let w = &settings.workitem;
-    let verb = if item.held_for_review { "Approve" } else { "Review" };
+    let verb = if item.held_for_review {
+        "Approve"
+    } else {
+        "Review"
+    };
     let name = format!(
         "{verb} skill change: {} / {} {:.2} → {:.2}",
         item.agent_name, item.skill_name, item.current, item.proposed
@@ -67,8 +71,16 @@ fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
             item.current, item.proposed, item.target, (item.target - item.current).abs(), settings.threshold, item.explanation
         )
     };
-    let assignee = if w.assign_to_manager { item.manager_id.clone() } else { None };
-    let queue = if assignee.is_none() { w.queue_id.clone() } else { None };
+    let assignee = if w.assign_to_manager {
+        item.manager_id.clone()
+    } else {
+        None
+    };
+    let queue = if assignee.is_none() {
+        w.queue_id.clone()
+    } else {
+        None
+    };
     let due = chrono::Utc::now() + chrono::Duration::days(i64::from(w.due_in_days));
     WorkitemCreate {
         name: clip(&name, 256),
@@ -84,17 +96,27 @@ fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
 }
 
 /// Files one workitem per item, skipping those whose `externalTag` already exists.
-pub async fn file_workitems(client: &GenesysClient, settings: &AlertSettings, items: &[AlertItem]) -> Vec<(String, Filed)> {
+pub async fn file_workitems(
+    client: &GenesysClient,
+    settings: &AlertSettings,
+    items: &[AlertItem],
+) -> Vec<(String, Filed)> {
     if items.is_empty() {
         return Vec::new();
     }
     let tags: Vec<String> = items.iter().map(|i| i.change_id.clone()).collect();
     let existing: HashMap<String, String> = match client.workitems_by_external_tag(&tags).await {
-        Ok(found) => found.into_iter().filter_map(|w| w.external_tag.map(|t| (t, w.id))).collect(),
+        Ok(found) => found
+            .into_iter()
+            .filter_map(|w| w.external_tag.map(|t| (t, w.id)))
+            .collect(),
         Err(e) => {
             // Without the check we could file twice; report instead.
             let reason = format!("cannot check for existing workitems: {e}");
-            return items.iter().map(|i| (i.change_id.clone(), Filed::Failed(reason.clone()))).collect();
+            return items
+                .iter()
+                .map(|i| (i.change_id.clone(), Filed::Failed(reason.clone())))
+                .collect();
         }
     };
     let mut results = Vec::with_capacity(items.len());
@@ -108,7 +130,10 @@ pub async fn file_workitems(client: &GenesysClient, settings: &AlertSettings, it
             Ok(w) => Filed::Created(w.id),
             Err(first) => {
                 // The create may have landed before the error: look before trying again.
-                match client.workitems_by_external_tag(std::slice::from_ref(&item.change_id)).await {
+                match client
+                    .workitems_by_external_tag(std::slice::from_ref(&item.change_id))
+                    .await
+                {
                     Ok(found) if !found.is_empty() => Filed::AlreadyThere(found[0].id.clone()),
                     Ok(_) if first.status().is_none_or(|s| s >= 500 || s == 429) => {
                         match client.create_workitem(&body).await {
@@ -121,9 +146,15 @@ pub async fn file_workitems(client: &GenesysClient, settings: &AlertSettings, it
             }
         };
         match &filed {
-            Filed::Created(id) => tracing::info!(change = %item.change_id, workitem = %id, agent = %item.agent_name, skill = %item.skill_name, "filed a review workitem"),
-            Filed::AlreadyThere(id) => tracing::debug!(change = %item.change_id, workitem = %id, "review workitem already filed"),
-            Filed::Failed(e) => tracing::warn!(change = %item.change_id, error = %e, "could not file a review workitem"),
+            Filed::Created(id) => {
+                tracing::info!(change = %item.change_id, workitem = %id, agent = %item.agent_name, skill = %item.skill_name, "filed a review workitem")
+            }
+            Filed::AlreadyThere(id) => {
+                tracing::debug!(change = %item.change_id, workitem = %id, "review workitem already filed")
+            }
+            Filed::Failed(e) => {
+                tracing::warn!(change = %item.change_id, error = %e, "could not file a review workitem")
+            }
         }
         results.push((item.change_id.clone(), filed));
     }
@@ -131,7 +162,11 @@ pub async fn file_workitems(client: &GenesysClient, settings: &AlertSettings, it
 }
 
 /// The digest as the configured format wants it.
-pub fn digest_body(format: WebhookFormat, text: &str, report: &serde_json::Value) -> serde_json::Value {
+pub fn digest_body(
+    format: WebhookFormat,
+    text: &str,
+    report: &serde_json::Value,
+) -> serde_json::Value {
     match format {
         WebhookFormat::Slack => serde_json::json!({ "text": text }),
         WebhookFormat::Json => report.clone(),

@@ -31,10 +31,16 @@ pub struct WriteItem<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The API confirmed `value` (it may differ from the plan after a re-plan).
-    Applied { value: f64, correlation_id: Option<String> },
+    Applied {
+        value: f64,
+        correlation_id: Option<String>,
+    },
     /// A person's value was found and left alone.
     Conflict { found: Option<f64> },
-    Failed { error: String, correlation_id: Option<String> },
+    Failed {
+        error: String,
+        correlation_id: Option<String>,
+    },
 }
 
 /// Writes one agent's changes. Never returns an error: every item gets an outcome, and one
@@ -52,12 +58,20 @@ pub async fn write_agent(
         attempts += 1;
         let fresh = if settings.verify_before_write || attempts > 1 {
             match client.user_skills(agent_id).await {
-                Ok(skills) => Some(skills.into_iter().map(|s| (s.id, s.proficiency)).collect::<HashMap<_, _>>()),
+                Ok(skills) => Some(
+                    skills
+                        .into_iter()
+                        .map(|s| (s.id, s.proficiency))
+                        .collect::<HashMap<_, _>>(),
+                ),
                 Err(e) => {
                     for item in pending {
                         outcomes.insert(
                             item.change_id.clone(),
-                            Outcome::Failed { error: format!("re-read before write: {e}"), correlation_id: e.correlation_id().map(String::from) },
+                            Outcome::Failed {
+                                error: format!("re-read before write: {e}"),
+                                correlation_id: e.correlation_id().map(String::from),
+                            },
                         );
                     }
                     break;
@@ -75,7 +89,13 @@ pub async fn write_agent(
             let now = fresh.get(&item.skill_id).copied();
             if now.is_some_and(|v| same(v, item.after)) && attempts > 1 {
                 // Our earlier write landed (a 409 can hide a success): nothing to do.
-                outcomes.insert(item.change_id.clone(), Outcome::Applied { value: item.after, correlation_id: None });
+                outcomes.insert(
+                    item.change_id.clone(),
+                    Outcome::Applied {
+                        value: item.after,
+                        correlation_id: None,
+                    },
+                );
                 continue;
             }
             let unchanged = match now {
@@ -87,12 +107,17 @@ pub async fn write_agent(
                 continue;
             }
             match (settings.on_conflict, now, item.target) {
-                (OnConflict::Replan, Some(found), Some(target)) => match decide(item.policy, found, target) {
-                    Decision::Change { to } => writes.push((item, to)),
-                    Decision::Keep(_) => {
-                        outcomes.insert(item.change_id.clone(), Outcome::Conflict { found: Some(found) });
+                (OnConflict::Replan, Some(found), Some(target)) => {
+                    match decide(item.policy, found, target) {
+                        Decision::Change { to } => writes.push((item, to)),
+                        Decision::Keep(_) => {
+                            outcomes.insert(
+                                item.change_id.clone(),
+                                Outcome::Conflict { found: Some(found) },
+                            );
+                        }
                     }
-                },
+                }
                 _ => {
                     tracing::info!(agent = agent_id, skill = %item.skill_id, planned_from = item.before, found = ?now, "a person changed this skill since our read; leaving it");
                     outcomes.insert(item.change_id.clone(), Outcome::Conflict { found: now });
@@ -104,15 +129,27 @@ pub async fn write_agent(
         }
         let body: Vec<UserRoutingSkillPost> = writes
             .iter()
-            .map(|(item, value)| UserRoutingSkillPost { id: item.skill_id.clone(), proficiency: *value })
+            .map(|(item, value)| UserRoutingSkillPost {
+                id: item.skill_id.clone(),
+                proficiency: *value,
+            })
             .collect();
         match client.patch_user_skills(agent_id, &body).await {
             Ok((_, correlation_id)) => {
                 for (item, value) in writes {
-                    outcomes.insert(item.change_id.clone(), Outcome::Applied { value, correlation_id: correlation_id.clone() });
+                    outcomes.insert(
+                        item.change_id.clone(),
+                        Outcome::Applied {
+                            value,
+                            correlation_id: correlation_id.clone(),
+                        },
+                    );
                 }
             }
-            Err(e) if e.is_version_conflict() && attempts <= settings.max_conflict_retries as usize => {
+            Err(e)
+                if e.is_version_conflict()
+                    && attempts <= settings.max_conflict_retries as usize =>
+            {
                 tracing::info!(agent = agent_id, error = %e, "write conflict; re-reading and re-deciding");
                 pending = writes.into_iter().map(|(item, _)| item).collect();
             }
@@ -120,7 +157,10 @@ pub async fn write_agent(
                 for (item, _) in writes {
                     outcomes.insert(
                         item.change_id.clone(),
-                        Outcome::Failed { error: e.to_string(), correlation_id: e.correlation_id().map(String::from) },
+                        Outcome::Failed {
+                            error: e.to_string(),
+                            correlation_id: e.correlation_id().map(String::from),
+                        },
                     );
                 }
             }

@@ -5,7 +5,9 @@
 //! `requestedRoutingSkillId`; evaluations and surveys grouped by `userId`).
 
 use crate::config::{MetricsSettings, ScopeSettings};
-use crate::genesys::models::{AggregateResponse, AggregationQuery, Clause, Predicate, QueryFilter, User};
+use crate::genesys::models::{
+    AggregateResponse, AggregationQuery, Clause, Predicate, QueryFilter, User,
+};
 use crate::genesys::{AggregateSource, ApiError, GenesysClient};
 use crate::org::{Agent, PairMetrics, ScoreStat, Skill, SkillIx, Snapshot};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, TimeZone, Utc};
@@ -21,8 +23,6 @@ pub enum CollectError {
         #[source]
         source: ApiError,
     },
-    #[error("collect: {0}")]
-    Scope(String),
 }
 
 fn at(stage: &'static str) -> impl Fn(ApiError) -> CollectError {
@@ -38,7 +38,10 @@ pub fn window(settings: &MetricsSettings, now: DateTime<Utc>) -> (DateTime<Utc>,
         .from_local_datetime(&local_today.and_time(NaiveTime::MIN))
         .earliest()
         .map_or(now, |t| t.with_timezone(&Utc));
-    (end - ChronoDuration::days(i64::from(settings.lookback_days)), end)
+    (
+        end - ChronoDuration::days(i64::from(settings.lookback_days)),
+        end,
+    )
 }
 
 /// ISO-8601 interval as the analytics API wants it.
@@ -56,24 +59,31 @@ pub async fn collect(
     now: DateTime<Utc>,
 ) -> Result<Snapshot, CollectError> {
     let catalogue = client.list_skills().await.map_err(at("skill catalogue"))?;
-    let names: Vec<String> = catalogue.iter().map(|s| s.name.clone()).collect();
-    for name in scope.skills.iter().chain(&scope.exclude_skills) {
-        if !names.contains(name) {
-            return Err(CollectError::Scope(format!(
-                "scope names skill \"{name}\", which the org's catalogue does not have (known: {})",
-                names.join(", ")
-            )));
-        }
-    }
-    let skills: Vec<Skill> = catalogue.into_iter().map(|s| Skill { id: s.id, name: s.name }).collect();
+    let skills: Vec<Skill> = catalogue
+        .into_iter()
+        .map(|s| Skill {
+            id: s.id,
+            name: s.name,
+        })
+        .collect();
     let tunable = skills
         .iter()
-        .map(|s| (scope.skills.is_empty() || scope.skills.contains(&s.name)) && !scope.exclude_skills.contains(&s.name))
+        .map(|s| {
+            (scope.skills.is_empty() || scope.skills.contains(&s.name))
+                && !scope.exclude_skills.contains(&s.name)
+        })
         .collect();
 
-    let users = client.list_users("active", true).await.map_err(at("user roster"))?;
+    let users = client
+        .list_users("active", true)
+        .await
+        .map_err(at("user roster"))?;
     let members = scope_members(client, scope).await?;
-    let skill_ix: HashMap<&str, SkillIx> = skills.iter().enumerate().map(|(i, s)| (s.id.as_str(), i as SkillIx)).collect();
+    let skill_ix: HashMap<&str, SkillIx> = skills
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i as SkillIx))
+        .collect();
     let agents: Vec<Agent> = users
         .into_iter()
         .filter(|u| in_scope(u, scope, members.as_ref()))
@@ -81,22 +91,41 @@ pub async fn collect(
         .collect();
 
     let (start, end) = window(metrics, now);
-    let mut snapshot = Snapshot { skills, agents, tunable, interval: interval_string(start, end), ..Snapshot::default() };
+    let mut snapshot = Snapshot {
+        skills,
+        agents,
+        tunable,
+        interval: interval_string(start, end),
+        ..Snapshot::default()
+    };
     fill_metrics(client, &mut snapshot, metrics, concurrency).await?;
     Ok(snapshot)
 }
 
 /// Union of the configured groups' and queues' members; `None` = no membership filter.
-async fn scope_members(client: &GenesysClient, scope: &ScopeSettings) -> Result<Option<HashSet<String>>, CollectError> {
+async fn scope_members(
+    client: &GenesysClient,
+    scope: &ScopeSettings,
+) -> Result<Option<HashSet<String>>, CollectError> {
     if scope.groups.is_empty() && scope.queues.is_empty() {
         return Ok(None);
     }
     let mut members = HashSet::new();
     for group in &scope.groups {
-        members.extend(client.group_member_ids(group).await.map_err(at("group members"))?);
+        members.extend(
+            client
+                .group_member_ids(group)
+                .await
+                .map_err(at("group members"))?,
+        );
     }
     for queue in &scope.queues {
-        members.extend(client.queue_member_ids(queue).await.map_err(at("queue members"))?);
+        members.extend(
+            client
+                .queue_member_ids(queue)
+                .await
+                .map_err(at("queue members"))?,
+        );
     }
     Ok(Some(members))
 }
@@ -109,7 +138,10 @@ fn in_scope(user: &User, scope: &ScopeSettings, members: Option<&HashSet<String>
         return true;
     }
     let division_ok = scope.divisions.is_empty()
-        || user.division.as_ref().is_some_and(|d| scope.divisions.contains(&d.id));
+        || user
+            .division
+            .as_ref()
+            .is_some_and(|d| scope.divisions.contains(&d.id));
     let member_ok = members.is_none_or(|m| m.contains(&user.id));
     division_ok && member_ok
 }
@@ -138,15 +170,27 @@ fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>) -> Option<Agent> {
 }
 
 /// Builds one aggregate query for a batch of agents.
-pub fn batch_query(user_ids: &[&str], interval: &str, group_by: &[&str], metric_names: &[&str], media_types: &[String]) -> AggregationQuery {
+pub fn batch_query(
+    user_ids: &[&str],
+    interval: &str,
+    group_by: &[&str],
+    metric_names: &[&str],
+    media_types: &[String],
+) -> AggregationQuery {
     let mut clauses = vec![Clause {
         kind: "or".into(),
-        predicates: user_ids.iter().map(|id| Predicate::dimension("userId", id)).collect(),
+        predicates: user_ids
+            .iter()
+            .map(|id| Predicate::dimension("userId", id))
+            .collect(),
     }];
     if !media_types.is_empty() {
         clauses.push(Clause {
             kind: "or".into(),
-            predicates: media_types.iter().map(|m| Predicate::dimension("mediaType", m)).collect(),
+            predicates: media_types
+                .iter()
+                .map(|m| Predicate::dimension("mediaType", m))
+                .collect(),
         });
     }
     AggregationQuery {
@@ -154,7 +198,11 @@ pub fn batch_query(user_ids: &[&str], interval: &str, group_by: &[&str], metric_
         granularity: None,
         time_zone: None,
         group_by: group_by.iter().map(|s| s.to_string()).collect(),
-        filter: Some(QueryFilter { kind: "and".into(), predicates: Vec::new(), clauses }),
+        filter: Some(QueryFilter {
+            kind: "and".into(),
+            predicates: Vec::new(),
+            clauses,
+        }),
         metrics: metric_names.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -167,38 +215,69 @@ async fn fill_metrics(
 ) -> Result<(), CollectError> {
     let ids: Vec<&str> = snapshot.agents.iter().map(|a| a.id.as_str()).collect();
     let batches: Vec<&[&str]> = ids.chunks(settings.users_per_query.max(1)).collect();
-    let mut sources = vec![(AggregateSource::Conversations, &["userId", "requestedRoutingSkillId"][..], &["tHandle", "nTransferred"][..])];
+    let mut sources = vec![(
+        AggregateSource::Conversations,
+        &["userId", "requestedRoutingSkillId"][..],
+        &["tHandle", "nTransferred"][..],
+    )];
     if settings.evaluations {
-        sources.push((AggregateSource::Evaluations, &["userId"][..], &["oTotalScore"][..]));
+        sources.push((
+            AggregateSource::Evaluations,
+            &["userId"][..],
+            &["oTotalScore"][..],
+        ));
     }
     if settings.surveys {
-        sources.push((AggregateSource::Surveys, &["userId"][..], &["oSurveyTotalScore"][..]));
+        sources.push((
+            AggregateSource::Surveys,
+            &["userId"][..],
+            &["oSurveyTotalScore"][..],
+        ));
     }
     let interval = snapshot.interval.clone();
     let jobs: Vec<(AggregateSource, AggregationQuery)> = sources
         .iter()
         .flat_map(|(source, group_by, names)| {
             let interval = &interval;
-            batches.iter().map(move |batch| (*source, batch_query(batch, interval, group_by, names, &settings.media_types)))
+            batches.iter().map(move |batch| {
+                (
+                    *source,
+                    batch_query(batch, interval, group_by, names, &settings.media_types),
+                )
+            })
         })
         .collect();
     let responses: Vec<(AggregateSource, AggregateResponse)> = stream::iter(jobs)
         .map(|(source, query)| async move {
-            client.aggregates(source, &query).await.map(|r| (source, r)).map_err(at("analytics"))
+            client
+                .aggregates(source, &query)
+                .await
+                .map(|r| (source, r))
+                .map_err(at("analytics"))
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
 
-    let agent_ix = snapshot.agent_index().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>();
-    let skill_ix = snapshot.skill_index().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>();
+    let agent_ix = snapshot
+        .agent_index()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<HashMap<_, _>>();
+    let skill_ix = snapshot
+        .skill_index()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<HashMap<_, _>>();
     snapshot.queries = responses.len();
     for (source, response) in responses {
         if response.results.is_empty() {
             snapshot.empty_queries += 1;
         }
         for result in response.results {
-            let Some(agent) = result.group.get("userId").and_then(|id| agent_ix.get(id)) else { continue };
+            let Some(agent) = result.group.get("userId").and_then(|id| agent_ix.get(id)) else {
+                continue;
+            };
             let agent = &mut snapshot.agents[*agent as usize];
             let stats = |name: &str| {
                 let mut acc: Option<(f64, f64)> = None;
@@ -213,8 +292,16 @@ async fn fill_metrics(
             };
             match source {
                 AggregateSource::Conversations => {
-                    let Some(skill) = result.group.get("requestedRoutingSkillId").and_then(|id| skill_ix.get(id)) else { continue };
-                    let Some((count, sum)) = stats("tHandle") else { continue };
+                    let Some(skill) = result
+                        .group
+                        .get("requestedRoutingSkillId")
+                        .and_then(|id| skill_ix.get(id))
+                    else {
+                        continue;
+                    };
+                    let Some((count, sum)) = stats("tHandle") else {
+                        continue;
+                    };
                     if count <= 0.0 {
                         continue;
                     }
@@ -236,12 +323,21 @@ async fn fill_metrics(
                     }
                 }
                 AggregateSource::Evaluations | AggregateSource::Surveys => {
-                    let name = if source == AggregateSource::Evaluations { "oTotalScore" } else { "oSurveyTotalScore" };
-                    let Some((count, sum)) = stats(name) else { continue };
+                    let name = if source == AggregateSource::Evaluations {
+                        "oTotalScore"
+                    } else {
+                        "oSurveyTotalScore"
+                    };
+                    let Some((count, sum)) = stats(name) else {
+                        continue;
+                    };
                     if count <= 0.0 {
                         continue;
                     }
-                    let stat = ScoreStat { count: count as u64, sum };
+                    let stat = ScoreStat {
+                        count: count as u64,
+                        sum,
+                    };
                     if source == AggregateSource::Evaluations {
                         agent.quality = Some(stat);
                     } else {
@@ -260,24 +356,43 @@ mod tests {
 
     #[test]
     fn window_ends_at_local_midnight() {
-        let m = MetricsSettings { lookback_days: 7, time_zone: "Europe/Dublin".into(), ..MetricsSettings::default() };
+        let m = MetricsSettings {
+            lookback_days: 7,
+            time_zone: "Europe/Dublin".into(),
+            ..MetricsSettings::default()
+        };
         let now = Utc.with_ymd_and_hms(2026, 7, 10, 15, 0, 0).unwrap();
         let (start, end) = window(&m, now);
         // Dublin is UTC+1 in July: local midnight is 23:00 UTC the day before.
         assert_eq!(end, Utc.with_ymd_and_hms(2026, 7, 9, 23, 0, 0).unwrap());
         assert_eq!(start, Utc.with_ymd_and_hms(2026, 7, 2, 23, 0, 0).unwrap());
-        assert_eq!(interval_string(start, end), "2026-07-02T23:00:00.000Z/2026-07-09T23:00:00.000Z");
+        assert_eq!(
+            interval_string(start, end),
+            "2026-07-02T23:00:00.000Z/2026-07-09T23:00:00.000Z"
+        );
     }
 
     #[test]
     fn batch_query_uses_documented_field_names() {
-        let q = batch_query(&["u1", "u2"], "a/b", &["userId", "requestedRoutingSkillId"], &["tHandle"], &["voice".to_string()]);
+        let q = batch_query(
+            &["u1", "u2"],
+            "a/b",
+            &["userId", "requestedRoutingSkillId"],
+            &["tHandle"],
+            &["voice".to_string()],
+        );
         let json = serde_json::to_value(&q).unwrap();
         assert_eq!(json["groupBy"][1], "requestedRoutingSkillId");
         assert_eq!(json["filter"]["type"], "and");
-        assert_eq!(json["filter"]["clauses"][0]["predicates"][1]["dimension"], "userId");
+        assert_eq!(
+            json["filter"]["clauses"][0]["predicates"][1]["dimension"],
+            "userId"
+        );
         assert_eq!(json["filter"]["clauses"][0]["predicates"][1]["value"], "u2");
-        assert_eq!(json["filter"]["clauses"][1]["predicates"][0]["value"], "voice");
+        assert_eq!(
+            json["filter"]["clauses"][1]["predicates"][0]["value"],
+            "voice"
+        );
         assert!(json.get("granularity").is_none());
     }
 }

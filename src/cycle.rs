@@ -65,11 +65,19 @@ pub enum CycleError {
     Collect(#[from] CollectError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("the config names skills the org does not have:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    UnknownSkills(Vec<crate::config::Problem>),
 }
 
 /// Our id for a change: the same inputs give the same id, so a retried or restarted cycle
 /// recognises its own workitems (`externalTag`) and ledger rows.
-pub fn change_id(agent_id: &str, skill_id: &str, before: f64, after: f64, interval: &str) -> String {
+pub fn change_id(
+    agent_id: &str,
+    skill_id: &str,
+    before: f64,
+    after: f64,
+    interval: &str,
+) -> String {
     let text = format!("{agent_id}|{skill_id}|{before:.4}|{after:.4}|{interval}");
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {
@@ -124,8 +132,20 @@ async fn cycle_steps(
     let concurrency = settings.genesys.max_concurrency;
 
     // 1. collect
-    let snapshot = collect::collect(client, &settings.scope, &settings.metrics, concurrency, chrono::Utc::now()).await?;
+    let snapshot = collect::collect(
+        client,
+        &settings.scope,
+        &settings.metrics,
+        concurrency,
+        chrono::Utc::now(),
+    )
+    .await?;
     report.interval = snapshot.interval.clone();
+    let catalogue: Vec<String> = snapshot.skills.iter().map(|s| s.name.clone()).collect();
+    let unknown = settings.unknown_skill_names(&catalogue);
+    if !unknown.is_empty() {
+        return Err(CycleError::UnknownSkills(unknown));
+    }
 
     // 2–3. score and plan (held proposals wait for their review)
     let held = ledger.held_changes()?;
@@ -138,7 +158,11 @@ async fn cycle_steps(
         tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
         let skipped: Vec<ChangeRecord> = rows
             .iter()
-            .map(|r| ChangeRecord { status: ChangeStatus::Skipped, detail: Some(format!("breaker: {}", trip.rule)), ..r.clone() })
+            .map(|r| ChangeRecord {
+                status: ChangeStatus::Skipped,
+                detail: Some(format!("breaker: {}", trip.rule)),
+                ..r.clone()
+            })
             .collect();
         ledger.record_plan(&skipped)?;
         report.outcome = "breaker".into();
@@ -160,7 +184,10 @@ async fn cycle_steps(
     // 4. apply (earlier proposals approved since, then this plan)
     let approved = resolve_reviews(client, settings, ledger, &held).await?;
     report.approved_applied = approved;
-    let outcomes = apply_rows(client, settings, ledger, &snapshot, &plan, &rows, stop, run_id).await?;
+    let outcomes = apply_rows(
+        client, settings, ledger, &snapshot, &plan, &rows, stop, run_id,
+    )
+    .await?;
     let mut final_rows = rows.clone();
     for row in &mut final_rows {
         if let Some((status, detail)) = outcomes.get(&row.change_id) {
@@ -168,13 +195,32 @@ async fn cycle_steps(
             row.detail.clone_from(detail);
         }
     }
-    report.conflicts = final_rows.iter().filter(|r| r.status == ChangeStatus::Conflict).count();
-    report.failed = final_rows.iter().filter(|r| r.status == ChangeStatus::Failed).count();
+    report.conflicts = final_rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Conflict)
+        .count();
+    report.failed = final_rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Failed)
+        .count();
     let stopped = final_rows.iter().any(|r| r.status == ChangeStatus::Skipped);
-    report.outcome = if report.failed > 0 || stopped { "partial".into() } else { "ok".into() };
+    report.outcome = if report.failed > 0 || stopped {
+        "partial".into()
+    } else {
+        "ok".into()
+    };
 
     // 5. alert
-    alert_supervisors(client, settings, ledger, &snapshot, &final_rows, run_id, report).await?;
+    alert_supervisors(
+        client,
+        settings,
+        ledger,
+        &snapshot,
+        &final_rows,
+        run_id,
+        report,
+    )
+    .await?;
     set_lines(report, &final_rows, settings);
     send_digest(settings, report).await;
     Ok(())
@@ -182,21 +228,31 @@ async fn cycle_steps(
 
 /// Changes whose agent and skill have a proposal waiting for review are not re-proposed.
 fn park_pending_reviews(plan: &mut Plan, snapshot: &Snapshot, held: &[ChangeRecord]) {
-    let waiting: HashSet<(&str, &str)> = held.iter().map(|h| (h.agent_id.as_str(), h.skill_id.as_str())).collect();
+    let waiting: HashSet<(&str, &str)> = held
+        .iter()
+        .map(|h| (h.agent_id.as_str(), h.skill_id.as_str()))
+        .collect();
     if waiting.is_empty() {
         return;
     }
     for item in &mut plan.items {
         let agent = &snapshot.agents[item.agent as usize].id;
         let skill = &snapshot.skills[usize::from(item.skill)].id;
-        if matches!(item.decision, Decision::Change { .. }) && waiting.contains(&(agent.as_str(), skill.as_str())) {
+        if matches!(item.decision, Decision::Change { .. })
+            && waiting.contains(&(agent.as_str(), skill.as_str()))
+        {
             item.decision = Decision::Keep(Keep::PendingReview);
         }
     }
 }
 
 /// Ledger rows for the plan's changes (`planned`, or `held` when waiting for review).
-fn change_rows(snapshot: &Snapshot, plan: &Plan, settings: &Settings, run_id: i64) -> Vec<ChangeRecord> {
+fn change_rows(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    settings: &Settings,
+    run_id: i64,
+) -> Vec<ChangeRecord> {
     plan.changes()
         .filter_map(|item| {
             let to = item.proposed()?;
@@ -214,9 +270,16 @@ fn change_rows(snapshot: &Snapshot, plan: &Plan, settings: &Settings, run_id: i6
                 before: item.current,
                 after: to,
                 target: item.target(),
-                score: item.score.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+                score: item
+                    .score
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok()),
                 reason: reason_of(item),
-                status: if held { ChangeStatus::Held } else { ChangeStatus::Planned },
+                status: if held {
+                    ChangeStatus::Held
+                } else {
+                    ChangeStatus::Planned
+                },
                 correlation_id: None,
                 detail: None,
                 workitem_id: None,
@@ -237,7 +300,10 @@ fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord]) 
     report.agents_changed = plan.agents_changing();
     report.skills_up = rows.iter().filter(|r| r.after > r.before).count();
     report.skills_down = rows.iter().filter(|r| r.after < r.before).count();
-    report.held_for_review = rows.iter().filter(|r| r.status == ChangeStatus::Held).count();
+    report.held_for_review = rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Held)
+        .count();
     report.threshold_crossings = plan.threshold_crossings;
     report.breaker = plan.breaker.clone();
     let mut skipped = BTreeMap::new();
@@ -263,7 +329,9 @@ fn set_lines(report: &mut CycleReport, rows: &[ChangeRecord], settings: &Setting
             target: r.target,
             proposed: r.after,
             status: r.status.as_str().into(),
-            alert: r.target.is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold),
+            alert: r
+                .target
+                .is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold),
             reason: match &r.detail {
                 Some(d) => format!("{} [{d}]", r.reason),
                 None => r.reason.clone(),
@@ -285,51 +353,89 @@ async fn apply_rows(
     stop: &StopSignal,
     run_id: i64,
 ) -> Result<BTreeMap<String, (ChangeStatus, Option<String>)>, CycleError> {
-    let held: HashSet<&str> = rows.iter().filter(|r| r.status == ChangeStatus::Held).map(|r| r.change_id.as_str()).collect();
+    let held: HashSet<&str> = rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Held)
+        .map(|r| r.change_id.as_str())
+        .collect();
     let mut by_agent: BTreeMap<&str, Vec<WriteItem>> = BTreeMap::new();
-    let targets: BTreeMap<&str, &PlannedItem> = rows.iter().map(|r| r.change_id.as_str()).zip(plan.changes()).collect();
+    let targets: BTreeMap<&str, &PlannedItem> = rows
+        .iter()
+        .map(|r| r.change_id.as_str())
+        .zip(plan.changes())
+        .collect();
     for row in rows.iter().filter(|r| !held.contains(r.change_id.as_str())) {
         let item = targets.get(row.change_id.as_str());
-        by_agent.entry(row.agent_id.as_str()).or_default().push(WriteItem {
-            change_id: row.change_id.clone(),
-            skill_id: row.skill_id.clone(),
-            before: row.before,
-            after: row.after,
-            held: item.is_none_or(|i| i.held),
-            target: row.target,
-            policy: settings.policy.for_skill(&row.skill_name),
-        });
+        by_agent
+            .entry(row.agent_id.as_str())
+            .or_default()
+            .push(WriteItem {
+                change_id: row.change_id.clone(),
+                skill_id: row.skill_id.clone(),
+                before: row.before,
+                after: row.after,
+                held: item.is_none_or(|i| i.held),
+                target: row.target,
+                policy: settings.policy.for_skill(&row.skill_name),
+            });
     }
     let _ = snapshot;
     let mut results = BTreeMap::new();
     let mut writes = stream::iter(by_agent)
         .map(|(agent_id, items)| async move {
             if stop.is_requested() {
-                let skipped = items.iter().map(|i| (i.change_id.clone(), None)).collect::<Vec<_>>();
+                let skipped = items
+                    .iter()
+                    .map(|i| (i.change_id.clone(), None))
+                    .collect::<Vec<_>>();
                 return (agent_id, skipped);
             }
             let outcomes = apply::write_agent(client, &settings.apply, agent_id, &items).await;
-            (agent_id, outcomes.into_iter().map(|(id, o)| (id, Some(o))).collect())
+            (
+                agent_id,
+                outcomes.into_iter().map(|(id, o)| (id, Some(o))).collect(),
+            )
         })
         .buffer_unordered(settings.genesys.max_concurrency.max(1));
     while let Some((agent_id, outcomes)) = writes.next().await {
         for (change_id, outcome) in outcomes {
             let (status, correlation, detail) = match outcome {
-                None => (ChangeStatus::Skipped, None, Some("shutdown requested before this agent's write".to_string())),
-                Some(Outcome::Applied { value, correlation_id }) => {
-                    (ChangeStatus::Applied, correlation_id, Some(format!("applied {value:.2}")))
-                }
+                None => (
+                    ChangeStatus::Skipped,
+                    None,
+                    Some("shutdown requested before this agent's write".to_string()),
+                ),
+                Some(Outcome::Applied {
+                    value,
+                    correlation_id,
+                }) => (
+                    ChangeStatus::Applied,
+                    correlation_id,
+                    Some(format!("applied {value:.2}")),
+                ),
                 Some(Outcome::Conflict { found }) => (
                     ChangeStatus::Conflict,
                     None,
-                    Some(format!("a person set {} since our read; left alone", found.map_or("nothing".into(), |f| format!("{f:.2}")))),
+                    Some(format!(
+                        "a person set {} since our read; left alone",
+                        found.map_or("nothing".into(), |f| format!("{f:.2}"))
+                    )),
                 ),
-                Some(Outcome::Failed { error, correlation_id }) => {
+                Some(Outcome::Failed {
+                    error,
+                    correlation_id,
+                }) => {
                     tracing::warn!(agent = agent_id, %error, "write failed");
                     (ChangeStatus::Failed, correlation_id, Some(error))
                 }
             };
-            ledger.mark(run_id, &[change_id.as_str()], status, correlation.as_deref(), detail.as_deref())?;
+            ledger.mark(
+                run_id,
+                &[change_id.as_str()],
+                status,
+                correlation.as_deref(),
+                detail.as_deref(),
+            )?;
             results.insert(change_id, (status, detail));
         }
     }
@@ -338,7 +444,12 @@ async fn apply_rows(
 
 /// Applies earlier held proposals whose workitem was closed as approved (if the skill still
 /// holds the value they were planned from); marks rejected ones. Returns how many applied.
-async fn resolve_reviews(client: &GenesysClient, settings: &Settings, ledger: &Ledger, held: &[ChangeRecord]) -> Result<usize, CycleError> {
+async fn resolve_reviews(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    held: &[ChangeRecord],
+) -> Result<usize, CycleError> {
     let w = &settings.alerts.workitem;
     if held.is_empty() || !w.enabled {
         return Ok(0);
@@ -352,7 +463,11 @@ async fn resolve_reviews(client: &GenesysClient, settings: &Settings, ledger: &L
     };
     let approved_ids: HashSet<String> = statuses
         .iter()
-        .filter(|s| w.approved_statuses.iter().any(|a| a.eq_ignore_ascii_case(&s.name)))
+        .filter(|s| {
+            w.approved_statuses
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&s.name))
+        })
         .map(|s| s.id.clone())
         .collect();
     let tags: Vec<String> = held.iter().map(|h| h.change_id.clone()).collect();
@@ -365,13 +480,27 @@ async fn resolve_reviews(client: &GenesysClient, settings: &Settings, ledger: &L
     };
     let mut applied = 0;
     for change in held {
-        let Some(item) = items.iter().find(|i| i.external_tag.as_deref() == Some(change.change_id.as_str())) else { continue };
+        let Some(item) = items
+            .iter()
+            .find(|i| i.external_tag.as_deref() == Some(change.change_id.as_str()))
+        else {
+            continue;
+        };
         if item.status_category.as_deref() != Some("Closed") {
             continue;
         }
-        let approved = item.status.as_ref().is_some_and(|s| approved_ids.contains(&s.id));
+        let approved = item
+            .status
+            .as_ref()
+            .is_some_and(|s| approved_ids.contains(&s.id));
         if !approved {
-            ledger.mark(change.run_id, &[change.change_id.as_str()], ChangeStatus::Rejected, None, Some("review workitem closed without approval"))?;
+            ledger.mark(
+                change.run_id,
+                &[change.change_id.as_str()],
+                ChangeStatus::Rejected,
+                None,
+                Some("review workitem closed without approval"),
+            )?;
             continue;
         }
         let policy = settings.policy.for_skill(&change.skill_name);
@@ -385,18 +514,45 @@ async fn resolve_reviews(client: &GenesysClient, settings: &Settings, ledger: &L
             policy,
         };
         // Approval is for exactly this change: a person's edit since is never overwritten.
-        let apply_settings = crate::config::ApplySettings { verify_before_write: true, on_conflict: crate::config::OnConflict::Skip, ..settings.apply.clone() };
-        let outcome = apply::write_agent(client, &apply_settings, &change.agent_id, std::slice::from_ref(&write)).await;
+        let apply_settings = crate::config::ApplySettings {
+            verify_before_write: true,
+            on_conflict: crate::config::OnConflict::Skip,
+            ..settings.apply.clone()
+        };
+        let outcome = apply::write_agent(
+            client,
+            &apply_settings,
+            &change.agent_id,
+            std::slice::from_ref(&write),
+        )
+        .await;
         let (status, correlation, detail) = match outcome.into_iter().next().map(|(_, o)| o) {
             Some(Outcome::Applied { correlation_id, .. }) => {
                 applied += 1;
-                (ChangeStatus::Applied, correlation_id, "approved in review; applied".to_string())
+                (
+                    ChangeStatus::Applied,
+                    correlation_id,
+                    "approved in review; applied".to_string(),
+                )
             }
-            Some(Outcome::Conflict { .. }) => (ChangeStatus::Conflict, None, "approved, but a person changed the skill since; left alone".to_string()),
-            Some(Outcome::Failed { error, correlation_id }) => (ChangeStatus::Failed, correlation_id, error),
+            Some(Outcome::Conflict { .. }) => (
+                ChangeStatus::Conflict,
+                None,
+                "approved, but a person changed the skill since; left alone".to_string(),
+            ),
+            Some(Outcome::Failed {
+                error,
+                correlation_id,
+            }) => (ChangeStatus::Failed, correlation_id, error),
             None => continue,
         };
-        ledger.mark(change.run_id, &[change.change_id.as_str()], status, correlation.as_deref(), Some(&detail))?;
+        ledger.mark(
+            change.run_id,
+            &[change.change_id.as_str()],
+            status,
+            correlation.as_deref(),
+            Some(&detail),
+        )?;
     }
     Ok(applied)
 }
@@ -411,16 +567,27 @@ async fn alert_supervisors(
     run_id: i64,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
-    let managers: BTreeMap<&str, Option<&String>> = snapshot.agents.iter().map(|a| (a.id.as_str(), a.manager_id.as_ref())).collect();
+    let managers: BTreeMap<&str, Option<&String>> = snapshot
+        .agents
+        .iter()
+        .map(|a| (a.id.as_str(), a.manager_id.as_ref()))
+        .collect();
     let items: Vec<AlertItem> = rows
         .iter()
         .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
-        .filter(|r| r.target.is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold))
+        .filter(|r| {
+            r.target
+                .is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold)
+        })
         .map(|r| AlertItem {
             change_id: r.change_id.clone(),
             agent_id: r.agent_id.clone(),
             agent_name: r.agent_name.clone(),
-            manager_id: managers.get(r.agent_id.as_str()).copied().flatten().cloned(),
+            manager_id: managers
+                .get(r.agent_id.as_str())
+                .copied()
+                .flatten()
+                .cloned(),
             skill_name: r.skill_name.clone(),
             current: r.before,
             target: r.target.unwrap_or(r.after),

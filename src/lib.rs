@@ -2,16 +2,18 @@
 //!
 //! The library holds everything; `main.rs` is only the command-line edge.
 
-pub mod genesys;
-pub mod sim;
+pub mod alert;
+pub mod apply;
+pub mod collect;
 pub mod config;
-pub mod schedule;
+pub mod cycle;
+pub mod demo;
+pub mod genesys;
+pub mod history;
 pub mod org;
 pub mod plan;
-pub mod score;
-pub mod collect;
-pub mod history;
-pub mod apply;
-pub mod alert;
 pub mod report;
-pub mod cycle;
+pub mod runtime;
+pub mod schedule;
+pub mod score;
+pub mod sim;

@@ -1,1 +1,294 @@
-fn main() {}
+//! The command-line edge: parses arguments, sets up logging, and turns library errors into
+//! messages and exit codes. Everything else lives in the library.
+
+use clap::{Parser, Subcommand};
+use skill_tuner::config::{LogFormat, Settings};
+use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::report::CycleReport;
+use skill_tuner::{demo, runtime};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "skill-tuner",
+    version,
+    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// The TOML config file (`SKILL_TUNER__SECTION__KEY` variables override its keys).
+    #[arg(
+        long,
+        short,
+        env = "SKILL_TUNER_CONFIG",
+        default_value = "/etc/skill-tuner/skill-tuner.toml"
+    )]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the embedded simulator, run `plan` then `once` against it, print both reports.
+    Demo {
+        #[arg(long, default_value_t = 300)]
+        agents: usize,
+        #[arg(long, default_value_t = 6)]
+        skills: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The simulator's rate limit per minute (the real API's default is 300).
+        #[arg(long, default_value_t = 1200)]
+        rate: u32,
+        /// Print the two reports as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the embedded Genesys Cloud simulator standalone (for curl, or `--config config/demo.toml`).
+    Sim {
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        #[arg(long, default_value_t = 300)]
+        agents: usize,
+        #[arg(long, default_value_t = 6)]
+        skills: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Requests per minute per token; 0 = unlimited.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+    },
+    /// Dry run: collect, score and plan; print the planned changes; write nothing.
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one real cycle now.
+    Once {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config file and print the effective settings (secrets are never settings).
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
+    match Settings::load(&config.config) {
+        Ok(s) => {
+            init_logging(&s.log.level, s.log.format);
+            Ok(s)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn print_report(report: &CycleReport, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot render the report: {e}"),
+        }
+    } else {
+        print!("{}", report.render_table(50));
+    }
+}
+
+/// 0 ok or dry run, 1 failed, 3 breaker tripped, 4 partial (some writes failed or stopped).
+fn exit_for(report: &CycleReport) -> ExitCode {
+    match report.outcome.as_str() {
+        "ok" | "dry_run" => ExitCode::SUCCESS,
+        "breaker" => ExitCode::from(3),
+        "partial" => ExitCode::from(4),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let client = match runtime::connect(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ledger = match runtime::open_ledger(&settings) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}\nrefusing to run without a working history ledger");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = runtime::start_client(&client, &settings).await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run_cycle(&client, &settings, &ledger, mode, &StopSignal::default()).await {
+        Ok(report) => {
+            print_report(&report, json);
+            exit_for(&report)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo_command(options: demo::DemoOptions, json: bool) -> ExitCode {
+    init_logging("warn", LogFormat::Human);
+    eprintln!(
+        "starting the embedded Genesys Cloud simulator: {} agents, {} skills, seed {}, {} requests/min …",
+        options.agents, options.skills, options.seed, options.rate_limit_per_minute
+    );
+    match demo::run(&options).await {
+        Ok(outcome) => {
+            if json {
+                let both = serde_json::json!({ "plan": outcome.plan, "once": outcome.once });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&both).unwrap_or_default()
+                );
+            } else {
+                println!("== plan (dry run: nothing written) ==");
+                print_report(&outcome.plan, false);
+                println!();
+                println!(
+                    "== once (a real cycle against the simulator at {}) ==",
+                    outcome.base_url
+                );
+                print_report(&outcome.once, false);
+                println!();
+                println!(
+                    "the simulator received {} bulk skill writes, holds {} review workitems and {} webhook digests",
+                    outcome.writes, outcome.workitems, outcome.webhook_posts
+                );
+            }
+            exit_for(&outcome.once)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode {
+    init_logging("info", LogFormat::Human);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let id = config.client_id.clone();
+    let secret = config.client_secret.clone();
+    let agents = config.agents;
+    let sim = match skill_tuner::sim::Simulator::start_on(config, addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the simulator on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("simulator listening on {}", sim.base_url());
+    println!("  client id:     {id}");
+    println!("  client secret: {secret}   (a demo value, not a real secret)");
+    println!("  {agents} agents; try:");
+    println!(
+        "    curl -s -u {id}:{secret} -d grant_type=client_credentials {}/oauth/token",
+        sim.base_url()
+    );
+    println!("    curl -s -H \"Authorization: Bearer $TOKEN\" '{}/api/v2/users?pageSize=5&expand=skills'", sim.base_url());
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo {
+            agents,
+            skills,
+            seed,
+            rate,
+            json,
+        } => {
+            demo_command(
+                demo::DemoOptions {
+                    agents,
+                    skills,
+                    seed,
+                    rate_limit_per_minute: rate,
+                },
+                json,
+            )
+            .await
+        }
+        Command::Sim {
+            port,
+            agents,
+            skills,
+            seed,
+            rate,
+        } => {
+            let config = skill_tuner::sim::SimConfig {
+                agents,
+                skills,
+                seed,
+                rate_limit_per_minute: rate,
+                ..Default::default()
+            };
+            sim_command(port, config).await
+        }
+        Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json).await,
+        Command::Once { config, json } => cycle_command(&config, Mode::Once, json).await,
+        Command::CheckConfig { config } => match Settings::load(&config.config) {
+            Ok(settings) => {
+                println!(
+                    "# {} is valid; effective settings (defaults filled in):",
+                    config.config.display()
+                );
+                print!("{}", settings.to_toml());
+                match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
+                    Ok((_, source)) => {
+                        println!("# client secret: found in {source} (value not shown)")
+                    }
+                    Err(e) => println!("# warning: {e}"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -70,11 +70,17 @@ pub struct Agent {
 
 impl Agent {
     pub fn proficiency(&self, skill: SkillIx) -> Option<f64> {
-        self.skills.iter().find(|(s, _)| *s == skill).map(|(_, p)| *p)
+        self.skills
+            .iter()
+            .find(|(s, _)| *s == skill)
+            .map(|(_, p)| *p)
     }
 
     pub fn metrics_for(&self, skill: SkillIx) -> Option<&PairMetrics> {
-        self.metrics.iter().find(|(s, _)| *s == skill).map(|(_, m)| m)
+        self.metrics
+            .iter()
+            .find(|(s, _)| *s == skill)
+            .map(|(_, m)| m)
     }
 }
 

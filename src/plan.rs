@@ -109,7 +109,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn changes(&self) -> impl Iterator<Item = &PlannedItem> {
-        self.items.iter().filter(|i| matches!(i.decision, Decision::Change { .. }))
+        self.items
+            .iter()
+            .filter(|i| matches!(i.decision, Decision::Change { .. }))
     }
 
     pub fn agents_changing(&self) -> usize {
@@ -153,15 +155,21 @@ pub fn decide(policy: &SkillPolicy, current: f64, target: f64) -> Decision {
     if moved * step <= 0.0 || moved.abs() + 1e-9 < policy.dead_band || moved.abs() < 1e-9 {
         return Decision::Keep(Keep::DeadBand);
     }
-    Decision::Change { to: rounded.clamp(0.0, 5.0) }
+    Decision::Change {
+        to: rounded.clamp(0.0, 5.0),
+    }
 }
 
 /// Plans every in-scope agent and tunable skill, then runs the breaker.
 pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSettings) -> Plan {
     let pops = populations(snapshot);
-    let mut plan = Plan { agents_considered: snapshot.agents.len(), ..Plan::default() };
+    let mut plan = Plan {
+        agents_considered: snapshot.agents.len(),
+        ..Plan::default()
+    };
     for (ai, agent) in snapshot.agents.iter().enumerate() {
-        let mut pairs: Vec<(SkillIx, f64, bool)> = agent.skills.iter().map(|(s, p)| (*s, *p, true)).collect();
+        let mut pairs: Vec<(SkillIx, f64, bool)> =
+            agent.skills.iter().map(|(s, p)| (*s, *p, true)).collect();
         if policies.add_missing_skills {
             for (skill, _) in &agent.metrics {
                 if agent.proficiency(*skill).is_none() {
@@ -170,7 +178,12 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
             }
         }
         for (skill, current, held) in pairs {
-            if !snapshot.tunable.get(usize::from(skill)).copied().unwrap_or(false) {
+            if !snapshot
+                .tunable
+                .get(usize::from(skill))
+                .copied()
+                .unwrap_or(false)
+            {
                 continue;
             }
             let policy = policies.for_skill(&snapshot.skills[usize::from(skill)].name);
@@ -183,7 +196,10 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
             let decision = match (&score, metrics) {
                 (_, None) => Decision::Keep(Keep::NoData),
                 (_, Some(m)) if m.handled < policy.min_interactions => {
-                    Decision::Keep(Keep::TooFewInteractions { have: m.handled, need: policy.min_interactions })
+                    Decision::Keep(Keep::TooFewInteractions {
+                        have: m.handled,
+                        need: policy.min_interactions,
+                    })
                 }
                 (None, _) => Decision::Keep(Keep::NoData),
                 (Some(s), _) => decide(policy, current, s.target),
@@ -196,7 +212,14 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                     plan.threshold_crossings += 1;
                 }
             }
-            plan.items.push(PlannedItem { agent: ai as AgentIx, skill, current, held, score, decision });
+            plan.items.push(PlannedItem {
+                agent: ai as AgentIx,
+                skill,
+                current,
+                held,
+                score,
+                decision,
+            });
         }
     }
     plan.breaker = check_breaker(snapshot, &plan, breaker);
@@ -244,7 +267,10 @@ fn check_breaker(snapshot: &Snapshot, plan: &Plan, b: &BreakerSettings) -> Optio
     }
     let changes: Vec<&PlannedItem> = plan.changes().collect();
     if changes.len() >= b.min_agents {
-        let down = changes.iter().filter(|i| i.proposed().is_some_and(|p| p < i.current)).count();
+        let down = changes
+            .iter()
+            .filter(|i| i.proposed().is_some_and(|p| p < i.current))
+            .count();
         let share = down as f64 / changes.len() as f64;
         if share > b.max_demotion_share {
             return Some(BreakerTrip {
@@ -267,25 +293,41 @@ mod tests {
     use crate::org::{Agent, PairMetrics, Skill};
 
     fn policy() -> SkillPolicy {
-        SkillPolicy { smoothing: 1.0, max_step: 1.0, dead_band: 0.25, round_to: 0.25, shrinkage: 0.0, ..SkillPolicy::default() }
+        SkillPolicy {
+            smoothing: 1.0,
+            max_step: 1.0,
+            dead_band: 0.25,
+            round_to: 0.25,
+            shrinkage: 0.0,
+            ..SkillPolicy::default()
+        }
     }
 
     #[test]
     fn max_step_bounds_each_cycle() {
-        let p = SkillPolicy { max_step: 0.5, ..policy() };
+        let p = SkillPolicy {
+            max_step: 0.5,
+            ..policy()
+        };
         assert_eq!(decide(&p, 1.0, 5.0), Decision::Change { to: 1.5 });
         assert_eq!(decide(&p, 4.0, 0.0), Decision::Change { to: 3.5 });
     }
 
     #[test]
     fn smoothing_moves_part_of_the_way() {
-        let p = SkillPolicy { smoothing: 0.5, ..policy() };
+        let p = SkillPolicy {
+            smoothing: 0.5,
+            ..policy()
+        };
         assert_eq!(decide(&p, 2.0, 4.0), Decision::Change { to: 3.0 });
     }
 
     #[test]
     fn dead_band_ignores_small_moves() {
-        let p = SkillPolicy { dead_band: 0.5, ..policy() };
+        let p = SkillPolicy {
+            dead_band: 0.5,
+            ..policy()
+        };
         assert_eq!(decide(&p, 2.0, 2.25), Decision::Keep(Keep::DeadBand));
         assert_eq!(decide(&p, 2.0, 2.0), Decision::Keep(Keep::AtTarget));
         assert_eq!(decide(&p, 2.0, 2.5), Decision::Change { to: 2.5 });
@@ -293,14 +335,23 @@ mod tests {
 
     #[test]
     fn floor_and_ceiling_clamp_the_target() {
-        let p = SkillPolicy { floor: 1.0, ceiling: 3.0, ..policy() };
+        let p = SkillPolicy {
+            floor: 1.0,
+            ceiling: 3.0,
+            ..policy()
+        };
         assert_eq!(decide(&p, 2.0, 5.0), Decision::Change { to: 3.0 });
         assert_eq!(decide(&p, 2.0, 0.0), Decision::Change { to: 1.0 });
     }
 
     #[test]
     fn rounding_never_exceeds_the_step() {
-        let p = SkillPolicy { max_step: 0.5, round_to: 0.25, dead_band: 0.0, ..policy() };
+        let p = SkillPolicy {
+            max_step: 0.5,
+            round_to: 0.25,
+            dead_band: 0.0,
+            ..policy()
+        };
         // From an off-grid 2.1, +0.5 = 2.6 rounds toward current to 2.5.
         assert_eq!(decide(&p, 2.1, 5.0), Decision::Change { to: 2.5 });
         // A move that rounds back past the current value is no move.
@@ -310,7 +361,10 @@ mod tests {
 
     fn snapshot(agents: Vec<Agent>) -> Snapshot {
         Snapshot {
-            skills: vec![Skill { id: "s1".into(), name: "Billing".into() }],
+            skills: vec![Skill {
+                id: "s1".into(),
+                name: "Billing".into(),
+            }],
             tunable: vec![true],
             agents,
             queries: 1,
@@ -332,20 +386,31 @@ mod tests {
     }
 
     fn metrics(handled: u64, aht_secs: f64) -> PairMetrics {
-        PairMetrics { handled, handle_ms: handled as f64 * aht_secs * 1000.0, transferred: Some(0) }
+        PairMetrics {
+            handled,
+            handle_ms: handled as f64 * aht_secs * 1000.0,
+            transferred: Some(0),
+        }
     }
 
     #[test]
     fn min_interactions_blocks_changes() {
         let s = snapshot(vec![agent(1, 1.0, Some(metrics(5, 200.0)))]);
         let p = plan(&s, &PolicySettings::default(), &BreakerSettings::default());
-        assert_eq!(p.items[0].decision, Decision::Keep(Keep::TooFewInteractions { have: 5, need: 20 }));
+        assert_eq!(
+            p.items[0].decision,
+            Decision::Keep(Keep::TooFewInteractions { have: 5, need: 20 })
+        );
     }
 
     #[test]
     fn empty_analytics_trips_the_breaker_and_demotes_no_one() {
         let agents = (0..50).map(|i| agent(i, 4.0, None)).collect();
-        let p = plan(&snapshot(agents), &PolicySettings::default(), &BreakerSettings::default());
+        let p = plan(
+            &snapshot(agents),
+            &PolicySettings::default(),
+            &BreakerSettings::default(),
+        );
         assert_eq!(p.breaker.as_ref().map(|b| b.rule), Some("empty_metrics"));
         assert_eq!(p.changes().count(), 0);
     }
@@ -353,8 +418,14 @@ mod tests {
     #[test]
     fn a_mass_change_trips_the_breaker() {
         // Everyone at 0.0 with great metrics: all would change.
-        let agents = (0..20).map(|i| agent(i, 0.0, Some(metrics(100, 200.0)))).collect();
-        let p = plan(&snapshot(agents), &PolicySettings::default(), &BreakerSettings::default());
+        let agents = (0..20)
+            .map(|i| agent(i, 0.0, Some(metrics(100, 200.0))))
+            .collect();
+        let p = plan(
+            &snapshot(agents),
+            &PolicySettings::default(),
+            &BreakerSettings::default(),
+        );
         assert_eq!(p.breaker.as_ref().map(|b| b.rule), Some("mass_change"));
     }
 
@@ -362,7 +433,11 @@ mod tests {
     fn sparse_metrics_trip_the_breaker() {
         let mut agents: Vec<Agent> = (0..20).map(|i| agent(i, 2.0, None)).collect();
         agents[0] = agent(0, 2.0, Some(metrics(100, 600.0)));
-        let p = plan(&snapshot(agents), &PolicySettings::default(), &BreakerSettings::default());
+        let p = plan(
+            &snapshot(agents),
+            &PolicySettings::default(),
+            &BreakerSettings::default(),
+        );
         assert_eq!(p.breaker.as_ref().map(|b| b.rule), Some("sparse_metrics"));
     }
 
@@ -373,7 +448,10 @@ mod tests {
         let s = snapshot(vec![a]);
         let none = plan(&s, &PolicySettings::default(), &BreakerSettings::default());
         assert!(none.items.is_empty());
-        let adding = PolicySettings { add_missing_skills: true, ..PolicySettings::default() };
+        let adding = PolicySettings {
+            add_missing_skills: true,
+            ..PolicySettings::default()
+        };
         let some = plan(&s, &adding, &BreakerSettings::default());
         assert_eq!(some.items.len(), 1);
         assert!(!some.items[0].held);

@@ -70,14 +70,26 @@ impl CycleReport {
     /// The human form: a summary, then the changes.
     pub fn render_table(&self, max_rows: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "run {} ({}) — outcome: {}   window {}", self.run_id, self.mode, self.outcome, self.interval);
+        let _ = writeln!(
+            out,
+            "run {} ({}) — outcome: {}   window {}",
+            self.run_id, self.mode, self.outcome, self.interval
+        );
         if let Some(b) = &self.breaker {
-            let _ = writeln!(out, "BREAKER TRIPPED ({}): {} — nothing was applied", b.rule, b.detail);
+            let _ = writeln!(
+                out,
+                "BREAKER TRIPPED ({}): {} — nothing was applied",
+                b.rule, b.detail
+            );
         }
         if let Some(e) = &self.error {
             let _ = writeln!(out, "error: {e}");
         }
-        let skipped: Vec<String> = self.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let skipped: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(
             out,
             "agents considered {}, changing {} | skills up {}, down {}, unchanged {} | skipped: {} | conflicts {}, failed {}, held for review {}, approved+applied {}",
@@ -116,7 +128,11 @@ impl CycleReport {
         }
         if !self.changes.is_empty() {
             let _ = writeln!(out);
-            let _ = writeln!(out, "{:<24} {:<20} {:>7} {:>7} {:>7}  {:<9} why", "agent", "skill", "current", "target", "new", "status");
+            let _ = writeln!(
+                out,
+                "{:<24} {:<20} {:>7} {:>7} {:>7}  {:<9} why",
+                "agent", "skill", "current", "target", "new", "status"
+            );
             for c in self.changes.iter().take(max_rows) {
                 let _ = writeln!(
                     out,
@@ -132,7 +148,11 @@ impl CycleReport {
                 );
             }
             if self.changes.len() > max_rows {
-                let _ = writeln!(out, "… and {} more (use --json for all)", self.changes.len() - max_rows);
+                let _ = writeln!(
+                    out,
+                    "… and {} more (use --json for all)",
+                    self.changes.len() - max_rows
+                );
             }
         }
         out
@@ -148,7 +168,11 @@ impl CycleReport {
             let _ = write!(text, "\nBREAKER ({}): {}", b.rule, b.detail);
         }
         for c in self.changes.iter().filter(|c| c.alert).take(20) {
-            let _ = write!(text, "\n• {} / {}: {:.2} → {:.2} ({})", c.agent, c.skill, c.current, c.proposed, c.status);
+            let _ = write!(
+                text,
+                "\n• {} / {}: {:.2} → {:.2} ({})",
+                c.agent, c.skill, c.current, c.proposed, c.status
+            );
         }
         text
     }

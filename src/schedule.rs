@@ -44,8 +44,15 @@ impl Schedule {
             .seconds(croner::parser::Seconds::Optional)
             .build()
             .parse(expression)
-            .map_err(|e| ScheduleError::Cron { expression: expression.to_string(), reason: e.to_string() })?;
-        Ok(Self { cron, tz, expression: expression.to_string() })
+            .map_err(|e| ScheduleError::Cron {
+                expression: expression.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            cron,
+            tz,
+            expression: expression.to_string(),
+        })
     }
 
     pub fn expression(&self) -> &str {
@@ -75,7 +82,10 @@ mod tests {
         let first = s.next_after(before).unwrap();
         assert_eq!(first, Utc.with_ymd_and_hms(2026, 10, 24, 1, 30, 0).unwrap());
         let second = s.next_after(first).unwrap();
-        assert_eq!(second, Utc.with_ymd_and_hms(2026, 10, 25, 2, 30, 0).unwrap());
+        assert_eq!(
+            second,
+            Utc.with_ymd_and_hms(2026, 10, 25, 2, 30, 0).unwrap()
+        );
     }
 
     #[test]

@@ -80,9 +80,22 @@ impl Score {
         let parts: Vec<String> = self
             .components
             .iter()
-            .map(|c| format!("{} {}→{:.2}×{:.2}", c.name, fmt_value(c.name, c.used), c.normalized, c.weight))
+            .map(|c| {
+                format!(
+                    "{} {}→{:.2}×{:.2}",
+                    c.name,
+                    fmt_value(c.name, c.used),
+                    c.normalized,
+                    c.weight
+                )
+            })
             .collect();
-        format!("{} = {:.2} (n={})", parts.join(", "), self.combined, self.interactions)
+        format!(
+            "{} = {:.2} (n={})",
+            parts.join(", "),
+            self.combined,
+            self.interactions
+        )
     }
 }
 
@@ -120,14 +133,24 @@ pub fn score(
     population: &SkillPopulation,
 ) -> Option<Score> {
     let mut parts: Vec<(ComponentScore, f64)> = Vec::new();
-    let mut push = |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
-        if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
-            if c.weight > 0.0 {
-                let normalized = ramp(used, c.target, c.limit);
-                parts.push((ComponentScore { name, observed, used, normalized, weight: c.weight }, c.weight));
+    let mut push =
+        |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
+            if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
+                if c.weight > 0.0 {
+                    let normalized = ramp(used, c.target, c.limit);
+                    parts.push((
+                        ComponentScore {
+                            name,
+                            observed,
+                            used,
+                            normalized,
+                            weight: c.weight,
+                        },
+                        c.weight,
+                    ));
+                }
             }
-        }
-    };
+        };
     let handled = pair.map_or(0, |p| p.handled);
     let aht = pair.and_then(PairMetrics::aht_secs);
     push(
@@ -163,7 +186,12 @@ pub fn score(
         .collect();
     let combined = combined.clamp(0.0, 1.0);
     let target = round_to(5.0 * combined, policy.round_to).clamp(policy.floor, policy.ceiling);
-    Some(Score { components, combined, target, interactions: handled })
+    Some(Score {
+        components,
+        combined,
+        target,
+        interactions: handled,
+    })
 }
 
 /// Scores an agent on a skill with the snapshot's context.
@@ -173,7 +201,13 @@ pub fn score_agent_skill(
     skill: SkillIx,
     population: &SkillPopulation,
 ) -> Option<Score> {
-    score(policy, agent.metrics_for(skill), agent.quality, agent.csat, population)
+    score(
+        policy,
+        agent.metrics_for(skill),
+        agent.quality,
+        agent.csat,
+        population,
+    )
 }
 
 #[cfg(test)]
@@ -181,7 +215,10 @@ mod tests {
     use super::*;
 
     fn policy() -> SkillPolicy {
-        SkillPolicy { shrinkage: 0.0, ..SkillPolicy::default() }
+        SkillPolicy {
+            shrinkage: 0.0,
+            ..SkillPolicy::default()
+        }
     }
 
     #[test]
@@ -196,9 +233,20 @@ mod tests {
 
     #[test]
     fn weights_renormalise_over_components_with_data() {
-        let pair = PairMetrics { handled: 40, handle_ms: 40.0 * 600_000.0, transferred: Some(8) };
+        let pair = PairMetrics {
+            handled: 40,
+            handle_ms: 40.0 * 600_000.0,
+            transferred: Some(8),
+        };
         // No quality data: handle time (0.5) and transfers (0.3) share the weight 5:3.
-        let s = score(&policy(), Some(&pair), None, None, &SkillPopulation::default()).unwrap();
+        let s = score(
+            &policy(),
+            Some(&pair),
+            None,
+            None,
+            &SkillPopulation::default(),
+        )
+        .unwrap();
         assert_eq!(s.components.len(), 2);
         let aht = &s.components[0];
         assert_eq!(aht.name, "handle_time");
@@ -215,14 +263,32 @@ mod tests {
     fn no_data_means_no_score_not_zero() {
         assert!(score(&policy(), None, None, None, &SkillPopulation::default()).is_none());
         let empty = PairMetrics::default();
-        assert!(score(&policy(), Some(&empty), None, None, &SkillPopulation::default()).is_none());
+        assert!(score(
+            &policy(),
+            Some(&empty),
+            None,
+            None,
+            &SkillPopulation::default()
+        )
+        .is_none());
     }
 
     #[test]
     fn shrinkage_pulls_small_samples_to_the_mean() {
-        let p = SkillPolicy { shrinkage: 20.0, ..SkillPolicy::default() };
-        let pop = SkillPopulation { handled: 1000, mean_aht_secs: Some(600.0), mean_transfer_rate: Some(0.2) };
-        let fast_few = PairMetrics { handled: 5, handle_ms: 5.0 * 300_000.0, transferred: None };
+        let p = SkillPolicy {
+            shrinkage: 20.0,
+            ..SkillPolicy::default()
+        };
+        let pop = SkillPopulation {
+            handled: 1000,
+            mean_aht_secs: Some(600.0),
+            mean_transfer_rate: Some(0.2),
+        };
+        let fast_few = PairMetrics {
+            handled: 5,
+            handle_ms: 5.0 * 300_000.0,
+            transferred: None,
+        };
         let s = score(&p, Some(&fast_few), None, None, &pop).unwrap();
         // (300*5 + 600*20) / 25 = 540
         assert!((s.components[0].used - 540.0).abs() < 1e-9);
@@ -231,11 +297,34 @@ mod tests {
 
     #[test]
     fn target_respects_floor_ceiling_and_step() {
-        let p = SkillPolicy { floor: 1.0, ceiling: 4.0, round_to: 0.5, ..policy() };
-        let great = PairMetrics { handled: 50, handle_ms: 50.0 * 100_000.0, transferred: Some(0) };
-        assert_eq!(score(&p, Some(&great), None, None, &SkillPopulation::default()).unwrap().target, 4.0);
-        let awful = PairMetrics { handled: 50, handle_ms: 50.0 * 2_000_000.0, transferred: Some(50) };
-        assert_eq!(score(&p, Some(&awful), None, None, &SkillPopulation::default()).unwrap().target, 1.0);
+        let p = SkillPolicy {
+            floor: 1.0,
+            ceiling: 4.0,
+            round_to: 0.5,
+            ..policy()
+        };
+        let great = PairMetrics {
+            handled: 50,
+            handle_ms: 50.0 * 100_000.0,
+            transferred: Some(0),
+        };
+        assert_eq!(
+            score(&p, Some(&great), None, None, &SkillPopulation::default())
+                .unwrap()
+                .target,
+            4.0
+        );
+        let awful = PairMetrics {
+            handled: 50,
+            handle_ms: 50.0 * 2_000_000.0,
+            transferred: Some(50),
+        };
+        assert_eq!(
+            score(&p, Some(&awful), None, None, &SkillPopulation::default())
+                .unwrap()
+                .target,
+            1.0
+        );
         assert_eq!(round_to(2.74, 0.5), 2.5);
         assert_eq!(round_to(2.76, 0.25), 2.75);
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use validate::ConfigError;
+pub use validate::{ConfigError, Problem};
 
 /// Everything skill-tuner can be told.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -190,9 +190,21 @@ pub struct Components {
 impl Default for Components {
     fn default() -> Self {
         Self {
-            handle_time: Some(Component { weight: 0.5, target: 300.0, limit: 900.0 }),
-            transfer_rate: Some(Component { weight: 0.3, target: 0.05, limit: 0.35 }),
-            quality: Some(Component { weight: 0.2, target: 90.0, limit: 60.0 }),
+            handle_time: Some(Component {
+                weight: 0.5,
+                target: 300.0,
+                limit: 900.0,
+            }),
+            transfer_rate: Some(Component {
+                weight: 0.3,
+                target: 0.05,
+                limit: 0.35,
+            }),
+            quality: Some(Component {
+                weight: 0.2,
+                target: 90.0,
+                limit: 60.0,
+            }),
             csat: None,
         }
     }
@@ -269,7 +281,12 @@ pub struct BreakerSettings {
 
 impl Default for BreakerSettings {
     fn default() -> Self {
-        Self { max_changed_share: 0.5, min_data_share: 0.3, max_demotion_share: 0.8, min_agents: 10 }
+        Self {
+            max_changed_share: 0.5,
+            min_data_share: 0.3,
+            max_demotion_share: 0.8,
+            min_agents: 10,
+        }
     }
 }
 
@@ -298,7 +315,11 @@ pub struct ApplySettings {
 
 impl Default for ApplySettings {
     fn default() -> Self {
-        Self { verify_before_write: true, on_conflict: OnConflict::Skip, max_conflict_retries: 3 }
+        Self {
+            verify_before_write: true,
+            on_conflict: OnConflict::Skip,
+            max_conflict_retries: 3,
+        }
     }
 }
 
@@ -386,7 +407,9 @@ pub struct HistorySettings {
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        Self { path: PathBuf::from("skill-tuner.db") }
+        Self {
+            path: PathBuf::from("skill-tuner.db"),
+        }
     }
 }
 
@@ -435,7 +458,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 
@@ -458,8 +484,11 @@ impl Settings {
         if !path.exists() {
             return Err(ConfigError::Missing(path.to_path_buf()));
         }
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        let mut builder = config::Config::builder().add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
         if with_env {
             builder = builder.add_source(
                 config::Environment::with_prefix("SKILL_TUNER")
@@ -478,11 +507,15 @@ impl Settings {
             );
         }
         let raw = builder.build().map_err(|e| ConfigError::parse(path, e))?;
-        let settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::parse(path, e))?;
-        settings.validate().map_err(|problems| ConfigError::Invalid {
-            file: path.to_path_buf(),
-            problems,
-        })?;
+        let settings: Settings = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError::parse(path, e))?;
+        settings
+            .validate()
+            .map_err(|problems| ConfigError::Invalid {
+                file: path.to_path_buf(),
+                problems,
+            })?;
         Ok(settings)
     }
 
@@ -493,8 +526,15 @@ impl Settings {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| ConfigError::parse(&origin, e))?;
-        let settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::parse(&origin, e))?;
-        settings.validate().map_err(|problems| ConfigError::Invalid { file: origin, problems })?;
+        let settings: Settings = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError::parse(&origin, e))?;
+        settings
+            .validate()
+            .map_err(|problems| ConfigError::Invalid {
+                file: origin,
+                problems,
+            })?;
         Ok(settings)
     }
 

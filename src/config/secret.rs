@@ -28,7 +28,9 @@ impl std::fmt::Display for SecretSource {
 
 /// Finds the client secret: `$CREDENTIALS_DIRECTORY/client_secret`, then
 /// `genesys.client_secret_file`, then the variable named by `genesys.client_secret_env`.
-pub fn load_client_secret(g: &GenesysSettings) -> Result<(SecretString, SecretSource), ConfigError> {
+pub fn load_client_secret(
+    g: &GenesysSettings,
+) -> Result<(SecretString, SecretSource), ConfigError> {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let path = Path::new(&dir).join(CREDENTIAL_NAME);
         if path.exists() {
@@ -54,11 +56,18 @@ pub fn load_client_secret(g: &GenesysSettings) -> Result<(SecretString, SecretSo
 /// Reads a secret file; warns (or, strict, refuses) when others may read it.
 pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, ConfigError> {
     check_private(path, strict)?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Secret(format!("cannot read the client secret file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Secret(format!(
+            "cannot read the client secret file {}: {e}",
+            path.display()
+        ))
+    })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(ConfigError::Secret(format!("the client secret file {} is empty", path.display())));
+        return Err(ConfigError::Secret(format!(
+            "the client secret file {} is empty",
+            path.display()
+        )));
     }
     Ok(SecretString::from(trimmed.to_string()))
 }

@@ -26,14 +26,20 @@ pub enum ConfigError {
     #[error("config file {file}: {message}")]
     Parse { file: PathBuf, message: String },
     #[error("config file {file} is invalid:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { file: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
     #[error("{0}")]
     Secret(String),
 }
 
 impl ConfigError {
     pub(super) fn parse(file: &Path, error: config::ConfigError) -> Self {
-        ConfigError::Parse { file: file.to_path_buf(), message: error.to_string() }
+        ConfigError::Parse {
+            file: file.to_path_buf(),
+            message: error.to_string(),
+        }
     }
 
     /// The problems, when the config parsed but was invalid.
@@ -52,7 +58,10 @@ struct Checker {
 impl Checker {
     fn require(&mut self, ok: bool, key: impl Into<String>, expected: impl Into<String>) {
         if !ok {
-            self.problems.push(Problem { key: key.into(), expected: expected.into() });
+            self.problems.push(Problem {
+                key: key.into(),
+                expected: expected.into(),
+            });
         }
     }
 
@@ -68,7 +77,9 @@ impl Checker {
 impl Settings {
     /// Checks every key; returns all problems.
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
-        let mut c = Checker { problems: Vec::new() };
+        let mut c = Checker {
+            problems: Vec::new(),
+        };
         let g = &self.genesys;
         let has_overrides = g.api_base_url.is_some() && g.login_base_url.is_some();
         if !has_overrides {
@@ -76,26 +87,72 @@ impl Settings {
                 c.require(false, "genesys.region", e.to_string());
             }
         }
-        for (key, url) in [("genesys.api_base_url", &g.api_base_url), ("genesys.login_base_url", &g.login_base_url)] {
+        for (key, url) in [
+            ("genesys.api_base_url", &g.api_base_url),
+            ("genesys.login_base_url", &g.login_base_url),
+        ] {
             if let Some(url) = url {
                 if let Err(e) = crate::genesys::region::parse_base(url, g.allow_insecure_http) {
                     c.require(false, key, e.to_string());
                 }
             }
         }
-        c.require(!g.client_id.trim().is_empty(), "genesys.client_id", "the OAuth client id (client-credentials grant), a non-empty string");
-        c.require(g.rate_limit_per_minute >= 1, "genesys.rate_limit_per_minute", "at least 1 (the API default is 300)");
+        c.require(
+            !g.client_id.trim().is_empty(),
+            "genesys.client_id",
+            "the OAuth client id (client-credentials grant), a non-empty string",
+        );
+        c.require(
+            g.rate_limit_per_minute >= 1,
+            "genesys.rate_limit_per_minute",
+            "at least 1 (the API default is 300)",
+        );
         c.require(g.burst >= 1, "genesys.burst", "at least 1");
-        c.require((1..=64).contains(&g.max_concurrency), "genesys.max_concurrency", "from 1 to 64");
-        c.require(g.request_timeout_secs >= 1, "genesys.request_timeout_secs", "at least 1");
-        c.require(g.retry.max_attempts >= 1, "genesys.retry.max_attempts", "at least 1");
-        c.require(g.retry.base_delay_ms <= g.retry.max_delay_ms, "genesys.retry.base_delay_ms", "at most genesys.retry.max_delay_ms");
-        c.require(!g.client_secret_env.trim().is_empty(), "genesys.client_secret_env", "the name of an environment variable");
+        c.require(
+            (1..=64).contains(&g.max_concurrency),
+            "genesys.max_concurrency",
+            "from 1 to 64",
+        );
+        c.require(
+            g.request_timeout_secs >= 1,
+            "genesys.request_timeout_secs",
+            "at least 1",
+        );
+        c.require(
+            g.retry.max_attempts >= 1,
+            "genesys.retry.max_attempts",
+            "at least 1",
+        );
+        c.require(
+            g.retry.base_delay_ms <= g.retry.max_delay_ms,
+            "genesys.retry.base_delay_ms",
+            "at most genesys.retry.max_delay_ms",
+        );
+        c.require(
+            !g.client_secret_env.trim().is_empty(),
+            "genesys.client_secret_env",
+            "the name of an environment variable",
+        );
 
         let m = &self.metrics;
-        c.require((1..=31).contains(&m.lookback_days), "metrics.lookback_days", "from 1 to 31 days");
-        c.require(m.time_zone.parse::<chrono_tz::Tz>().is_ok(), "metrics.time_zone", format!("an IANA time zone such as `Europe/Dublin`, got `{}`", m.time_zone));
-        c.require((1..=100).contains(&m.users_per_query), "metrics.users_per_query", "from 1 to 100 (the documented userId predicate limit)");
+        c.require(
+            (1..=31).contains(&m.lookback_days),
+            "metrics.lookback_days",
+            "from 1 to 31 days",
+        );
+        c.require(
+            m.time_zone.parse::<chrono_tz::Tz>().is_ok(),
+            "metrics.time_zone",
+            format!(
+                "an IANA time zone such as `Europe/Dublin`, got `{}`",
+                m.time_zone
+            ),
+        );
+        c.require(
+            (1..=100).contains(&m.users_per_query),
+            "metrics.users_per_query",
+            "from 1 to 100 (the documented userId predicate limit)",
+        );
 
         check_policy(&mut c, "policy.default", &self.policy.default);
         for (name, policy) in &self.policy.skills {
@@ -103,31 +160,69 @@ impl Settings {
         }
 
         let b = &self.breaker;
-        c.range(b.max_changed_share, 0.0, 1.0, "breaker.max_changed_share".into());
+        c.range(
+            b.max_changed_share,
+            0.0,
+            1.0,
+            "breaker.max_changed_share".into(),
+        );
         c.range(b.min_data_share, 0.0, 1.0, "breaker.min_data_share".into());
-        c.range(b.max_demotion_share, 0.0, 1.0, "breaker.max_demotion_share".into());
+        c.range(
+            b.max_demotion_share,
+            0.0,
+            1.0,
+            "breaker.max_demotion_share".into(),
+        );
 
         let a = &self.alerts;
         c.range(a.threshold, 0.0, 5.0, "alerts.threshold".into());
         if a.workitem.enabled {
             c.require(!a.workitem.worktype_id.trim().is_empty(), "alerts.workitem.worktype_id", "the id of the worktype to file review workitems under (required when alerts.workitem.enabled)");
-            c.require(a.workitem.assign_to_manager || a.workitem.queue_id.is_some(), "alerts.workitem.queue_id", "a queue id when assign_to_manager is false");
-            c.require((1..=365).contains(&a.workitem.due_in_days), "alerts.workitem.due_in_days", "from 1 to 365 (the API refuses due dates beyond a year)");
+            c.require(
+                a.workitem.assign_to_manager || a.workitem.queue_id.is_some(),
+                "alerts.workitem.queue_id",
+                "a queue id when assign_to_manager is false",
+            );
+            c.require(
+                (1..=365).contains(&a.workitem.due_in_days),
+                "alerts.workitem.due_in_days",
+                "from 1 to 365 (the API refuses due dates beyond a year)",
+            );
         }
         if a.hold_for_review {
-            c.require(a.workitem.enabled, "alerts.hold_for_review", "alerts.workitem.enabled = true (held changes are approved through their workitem)");
+            c.require(
+                a.workitem.enabled,
+                "alerts.hold_for_review",
+                "alerts.workitem.enabled = true (held changes are approved through their workitem)",
+            );
         }
         if a.webhook.enabled {
-            let ok = reqwest::Url::parse(&a.webhook.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            c.require(ok, "alerts.webhook.url", format!("an http(s) URL, got `{}`", a.webhook.url));
+            let ok = reqwest::Url::parse(&a.webhook.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            c.require(
+                ok,
+                "alerts.webhook.url",
+                format!("an http(s) URL, got `{}`", a.webhook.url),
+            );
         }
 
         let d = &self.daemon;
         if let Err(e) = crate::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
             c.require(false, e.key(), e.to_string());
         }
-        c.require(d.admin_listen.parse::<std::net::SocketAddr>().is_ok(), "daemon.admin_listen", format!("an address:port such as `127.0.0.1:9464`, got `{}`", d.admin_listen));
-        c.require(tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(), "log.level", "a tracing filter such as `info` or `skill_tuner=debug`");
+        c.require(
+            d.admin_listen.parse::<std::net::SocketAddr>().is_ok(),
+            "daemon.admin_listen",
+            format!(
+                "an address:port such as `127.0.0.1:9464`, got `{}`",
+                d.admin_listen
+            ),
+        );
+        c.require(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "a tracing filter such as `info` or `skill_tuner=debug`",
+        );
 
         if c.problems.is_empty() {
             Ok(())
@@ -137,7 +232,7 @@ impl Settings {
     }
 
     /// Checks skill names against the org's catalogue (needs the API, so not in `validate`).
-    pub fn unknown_skill_names<'a>(&'a self, catalogue: &[String]) -> Vec<Problem> {
+    pub fn unknown_skill_names(&self, catalogue: &[String]) -> Vec<Problem> {
         let known = |name: &str| catalogue.iter().any(|c| c == name);
         let mut problems = Vec::new();
         let named = self
@@ -145,13 +240,21 @@ impl Settings {
             .skills
             .iter()
             .map(|n| ("scope.skills", n))
-            .chain(self.scope.exclude_skills.iter().map(|n| ("scope.exclude_skills", n)))
+            .chain(
+                self.scope
+                    .exclude_skills
+                    .iter()
+                    .map(|n| ("scope.exclude_skills", n)),
+            )
             .chain(self.policy.skills.keys().map(|n| ("policy.skills", n)));
         for (key, name) in named {
             if !known(name) {
                 problems.push(Problem {
                     key: format!("{key}: \"{name}\""),
-                    expected: format!("a skill name of the org's catalogue (known: {})", catalogue.join(", ")),
+                    expected: format!(
+                        "a skill name of the org's catalogue (known: {})",
+                        catalogue.join(", ")
+                    ),
                 });
             }
         }
@@ -162,13 +265,25 @@ impl Settings {
 fn check_policy(c: &mut Checker, prefix: &str, p: &SkillPolicy) {
     c.range(p.floor, 0.0, 5.0, format!("{prefix}.floor"));
     c.range(p.ceiling, 0.0, 5.0, format!("{prefix}.ceiling"));
-    c.require(p.floor <= p.ceiling, format!("{prefix}.floor"), format!("at most {prefix}.ceiling ({} > {})", p.floor, p.ceiling));
+    c.require(
+        p.floor <= p.ceiling,
+        format!("{prefix}.floor"),
+        format!("at most {prefix}.ceiling ({} > {})", p.floor, p.ceiling),
+    );
     c.range(p.smoothing, 0.0, 1.0, format!("{prefix}.smoothing"));
-    c.require(p.smoothing > 0.0, format!("{prefix}.smoothing"), "greater than 0 (0 would never move)");
+    c.require(
+        p.smoothing > 0.0,
+        format!("{prefix}.smoothing"),
+        "greater than 0 (0 would never move)",
+    );
     c.range(p.max_step, 0.0, 5.0, format!("{prefix}.max_step"));
     c.range(p.dead_band, 0.0, 5.0, format!("{prefix}.dead_band"));
     c.range(p.round_to, 0.01, 5.0, format!("{prefix}.round_to"));
-    c.require(p.shrinkage.is_finite() && p.shrinkage >= 0.0, format!("{prefix}.shrinkage"), "a number ≥ 0 (pseudo-interactions)");
+    c.require(
+        p.shrinkage.is_finite() && p.shrinkage >= 0.0,
+        format!("{prefix}.shrinkage"),
+        "a number ≥ 0 (pseudo-interactions)",
+    );
     let comps = &p.components;
     let all = [
         ("handle_time", comps.handle_time),
@@ -178,10 +293,25 @@ fn check_policy(c: &mut Checker, prefix: &str, p: &SkillPolicy) {
     ];
     let mut total = 0.0;
     for (name, comp) in all {
-        let Some(Component { weight, target, limit }) = comp else { continue };
+        let Some(Component {
+            weight,
+            target,
+            limit,
+        }) = comp
+        else {
+            continue;
+        };
         let key = format!("{prefix}.components.{name}");
-        c.require(weight.is_finite() && weight >= 0.0, format!("{key}.weight"), "a number ≥ 0");
-        c.require(target.is_finite() && limit.is_finite() && target != limit, format!("{key}.target"), "a number different from limit (target = best, limit = worst)");
+        c.require(
+            weight.is_finite() && weight >= 0.0,
+            format!("{key}.weight"),
+            "a number ≥ 0",
+        );
+        c.require(
+            target.is_finite() && limit.is_finite() && target != limit,
+            format!("{key}.target"),
+            "a number different from limit (target = best, limit = worst)",
+        );
         total += weight;
     }
     c.require(

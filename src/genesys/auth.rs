@@ -118,7 +118,8 @@ impl TokenManager {
 
     /// True once any token has been obtained.
     pub fn has_token(&self) -> bool {
-        self.ever_obtained.load(std::sync::atomic::Ordering::Relaxed)
+        self.ever_obtained
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A valid token: the cached one, or a freshly fetched one (one fetch for all waiters).
@@ -138,7 +139,10 @@ impl TokenManager {
     /// Forgets `refused` if it is still the current token, so the next call fetches anew.
     pub async fn invalidate(&self, refused: &AccessToken) {
         let mut state = self.state.lock().await;
-        if state.as_ref().is_some_and(|c| c.token.generation == refused.generation) {
+        if state
+            .as_ref()
+            .is_some_and(|c| c.token.generation == refused.generation)
+        {
             *state = None;
         }
     }
@@ -187,7 +191,10 @@ impl TokenManager {
         let response = self
             .http
             .post(&self.token_url)
-            .basic_auth(&self.credentials.client_id, Some(self.credentials.client_secret.expose_secret()))
+            .basic_auth(
+                &self.credentials.client_id,
+                Some(self.credentials.client_secret.expose_secret()),
+            )
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await;
@@ -195,7 +202,11 @@ impl TokenManager {
             Ok(r) => r,
             Err(e) => {
                 self.stats.record_token_request(false);
-                return Err(login_error(format!("cannot reach {}: {}", self.token_url, e.without_url())));
+                return Err(login_error(format!(
+                    "cannot reach {}: {}",
+                    self.token_url,
+                    e.without_url()
+                )));
             }
         };
         let status = response.status();
@@ -203,23 +214,41 @@ impl TokenManager {
         if !status.is_success() {
             self.stats.record_token_request(false);
             let parsed: AuthErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-            let words: Vec<String> = [parsed.error, parsed.error_description.or(parsed.description)]
-                .into_iter()
-                .flatten()
-                .collect();
-            let said = if words.is_empty() { "no error description".to_string() } else { words.join(": ") };
-            return Err(login_error(format!("HTTP {} from {}: {said}", status.as_u16(), self.token_url)));
+            let words: Vec<String> = [
+                parsed.error,
+                parsed.error_description.or(parsed.description),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let said = if words.is_empty() {
+                "no error description".to_string()
+            } else {
+                words.join(": ")
+            };
+            return Err(login_error(format!(
+                "HTTP {} from {}: {said}",
+                status.as_u16(),
+                self.token_url
+            )));
         }
         let parsed: AuthResponse = serde_json::from_slice(&body).map_err(|e| {
             self.stats.record_token_request(false);
-            login_error(format!("the token response from {} is not valid JSON: {e}", self.token_url))
+            login_error(format!(
+                "the token response from {} is not valid JSON: {e}",
+                self.token_url
+            ))
         })?;
         self.stats.record_token_request(true);
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(86_400).max(10));
         let now = Instant::now();
         let margin = self.refresh_margin.min(lifetime / 2);
-        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        self.ever_obtained.store(true, std::sync::atomic::Ordering::Relaxed);
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        self.ever_obtained
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(client_id = %self.credentials.client_id, expires_in_s = lifetime.as_secs(), "obtained an access token");
         Ok(Cached {
             token: AccessToken {
@@ -238,10 +267,19 @@ mod tests {
 
     #[test]
     fn debug_never_shows_secrets() {
-        let creds = Credentials { client_id: "my-id".into(), client_secret: SecretString::from("s3cr3t-value") };
-        let token = AccessToken { value: Arc::new(SecretString::from("tok-value")), generation: 3 };
+        let creds = Credentials {
+            client_id: "my-id".into(),
+            client_secret: SecretString::from("s3cr3t-value"),
+        };
+        let token = AccessToken {
+            value: Arc::new(SecretString::from("tok-value")),
+            generation: 3,
+        };
         let text = format!("{creds:?} {token:?}");
         assert!(text.contains("my-id"));
-        assert!(!text.contains("s3cr3t-value") && !text.contains("tok-value"), "{text}");
+        assert!(
+            !text.contains("s3cr3t-value") && !text.contains("tok-value"),
+            "{text}"
+        );
     }
 }

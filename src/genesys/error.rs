@@ -70,7 +70,10 @@ pub enum ApiError {
     },
     /// Retrying stopped because the shared retry budget is spent (an outage is not fed with retries).
     #[error("{endpoint}: giving up, the retry budget is spent (last error: {last})")]
-    RetryBudgetSpent { endpoint: String, last: Box<ApiError> },
+    RetryBudgetSpent {
+        endpoint: String,
+        last: Box<ApiError>,
+    },
     /// A request we refused to send (e.g. more than 50 skills in one bulk write).
     #[error("{endpoint}: {reason}")]
     Invalid { endpoint: String, reason: String },
@@ -99,7 +102,9 @@ fn opt_prefix(prefix: &str, value: Option<&str>) -> String {
 }
 
 fn opt_wrap(open: &str, value: Option<&str>, close: &str) -> String {
-    value.map(|v| format!("{open}{v}{close}")).unwrap_or_default()
+    value
+        .map(|v| format!("{open}{v}{close}"))
+        .unwrap_or_default()
 }
 
 impl ApiError {
@@ -128,9 +133,13 @@ impl ApiError {
     pub fn is_version_conflict(&self) -> bool {
         match self {
             ApiError::Status { status: 409, .. } => true,
-            ApiError::Status { status: 400, message: Some(m), .. } => {
-                m.to_ascii_lowercase().contains("does not match the current version")
-            }
+            ApiError::Status {
+                status: 400,
+                message: Some(m),
+                ..
+            } => m
+                .to_ascii_lowercase()
+                .contains("does not match the current version"),
             _ => false,
         }
     }
@@ -179,7 +188,13 @@ mod tests {
 
     #[test]
     fn header_correlation_is_used_when_body_has_none() {
-        let err = ApiError::from_response("x", 502, b"<html>bad gateway</html>", Some("hdr-9".into()), None);
+        let err = ApiError::from_response(
+            "x",
+            502,
+            b"<html>bad gateway</html>",
+            Some("hdr-9".into()),
+            None,
+        );
         assert_eq!(err.correlation_id(), Some("hdr-9"));
         assert!(err.to_string().contains("bad gateway"));
     }

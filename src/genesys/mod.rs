@@ -156,7 +156,10 @@ impl GenesysClient {
             request_timeout: config.request_timeout,
         };
         Ok(Self {
-            inner: Arc::new(Inner { transport, refresher: std::sync::Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                transport,
+                refresher: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -166,7 +169,11 @@ impl GenesysClient {
 
     /// Starts the background token refresher (idempotent). Needs a tokio runtime.
     pub fn start_token_refresher(&self) {
-        let mut slot = self.inner.refresher.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self
+            .inner
+            .refresher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(tokio::spawn(self.t().auth.clone().run_refresher()));
         }
@@ -204,7 +211,10 @@ impl GenesysClient {
     /// `GET /api/v2/organizations/limits/namespaces/{ns}`: the org's effective limits.
     pub async fn org_limits(&self, namespace: &str) -> Result<Vec<Limit>, ApiError> {
         let request = ApiRequest::get(
-            format!("/api/v2/organizations/limits/namespaces/{}", encode(namespace)),
+            format!(
+                "/api/v2/organizations/limits/namespaces/{}",
+                encode(namespace)
+            ),
             "/api/v2/organizations/limits/namespaces/{ns}",
         );
         let listing: Listing<Limit> = self.t().json(&request).await?;
@@ -213,7 +223,11 @@ impl GenesysClient {
 
     /// Lowers the pacing ceiling to the org's per-token limit, if the org reports one.
     /// Returns the limit found.
-    pub async fn adopt_org_rate_limit(&self, namespace: &str, key: &str) -> Result<Option<u32>, ApiError> {
+    pub async fn adopt_org_rate_limit(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<u32>, ApiError> {
         let limits = self.org_limits(namespace).await?;
         let found = limits
             .iter()
@@ -232,7 +246,11 @@ impl GenesysClient {
 
     /// Every user in `state` (`active` by default), all pages of 500, with skills when asked.
     /// Page 1 tells the page count; the rest are fetched concurrently within the limits.
-    pub async fn list_users(&self, state: &str, expand_skills: bool) -> Result<Vec<User>, ApiError> {
+    pub async fn list_users(
+        &self,
+        state: &str,
+        expand_skills: bool,
+    ) -> Result<Vec<User>, ApiError> {
         let page = |number: u32| {
             let mut request = ApiRequest::get("/api/v2/users".into(), "/api/v2/users")
                 .query("pageSize", USER_PAGE_SIZE)
@@ -248,7 +266,10 @@ impl GenesysClient {
 
     /// `GET /api/v2/users/{id}` (for its `manager`).
     pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
-        let request = ApiRequest::get(format!("/api/v2/users/{}", encode(user_id)), "/api/v2/users/{id}");
+        let request = ApiRequest::get(
+            format!("/api/v2/users/{}", encode(user_id)),
+            "/api/v2/users/{id}",
+        );
         self.t().json(&request).await
     }
 
@@ -282,10 +303,16 @@ impl GenesysClient {
         skills: &[UserRoutingSkillPost],
     ) -> Result<(Vec<UserRoutingSkill>, Option<String>), ApiError> {
         let endpoint = "PATCH /api/v2/users/{id}/routingskills/bulk";
-        if let Some(bad) = skills.iter().find(|s| !(0.0..=5.0).contains(&s.proficiency)) {
+        if let Some(bad) = skills
+            .iter()
+            .find(|s| !(0.0..=5.0).contains(&s.proficiency))
+        {
             return Err(ApiError::Invalid {
                 endpoint: endpoint.into(),
-                reason: format!("proficiency {} of skill {} is outside 0.0–5.0", bad.proficiency, bad.id),
+                reason: format!(
+                    "proficiency {} of skill {} is outside 0.0–5.0",
+                    bad.proficiency, bad.id
+                ),
             });
         }
         let path = format!("/api/v2/users/{}/routingskills/bulk", encode(user_id));
@@ -293,7 +320,8 @@ impl GenesysClient {
         for chunk in skills.chunks(BULK_SKILLS_MAX) {
             let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
                 .with_json(Method::PATCH, &chunk)?;
-            let (listing, correlation): (Listing<UserRoutingSkill>, _) = self.t().json_traced(&request).await?;
+            let (listing, correlation): (Listing<UserRoutingSkill>, _) =
+                self.t().json_traced(&request).await?;
             last = (listing.entities, correlation);
         }
         Ok(last)
@@ -309,7 +337,10 @@ impl GenesysClient {
                     .query("pageNumber", number)
             })
             .await?;
-        Ok(members.into_iter().map(|m| m.user.map_or(m.id, |u| u.id)).collect())
+        Ok(members
+            .into_iter()
+            .map(|m| m.user.map_or(m.id, |u| u.id))
+            .collect())
     }
 
     /// User ids of a group's individual members.
@@ -331,21 +362,28 @@ impl GenesysClient {
         source: AggregateSource,
         query: &AggregationQuery,
     ) -> Result<AggregateResponse, ApiError> {
-        let request = ApiRequest::get(source.path().into(), source.path()).with_json(Method::POST, query)?;
+        let request =
+            ApiRequest::get(source.path().into(), source.path()).with_json(Method::POST, query)?;
         self.t().json(&request).await
     }
 
     /// `POST /api/v2/taskmanagement/workitems`. Not idempotent: only retried when the server
     /// cannot have acted (429, connection refused). Callers de-duplicate by `externalTag`.
     pub async fn create_workitem(&self, body: &WorkitemCreate) -> Result<Workitem, ApiError> {
-        let request = ApiRequest::get("/api/v2/taskmanagement/workitems".into(), "/api/v2/taskmanagement/workitems")
-            .with_json(Method::POST, body)?
-            .not_idempotent();
+        let request = ApiRequest::get(
+            "/api/v2/taskmanagement/workitems".into(),
+            "/api/v2/taskmanagement/workitems",
+        )
+        .with_json(Method::POST, body)?
+        .not_idempotent();
         self.t().json(&request).await
     }
 
     /// Workitems whose `externalTag` is one of `tags` (batched, all pages).
-    pub async fn workitems_by_external_tag(&self, tags: &[String]) -> Result<Vec<Workitem>, ApiError> {
+    pub async fn workitems_by_external_tag(
+        &self,
+        tags: &[String],
+    ) -> Result<Vec<Workitem>, ApiError> {
         let mut found = Vec::new();
         for batch in tags.chunks(WORKITEM_TAGS_PER_QUERY) {
             let mut after = None;
@@ -366,7 +404,9 @@ impl GenesysClient {
                 )
                 .with_json(Method::POST, &body)?;
                 let page: WorkitemQueryResponse = self.t().json(&request).await?;
-                let more = page.after.filter(|a| !a.is_empty() && !page.entities.is_empty());
+                let more = page
+                    .after
+                    .filter(|a| !a.is_empty() && !page.entities.is_empty());
                 found.extend(page.entities);
                 match more {
                     Some(cursor) => after = Some(cursor),
@@ -387,9 +427,15 @@ impl GenesysClient {
     }
 
     /// The statuses of a worktype (to tell "approved" from "rejected" closes).
-    pub async fn worktype_statuses(&self, worktype_id: &str) -> Result<Vec<WorkitemStatus>, ApiError> {
+    pub async fn worktype_statuses(
+        &self,
+        worktype_id: &str,
+    ) -> Result<Vec<WorkitemStatus>, ApiError> {
         let request = ApiRequest::get(
-            format!("/api/v2/taskmanagement/worktypes/{}/statuses", encode(worktype_id)),
+            format!(
+                "/api/v2/taskmanagement/worktypes/{}/statuses",
+                encode(worktype_id)
+            ),
             "/api/v2/taskmanagement/worktypes/{id}/statuses",
         );
         let listing: Listing<WorkitemStatus> = self.t().json(&request).await?;

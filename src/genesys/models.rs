@@ -152,7 +152,11 @@ pub struct Predicate {
 
 impl Predicate {
     pub fn dimension(dimension: &str, value: &str) -> Self {
-        Self { kind: "dimension".into(), dimension: dimension.into(), value: value.into() }
+        Self {
+            kind: "dimension".into(),
+            dimension: dimension.into(),
+            value: value.into(),
+        }
     }
 }
 

@@ -164,7 +164,10 @@ mod tests {
         // 3 at once, then 30 more at 60/(300*0.95) s each.
         let expected = interval_for(300) * 30;
         let elapsed = start.elapsed();
-        assert!(elapsed >= expected && elapsed <= expected + Duration::from_millis(5), "{elapsed:?}");
+        assert!(
+            elapsed >= expected && elapsed <= expected + Duration::from_millis(5),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -179,9 +182,17 @@ mod tests {
     #[test]
     fn headers_lower_the_rate_but_never_above_the_ceiling() {
         let pacer = Pacer::new(300, 1);
-        pacer.observe(RateLimitHeaders { allowed: Some(180), count: Some(1), reset_secs: Some(50) });
+        pacer.observe(RateLimitHeaders {
+            allowed: Some(180),
+            count: Some(1),
+            reset_secs: Some(50),
+        });
         assert_eq!(pacer.limit_per_minute(), 180);
-        pacer.observe(RateLimitHeaders { allowed: Some(1000), count: Some(1), reset_secs: Some(50) });
+        pacer.observe(RateLimitHeaders {
+            allowed: Some(1000),
+            count: Some(1),
+            reset_secs: Some(50),
+        });
         assert_eq!(pacer.limit_per_minute(), 300);
     }
 
@@ -189,7 +200,11 @@ mod tests {
     async fn an_exhausted_window_holds_until_reset() {
         let pacer = Pacer::new(300, 10);
         let start = Instant::now();
-        pacer.observe(RateLimitHeaders { allowed: Some(300), count: Some(300), reset_secs: Some(12) });
+        pacer.observe(RateLimitHeaders {
+            allowed: Some(300),
+            count: Some(300),
+            reset_secs: Some(12),
+        });
         pacer.acquire().await;
         assert!(start.elapsed() >= Duration::from_secs(12));
     }

@@ -39,7 +39,11 @@ pub enum RegionError {
 }
 
 fn known_regions() -> String {
-    REGIONS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+    REGIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Resolves a region name (`eu-west-1`) or domain (`mypurecloud.ie`) to its domain.
@@ -144,7 +148,10 @@ mod tests {
     fn unknown_region_lists_known_ones() {
         let err = Endpoints::resolve("eu-moon-1", None, None, false).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("eu-moon-1") && text.contains("eu-west-1"), "{text}");
+        assert!(
+            text.contains("eu-moon-1") && text.contains("eu-west-1"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -162,9 +169,17 @@ mod tests {
 
     #[test]
     fn overrides_win_and_join_is_clean() {
-        let e = Endpoints::resolve("nowhere", Some("http://127.0.0.1:9/"), Some("http://127.0.0.1:9/"), false);
+        let e = Endpoints::resolve(
+            "nowhere",
+            Some("http://127.0.0.1:9/"),
+            Some("http://127.0.0.1:9/"),
+            false,
+        );
         // Both overridden: the region is never consulted.
         let e = e.unwrap();
-        assert_eq!(join(&e.api_base, "/api/v2/users"), "http://127.0.0.1:9/api/v2/users");
+        assert_eq!(
+            join(&e.api_base, "/api/v2/users"),
+            "http://127.0.0.1:9/api/v2/users"
+        );
     }
 }

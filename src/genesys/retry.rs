@@ -175,7 +175,11 @@ where
                 return Ok(value);
             }
             Attempt::Fail(error) => return Err(error),
-            Attempt::Retry { reason, after, error } => (reason, after, error),
+            Attempt::Retry {
+                reason,
+                after,
+                error,
+            } => (reason, after, error),
         };
         if reason == RetryReason::Unauthorized {
             // One refresh, one repeat: a second 401 means the client lacks access.
@@ -245,10 +249,20 @@ mod tests {
 
     impl Fixture {
         fn new(policy: RetryPolicy) -> Self {
-            Self { policy, budget: RetryBudget::new(500), pacer: Pacer::new(0, 1), stats: ApiStats::default() }
+            Self {
+                policy,
+                budget: RetryBudget::new(500),
+                pacer: Pacer::new(0, 1),
+                stats: ApiStats::default(),
+            }
         }
         fn ctx(&self) -> RetryContext<'_> {
-            RetryContext { policy: &self.policy, budget: &self.budget, pacer: &self.pacer, stats: &self.stats }
+            RetryContext {
+                policy: &self.policy,
+                budget: &self.budget,
+                pacer: &self.pacer,
+                stats: &self.stats,
+            }
         }
     }
 
@@ -259,7 +273,11 @@ mod tests {
         let start = Instant::now();
         let out = execute(&f.ctx(), |_| async {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                Attempt::Retry { reason: RetryReason::RateLimited, after: Some(Duration::from_secs(7)), error: status_error(429) }
+                Attempt::Retry {
+                    reason: RetryReason::RateLimited,
+                    after: Some(Duration::from_secs(7)),
+                    error: status_error(429),
+                }
             } else {
                 Attempt::Done("ok")
             }
@@ -276,7 +294,11 @@ mod tests {
         let f = Fixture::new(RetryPolicy::default());
         let start = Instant::now();
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
-            Attempt::Retry { reason: RetryReason::RateLimited, after: Some(Duration::from_secs(600)), error: status_error(429) }
+            Attempt::Retry {
+                reason: RetryReason::RateLimited,
+                after: Some(Duration::from_secs(600)),
+                error: status_error(429),
+            }
         })
         .await;
         assert_eq!(out.unwrap_err().status(), Some(429));
@@ -285,11 +307,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn server_errors_are_bounded_by_attempts() {
-        let f = Fixture::new(RetryPolicy { max_attempts: 4, ..RetryPolicy::default() });
+        let f = Fixture::new(RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        });
         let calls = AtomicU32::new(0);
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Attempt::Retry { reason: RetryReason::ServerError, after: None, error: status_error(503) }
+            Attempt::Retry {
+                reason: RetryReason::ServerError,
+                after: None,
+                error: status_error(503),
+            }
         })
         .await;
         assert_eq!(out.unwrap_err().status(), Some(503));
@@ -310,11 +339,19 @@ mod tests {
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
             // Each attempt itself takes 5 s before timing out.
             tokio::time::sleep(Duration::from_secs(5)).await;
-            Attempt::Retry { reason: RetryReason::Timeout, after: None, error: status_error(504) }
+            Attempt::Retry {
+                reason: RetryReason::Timeout,
+                after: None,
+                error: status_error(504),
+            }
         })
         .await;
         assert!(out.is_err());
-        assert!(start.elapsed() <= Duration::from_secs(36), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() <= Duration::from_secs(36),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -323,7 +360,11 @@ mod tests {
         let calls = AtomicU32::new(0);
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Attempt::Retry { reason: RetryReason::Unauthorized, after: None, error: status_error(401) }
+            Attempt::Retry {
+                reason: RetryReason::Unauthorized,
+                after: None,
+                error: status_error(401),
+            }
         })
         .await;
         assert_eq!(out.unwrap_err().status(), Some(401));
@@ -333,9 +374,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_empty_budget_stops_retrying() {
         let f = Fixture::new(RetryPolicy::default());
-        let f = Fixture { budget: RetryBudget::new(4), ..f };
+        let f = Fixture {
+            budget: RetryBudget::new(4),
+            ..f
+        };
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
-            Attempt::Retry { reason: RetryReason::ServerError, after: None, error: status_error(502) }
+            Attempt::Retry {
+                reason: RetryReason::ServerError,
+                after: None,
+                error: status_error(502),
+            }
         })
         .await;
         assert!(matches!(out, Err(ApiError::RetryBudgetSpent { .. })));

@@ -51,7 +51,10 @@ impl StatsSnapshot {
     }
 
     pub fn retries(&self) -> u64 {
-        self.retries_rate_limited + self.retries_server_error + self.retries_timeout + self.retries_connect
+        self.retries_rate_limited
+            + self.retries_server_error
+            + self.retries_timeout
+            + self.retries_connect
     }
 
     /// What happened between `earlier` and `self` (for one cycle's report).
@@ -59,7 +62,12 @@ impl StatsSnapshot {
         let mut calls = BTreeMap::new();
         for (endpoint, by) in &self.calls {
             for (status, n) in by {
-                let before = earlier.calls.get(endpoint).and_then(|b| b.get(status)).copied().unwrap_or(0);
+                let before = earlier
+                    .calls
+                    .get(endpoint)
+                    .and_then(|b| b.get(status))
+                    .copied()
+                    .unwrap_or(0);
                 if *n > before {
                     calls
                         .entry(endpoint.clone())
@@ -84,7 +92,9 @@ impl StatsSnapshot {
 impl ApiStats {
     pub fn record_call(&self, endpoint: &str, status: &str) {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        *calls.entry((endpoint.to_string(), status.to_string())).or_insert(0) += 1;
+        *calls
+            .entry((endpoint.to_string(), status.to_string()))
+            .or_insert(0) += 1;
     }
 
     pub fn record_retry(&self, reason: RetryReason) {
@@ -109,7 +119,10 @@ impl ApiStats {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let mut by_endpoint: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for ((endpoint, status), n) in calls.iter() {
-            by_endpoint.entry(endpoint.clone()).or_default().insert(status.clone(), *n);
+            by_endpoint
+                .entry(endpoint.clone())
+                .or_default()
+                .insert(status.clone(), *n);
         }
         StatsSnapshot {
             calls: by_endpoint,

@@ -4,7 +4,10 @@
 use super::auth::TokenManager;
 use super::error::{ApiError, TransportKind};
 use super::pacer::{Pacer, RateLimitHeaders};
-use super::retry::{self, classify_status, parse_retry_after, Attempt, RetryBudget, RetryContext, RetryPolicy, RetryReason};
+use super::retry::{
+    self, classify_status, parse_retry_after, Attempt, RetryBudget, RetryContext, RetryPolicy,
+    RetryReason,
+};
 use super::stats::ApiStats;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -29,10 +32,21 @@ pub struct ApiRequest {
 
 impl ApiRequest {
     pub fn get(path: String, template: &'static str) -> Self {
-        Self { method: Method::GET, path, template, query: Vec::new(), body: None, idempotent: true }
+        Self {
+            method: Method::GET,
+            path,
+            template,
+            query: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
     }
 
-    pub fn with_json<B: serde::Serialize>(mut self, method: Method, body: &B) -> Result<Self, ApiError> {
+    pub fn with_json<B: serde::Serialize>(
+        mut self,
+        method: Method,
+        body: &B,
+    ) -> Result<Self, ApiError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Invalid {
             endpoint: format!("{method} {}", self.template),
             reason: format!("cannot encode the request body: {e}"),
@@ -88,7 +102,12 @@ fn correlation_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
 impl Transport {
     /// Sends `request` with pacing, auth and retries; returns the 2xx answer or a typed error.
     pub async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let ctx = RetryContext { policy: &self.policy, budget: &self.budget, pacer: &self.pacer, stats: &self.stats };
+        let ctx = RetryContext {
+            policy: &self.policy,
+            budget: &self.budget,
+            pacer: &self.pacer,
+            stats: &self.stats,
+        };
         retry::execute(&ctx, |_| self.attempt(request)).await
     }
 
@@ -98,7 +117,10 @@ impl Transport {
     }
 
     /// As [`Transport::json`], also returning the answer's correlation id (for the ledger).
-    pub async fn json_traced<T: DeserializeOwned>(&self, request: &ApiRequest) -> Result<(T, Option<String>), ApiError> {
+    pub async fn json_traced<T: DeserializeOwned>(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<(T, Option<String>), ApiError> {
         let response = self.send(request).await?;
         match serde_json::from_slice(&response.body) {
             Ok(value) => Ok((value, response.correlation_id)),
@@ -117,7 +139,10 @@ impl Transport {
             Err(e) => return Attempt::Fail(e),
         };
         let Ok(_permit) = self.permits.acquire().await else {
-            return Attempt::Fail(ApiError::Invalid { endpoint: label, reason: "the client is shutting down".into() });
+            return Attempt::Fail(ApiError::Invalid {
+                endpoint: label,
+                reason: "the client is shutting down".into(),
+            });
         };
         self.pacer.acquire().await;
         let url = super::region::join(&self.api_base, &request.path);
@@ -157,16 +182,28 @@ impl Transport {
                 } else {
                     TransportKind::Other
                 };
-                let error = ApiError::Transport { endpoint: label, kind, source: e.without_url() };
+                let error = ApiError::Transport {
+                    endpoint: label,
+                    kind,
+                    source: e.without_url(),
+                };
                 return match kind {
                     // Nothing reached the server: safe for any method.
-                    TransportKind::Connect => Attempt::Retry { reason: RetryReason::Connect, after: None, error },
-                    TransportKind::Timeout if request.idempotent => {
-                        Attempt::Retry { reason: RetryReason::Timeout, after: None, error }
-                    }
-                    TransportKind::Other if request.idempotent => {
-                        Attempt::Retry { reason: RetryReason::ServerError, after: None, error }
-                    }
+                    TransportKind::Connect => Attempt::Retry {
+                        reason: RetryReason::Connect,
+                        after: None,
+                        error,
+                    },
+                    TransportKind::Timeout if request.idempotent => Attempt::Retry {
+                        reason: RetryReason::Timeout,
+                        after: None,
+                        error,
+                    },
+                    TransportKind::Other if request.idempotent => Attempt::Retry {
+                        reason: RetryReason::ServerError,
+                        after: None,
+                        error,
+                    },
                     _ => Attempt::Fail(error),
                 };
             }
@@ -175,7 +212,11 @@ impl Transport {
         self.pacer.observe(RateLimitHeaders::from_headers(&headers));
         let correlation_id = correlation_of(&headers);
         if (200..300).contains(&status) {
-            return Attempt::Done(ApiResponse { status, body, correlation_id });
+            return Attempt::Done(ApiResponse {
+                status,
+                body,
+                correlation_id,
+            });
         }
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
@@ -186,9 +227,17 @@ impl Transport {
             Some(RetryReason::Unauthorized) => {
                 tracing::info!(endpoint = %label, "access token refused (401); fetching a new one");
                 self.auth.invalidate(&token).await;
-                Attempt::Retry { reason: RetryReason::Unauthorized, after: Some(Duration::ZERO), error }
+                Attempt::Retry {
+                    reason: RetryReason::Unauthorized,
+                    after: Some(Duration::ZERO),
+                    error,
+                }
             }
-            Some(reason) => Attempt::Retry { reason, after: retry_after, error },
+            Some(reason) => Attempt::Retry {
+                reason,
+                after: retry_after,
+                error,
+            },
             None => Attempt::Fail(error),
         }
     }

@@ -23,7 +23,11 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
     #[error("history database {path} was written by a newer skill-tuner (schema {found}, this build knows {known})")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("history: {0}")]
     NotFound(String),
 }
@@ -124,24 +128,35 @@ impl std::fmt::Debug for Ledger {
 }
 
 fn now_text() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 impl Ledger {
     /// Opens (creating and migrating) the database at `path`. Fails clearly on a corrupt,
     /// locked or newer database.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError::Sqlite { path: path.to_path_buf(), source };
+        let err = |source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         // Touch the file now so corruption is found at open, not mid-cycle.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(err)?;
         if check != "ok" {
             return Err(err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
@@ -149,28 +164,48 @@ impl Ledger {
             )));
         }
         schema::migrate(&conn, path)?;
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     /// An in-memory ledger (tests, `demo`).
     pub fn in_memory() -> Result<Self, LedgerError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
         schema::migrate(&conn, &path)?;
-        Ok(Self { path, conn: Mutex::new(conn) })
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| LedgerError::Sqlite { path: self.path.clone(), source })
+        f(&mut conn).map_err(|source| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Starts a run; returns its id.
-    pub fn begin_run(&self, mode: &str, config_hash: &str, rollback_of: Option<i64>) -> Result<i64, LedgerError> {
+    pub fn begin_run(
+        &self,
+        mode: &str,
+        config_hash: &str,
+        rollback_of: Option<i64>,
+    ) -> Result<i64, LedgerError> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
@@ -181,7 +216,12 @@ impl Ledger {
     }
 
     /// Ends a run with its outcome and summary counts.
-    pub fn finish_run(&self, run_id: i64, outcome: &str, summary: &serde_json::Value) -> Result<(), LedgerError> {
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &str,
+        summary: &serde_json::Value,
+    ) -> Result<(), LedgerError> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
@@ -253,7 +293,12 @@ impl Ledger {
     }
 
     /// Remembers the workitem filed for a change.
-    pub fn set_workitem(&self, run_id: i64, change_id: &str, workitem_id: &str) -> Result<(), LedgerError> {
+    pub fn set_workitem(
+        &self,
+        run_id: i64,
+        change_id: &str,
+        workitem_id: &str,
+    ) -> Result<(), LedgerError> {
         self.with(|c| {
             c.execute(
                 "UPDATE changes SET workitem_id = ?3 WHERE run_id = ?1 AND change_id = ?2",
@@ -279,7 +324,11 @@ impl Ledger {
             .ok_or_else(|| LedgerError::NotFound(format!("no run {run_id}")))
     }
 
-    fn query_runs(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RunRecord>, LedgerError> {
+    fn query_runs(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<RunRecord>, LedgerError> {
         self.with(|c| {
             let sql = format!("SELECT id, started_at, finished_at, mode, config_hash, outcome, summary, rollback_of FROM runs {tail}");
             let mut stmt = c.prepare(&sql)?;
@@ -315,7 +364,11 @@ impl Ledger {
         self.query_changes("ORDER BY rowid", params![])
     }
 
-    fn query_changes(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ChangeRecord>, LedgerError> {
+    fn query_changes(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<ChangeRecord>, LedgerError> {
         self.with(|c| {
             let sql = format!(
                 "SELECT change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id FROM changes {tail}"

@@ -1,0 +1,111 @@
+//! `demo`: the whole product on a laptop — starts the embedded simulator with a synthetic
+//! org, runs `plan` and then `once` against it, and prints both reports. No account, no
+//! config file, no network beyond loopback.
+
+use crate::config::{Settings, WebhookFormat};
+use crate::cycle::{run_cycle, Mode, StopSignal};
+use crate::history::Ledger;
+use crate::report::CycleReport;
+use crate::runtime::{self, StartupError};
+use crate::sim::{SimConfig, Simulator};
+use secrecy::SecretString;
+
+/// What the demo runs against.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub agents: usize,
+    pub skills: usize,
+    pub seed: u64,
+    /// The simulator's per-token limit; the client paces to it.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            agents: 300,
+            skills: 6,
+            seed: 42,
+            rate_limit_per_minute: 1200,
+        }
+    }
+}
+
+/// Both reports, plus what the supervisors received.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    pub base_url: String,
+    pub plan: CycleReport,
+    pub once: CycleReport,
+    pub workitems: usize,
+    pub webhook_posts: usize,
+    pub writes: u64,
+}
+
+/// Settings that point at a running simulator (also used by tests).
+pub fn settings_for(sim: &Simulator, rate_limit_per_minute: u32) -> Settings {
+    let mut s = Settings::default();
+    s.genesys.api_base_url = Some(sim.base_url());
+    s.genesys.login_base_url = Some(sim.base_url());
+    s.genesys.client_id = SimConfig::default().client_id;
+    s.genesys.rate_limit_per_minute = rate_limit_per_minute;
+    s.alerts.workitem.enabled = true;
+    s.alerts.workitem.worktype_id = sim.org().worktype_id();
+    s.alerts.webhook.enabled = true;
+    s.alerts.webhook.url = format!("{}/_sim/webhook", sim.base_url());
+    s.alerts.webhook.format = WebhookFormat::Slack;
+    s
+}
+
+/// The demo secret the simulator accepts (not a secret: it is printed by `sim`).
+pub fn sim_secret() -> SecretString {
+    SecretString::from(SimConfig::default().client_secret)
+}
+
+/// Runs the demo end to end.
+pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, StartupError> {
+    let sim = Simulator::start(SimConfig {
+        agents: options.agents,
+        skills: options.skills,
+        seed: options.seed,
+        rate_limit_per_minute: options.rate_limit_per_minute,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| crate::genesys::ApiError::Invalid {
+        endpoint: "simulator".into(),
+        reason: e.to_string(),
+    })?;
+    let settings = settings_for(&sim, options.rate_limit_per_minute);
+    let client = runtime::client_with_secret(&settings, sim_secret())?;
+    runtime::start_client(&client, &settings).await?;
+    let ledger = Ledger::in_memory()?;
+    let stop = StopSignal::default();
+    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop)
+        .await
+        .map_err(cycle_error)?;
+    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop)
+        .await
+        .map_err(cycle_error)?;
+    let org = sim.org();
+    let outcome = DemoOutcome {
+        base_url: sim.base_url(),
+        plan,
+        once,
+        workitems: org.workitems().len(),
+        webhook_posts: org.webhook_posts().len(),
+        writes: org.write_count(),
+    };
+    sim.shutdown().await;
+    Ok(outcome)
+}
+
+fn cycle_error(e: crate::cycle::CycleError) -> StartupError {
+    match e {
+        crate::cycle::CycleError::Ledger(l) => StartupError::Ledger(l),
+        other => StartupError::Api(crate::genesys::ApiError::Invalid {
+            endpoint: "cycle".into(),
+            reason: other.to_string(),
+        }),
+    }
+}
