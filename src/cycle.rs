@@ -152,7 +152,7 @@ async fn cycle_steps(
     let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
     park_pending_reviews(&mut plan, &snapshot, &held);
     let rows = change_rows(&snapshot, &plan, settings, run_id);
-    summarise_plan(report, &plan, &rows);
+    summarise_plan(report, &plan, &rows, settings.alerts.threshold);
 
     if let Some(trip) = &plan.breaker {
         tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
@@ -295,7 +295,7 @@ fn reason_of(item: &PlannedItem) -> String {
     }
 }
 
-fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord]) {
+fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord], threshold: f64) {
     report.agents_considered = plan.agents_considered;
     report.agents_changed = plan.agents_changing();
     report.skills_up = rows.iter().filter(|r| r.after > r.before).count();

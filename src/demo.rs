@@ -42,9 +42,13 @@ pub struct DemoOutcome {
     pub writes: u64,
 }
 
-/// Settings that point at a running simulator (also used by tests).
+/// The demo's policy and alert settings: `config/demo.toml`, built in.
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+/// Settings that point at a running simulator (also used by tests): `config/demo.toml`
+/// with the simulator's address, worktype and rate filled in.
 pub fn settings_for(sim: &Simulator, rate_limit_per_minute: u32) -> Settings {
-    let mut s = Settings::default();
+    let mut s = Settings::from_toml_str(DEMO_TOML).unwrap_or_default();
     s.genesys.api_base_url = Some(sim.base_url());
     s.genesys.login_base_url = Some(sim.base_url());
     s.genesys.client_id = SimConfig::default().client_id;

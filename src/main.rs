@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// The simulator's rate limit per minute (the real API's default is 300).
-        #[arg(long, default_value_t = 1200)]
+        #[arg(long, default_value_t = 2400)]
         rate: u32,
         /// Print the two reports as JSON instead of tables.
         #[arg(long)]

@@ -173,17 +173,22 @@ pub struct Component {
     pub limit: f64,
 }
 
-/// The scoring components, each optional (absent or weight 0 = not used).
+/// The scoring components, each optional. A `components` table lists exactly the
+/// components used (absent = not used); without the table the defaults below apply.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Components {
     /// Average handle time in seconds (tHandle sum / count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle_time: Option<Component>,
     /// Transferred share of handled conversations (nTransferred / tHandle count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_rate: Option<Component>,
     /// Average evaluation score 0–100 (oTotalScore), per agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<Component>,
     /// Average survey score 0–100 (oSurveyTotalScore), per agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csat: Option<Component>,
 }
 

@@ -96,9 +96,12 @@ fn skill_name(i: usize) -> String {
         .unwrap_or_else(|| format!("Skill {:02}", i + 1))
 }
 
-/// A starting proficiency as a person would have set it: mostly whole or half numbers.
+/// A starting proficiency as a person would have set it: mostly whole or half numbers, and
+/// mostly in line with the agent's ability — but about a fifth are stale (set long ago, or
+/// by guesswork), which is what skill-tuner exists to find.
 fn initial_proficiency(r: &mut Rng, ability: f64) -> f64 {
-    let raw = (2.8 + 0.7 * ability + 0.8 * r.normal()).clamp(0.0, 5.0);
+    let spread = if r.unit() < 0.2 { 1.5 } else { 0.25 };
+    let raw = (2.4 + 1.1 * ability + spread * r.normal()).clamp(0.0, 5.0);
     let roll = r.unit();
     if roll < 0.65 {
         raw.round()
