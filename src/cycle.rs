@@ -304,6 +304,7 @@ fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord], 
         .iter()
         .filter(|r| r.status == ChangeStatus::Held)
         .count();
+    report.alerts.over_threshold = plan.changes().filter(|i| i.gap() >= threshold).count();
     report.threshold_crossings = plan.threshold_crossings;
     report.breaker = plan.breaker.clone();
     let mut skipped = BTreeMap::new();
