@@ -187,6 +187,7 @@ where
                 return Err(error);
             }
             refreshed = true;
+            ctx.stats.record_retry(reason);
             continue;
         }
         if number >= ctx.policy.max_attempts {

@@ -117,18 +117,31 @@ impl Transport {
     }
 
     /// As [`Transport::json`], also returning the answer's correlation id (for the ledger).
+    /// A 2xx body that does not parse (truncated by a proxy, say) is fetched once more when
+    /// the request is idempotent; a second bad body is an error.
     pub async fn json_traced<T: DeserializeOwned>(
         &self,
         request: &ApiRequest,
     ) -> Result<(T, Option<String>), ApiError> {
-        let response = self.send(request).await?;
-        match serde_json::from_slice(&response.body) {
-            Ok(value) => Ok((value, response.correlation_id)),
-            Err(e) => Err(ApiError::Decode {
-                endpoint: request.label(),
-                reason: e.to_string(),
-                correlation_id: response.correlation_id,
-            }),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let response = self.send(request).await?;
+            match serde_json::from_slice(&response.body) {
+                Ok(value) => return Ok((value, response.correlation_id)),
+                Err(e) => {
+                    let error = ApiError::Decode {
+                        endpoint: request.label(),
+                        reason: e.to_string(),
+                        correlation_id: response.correlation_id,
+                    };
+                    if !request.idempotent || tries > 1 {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, "unreadable response body; asking once more");
+                    self.stats.record_retry(RetryReason::ServerError);
+                }
+            }
         }
     }
 
