@@ -149,7 +149,9 @@ async fn cycle_steps(
 
     // 2–3. score and plan (held proposals wait for their review)
     let held = ledger.held_changes()?;
+    let planning = std::time::Instant::now();
     let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
+    report.plan_ms = planning.elapsed().as_millis() as u64;
     park_pending_reviews(&mut plan, &snapshot, &held);
     let rows = change_rows(&snapshot, &plan, settings, run_id);
     summarise_plan(report, &plan, &rows, settings.alerts.threshold);

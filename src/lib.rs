@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod apply;
+pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod cycle;

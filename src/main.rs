@@ -82,6 +82,32 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Measure one full cycle against the simulator: API calls, wall time, memory (one JSON line).
+    Bench {
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 5)]
+        skills: usize,
+        /// Share of agents that need a change.
+        #[arg(long, default_value_t = 0.2)]
+        changed: f64,
+        /// The simulator's rate limit, requests per minute.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Measure the naive per-agent read-then-write pattern instead.
+        #[arg(long)]
+        per_agent: bool,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// (internal) The measured side of `bench`.
+    #[command(hide = true)]
+    BenchClient {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        per_agent: bool,
+    },
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -270,6 +296,57 @@ async fn main() -> ExitCode {
         }
         Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json).await,
         Command::Once { config, json } => cycle_command(&config, Mode::Once, json).await,
+        Command::Bench {
+            agents,
+            skills,
+            changed,
+            rate,
+            per_agent,
+            seed,
+        } => {
+            init_logging("warn", LogFormat::Human);
+            let options = skill_tuner::bench::BenchOptions {
+                agents,
+                skills,
+                changed,
+                rate,
+                per_agent,
+                seed,
+            };
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => {
+                    eprintln!("error: cannot find this executable: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match skill_tuner::bench::run(&options, &exe).await {
+                Ok(result) => {
+                    println!("{}", serde_json::to_string(&result).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchClient { config, per_agent } => {
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match skill_tuner::bench::client_run(&settings, per_agent).await {
+                Ok(run) => {
+                    println!("{}", serde_json::to_string(&run).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
                 println!(

@@ -43,6 +43,8 @@ pub struct CycleReport {
     pub interval: String,
     pub started_at: String,
     pub duration_ms: u64,
+    /// Time spent scoring and planning (CPU-bound, single thread).
+    pub plan_ms: u64,
     pub agents_considered: usize,
     pub agents_changed: usize,
     pub skills_up: usize,

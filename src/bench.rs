@@ -1,0 +1,335 @@
+//! `bench`: one full cycle against the embedded simulator, measured in what bounds it — API
+//! calls against the rate limit, wall time against `calls ÷ rate`, and memory.
+//!
+//! The simulator runs in this process; the cycle runs in a child process
+//! (`bench-client`), so that its peak RSS is the daemon's own, not the simulator's.
+//! The org is prepared so that exactly the requested share of agents needs a change under a
+//! transparent policy (handle time only, no smoothing), and every change is over the alert
+//! threshold (one workitem each).
+
+use crate::config::{Component, Components, Settings, SkillPolicy};
+use crate::sim::{SimConfig, Simulator};
+use serde::{Deserialize, Serialize};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub agents: usize,
+    pub skills: usize,
+    /// Share of agents that need a change (0..1).
+    pub changed: f64,
+    /// The simulator's per-token limit, requests per minute.
+    pub rate: u32,
+    /// The naive pattern instead: per agent, read then write, sequentially.
+    pub per_agent: bool,
+    pub seed: u64,
+}
+
+/// The benchmark's one JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BenchResult {
+    pub agents: usize,
+    pub skills: usize,
+    pub changed_agents: usize,
+    pub rate_per_minute: u32,
+    pub pattern: String,
+    pub api_calls: u64,
+    pub lower_bound_calls: u64,
+    pub calls_ratio: f64,
+    pub wall_s: f64,
+    pub bound_s: f64,
+    pub wall_ratio: f64,
+    pub http_429: u64,
+    pub retries: u64,
+    pub peak_rss_mb: f64,
+    /// Wall time of scoring and planning every agent (single thread).
+    pub plan_ms: u64,
+}
+
+/// What the child reports back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRun {
+    pub wall_s: f64,
+    pub peak_rss_mb: f64,
+    pub agents_changed: usize,
+    pub retries: u64,
+    pub plan_ms: u64,
+    pub outcome: String,
+}
+
+/// Handle time only, every change the full way: targets follow from the simulator's truth.
+pub fn bench_policy() -> SkillPolicy {
+    SkillPolicy {
+        components: Components {
+            handle_time: Some(Component {
+                weight: 1.0,
+                target: 420.0,
+                limit: 720.0,
+            }),
+            transfer_rate: None,
+            quality: None,
+            csat: None,
+        },
+        min_interactions: 1,
+        shrinkage: 0.0,
+        smoothing: 1.0,
+        max_step: 5.0,
+        dead_band: 0.0,
+        round_to: 0.5,
+        floor: 0.0,
+        ceiling: 5.0,
+    }
+}
+
+/// Settings for the child: the simulator's address, the bench policy, workitems and webhook on.
+pub fn bench_settings(sim: &Simulator, rate: u32, history: &std::path::Path) -> Settings {
+    let mut s = crate::demo::settings_for(sim, rate);
+    s.policy.default = bench_policy();
+    s.metrics.evaluations = false;
+    s.breaker.max_changed_share = 1.0;
+    s.breaker.max_demotion_share = 1.0;
+    s.alerts.threshold = 1.0;
+    s.history.path = history.to_path_buf();
+    s.log.level = "warn".into();
+    s
+}
+
+/// Sets every agent's skills to their target, then moves one skill of an even spread of
+/// `changed` of them one step of 1.0 away. Returns how many agents need a change.
+pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize {
+    let org = sim.org();
+    let (start, end) = crate::collect::window(&settings.metrics, chrono::Utc::now());
+    let policy = &settings.policy.default;
+    let Some(aht) = policy.components.handle_time else {
+        return 0;
+    };
+    let mut wanted = 0usize;
+    let mut made = 0usize;
+    for (i, agent) in org.agent_ids().iter().enumerate() {
+        let pick = ((i + 1) as f64 * changed).floor() > (i as f64 * changed).floor();
+        let mut stale_done = false;
+        if pick {
+            wanted += 1;
+        }
+        for (skill, _) in org.user_skills(agent) {
+            let Some(truth) = org.metrics_truth(agent, &skill, start, end) else {
+                continue;
+            };
+            if truth.t_handle_count == 0 {
+                continue;
+            }
+            let secs = truth.t_handle_sum_ms as f64 / truth.t_handle_count as f64 / 1000.0;
+            let score = crate::score::ramp(secs, aht.target, aht.limit);
+            let target = crate::score::round_to(5.0 * score, policy.round_to);
+            let value = if pick && !stale_done {
+                stale_done = true;
+                if target <= 4.0 {
+                    target + 1.0
+                } else {
+                    target - 1.0
+                }
+            } else {
+                target
+            };
+            org.set_proficiency(agent, &skill, value);
+        }
+        if stale_done {
+            made += 1;
+        }
+    }
+    let _ = wanted;
+    made
+}
+
+/// Peak resident set of this process, in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The lower bound: roster pages of 500, analytics at 100 agents a query per source,
+/// per changed agent one re-read and one write per 50 skills, one workitem per
+/// over-threshold change, one webhook digest.
+pub fn lower_bound_calls(
+    users: usize,
+    agents: usize,
+    sources: usize,
+    changed: usize,
+    over: usize,
+) -> u64 {
+    let pages = users.div_ceil(500);
+    let analytics = agents.div_ceil(100) * sources;
+    (pages + analytics + changed * 2 + over + 1) as u64
+}
+
+/// Starts the simulator, prepares the org, runs the child, and computes the result.
+pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchResult, String> {
+    let sim = Simulator::start(SimConfig {
+        agents: options.agents,
+        skills: options.skills,
+        seed: options.seed,
+        rate_limit_per_minute: options.rate,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("skill-tuner-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let settings = bench_settings(&sim, options.rate, &dir.join("bench.db"));
+    let changed = prepare_org(&sim, &settings, options.changed);
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, settings.to_toml())
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    sim.reset_counters();
+
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("bench-client")
+        .arg("--config")
+        .arg(&config)
+        .env(
+            "SKILL_TUNER_CLIENT_SECRET",
+            SimConfig::default().client_secret,
+        )
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if options.per_agent {
+        command.arg("--per-agent");
+    }
+    let output = command
+        .output()
+        .await
+        .map_err(|e| format!("cannot run the bench client: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run: ClientRun = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("the bench client failed ({}): {stdout}", output.status))?;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let counters = sim.counters();
+    let token_calls = counters.count("POST", "/oauth/token");
+    let api_calls = counters.total() - token_calls;
+    let org = sim.org();
+    let users = org.agent_ids().len() + org.supervisor_ids().len();
+    let lower = lower_bound_calls(users, options.agents, 1, changed, changed);
+    let bound_s = api_calls as f64 * 60.0 / f64::from(options.rate.max(1));
+    sim.shutdown().await;
+    Ok(BenchResult {
+        agents: options.agents,
+        skills: options.skills,
+        changed_agents: run.agents_changed,
+        rate_per_minute: options.rate,
+        pattern: if options.per_agent {
+            "per-agent".into()
+        } else {
+            "batched".into()
+        },
+        api_calls,
+        lower_bound_calls: lower,
+        calls_ratio: round3(api_calls as f64 / lower as f64),
+        wall_s: round3(run.wall_s),
+        bound_s: round3(bound_s),
+        wall_ratio: round3(run.wall_s / bound_s.max(f64::EPSILON)),
+        http_429: counters.rate_limited(),
+        retries: run.retries,
+        peak_rss_mb: round3(run.peak_rss_mb),
+        plan_ms: run.plan_ms,
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The child side: one cycle (or the naive per-agent pattern), measured.
+pub async fn client_run(settings: &Settings, per_agent: bool) -> Result<ClientRun, String> {
+    let client = crate::runtime::connect(settings).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    crate::runtime::start_client(&client, settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (changed, outcome, plan_ms) = if per_agent {
+        per_agent_pattern(&client, settings).await?
+    } else {
+        let ledger = crate::runtime::open_ledger(settings).map_err(|e| e.to_string())?;
+        let stop = crate::cycle::StopSignal::default();
+        let report =
+            crate::cycle::run_cycle(&client, settings, &ledger, crate::cycle::Mode::Once, &stop)
+                .await
+                .map_err(|e| e.to_string())?;
+        (
+            report.agents_changed,
+            report.outcome.clone(),
+            report.plan_ms,
+        )
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    Ok(ClientRun {
+        wall_s,
+        peak_rss_mb: peak_rss_mb(),
+        agents_changed: changed,
+        retries: client.stats().retries(),
+        plan_ms,
+        outcome,
+    })
+}
+
+/// The pattern the tutorial used: for every agent, read its skills, then write them, one
+/// agent after another. Measured for comparison, never used by the daemon.
+async fn per_agent_pattern(
+    client: &crate::genesys::GenesysClient,
+    settings: &Settings,
+) -> Result<(usize, String, u64), String> {
+    let snapshot = crate::collect::collect(
+        client,
+        &settings.scope,
+        &settings.metrics,
+        1,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let planned = std::time::Instant::now();
+    let plan = crate::plan::plan(&snapshot, &settings.policy, &settings.breaker);
+    let plan_ms = planned.elapsed().as_millis() as u64;
+    let mut changed = 0;
+    for (ai, agent) in snapshot.agents.iter().enumerate() {
+        let current = client
+            .user_skills(&agent.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body: Vec<crate::genesys::models::UserRoutingSkillPost> = current
+            .iter()
+            .map(|s| crate::genesys::models::UserRoutingSkillPost {
+                id: s.id.clone(),
+                proficiency: s.proficiency,
+            })
+            .collect();
+        let mut any = false;
+        for item in plan.changes().filter(|i| i.agent as usize == ai) {
+            let skill = &snapshot.skills[usize::from(item.skill)].id;
+            if let (Some(entry), Some(to)) =
+                (body.iter_mut().find(|b| &b.id == skill), item.proposed())
+            {
+                entry.proficiency = to;
+                any = true;
+            }
+        }
+        changed += usize::from(any);
+        client
+            .patch_user_skills(&agent.id, &body)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((changed, "ok".into(), plan_ms))
+}
