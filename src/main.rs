@@ -9,6 +9,8 @@ use skill_tuner::{demo, runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod history_cli;
+
 #[derive(Parser)]
 #[command(
     name = "skill-tuner",
@@ -82,6 +84,8 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    #[command(flatten)]
+    History(history_cli::HistoryCommand),
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -270,6 +274,7 @@ async fn main() -> ExitCode {
         }
         Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json).await,
         Command::Once { config, json } => cycle_command(&config, Mode::Once, json).await,
+        Command::History(command) => history_cli::run(command).await,
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
                 println!(

@@ -6,12 +6,17 @@
 //! change is marked `applied` only after the API confirmed it. A run without `finished_at`
 //! was interrupted; [`Ledger::unfinished_runs`] finds it for reconciliation.
 
+pub mod commands;
+pub mod reconcile;
 mod schema;
+
+pub use reconcile::{reconcile_unfinished, ReconcileReport};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Why the ledger could not be used. Without a working ledger nothing is written to the org.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +33,38 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
+    /// Not a SQLite database, or damaged: never guessed at, never silently replaced.
+    #[error("history database {path} is corrupt or not a skill-tuner ledger ({detail}); move it aside to start a new history (keep the old file for audit)")]
+    Corrupt { path: PathBuf, detail: String },
+    /// Another process held the database past our busy timeout.
+    #[error("history database {path} is locked by another process (waited {waited_ms} ms); is another skill-tuner running against the same file?")]
+    Locked { path: PathBuf, waited_ms: u64 },
     #[error("history: {0}")]
     NotFound(String),
+}
+
+/// How long a statement waits for another connection's lock before giving up. Long enough
+/// for the daemon's short write transactions, short enough to fail a stuck start-up clearly.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Turns a SQLite error into the clearest [`LedgerError`] for it: corruption and locking
+/// get their own variants, because an operator acts on them differently.
+fn classify(path: &Path, busy_timeout: Duration, source: rusqlite::Error) -> LedgerError {
+    use rusqlite::ffi::ErrorCode;
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => LedgerError::Locked {
+            path: path.to_path_buf(),
+            waited_ms: busy_timeout.as_millis() as u64,
+        },
+        _ => LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
 }
 
 /// Status of one planned change.
@@ -118,6 +153,7 @@ pub struct RunRecord {
 /// The ledger handle (one connection; SQLite serialises writers anyway).
 pub struct Ledger {
     path: PathBuf,
+    busy_timeout: Duration,
     conn: Mutex<Connection>,
 }
 
@@ -137,16 +173,21 @@ impl Ledger {
     /// Opens (creating and migrating) the database at `path`. Fails clearly on a corrupt,
     /// locked or newer database.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`Ledger::open`] with another busy timeout (tests use a short one to see a lock
+    /// reported quickly).
+    pub fn open_with_busy_timeout(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> Result<Self, LedgerError> {
+        let err = |source| classify(path, busy_timeout, source);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
+        conn.busy_timeout(busy_timeout).map_err(err)?;
         // Touch the file now so corruption is found at open, not mid-cycle.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -158,14 +199,22 @@ impl Ledger {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(err)?;
         if check != "ok" {
-            return Err(err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                Some(format!("integrity check failed: {check}")),
-            )));
+            return Err(LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("integrity check failed: {check}"),
+            });
         }
-        schema::migrate(&conn, path)?;
+        schema::migrate(&conn, path).map_err(|e| match e {
+            LedgerError::Sqlite { source, .. } => err(source),
+            other => other,
+        })?;
+        // Take and release the write lock once: a database another process keeps locked is
+        // reported now, before any cycle starts, instead of after the first org write.
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+            .map_err(err)?;
         Ok(Self {
             path: path.to_path_buf(),
+            busy_timeout,
             conn: Mutex::new(conn),
         })
     }
@@ -180,6 +229,7 @@ impl Ledger {
         schema::migrate(&conn, &path)?;
         Ok(Self {
             path,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
             conn: Mutex::new(conn),
         })
     }
@@ -193,10 +243,7 @@ impl Ledger {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        f(&mut conn).map_err(|source| classify(&self.path, self.busy_timeout, source))
     }
 
     /// Starts a run; returns its id.
@@ -316,6 +363,11 @@ impl Ledger {
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
         self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit as i64])
+    }
+
+    /// Every run, oldest first (export).
+    pub fn all_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        self.query_runs("ORDER BY id", params![])
     }
 
     pub fn run(&self, run_id: i64) -> Result<RunRecord, LedgerError> {
