@@ -128,6 +128,7 @@ pub async fn run_cycle(
             run_id,
             "ledger failed mid-run; leaving the run for reconciliation"
         );
+        ledger.abandon_run(run_id);
     } else {
         ledger.finish_run(run_id, &report.outcome, &summary)?;
     }

@@ -329,7 +329,8 @@ async fn export_csv_and_json_parse_back() {
     sim.shutdown().await;
 }
 
-/// Records a plan for `n` agents' first skills (after = before ± 1) as an unfinished run.
+/// Records a plan for `n` agents' first skills (after = before ± 1) as a run a crash left
+/// unfinished.
 fn crashed_run(sim: &Simulator, ledger: &Ledger, mode: &str, n: usize) -> (i64, Vec<ChangeRecord>) {
     let run_id = ledger.begin_run(mode, "test", None).unwrap();
     let rows: Vec<ChangeRecord> = sim
@@ -365,6 +366,9 @@ fn crashed_run(sim: &Simulator, ledger: &Ledger, mode: &str, n: usize) -> (i64, 
         })
         .collect();
     ledger.record_plan(&rows).unwrap();
+    // The process that began it "dies": its claim on the run goes, as a crash drops the
+    // run's lock file lock.
+    ledger.abandon_run(run_id);
     (run_id, rows)
 }
 
@@ -736,5 +740,108 @@ async fn kill_9_mid_apply_then_restart_reconciles_without_double_apply() {
             "{c:?}"
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_in_progress_elsewhere_is_not_reconciled() {
+    let dir = TempDir::new("live");
+    let path = dir.path().join("ledger.db");
+    let (sim, _settings, client) = start(5).await;
+    // "Another process": a second handle on the same file, with a run in progress.
+    let owner = Ledger::open(&path).unwrap();
+    let run_id = owner.begin_run("scheduled", "h", None).unwrap();
+    let ours = Ledger::open(&path).unwrap();
+    assert!(reconcile_unfinished(&client, &ours)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ours.run(run_id).unwrap().finished_at.is_none());
+    // Its owner dies: now it is reconciled.
+    drop(owner);
+    let report = reconcile_unfinished(&client, &ours).await.unwrap();
+    assert_eq!(report.closed.len(), 1);
+    assert_eq!(
+        ours.run(run_id).unwrap().outcome.as_deref(),
+        Some("interrupted")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_history_show_export_need_no_credentials() {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("ledger.db");
+    let (sim, settings, client) = start(10).await;
+    let run_id = {
+        let ledger = Ledger::open(&path).unwrap();
+        once(&client, &settings, &ledger).await.0
+    };
+    let config = config_file(dir.path(), &settings, &path);
+    let no_secret = |args: &[&str]| {
+        let mut cmd = binary(args, &config);
+        cmd.env_remove("SKILL_TUNER_CLIENT_SECRET");
+        cmd
+    };
+
+    let out = output(no_secret(&["history", "--json"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["id"], run_id);
+    assert_eq!(runs[0]["mode"], "once");
+
+    let out = output(no_secret(&["show", &run_id.to_string()])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("applied") && text.contains("why:"), "{text}");
+
+    let csv = dir.path().join("audit.csv");
+    let csv_arg = csv.display().to_string();
+    let out = output(no_secret(&[
+        "export", "--format", "csv", "--output", &csv_arg,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = parse_csv(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(rows[0][0], "run_id");
+    assert!(rows.len() > 1);
+
+    // The org-facing commands need the secret (and get it).
+    let out = output(no_secret(&["diff", &run_id.to_string()])).await;
+    assert!(!out.status.success());
+    let writes = sim.org().write_count();
+    let out = output(binary(
+        &["rollback", &run_id.to_string(), "--dry-run", "--json"],
+        &config,
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert!(!plan["restored"].as_array().unwrap().is_empty());
+    assert_eq!(sim.org().write_count(), writes);
+    let out = output(binary(&["diff", &run_id.to_string()], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still_applied"));
     sim.shutdown().await;
 }

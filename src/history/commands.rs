@@ -376,16 +376,7 @@ pub async fn rollback(
         left_alone: Vec::new(),
         failed: Vec::new(),
     };
-    let line = |c: &ChangeRecord, now: Option<f64>, detail: Option<String>| RollbackLine {
-        agent_id: c.agent_id.clone(),
-        agent_name: c.agent_name.clone(),
-        skill_id: c.skill_id.clone(),
-        skill_name: c.skill_name.clone(),
-        from: c.after,
-        to: c.before,
-        now,
-        detail,
-    };
+    let line = rollback_line;
 
     if dry_run {
         let current = read_agents(client, applied.iter().map(|c| c.agent_id.as_str())).await?;
@@ -413,6 +404,36 @@ pub async fn rollback(
     // Write-ahead: the rollback's plan is on disk before its first write.
     let new_run = ledger.begin_run("rollback", &settings.fingerprint(), Some(run_id))?;
     report.run_id = Some(new_run);
+    let result = apply_rollback(
+        client,
+        settings,
+        ledger,
+        run_id,
+        new_run,
+        &applied,
+        &mut report,
+    )
+    .await;
+    if result.is_err() {
+        // Some writes may be unmarked: let reconciliation settle this rollback run.
+        ledger.abandon_run(new_run);
+    }
+    result?;
+    Ok(report)
+}
+
+/// The rollback after its run is begun: write-ahead rows, writes, marks, finish.
+#[allow(clippy::too_many_arguments)]
+async fn apply_rollback(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    run_id: i64,
+    new_run: i64,
+    applied: &[ChangeRecord],
+    report: &mut RollbackReport,
+) -> Result<(), HistoryError> {
+    let line = rollback_line;
     let tag = format!("rollback-of-{run_id}");
     let rows: Vec<ChangeRecord> = applied
         .iter()
@@ -466,7 +487,7 @@ pub async fn rollback(
         .buffer_unordered(settings.genesys.max_concurrency.max(1));
     let by_id: HashMap<&str, (&ChangeRecord, &ChangeRecord)> = rows
         .iter()
-        .zip(&applied)
+        .zip(applied)
         .map(|(row, original)| (row.change_id.as_str(), (row, original)))
         .collect();
     while let Some(outcomes) = writes.next().await {
@@ -527,7 +548,20 @@ pub async fn rollback(
             "failed": report.failed.len(),
         }),
     )?;
-    Ok(report)
+    Ok(())
+}
+
+fn rollback_line(c: &ChangeRecord, now: Option<f64>, detail: Option<String>) -> RollbackLine {
+    RollbackLine {
+        agent_id: c.agent_id.clone(),
+        agent_name: c.agent_name.clone(),
+        skill_id: c.skill_id.clone(),
+        skill_name: c.skill_name.clone(),
+        from: c.after,
+        to: c.before,
+        now,
+        detail,
+    }
 }
 
 fn changed_since(run_id: i64, now: Option<f64>) -> String {

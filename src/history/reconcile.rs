@@ -65,6 +65,14 @@ pub async fn reconcile_unfinished(
 ) -> Result<ReconcileReport, LedgerError> {
     let mut report = ReconcileReport::default();
     for run in ledger.unfinished_runs()? {
+        if ledger.is_live(run.id)? {
+            // In progress here or in another process (which holds its lock): not ours.
+            tracing::debug!(
+                run_id = run.id,
+                "unfinished run is still in progress; not reconciling it"
+            );
+            continue;
+        }
         let mut found = ReconciledRun {
             run_id: run.id,
             mode: run.mode.clone(),
