@@ -845,3 +845,49 @@ async fn cli_history_show_export_need_no_credentials() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("still_applied"));
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_treats_an_unwritten_added_skill_as_not_applied() {
+    let (sim, _settings, client) = start(10).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let org = sim.org();
+    let (agent, skill) = org
+        .agent_ids()
+        .into_iter()
+        .find_map(|a| {
+            let held: BTreeSet<String> = org.user_skills(&a).into_iter().map(|(s, _)| s).collect();
+            let missing = org
+                .skills()
+                .into_iter()
+                .find(|(id, _)| !held.contains(id))?;
+            Some((a, missing.0))
+        })
+        .expect("an agent without some skill");
+    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let row = ChangeRecord {
+        change_id: "add-1".into(),
+        run_id,
+        agent_id: agent,
+        agent_name: "A".into(),
+        skill_id: skill,
+        skill_name: "S".into(),
+        before: 0.0,
+        after: 2.0,
+        target: Some(2.0),
+        score: None,
+        reason: "added".into(),
+        status: ChangeStatus::Planned,
+        correlation_id: None,
+        detail: None,
+        workitem_id: None,
+    };
+    ledger.record_plan(std::slice::from_ref(&row)).unwrap();
+    ledger.abandon_run(run_id);
+    let report = reconcile_unfinished(&client, &ledger).await.unwrap();
+    assert_eq!(report.closed[0].skipped, 1);
+    assert_eq!(
+        ledger.changes(run_id).unwrap()[0].status,
+        ChangeStatus::Skipped
+    );
+    sim.shutdown().await;
+}

@@ -106,7 +106,13 @@ pub async fn reconcile_unfinished(
                         ChangeStatus::Applied,
                         "confirmed after an interruption".to_string(),
                     ),
+                    // An added skill (`add_missing_skills`) is planned from 0.0: absent
+                    // from the org means it was never written.
                     Some(v) if same(v, row.before) => (
+                        ChangeStatus::Skipped,
+                        "not applied before the interruption".to_string(),
+                    ),
+                    None if same(row.before, 0.0) => (
                         ChangeStatus::Skipped,
                         "not applied before the interruption".to_string(),
                     ),
