@@ -97,6 +97,12 @@ pub async fn run_cycle(
 ) -> Result<CycleReport, CycleError> {
     let started = std::time::Instant::now();
     let stats_before = client.stats();
+    // Crash recovery first: a run a crash left unfinished is settled against the org (reads
+    // only) before this one plans, so nothing is applied twice or left unrecorded.
+    let reconciled = crate::history::reconcile_unfinished(client, ledger).await?;
+    if !reconciled.is_empty() {
+        tracing::warn!(closed = ?reconciled.closed, left_unfinished = ?reconciled.left_unfinished, "reconciled runs left unfinished by an interruption");
+    }
     let run_id = ledger.begin_run(mode.as_str(), &settings.fingerprint(), None)?;
     let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
     let _enter = span.enter();
@@ -115,7 +121,17 @@ pub async fn run_cycle(
         report.error = Some(e.to_string());
     }
     let summary = serde_json::to_value(summary_of(&report)).unwrap_or_default();
-    ledger.finish_run(run_id, &report.outcome, &summary)?;
+    if matches!(result, Err(CycleError::Ledger(_))) {
+        // The ledger failed mid-run: some writes may be unmarked. Leave the run unfinished
+        // so the next start reconciles it against the org instead of trusting its rows.
+        tracing::error!(
+            run_id,
+            "ledger failed mid-run; leaving the run for reconciliation"
+        );
+        ledger.abandon_run(run_id);
+    } else {
+        ledger.finish_run(run_id, &report.outcome, &summary)?;
+    }
     tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished");
     result.map(|()| report)
 }

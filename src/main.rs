@@ -9,6 +9,8 @@ use skill_tuner::{demo, runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod history_cli;
+
 #[derive(Parser)]
 #[command(
     name = "skill-tuner",
@@ -108,6 +110,8 @@ enum Command {
         #[arg(long)]
         per_agent: bool,
     },
+    #[command(flatten)]
+    History(history_cli::HistoryCommand),
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -347,6 +351,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::History(command) => history_cli::run(command).await,
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
                 println!(

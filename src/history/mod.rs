@@ -6,12 +6,18 @@
 //! change is marked `applied` only after the API confirmed it. A run without `finished_at`
 //! was interrupted; [`Ledger::unfinished_runs`] finds it for reconciliation.
 
+pub mod commands;
+pub mod reconcile;
 mod schema;
+
+pub use reconcile::{reconcile_unfinished, ReconcileReport};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Why the ledger could not be used. Without a working ledger nothing is written to the org.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +34,45 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
+    /// Not a SQLite database, or damaged: never guessed at, never silently replaced.
+    #[error("history database {path} is corrupt or not a skill-tuner ledger ({detail}); move it aside to start a new history (keep the old file for audit)")]
+    Corrupt { path: PathBuf, detail: String },
+    /// Another process held the database past our busy timeout.
+    #[error("history database {path} is locked by another process (waited {waited_ms} ms); is another skill-tuner running against the same file?")]
+    Locked { path: PathBuf, waited_ms: u64 },
+    /// A run's lock file next to the database could not be used.
+    #[error("history run lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("history: {0}")]
     NotFound(String),
+}
+
+/// How long a statement waits for another connection's lock before giving up. Long enough
+/// for the daemon's short write transactions, short enough to fail a stuck start-up clearly.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Turns a SQLite error into the clearest [`LedgerError`] for it: corruption and locking
+/// get their own variants, because an operator acts on them differently.
+fn classify(path: &Path, busy_timeout: Duration, source: rusqlite::Error) -> LedgerError {
+    use rusqlite::ffi::ErrorCode;
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => LedgerError::Locked {
+            path: path.to_path_buf(),
+            waited_ms: busy_timeout.as_millis() as u64,
+        },
+        _ => LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
 }
 
 /// Status of one planned change.
@@ -118,7 +161,31 @@ pub struct RunRecord {
 /// The ledger handle (one connection; SQLite serialises writers anyway).
 pub struct Ledger {
     path: PathBuf,
+    busy_timeout: Duration,
     conn: Mutex<Connection>,
+    /// Runs this handle began and has not finished, with their lock files (if file-backed).
+    live: Mutex<HashMap<i64, Option<std::fs::File>>>,
+}
+
+/// Creates and exclusively locks a run's lock file.
+fn lock_run_file(path: &Path) -> Result<std::fs::File, LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io(std::io::Error::other(
+            "another process holds this run's lock",
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 impl std::fmt::Debug for Ledger {
@@ -137,16 +204,21 @@ impl Ledger {
     /// Opens (creating and migrating) the database at `path`. Fails clearly on a corrupt,
     /// locked or newer database.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`Ledger::open`] with another busy timeout (tests use a short one to see a lock
+    /// reported quickly).
+    pub fn open_with_busy_timeout(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> Result<Self, LedgerError> {
+        let err = |source| classify(path, busy_timeout, source);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
+        conn.busy_timeout(busy_timeout).map_err(err)?;
         // Touch the file now so corruption is found at open, not mid-cycle.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -158,15 +230,24 @@ impl Ledger {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(err)?;
         if check != "ok" {
-            return Err(err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                Some(format!("integrity check failed: {check}")),
-            )));
+            return Err(LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("integrity check failed: {check}"),
+            });
         }
-        schema::migrate(&conn, path)?;
+        schema::migrate(&conn, path).map_err(|e| match e {
+            LedgerError::Sqlite { source, .. } => err(source),
+            other => other,
+        })?;
+        // Take and release the write lock once: a database another process keeps locked is
+        // reported now, before any cycle starts, instead of after the first org write.
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+            .map_err(err)?;
         Ok(Self {
             path: path.to_path_buf(),
+            busy_timeout,
             conn: Mutex::new(conn),
+            live: Mutex::default(),
         })
     }
 
@@ -180,7 +261,9 @@ impl Ledger {
         schema::migrate(&conn, &path)?;
         Ok(Self {
             path,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
             conn: Mutex::new(conn),
+            live: Mutex::default(),
         })
     }
 
@@ -193,26 +276,39 @@ impl Ledger {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        f(&mut conn).map_err(|source| classify(&self.path, self.busy_timeout, source))
     }
 
-    /// Starts a run; returns its id.
+    /// Starts a run; returns its id. A file-backed ledger also takes an exclusive lock on
+    /// `<db>.run-<id>.lock` for as long as the run is open, before the row is visible to
+    /// other processes: that is how [`Ledger::is_live`] tells a run in progress elsewhere
+    /// (never to be reconciled under its feet) from one a crash left behind (the OS drops
+    /// the lock when the process dies, even on kill -9).
     pub fn begin_run(
         &self,
         mode: &str,
         config_hash: &str,
         rollback_of: Option<i64>,
     ) -> Result<i64, LedgerError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
-                params![now_text(), mode, config_hash, rollback_of],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let sql = |source| classify(&self.path, self.busy_timeout, source);
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute(
+            "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
+            params![now_text(), mode, config_hash, rollback_of],
+        )
+        .map_err(sql)?;
+        let run_id = tx.last_insert_rowid();
+        let lock = match self.run_lock_path(run_id) {
+            Some(path) => Some(lock_run_file(&path)?),
+            None => None,
+        };
+        tx.commit().map_err(sql)?;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id, lock);
+        Ok(run_id)
     }
 
     /// Ends a run with its outcome and summary counts.
@@ -228,7 +324,57 @@ impl Ledger {
                 params![run_id, now_text(), outcome, summary.to_string()],
             )?;
             Ok(())
-        })
+        })?;
+        self.abandon_run(run_id);
+        if let Some(path) = self.run_lock_path(run_id) {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Gives up this handle's claim on an unfinished run (its lock), so that reconciliation —
+    /// in this process or another — may settle it. Used when the ledger failed mid-run.
+    pub fn abandon_run(&self, run_id: i64) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run_id);
+    }
+
+    /// Whether an unfinished run is still in progress: begun by this handle, or by another
+    /// process that holds its lock file. A crashed process holds nothing.
+    pub fn is_live(&self, run_id: i64) -> Result<bool, LedgerError> {
+        if self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&run_id)
+        {
+            return Ok(true);
+        }
+        let Some(path) = self.run_lock_path(run_id) else {
+            return Ok(false);
+        };
+        let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(LedgerError::Io { path, source }),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => Err(LedgerError::Io { path, source }),
+        }
+    }
+
+    /// The lock file of a run (none for an in-memory ledger: only this handle sees it).
+    fn run_lock_path(&self, run_id: i64) -> Option<PathBuf> {
+        if self.path == Path::new(":memory:") {
+            return None;
+        }
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".run-{run_id}.lock"));
+        Some(PathBuf::from(name))
     }
 
     /// Records a run's plan in one transaction (write-ahead of any API write).
@@ -316,6 +462,11 @@ impl Ledger {
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
         self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit as i64])
+    }
+
+    /// Every run, oldest first (export).
+    pub fn all_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        self.query_runs("ORDER BY id", params![])
     }
 
     pub fn run(&self, run_id: i64) -> Result<RunRecord, LedgerError> {
@@ -410,5 +561,55 @@ impl Ledger {
             .optional()
             .map(|found| found.is_some())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(tag: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "skill-tuner-ledger-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("ledger.db")
+    }
+
+    #[test]
+    fn a_run_is_live_while_its_owner_holds_it() {
+        let path = temp_db("live");
+        let owner = Ledger::open(&path).unwrap();
+        let other = Ledger::open(&path).unwrap();
+        let run = owner.begin_run("once", "h", None).unwrap();
+        assert!(owner.is_live(run).unwrap());
+        // Another handle (as another process would) sees the lock held.
+        assert!(other.is_live(run).unwrap());
+        owner.abandon_run(run);
+        assert!(
+            !other.is_live(run).unwrap(),
+            "a dropped claim is a crashed run"
+        );
+        let run2 = owner.begin_run("once", "h", None).unwrap();
+        owner
+            .finish_run(run2, "ok", &serde_json::json!({}))
+            .unwrap();
+        assert!(!other.is_live(run2).unwrap());
+        assert!(!owner.run_lock_path(run2).unwrap().exists());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn in_memory_runs_are_live_only_for_their_handle() {
+        let ledger = Ledger::in_memory().unwrap();
+        let run = ledger.begin_run("once", "h", None).unwrap();
+        assert!(ledger.is_live(run).unwrap());
+        ledger.abandon_run(run);
+        assert!(!ledger.is_live(run).unwrap());
     }
 }

@@ -1,0 +1,194 @@
+//! The history subcommands' command-line edge (`history`, `show`, `diff`, `rollback`,
+//! `export`). Kept out of `main.rs` so the two evolve without stepping on each other; the
+//! work is in [`skill_tuner::history::commands`], this only parses, prints and picks exit codes.
+
+use super::{load, ConfigArg};
+use clap::Subcommand;
+use skill_tuner::config::Settings;
+use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
+use skill_tuner::history::Ledger;
+use skill_tuner::runtime;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum HistoryCommand {
+    /// Recent runs from the history ledger, one line each (no credentials needed).
+    History {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run's changes with their reasons (no credentials needed).
+    Show {
+        run: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a run changed versus what the org holds now (reads the org).
+    Diff {
+        run: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the values a run replaced, where they still hold the run's values.
+    Rollback {
+        run: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Show what would be restored and left alone; write and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every recorded change with its run, for audits (no credentials needed).
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// csv or json
+        #[arg(long, default_value = "csv")]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
+    let settings = load(config)?;
+    match runtime::open_ledger(&settings) {
+        Ok(ledger) => Ok((settings, ledger)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn client_for(settings: &Settings) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
+    let client = runtime::connect(settings).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    runtime::start_client(&client, settings)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+    Ok(client)
+}
+
+fn print<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> String) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(t) => println!("{t}"),
+            Err(e) => eprintln!("error: cannot render as JSON: {e}"),
+        }
+    } else {
+        print!("{}", text(value));
+    }
+}
+
+fn fail(e: HistoryError) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        HistoryError::Refused(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+pub async fn run(command: HistoryCommand) -> ExitCode {
+    let result = match command {
+        HistoryCommand::History {
+            config,
+            limit,
+            json,
+        } => ledger_for(&config).map(|(_, ledger)| match commands::history(&ledger, limit) {
+            Ok(lines) => {
+                print(&lines, json, |l| commands::render_history(l));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }),
+        HistoryCommand::Show { run, config, json } => {
+            ledger_for(&config).map(|(_, ledger)| match commands::show(&ledger, run) {
+                Ok(detail) => {
+                    print(&detail, json, commands::render_show);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            })
+        }
+        HistoryCommand::Diff { run, config, json } => match ledger_for(&config) {
+            Ok((settings, ledger)) => match client_for(&settings).await {
+                Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
+                    Ok(diff) => {
+                        print(&diff, json, commands::render_diff);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }),
+                Err(code) => Err(code),
+            },
+            Err(code) => Err(code),
+        },
+        HistoryCommand::Rollback {
+            run,
+            config,
+            dry_run,
+            json,
+        } => match ledger_for(&config) {
+            Ok((settings, ledger)) => match client_for(&settings).await {
+                Ok(client) => Ok(
+                    match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
+                        Ok(report) => {
+                            print(&report, json, commands::render_rollback);
+                            if report.outcome == "partial" {
+                                ExitCode::from(4)
+                            } else {
+                                ExitCode::SUCCESS
+                            }
+                        }
+                        Err(e) => fail(e),
+                    },
+                ),
+                Err(code) => Err(code),
+            },
+            Err(code) => Err(code),
+        },
+        HistoryCommand::Export {
+            config,
+            format,
+            output,
+        } => ledger_for(&config).map(|(_, ledger)| {
+            let written = match &output {
+                Some(path) => std::fs::File::create(path)
+                    .map_err(HistoryError::from)
+                    .and_then(|file| {
+                        let mut out = std::io::BufWriter::new(file);
+                        commands::export(&ledger, format, &mut out)
+                    }),
+                None => commands::export(&ledger, format, &mut std::io::stdout().lock()),
+            };
+            match written {
+                Ok(n) => {
+                    if let Some(path) = &output {
+                        eprintln!("exported {n} changes to {}", path.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }),
+    };
+    result.unwrap_or_else(|code| code)
+}

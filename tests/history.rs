@@ -1,0 +1,893 @@
+//! History, diff, rollback, export and crash reconciliation, against the embedded simulator
+//! on 127.0.0.1 (and, for kill -9, the real binary).
+
+use serde_json::Value;
+use skill_tuner::config::Settings;
+use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::demo::{settings_for, sim_secret};
+use skill_tuner::genesys::models::UserRoutingSkillPost;
+use skill_tuner::genesys::GenesysClient;
+use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
+use skill_tuner::history::{reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError};
+use skill_tuner::runtime;
+use skill_tuner::sim::{SimConfig, Simulator};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A unique temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("skill-tuner-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings that let a cycle apply its plan (breaker relaxed), without alerts.
+fn relaxed(sim: &Simulator) -> Settings {
+    let mut s = settings_for(sim, 60_000);
+    s.breaker.max_changed_share = 1.0;
+    s.breaker.min_data_share = 0.0;
+    s.breaker.max_demotion_share = 1.0;
+    s.alerts.workitem.enabled = false;
+    s.alerts.webhook.enabled = false;
+    s
+}
+
+async fn start(agents: usize) -> (Simulator, Settings, GenesysClient) {
+    let sim = Simulator::start(SimConfig {
+        agents,
+        seed: 11,
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let settings = relaxed(&sim);
+    let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
+    runtime::start_client(&client, &settings).await.unwrap();
+    (sim, settings, client)
+}
+
+/// Runs one real cycle and returns its applied changes (there must be some).
+async fn once(
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+) -> (i64, Vec<ChangeRecord>) {
+    let report = run_cycle(client, settings, ledger, Mode::Once, &StopSignal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "ok", "{report:?}");
+    let applied: Vec<ChangeRecord> = ledger
+        .changes(report.run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == ChangeStatus::Applied)
+        .collect();
+    assert!(applied.len() >= 3, "the cycle should change something");
+    (report.run_id, applied)
+}
+
+fn org_value(sim: &Simulator, c: &ChangeRecord) -> Option<f64> {
+    sim.org().proficiency(&c.agent_id, &c.skill_id)
+}
+
+/// A value that is neither `a` nor `b` (a person's edit).
+fn other_than(a: f64, b: f64) -> f64 {
+    [0.5, 1.5, 2.5, 3.5, 4.5]
+        .into_iter()
+        .find(|v| (v - a).abs() > 1e-6 && (v - b).abs() > 1e-6)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_exactly_and_is_recorded() {
+    let (sim, settings, client) = start(40).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    for c in &applied {
+        assert_eq!(org_value(&sim, c), Some(c.after));
+    }
+    let agents: BTreeSet<&str> = applied.iter().map(|c| c.agent_id.as_str()).collect();
+    let writes_before = sim.org().write_count();
+
+    // A dry run shows the plan and neither writes nor records anything.
+    let runs_before = ledger.recent_runs(100).unwrap().len();
+    let dry = commands::rollback(&client, &settings, &ledger, run_id, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.restored.len(), applied.len());
+    assert!(dry.left_alone.is_empty() && dry.run_id.is_none());
+    assert_eq!(sim.org().write_count(), writes_before);
+    assert_eq!(ledger.recent_runs(100).unwrap().len(), runs_before);
+
+    let report = commands::rollback(&client, &settings, &ledger, run_id, false)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, "ok");
+    assert_eq!(report.restored.len(), applied.len());
+    assert!(report.left_alone.is_empty() && report.failed.is_empty());
+    for c in &applied {
+        assert_eq!(org_value(&sim, c), Some(c.before), "{c:?}");
+    }
+    // One bulk write per agent.
+    assert_eq!(sim.org().write_count() - writes_before, agents.len() as u64);
+
+    // The rollback is a run of its own, with its own applied rows.
+    let rb_id = report.run_id.unwrap();
+    let rb = ledger.run(rb_id).unwrap();
+    assert_eq!(rb.mode, "rollback");
+    assert_eq!(rb.rollback_of, Some(run_id));
+    assert_eq!(rb.outcome.as_deref(), Some("ok"));
+    let rows = ledger.changes(rb_id).unwrap();
+    assert_eq!(rows.len(), applied.len());
+    assert!(rows.iter().all(|r| r.status == ChangeStatus::Applied));
+    assert!(rows.iter().all(|r| r.correlation_id.is_some()));
+
+    // Rolling back a rollback is refused (re-applying old output bypasses the guardrails).
+    let err = commands::rollback(&client, &settings, &ledger, rb_id, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HistoryError::Refused(_)), "{err}");
+    // Rolling back the same run again finds everything changed since: nothing is written.
+    let writes = sim.org().write_count();
+    let again = commands::rollback(&client, &settings, &ledger, run_id, false)
+        .await
+        .unwrap();
+    assert!(again.restored.is_empty());
+    assert_eq!(again.left_alone.len(), applied.len());
+    assert_eq!(sim.org().write_count(), writes);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_leaves_a_later_human_edit_alone() {
+    let (sim, settings, client) = start(30).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    let edited = &applied[0];
+    let human = other_than(edited.before, edited.after);
+    assert!(sim
+        .org()
+        .set_proficiency(&edited.agent_id, &edited.skill_id, human));
+
+    let report = commands::rollback(&client, &settings, &ledger, run_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        org_value(&sim, edited),
+        Some(human),
+        "the person's value stays"
+    );
+    assert_eq!(report.left_alone.len(), 1);
+    assert_eq!(report.left_alone[0].skill_id, edited.skill_id);
+    assert_eq!(report.left_alone[0].agent_id, edited.agent_id);
+    assert_eq!(report.left_alone[0].now, Some(human));
+    assert!(commands::render_rollback(&report).contains("left alone"));
+    for c in &applied[1..] {
+        assert_eq!(org_value(&sim, c), Some(c.before));
+    }
+    let rows = ledger.changes(report.run_id.unwrap()).unwrap();
+    let conflict: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Conflict)
+        .collect();
+    assert_eq!(conflict.len(), 1);
+    assert_eq!(conflict[0].agent_id, edited.agent_id);
+    assert_eq!(conflict[0].skill_id, edited.skill_id);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_reports_each_change_against_the_org() {
+    let (sim, settings, client) = start(30).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let plan = run_cycle(
+        &client,
+        &settings,
+        &ledger,
+        Mode::Plan,
+        &StopSignal::default(),
+    )
+    .await
+    .unwrap();
+    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    let reverted = &applied[0];
+    let changed = &applied[1];
+    sim.org()
+        .set_proficiency(&reverted.agent_id, &reverted.skill_id, reverted.before);
+    sim.org().set_proficiency(
+        &changed.agent_id,
+        &changed.skill_id,
+        other_than(changed.before, changed.after),
+    );
+
+    let diff = commands::diff(&client, &ledger, run_id).await.unwrap();
+    let status: BTreeMap<&str, DiffStatus> = diff
+        .lines
+        .iter()
+        .map(|l| (l.change_id.as_str(), l.status))
+        .collect();
+    assert_eq!(status[reverted.change_id.as_str()], DiffStatus::Reverted);
+    assert_eq!(status[changed.change_id.as_str()], DiffStatus::ChangedSince);
+    for c in &applied[2..] {
+        assert_eq!(status[c.change_id.as_str()], DiffStatus::StillApplied);
+    }
+    let line = diff
+        .lines
+        .iter()
+        .find(|l| l.change_id == changed.change_id)
+        .unwrap();
+    assert_eq!(line.now, org_value(&sim, changed));
+    assert!(commands::render_diff(&diff).contains("changed_since"));
+
+    // A dry run applied nothing.
+    let dry = commands::diff(&client, &ledger, plan.run_id).await.unwrap();
+    assert!(!dry.lines.is_empty());
+    assert!(dry.lines.iter().all(|l| l.status == DiffStatus::NotApplied));
+    sim.shutdown().await;
+}
+
+/// A minimal RFC 4180 reader for the test (quoted fields, doubled quotes, embedded newlines).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "trailing partial record"
+    );
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_csv_and_json_parse_back() {
+    let (sim, settings, client) = start(20).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let (run_id, _) = once(&client, &settings, &ledger).await;
+    commands::rollback(&client, &settings, &ledger, run_id, false)
+        .await
+        .unwrap();
+    let all = ledger.all_changes().unwrap();
+
+    let mut csv = Vec::new();
+    let n = commands::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
+    assert_eq!(n, all.len());
+    let rows = parse_csv(&String::from_utf8(csv).unwrap());
+    assert_eq!(rows.len(), all.len() + 1);
+    assert_eq!(rows[0], commands::CSV_HEADER.map(String::from).to_vec());
+    let col = |name: &str| {
+        commands::CSV_HEADER
+            .iter()
+            .position(|h| *h == name)
+            .unwrap()
+    };
+    for (row, change) in rows[1..].iter().zip(&all) {
+        assert_eq!(row.len(), commands::CSV_HEADER.len());
+        assert_eq!(row[col("change_id")], change.change_id);
+        assert_eq!(row[col("reason")], change.reason);
+        assert_eq!(row[col("status")], change.status.as_str());
+        assert_eq!(row[col("before")].parse::<f64>().unwrap(), change.before);
+        assert_eq!(row[col("after")].parse::<f64>().unwrap(), change.after);
+        let run = ledger.run(change.run_id).unwrap();
+        assert_eq!(row[col("run_mode")], run.mode);
+        assert_eq!(row[col("run_started_at")], run.started_at);
+        if let Some(score) = &change.score {
+            let parsed: Value = serde_json::from_str(&row[col("score")]).unwrap();
+            assert_eq!(&parsed, score);
+        }
+    }
+    // Scores explain themselves in prose with commas: the quoting is exercised.
+    assert!(all.iter().any(|c| c.reason.contains(',')));
+
+    let mut json = Vec::new();
+    commands::export(&ledger, ExportFormat::Json, &mut json).unwrap();
+    let parsed: Vec<Value> = serde_json::from_slice(&json).unwrap();
+    assert_eq!(parsed.len(), all.len());
+    assert_eq!(parsed[0]["change_id"], all[0].change_id.as_str());
+    assert!(parsed
+        .iter()
+        .any(|r| r["run_mode"] == "rollback" && r["rollback_of"] == run_id));
+    sim.shutdown().await;
+}
+
+/// Records a plan for `n` agents' first skills (after = before ± 1) as a run a crash left
+/// unfinished.
+fn crashed_run(sim: &Simulator, ledger: &Ledger, mode: &str, n: usize) -> (i64, Vec<ChangeRecord>) {
+    let run_id = ledger.begin_run(mode, "test", None).unwrap();
+    let rows: Vec<ChangeRecord> = sim
+        .org()
+        .agent_ids()
+        .into_iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, agent)| {
+            let (skill, before) = sim.org().user_skills(&agent)[0].clone();
+            let after = if before >= 2.5 {
+                before - 1.0
+            } else {
+                before + 1.0
+            };
+            ChangeRecord {
+                change_id: format!("crash-{i}"),
+                run_id,
+                agent_id: agent.clone(),
+                agent_name: format!("Agent {i}"),
+                skill_id: skill,
+                skill_name: "skill".into(),
+                before,
+                after,
+                target: Some(after),
+                score: None,
+                reason: "test".into(),
+                status: ChangeStatus::Planned,
+                correlation_id: None,
+                detail: None,
+                workitem_id: None,
+            }
+        })
+        .collect();
+    ledger.record_plan(&rows).unwrap();
+    // The process that began it "dies": its claim on the run goes, as a crash drops the
+    // run's lock file lock.
+    ledger.abandon_run(run_id);
+    (run_id, rows)
+}
+
+async fn write(client: &GenesysClient, c: &ChangeRecord) {
+    client
+        .patch_user_skills(
+            &c.agent_id,
+            &[UserRoutingSkillPost {
+                id: c.skill_id.clone(),
+                proficiency: c.after,
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_settles_a_crashed_run_without_writing() {
+    let (sim, _settings, client) = start(10).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let (run_id, rows) = crashed_run(&sim, &ledger, "once", 6);
+    // 0: written and confirmed; 1, 2: written, crash before the mark; 3, 4: never written;
+    // 5: a person changed it meanwhile.
+    write(&client, &rows[0]).await;
+    ledger
+        .mark(
+            run_id,
+            &["crash-0"],
+            ChangeStatus::Applied,
+            Some("corr-0"),
+            None,
+        )
+        .unwrap();
+    write(&client, &rows[1]).await;
+    write(&client, &rows[2]).await;
+    let human = other_than(rows[5].before, rows[5].after);
+    sim.org()
+        .set_proficiency(&rows[5].agent_id, &rows[5].skill_id, human);
+    // A dry run that was interrupted too.
+    let (plan_run, _) = crashed_run(&sim, &ledger, "plan", 2);
+
+    // A read failure leaves the run unfinished (retried at the next start).
+    let bad = format!("users/{}/routingskills", rows[3].agent_id);
+    sim.faults().fail_next(1, 404, &bad);
+    let writes = sim.org().write_count();
+    let first = reconcile_unfinished(&client, &ledger).await.unwrap();
+    assert_eq!(first.left_unfinished.len(), 1);
+    assert_eq!(first.left_unfinished[0].run_id, run_id);
+    assert!(ledger.run(run_id).unwrap().finished_at.is_none());
+    let dry = ledger.run(plan_run).unwrap();
+    assert_eq!(dry.outcome.as_deref(), Some("interrupted"));
+    assert!(ledger
+        .changes(plan_run)
+        .unwrap()
+        .iter()
+        .all(|c| c.status == ChangeStatus::Planned));
+
+    let second = reconcile_unfinished(&client, &ledger).await.unwrap();
+    assert!(second.left_unfinished.is_empty());
+    assert_eq!(second.closed.len(), 1);
+    assert_eq!(
+        sim.org().write_count(),
+        writes,
+        "reconciliation never writes"
+    );
+
+    let run = ledger.run(run_id).unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    let status: Vec<ChangeStatus> = ledger
+        .changes(run_id)
+        .unwrap()
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    use ChangeStatus::*;
+    assert_eq!(
+        status,
+        [Applied, Applied, Applied, Skipped, Skipped, Conflict]
+    );
+    let changes = ledger.changes(run_id).unwrap();
+    assert_eq!(changes[0].correlation_id.as_deref(), Some("corr-0"));
+    assert_eq!(
+        changes[1].detail.as_deref(),
+        Some("confirmed after an interruption")
+    );
+    assert_eq!(
+        changes[3].detail.as_deref(),
+        Some("not applied before the interruption")
+    );
+    // The org was never touched by reconciliation: the person's value stands.
+    assert_eq!(org_value(&sim, &rows[5]), Some(human));
+    assert!(reconcile_unfinished(&client, &ledger)
+        .await
+        .unwrap()
+        .is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cycle_reconciles_first() {
+    let (sim, settings, client) = start(10).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let (run_id, rows) = crashed_run(&sim, &ledger, "scheduled", 3);
+    write(&client, &rows[0]).await;
+    let writes = sim.org().write_count();
+    let report = run_cycle(
+        &client,
+        &settings,
+        &ledger,
+        Mode::Plan,
+        &StopSignal::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.org().write_count(), writes);
+    assert!(ledger.unfinished_runs().unwrap().is_empty());
+    assert_eq!(
+        ledger.run(run_id).unwrap().outcome.as_deref(),
+        Some("interrupted")
+    );
+    let status: Vec<ChangeStatus> = ledger
+        .changes(run_id)
+        .unwrap()
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ChangeStatus::Applied,
+            ChangeStatus::Skipped,
+            ChangeStatus::Skipped
+        ]
+    );
+    assert!(report.run_id > run_id);
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_corrupt_database_is_refused_naming_the_file() {
+    let dir = TempDir::new("corrupt");
+    let path = dir.path().join("ledger.db");
+    std::fs::write(
+        &path,
+        b"this is not a sqlite database, just garbage bytes.......".repeat(200),
+    )
+    .unwrap();
+    let err = Ledger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("corrupt"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_is_refused_and_nothing_is_written() {
+    let dir = TempDir::new("locked");
+    let path = dir.path().join("ledger.db");
+    drop(Ledger::open(&path).unwrap());
+    // A ledger opened before the lock: its cycle must stop before writing to the org.
+    let early = Ledger::open_with_busy_timeout(&path, Duration::from_millis(200)).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+
+    let started = Instant::now();
+    let err = Ledger::open_with_busy_timeout(&path, Duration::from_millis(200)).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(matches!(err, LedgerError::Locked { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()) && text.contains("locked"),
+        "{text}"
+    );
+
+    let (sim, settings, client) = start(10).await;
+    let result = run_cycle(
+        &client,
+        &settings,
+        &early,
+        Mode::Once,
+        &StopSignal::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            result,
+            Err(skill_tuner::cycle::CycleError::Ledger(
+                LedgerError::Locked { .. }
+            ))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(sim.org().write_count(), 0);
+    holder.execute_batch("ROLLBACK;").unwrap();
+    sim.shutdown().await;
+}
+
+/// Writes a config file for the real binary, pointing at `sim`, with a file ledger.
+fn config_file(dir: &Path, settings: &Settings, ledger: &Path) -> PathBuf {
+    let mut s = settings.clone();
+    s.history.path = ledger.to_path_buf();
+    let path = dir.join("skill-tuner.toml");
+    std::fs::write(&path, s.to_toml()).unwrap();
+    path
+}
+
+fn binary(args: &[&str], config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env(
+            "SKILL_TUNER_CLIENT_SECRET",
+            "demo-secret-not-for-production",
+        )
+        .env_remove("SKILL_TUNER_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("STATE_DIRECTORY")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+async fn output(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_refuses_a_corrupt_ledger_without_writing() {
+    let dir = TempDir::new("corrupt-once");
+    let ledger = dir.path().join("ledger.db");
+    std::fs::write(&ledger, vec![0x5a_u8; 8192]).unwrap();
+    let (sim, settings, _client) = start(10).await;
+    let config = config_file(dir.path(), &settings, &ledger);
+    let out = output(binary(&["once"], &config)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&ledger.display().to_string()), "{stderr}");
+    assert!(stderr.contains("refusing to run"), "{stderr}");
+    assert_eq!(sim.org().write_count(), 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_apply_then_restart_reconciles_without_double_apply() {
+    let dir = TempDir::new("kill9");
+    let ledger_path = dir.path().join("ledger.db");
+    let (sim, mut settings, _client) = start(60).await;
+    // Move straight to the target so a re-plan of an applied skill finds nothing to do:
+    // any write of the same skill in the next run would be a double apply.
+    settings.policy.default.smoothing = 1.0;
+    settings.policy.default.max_step = 5.0;
+    settings.genesys.max_concurrency = 2;
+    let config = config_file(dir.path(), &settings, &ledger_path);
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_millis(250));
+
+    let mut child = binary(&["once"], &config).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sim.org().write_count() < 4 {
+        assert!(Instant::now() < deadline, "no writes seen");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Let writes that were in flight at the kill land (or not) before we look.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::ZERO);
+    let writes_at_kill = sim.org().write_count();
+
+    // The killed run is unfinished, with rows still `planned`.
+    let killed = {
+        let ledger = Ledger::open(&ledger_path).unwrap();
+        let unfinished = ledger.unfinished_runs().unwrap();
+        assert_eq!(unfinished.len(), 1);
+        let changes = ledger.changes(unfinished[0].id).unwrap();
+        assert!(changes.iter().any(|c| c.status == ChangeStatus::Planned));
+        unfinished[0].id
+    };
+
+    // `plan` reconciles first (and writes nothing).
+    let out = output(binary(&["plan", "--json"], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sim.org().write_count(), writes_at_kill);
+    let ledger = Ledger::open(&ledger_path).unwrap();
+    let run = ledger.run(killed).unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    let changes = ledger.changes(killed).unwrap();
+    let mut applied = BTreeSet::new();
+    for c in &changes {
+        let now = org_value(&sim, c);
+        match c.status {
+            ChangeStatus::Applied => {
+                assert_eq!(now, Some(c.after), "{c:?}");
+                applied.insert((c.agent_id.clone(), c.skill_id.clone()));
+            }
+            ChangeStatus::Skipped => assert_eq!(now, Some(c.before), "{c:?}"),
+            ChangeStatus::Conflict => {
+                assert!(now != Some(c.after) && now != Some(c.before), "{c:?}")
+            }
+            other => panic!("unsettled change after reconciliation: {other:?} {c:?}"),
+        }
+    }
+    assert!(!applied.is_empty());
+    let count = |s: ChangeStatus| changes.iter().filter(|c| c.status == s).count();
+    eprintln!(
+        "killed run #{killed}: {} writes before the kill; reconciled {} applied, {} skipped, {} conflict",
+        writes_at_kill,
+        count(ChangeStatus::Applied),
+        count(ChangeStatus::Skipped),
+        count(ChangeStatus::Conflict)
+    );
+    assert!(
+        count(ChangeStatus::Skipped) > 0,
+        "the kill came too late to test anything"
+    );
+    let agents_applied: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c.status == ChangeStatus::Applied)
+        .map(|c| c.agent_id.as_str())
+        .collect();
+    assert!(agents_applied.len() as u64 <= writes_at_kill);
+    drop(ledger);
+
+    // `once` again: finishes the job without touching what was already applied.
+    let out = output(binary(&["once", "--json"], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = report["run_id"].as_i64().unwrap();
+    let ledger = Ledger::open(&ledger_path).unwrap();
+    let rows = ledger.changes(second).unwrap();
+    let again: Vec<_> = rows
+        .iter()
+        .filter(|r| applied.contains(&(r.agent_id.clone(), r.skill_id.clone())))
+        .collect();
+    assert!(again.is_empty(), "applied changes planned again: {again:?}");
+    let agents_written: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Applied)
+        .map(|r| r.agent_id.as_str())
+        .collect();
+    assert_eq!(
+        sim.org().write_count() - writes_at_kill,
+        agents_written.len() as u64,
+        "one write per agent the second run changed, none for the first run's"
+    );
+    // Everything the killed run skipped is now applied by the second run.
+    for c in changes.iter().filter(|c| c.status == ChangeStatus::Skipped) {
+        assert!(
+            rows.iter().any(|r| r.agent_id == c.agent_id
+                && r.skill_id == c.skill_id
+                && r.status == ChangeStatus::Applied),
+            "{c:?}"
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_in_progress_elsewhere_is_not_reconciled() {
+    let dir = TempDir::new("live");
+    let path = dir.path().join("ledger.db");
+    let (sim, _settings, client) = start(5).await;
+    // "Another process": a second handle on the same file, with a run in progress.
+    let owner = Ledger::open(&path).unwrap();
+    let run_id = owner.begin_run("scheduled", "h", None).unwrap();
+    let ours = Ledger::open(&path).unwrap();
+    assert!(reconcile_unfinished(&client, &ours)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ours.run(run_id).unwrap().finished_at.is_none());
+    // Its owner dies: now it is reconciled.
+    drop(owner);
+    let report = reconcile_unfinished(&client, &ours).await.unwrap();
+    assert_eq!(report.closed.len(), 1);
+    assert_eq!(
+        ours.run(run_id).unwrap().outcome.as_deref(),
+        Some("interrupted")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_history_show_export_need_no_credentials() {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("ledger.db");
+    let (sim, settings, client) = start(10).await;
+    let run_id = {
+        let ledger = Ledger::open(&path).unwrap();
+        once(&client, &settings, &ledger).await.0
+    };
+    let config = config_file(dir.path(), &settings, &path);
+    let no_secret = |args: &[&str]| {
+        let mut cmd = binary(args, &config);
+        cmd.env_remove("SKILL_TUNER_CLIENT_SECRET");
+        cmd
+    };
+
+    let out = output(no_secret(&["history", "--json"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["id"], run_id);
+    assert_eq!(runs[0]["mode"], "once");
+
+    let out = output(no_secret(&["show", &run_id.to_string()])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("applied") && text.contains("why:"), "{text}");
+
+    let csv = dir.path().join("audit.csv");
+    let csv_arg = csv.display().to_string();
+    let out = output(no_secret(&[
+        "export", "--format", "csv", "--output", &csv_arg,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = parse_csv(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(rows[0][0], "run_id");
+    assert!(rows.len() > 1);
+
+    // The org-facing commands need the secret (and get it).
+    let out = output(no_secret(&["diff", &run_id.to_string()])).await;
+    assert!(!out.status.success());
+    let writes = sim.org().write_count();
+    let out = output(binary(
+        &["rollback", &run_id.to_string(), "--dry-run", "--json"],
+        &config,
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert!(!plan["restored"].as_array().unwrap().is_empty());
+    assert_eq!(sim.org().write_count(), writes);
+    let out = output(binary(&["diff", &run_id.to_string()], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still_applied"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_treats_an_unwritten_added_skill_as_not_applied() {
+    let (sim, _settings, client) = start(10).await;
+    let ledger = Ledger::in_memory().unwrap();
+    let org = sim.org();
+    let (agent, skill) = org
+        .agent_ids()
+        .into_iter()
+        .find_map(|a| {
+            let held: BTreeSet<String> = org.user_skills(&a).into_iter().map(|(s, _)| s).collect();
+            let missing = org
+                .skills()
+                .into_iter()
+                .find(|(id, _)| !held.contains(id))?;
+            Some((a, missing.0))
+        })
+        .expect("an agent without some skill");
+    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let row = ChangeRecord {
+        change_id: "add-1".into(),
+        run_id,
+        agent_id: agent,
+        agent_name: "A".into(),
+        skill_id: skill,
+        skill_name: "S".into(),
+        before: 0.0,
+        after: 2.0,
+        target: Some(2.0),
+        score: None,
+        reason: "added".into(),
+        status: ChangeStatus::Planned,
+        correlation_id: None,
+        detail: None,
+        workitem_id: None,
+    };
+    ledger.record_plan(std::slice::from_ref(&row)).unwrap();
+    ledger.abandon_run(run_id);
+    let report = reconcile_unfinished(&client, &ledger).await.unwrap();
+    assert_eq!(report.closed[0].skipped, 1);
+    assert_eq!(
+        ledger.changes(run_id).unwrap()[0].status,
+        ChangeStatus::Skipped
+    );
+    sim.shutdown().await;
+}
