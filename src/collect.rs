@@ -6,12 +6,12 @@
 
 use crate::config::{MetricsSettings, ScopeSettings};
 use crate::genesys::models::{
-    AggregateResponse, AggregationQuery, Clause, Predicate, QueryFilter, User,
+    AggregateResult, AggregationQuery, Clause, Predicate, QueryFilter, User,
 };
 use crate::genesys::{AggregateSource, ApiError, GenesysClient};
 use crate::org::{Agent, PairMetrics, ScoreStat, Skill, SkillIx, Snapshot};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, TimeZone, Utc};
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
 
 /// Why collecting failed.
@@ -74,21 +74,24 @@ pub async fn collect(
         })
         .collect();
 
-    let users = client
-        .list_users("active", true)
-        .await
-        .map_err(at("user roster"))?;
     let members = scope_members(client, scope).await?;
     let skill_ix: HashMap<&str, SkillIx> = skills
         .iter()
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i as SkillIx))
         .collect();
-    let agents: Vec<Agent> = users
-        .into_iter()
-        .filter(|u| in_scope(u, scope, members.as_ref()))
-        .filter_map(|u| to_agent(u, &skill_ix))
-        .collect();
+    // Each page is turned into agents as it arrives: the raw roster is never held whole.
+    let mut agents: Vec<Agent> = client
+        .list_users_map("active", true, |u| {
+            if in_scope(&u, scope, members.as_ref()) {
+                to_agent(u, &skill_ix)
+            } else {
+                None
+            }
+        })
+        .await
+        .map_err(at("user roster"))?;
+    agents.shrink_to_fit();
 
     let (start, end) = window(metrics, now);
     let mut snapshot = Snapshot {
@@ -207,110 +210,132 @@ pub fn batch_query(
     }
 }
 
+/// One metric source: where to ask, how to group, which metrics.
+struct Source {
+    kind: AggregateSource,
+    group_by: &'static [&'static str],
+    metrics: &'static [&'static str],
+}
+
+/// Sums `count` and `sum` of one metric over all buckets of a group; `None` when absent.
+fn sum_metric(result: &AggregateResult, name: &str) -> Option<(f64, f64)> {
+    let mut acc: Option<(f64, f64)> = None;
+    for metric in result
+        .data
+        .iter()
+        .flat_map(|d| &d.metrics)
+        .filter(|m| m.metric == name)
+    {
+        let entry = acc.get_or_insert((0.0, 0.0));
+        entry.0 += metric.stats.count.unwrap_or(0.0);
+        entry.1 += metric.stats.sum.unwrap_or(0.0);
+    }
+    acc
+}
+
+/// Queries every source for every batch of agents, folding each answer into the snapshot as
+/// it arrives (answers are not collected first: at 100 000 agents they would be large).
 async fn fill_metrics(
     client: &GenesysClient,
     snapshot: &mut Snapshot,
     settings: &MetricsSettings,
     concurrency: usize,
 ) -> Result<(), CollectError> {
-    let ids: Vec<&str> = snapshot.agents.iter().map(|a| a.id.as_str()).collect();
-    let batches: Vec<&[&str]> = ids.chunks(settings.users_per_query.max(1)).collect();
-    let mut sources = vec![(
-        AggregateSource::Conversations,
-        &["userId", "requestedRoutingSkillId"][..],
-        &["tHandle", "nTransferred"][..],
-    )];
+    let mut sources = vec![Source {
+        kind: AggregateSource::Conversations,
+        group_by: &["userId", "requestedRoutingSkillId"],
+        metrics: &["tHandle", "nTransferred"],
+    }];
     if settings.evaluations {
-        sources.push((
-            AggregateSource::Evaluations,
-            &["userId"][..],
-            &["oTotalScore"][..],
-        ));
+        sources.push(Source {
+            kind: AggregateSource::Evaluations,
+            group_by: &["userId"],
+            metrics: &["oTotalScore"],
+        });
     }
     if settings.surveys {
-        sources.push((
-            AggregateSource::Surveys,
-            &["userId"][..],
-            &["oSurveyTotalScore"][..],
-        ));
+        sources.push(Source {
+            kind: AggregateSource::Surveys,
+            group_by: &["userId"],
+            metrics: &["oSurveyTotalScore"],
+        });
     }
-    let interval = snapshot.interval.clone();
-    let jobs: Vec<(AggregateSource, AggregationQuery)> = sources
-        .iter()
-        .flat_map(|(source, group_by, names)| {
-            let interval = &interval;
-            batches.iter().map(move |batch| {
-                (
-                    *source,
-                    batch_query(batch, interval, group_by, names, &settings.media_types),
-                )
-            })
-        })
+    let per_query = settings.users_per_query.max(1);
+    let batches: Vec<Vec<String>> = snapshot
+        .agents
+        .chunks(per_query)
+        .map(|chunk| chunk.iter().map(|a| a.id.clone()).collect())
         .collect();
-    let responses: Vec<(AggregateSource, AggregateResponse)> = stream::iter(jobs)
-        .map(|(source, query)| async move {
-            client
-                .aggregates(source, &query)
-                .await
-                .map(|r| (source, r))
-                .map_err(at("analytics"))
+    let jobs: Vec<(&Source, &Vec<String>)> = sources
+        .iter()
+        .flat_map(|s| batches.iter().map(move |b| (s, b)))
+        .collect();
+    let interval = snapshot.interval.clone();
+    let mut answers = stream::iter(jobs)
+        .map(|(source, batch)| {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let query = batch_query(
+                &ids,
+                &interval,
+                source.group_by,
+                source.metrics,
+                &settings.media_types,
+            );
+            async move {
+                client
+                    .aggregates(source.kind, &query)
+                    .await
+                    .map(|r| (source.kind, r))
+                    .map_err(at("analytics"))
+            }
         })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+        .buffer_unordered(concurrency.max(1));
 
-    let agent_ix = snapshot
-        .agent_index()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect::<HashMap<_, _>>();
-    let skill_ix = snapshot
-        .skill_index()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect::<HashMap<_, _>>();
-    snapshot.queries = responses.len();
-    for (source, response) in responses {
+    let agent_ix: HashMap<String, usize> = snapshot
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.clone(), i))
+        .collect();
+    let skill_ix: HashMap<String, SkillIx> = snapshot
+        .skills
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i as SkillIx))
+        .collect();
+    let mut queries = 0;
+    let mut empty = 0;
+    while let Some(answer) = answers.next().await {
+        let (kind, response) = answer?;
+        queries += 1;
         if response.results.is_empty() {
-            snapshot.empty_queries += 1;
+            empty += 1;
         }
-        for result in response.results {
-            let Some(agent) = result.group.get("userId").and_then(|id| agent_ix.get(id)) else {
+        for result in &response.results {
+            let Some(&ai) = result.group.get("userId").and_then(|id| agent_ix.get(id)) else {
                 continue;
             };
-            let agent = &mut snapshot.agents[*agent as usize];
-            let stats = |name: &str| {
-                let mut acc: Option<(f64, f64)> = None;
-                for bucket in &result.data {
-                    for m in bucket.metrics.iter().filter(|m| m.metric == name) {
-                        let e = acc.get_or_insert((0.0, 0.0));
-                        e.0 += m.stats.count.unwrap_or(0.0);
-                        e.1 += m.stats.sum.unwrap_or(0.0);
-                    }
-                }
-                acc
-            };
-            match source {
+            let agent = &mut snapshot.agents[ai];
+            match kind {
                 AggregateSource::Conversations => {
-                    let Some(skill) = result
+                    let Some(&skill) = result
                         .group
                         .get("requestedRoutingSkillId")
                         .and_then(|id| skill_ix.get(id))
                     else {
                         continue;
                     };
-                    let Some((count, sum)) = stats("tHandle") else {
+                    let Some((count, sum)) =
+                        sum_metric(result, "tHandle").filter(|(c, _)| *c > 0.0)
+                    else {
                         continue;
                     };
-                    if count <= 0.0 {
-                        continue;
-                    }
                     let pair = PairMetrics {
                         handled: count as u64,
                         handle_ms: sum,
-                        transferred: stats("nTransferred").map(|(c, _)| c as u64),
+                        transferred: sum_metric(result, "nTransferred").map(|(c, _)| c as u64),
                     };
-                    match agent.metrics.iter_mut().find(|(s, _)| s == skill) {
+                    match agent.metrics.iter_mut().find(|(s, _)| *s == skill) {
                         Some((_, m)) => {
                             m.handled += pair.handled;
                             m.handle_ms += pair.handle_ms;
@@ -319,26 +344,24 @@ async fn fill_metrics(
                                 (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
                             };
                         }
-                        None => agent.metrics.push((*skill, pair)),
+                        None => agent.metrics.push((skill, pair)),
                     }
                 }
                 AggregateSource::Evaluations | AggregateSource::Surveys => {
-                    let name = if source == AggregateSource::Evaluations {
+                    let name = if kind == AggregateSource::Evaluations {
                         "oTotalScore"
                     } else {
                         "oSurveyTotalScore"
                     };
-                    let Some((count, sum)) = stats(name) else {
+                    let Some((count, sum)) = sum_metric(result, name).filter(|(c, _)| *c > 0.0)
+                    else {
                         continue;
                     };
-                    if count <= 0.0 {
-                        continue;
-                    }
                     let stat = ScoreStat {
                         count: count as u64,
                         sum,
                     };
-                    if source == AggregateSource::Evaluations {
+                    if kind == AggregateSource::Evaluations {
                         agent.quality = Some(stat);
                     } else {
                         agent.csat = Some(stat);
@@ -347,6 +370,8 @@ async fn fill_metrics(
             }
         }
     }
+    snapshot.queries = queries;
+    snapshot.empty_queries = empty;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::genesys::GenesysClient;
 use crate::history::{ChangeRecord, ChangeStatus, Ledger, LedgerError};
 use crate::org::Snapshot;
-use crate::plan::{self, Decision, Keep, Plan, PlannedItem};
+use crate::plan::{self, Keep, Plan, PlannedItem};
 use crate::report::{ChangeLine, CycleReport};
 use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashSet};
@@ -253,15 +253,11 @@ fn park_pending_reviews(plan: &mut Plan, snapshot: &Snapshot, held: &[ChangeReco
     if waiting.is_empty() {
         return;
     }
-    for item in &mut plan.items {
+    plan.park(Keep::PendingReview, |item| {
         let agent = &snapshot.agents[item.agent as usize].id;
         let skill = &snapshot.skills[usize::from(item.skill)].id;
-        if matches!(item.decision, Decision::Change { .. })
-            && waiting.contains(&(agent.as_str(), skill.as_str()))
-        {
-            item.decision = Decision::Keep(Keep::PendingReview);
-        }
-    }
+        waiting.contains(&(agent.as_str(), skill.as_str()))
+    });
 }
 
 /// Ledger rows for the plan's changes (`planned`, or `held` when waiting for review).
@@ -326,7 +322,7 @@ fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord], 
     report.threshold_crossings = plan.threshold_crossings;
     report.breaker = plan.breaker.clone();
     let mut skipped = BTreeMap::new();
-    for (label, n) in plan.keep_counts() {
+    for (label, n) in plan.keep_counts().iter().map(|(k, v)| (*k, *v)) {
         if matches!(label, "dead_band" | "at_target") {
             report.unchanged += n;
         } else {

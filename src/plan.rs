@@ -95,12 +95,19 @@ pub struct BreakerTrip {
     pub detail: String,
 }
 
-/// The plan of one cycle.
+/// The plan of one cycle. Only changes are kept item by item (with their scores, so a
+/// person can see why); everything left alone is counted by reason, which keeps a plan of
+/// 100 000 agents small.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
+    /// The changes, in roster order.
     pub items: Vec<PlannedItem>,
+    /// Agent-skill pairs left alone, by [`Keep::label`].
+    pub kept: BTreeMap<&'static str, usize>,
     pub breaker: Option<BreakerTrip>,
     pub agents_considered: usize,
+    /// Held agent-skill pairs in scope.
+    pub pairs: usize,
     pub pairs_with_data: usize,
     /// Changes that cross a whole-number proficiency (skill-expression groups move agents
     /// in and out of queues at such thresholds).
@@ -116,20 +123,23 @@ impl Plan {
 
     pub fn agents_changing(&self) -> usize {
         let mut agents: Vec<AgentIx> = self.changes().map(|i| i.agent).collect();
-        agents.dedup();
         agents.sort_unstable();
         agents.dedup();
         agents.len()
     }
 
-    pub fn keep_counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for item in &self.items {
-            if let Decision::Keep(k) = &item.decision {
-                *counts.entry(k.label()).or_insert(0) += 1;
-            }
+    pub fn keep_counts(&self) -> &BTreeMap<&'static str, usize> {
+        &self.kept
+    }
+
+    /// Turns planned changes into "left alone" where `park` says so.
+    pub fn park(&mut self, reason: Keep, mut park: impl FnMut(&PlannedItem) -> bool) {
+        let before = self.items.len();
+        self.items.retain(|i| !park(i));
+        let parked = before - self.items.len();
+        if parked > 0 {
+            *self.kept.entry(reason.label()).or_insert(0) += parked;
         }
-        counts
     }
 }
 
@@ -204,13 +214,19 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                 (None, _) => Decision::Keep(Keep::NoData),
                 (Some(s), _) => decide(policy, current, s.target),
             };
-            if !held && !matches!(decision, Decision::Change { .. }) {
-                continue;
+            if held {
+                plan.pairs += 1;
             }
-            if let Decision::Change { to } = decision {
-                if current.floor() != to.floor() {
-                    plan.threshold_crossings += 1;
+            let Decision::Change { to } = decision else {
+                if held {
+                    if let Decision::Keep(keep) = &decision {
+                        *plan.kept.entry(keep.label()).or_insert(0) += 1;
+                    }
                 }
+                continue;
+            };
+            if current.floor() != to.floor() {
+                plan.threshold_crossings += 1;
             }
             plan.items.push(PlannedItem {
                 agent: ai as AgentIx,
@@ -228,7 +244,7 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
 
 /// The blast-radius breaker: too many changes, or metrics that look empty or broken.
 fn check_breaker(snapshot: &Snapshot, plan: &Plan, b: &BreakerSettings) -> Option<BreakerTrip> {
-    let pairs = plan.items.iter().filter(|i| i.held).count();
+    let pairs = plan.pairs;
     if pairs > 0 && plan.pairs_with_data == 0 {
         return Some(BreakerTrip {
             rule: "empty_metrics",
@@ -397,10 +413,8 @@ mod tests {
     fn min_interactions_blocks_changes() {
         let s = snapshot(vec![agent(1, 1.0, Some(metrics(5, 200.0)))]);
         let p = plan(&s, &PolicySettings::default(), &BreakerSettings::default());
-        assert_eq!(
-            p.items[0].decision,
-            Decision::Keep(Keep::TooFewInteractions { have: 5, need: 20 })
-        );
+        assert!(p.items.is_empty());
+        assert_eq!(p.kept.get("too_few_interactions"), Some(&1));
     }
 
     #[test]

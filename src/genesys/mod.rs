@@ -251,6 +251,17 @@ impl GenesysClient {
         state: &str,
         expand_skills: bool,
     ) -> Result<Vec<User>, ApiError> {
+        self.list_users_map(state, expand_skills, Some).await
+    }
+
+    /// As [`GenesysClient::list_users`], mapping each user as its page arrives, so a large
+    /// roster is never held twice (raw users and what the caller keeps of them).
+    pub async fn list_users_map<U>(
+        &self,
+        state: &str,
+        expand_skills: bool,
+        map: impl Fn(User) -> Option<U>,
+    ) -> Result<Vec<U>, ApiError> {
         let page = |number: u32| {
             let mut request = ApiRequest::get("/api/v2/users".into(), "/api/v2/users")
                 .query("pageSize", USER_PAGE_SIZE)
@@ -261,7 +272,7 @@ impl GenesysClient {
             }
             request
         };
-        self.all_pages(page).await
+        self.all_pages_map(page, map).await
     }
 
     /// `GET /api/v2/users/{id}` (for its `manager`).
@@ -448,33 +459,42 @@ impl GenesysClient {
         T: serde::de::DeserializeOwned,
         F: Fn(u32) -> ApiRequest,
     {
+        self.all_pages_map(page, Some).await
+    }
+
+    /// As [`GenesysClient::all_pages`], mapping each entity as its page arrives (in order).
+    async fn all_pages_map<T, U, F, M>(&self, page: F, map: M) -> Result<Vec<U>, ApiError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u32) -> ApiRequest,
+        M: Fn(T) -> Option<U>,
+    {
         let first: Listing<T> = self.t().json(&page(1)).await?;
-        let mut items = first.entities;
-        match first.page_count {
+        let page_count = first.page_count;
+        let mut more = first.next_uri.is_some();
+        let mut items: Vec<U> = first.entities.into_iter().filter_map(&map).collect();
+        match page_count {
             Some(count) if count > 1 => {
                 let width = self.t().permits.available_permits().max(1);
-                let rest: Vec<Listing<T>> = stream::iter(2..=count)
+                let mut rest = stream::iter(2..=count)
                     .map(|n| {
                         let request = page(n);
                         async move { self.t().json::<Listing<T>>(&request).await }
                     })
-                    .buffered(width)
-                    .try_collect()
-                    .await?;
-                for listing in rest {
-                    items.extend(listing.entities);
+                    .buffered(width);
+                while let Some(listing) = rest.try_next().await? {
+                    items.extend(listing.entities.into_iter().filter_map(&map));
                 }
             }
             Some(_) => {}
             None => {
                 // No page count: follow pages until one comes back empty or says it is last.
                 let mut number = 1;
-                let mut more = first.next_uri.is_some();
                 while more {
                     number += 1;
                     let next: Listing<T> = self.t().json(&page(number)).await?;
                     more = !next.entities.is_empty() && next.has_more(number);
-                    items.extend(next.entities);
+                    items.extend(next.entities.into_iter().filter_map(&map));
                 }
             }
         }
