@@ -7,6 +7,7 @@ pub mod apply;
 pub mod collect;
 pub mod config;
 pub mod cycle;
+pub mod daemon;
 pub mod demo;
 pub mod genesys;
 pub mod history;
