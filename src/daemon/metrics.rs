@@ -593,8 +593,10 @@ mod tests {
     #[test]
     fn retired_client_counters_stay_in_the_totals() {
         let m = Metrics::new();
-        let mut old = StatsSnapshot::default();
-        old.token_requests = 4;
+        let old = StatsSnapshot {
+            token_requests: 4,
+            ..StatsSnapshot::default()
+        };
         m.retire_client_stats(&old);
         let mut live = LiveView::default();
         live.api.token_requests = 1;

@@ -185,7 +185,7 @@ enum Event {
     Housekeeping,
     Signal(Sig),
     RunRequested,
-    CycleDone(Result<CycleReport, CycleError>, f64),
+    CycleDone(Box<Result<CycleReport, CycleError>>, f64),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. `settings` were loaded from `config_path` (which
@@ -257,7 +257,11 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
     notifier.ready(&status_line(&cur, next_fire));
     notifier.watchdog();
 
-    let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+    // The loop turns at least twice per watchdog interval, so the pings come from the loop.
+    let turn = watchdog_every.map_or(HOUSEKEEPING, |w| {
+        (w / 2).clamp(Duration::from_millis(50), HOUSEKEEPING)
+    });
+    let mut housekeeping = tokio::time::interval(turn);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
@@ -277,7 +281,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
         let event = tokio::select! {
             biased;
             sig = signals.next() => Event::Signal(sig),
-            (result, secs) = poll_running(&mut running) => Event::CycleDone(result, secs),
+            (result, secs) = poll_running(&mut running) => Event::CycleDone(Box::new(result), secs),
             () = sleep => Event::Tick,
             Some(()) = run_rx.recv() => Event::RunRequested,
             _ = housekeeping.tick() => Event::Housekeeping,
@@ -287,7 +291,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
             Event::Housekeeping => {}
             Event::CycleDone(result, secs) => {
                 running = None;
-                finish_cycle(&shared, result, secs);
+                finish_cycle(&shared, *result, secs);
                 notifier.status(&status_line(&cur, next_fire));
             }
             Event::Tick => {
