@@ -22,6 +22,7 @@ use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Why the cycle runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,15 +99,18 @@ pub async fn run_cycle(
     let started = std::time::Instant::now();
     let stats_before = client.stats();
     let run_id = ledger.begin_run(mode.as_str(), &settings.fingerprint(), None)?;
+    // Instrumented, not entered: an entered guard held across `.await` leaks the span onto
+    // whatever else the thread polls (the daemon's loop logs showed up inside cycles).
     let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
-    let _enter = span.enter();
     let mut report = CycleReport {
         run_id,
         mode: mode.as_str().into(),
         started_at: chrono::Utc::now().to_rfc3339(),
         ..CycleReport::default()
     };
-    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report).await;
+    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report)
+        .instrument(span.clone())
+        .await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.api = client.stats().since(&stats_before);
     report.api_calls_total = report.api.total_calls();
@@ -116,7 +120,7 @@ pub async fn run_cycle(
     }
     let summary = serde_json::to_value(summary_of(&report)).unwrap_or_default();
     ledger.finish_run(run_id, &report.outcome, &summary)?;
-    tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished");
+    span.in_scope(|| tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished"));
     result.map(|()| report)
 }
 

@@ -178,6 +178,8 @@ type CycleFuture = Pin<Box<dyn Future<Output = (Result<CycleReport, CycleError>,
 struct Running {
     future: CycleFuture,
     stop: StopSignal,
+    /// The cycle's span (with its `cycle_id`), for the loop's own lines about it.
+    span: tracing::Span,
 }
 
 enum Event {
@@ -185,7 +187,7 @@ enum Event {
     Housekeeping,
     Signal(Sig),
     RunRequested,
-    CycleDone(Box<Result<CycleReport, CycleError>>, f64),
+    CycleDone(Box<Result<CycleReport, CycleError>>, f64, tracing::Span),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. `settings` were loaded from `config_path` (which
@@ -281,7 +283,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
         let event = tokio::select! {
             biased;
             sig = signals.next() => Event::Signal(sig),
-            (result, secs) = poll_running(&mut running) => Event::CycleDone(Box::new(result), secs),
+            (result, secs, span) = poll_running(&mut running) => Event::CycleDone(Box::new(result), secs, span),
             () = sleep => Event::Tick,
             Some(()) = run_rx.recv() => Event::RunRequested,
             _ = housekeeping.tick() => Event::Housekeeping,
@@ -289,9 +291,9 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
 
         match event {
             Event::Housekeeping => {}
-            Event::CycleDone(result, secs) => {
+            Event::CycleDone(result, secs, span) => {
                 running = None;
-                finish_cycle(&shared, *result, secs);
+                span.in_scope(|| finish_cycle(&shared, *result, secs));
                 notifier.status(&status_line(&cur, next_fire));
             }
             Event::Tick => {
@@ -363,7 +365,7 @@ async fn shutdown(
         shared.beat();
         tokio::select! {
             (result, secs) = &mut run.future => {
-                finish_cycle(shared, result, secs);
+                run.span.in_scope(|| finish_cycle(shared, result, secs));
                 tracing::info!("stopped after the running cycle finished");
                 return Exit::Clean;
             }
@@ -383,9 +385,14 @@ async fn shutdown(
     }
 }
 
-async fn poll_running(running: &mut Option<Running>) -> (Result<CycleReport, CycleError>, f64) {
+async fn poll_running(
+    running: &mut Option<Running>,
+) -> (Result<CycleReport, CycleError>, f64, tracing::Span) {
     match running {
-        Some(run) => (&mut run.future).await,
+        Some(run) => {
+            let (result, secs) = (&mut run.future).await;
+            (result, secs, run.span.clone())
+        }
         None => std::future::pending().await,
     }
 }
@@ -526,9 +533,9 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
             };
             (result, started.elapsed().as_secs_f64())
         }
-        .instrument(span),
+        .instrument(span.clone()),
     );
-    Running { future, stop }
+    Running { future, stop, span }
 }
 
 fn finish_cycle(shared: &Shared, result: Result<CycleReport, CycleError>, secs: f64) {
