@@ -167,6 +167,8 @@ impl Shared {
 /// The live parts built from one config.
 struct Current {
     settings: Arc<Settings>,
+    /// A keyed hash of the client secret in use, so a rotated secret rebuilds the client.
+    secret_digest: u64,
     schedule: Schedule,
     client: GenesysClient,
     login: tokio::task::JoinHandle<()>,
@@ -200,7 +202,11 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
     let settings = Arc::new(settings);
     let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
-    let client = runtime::connect(&settings)?;
+    let (secret, source) = secret::load_client_secret(&settings.genesys)
+        .map_err(|e| DaemonError::Startup(e.into()))?;
+    tracing::info!(%source, "client secret found");
+    let secret_digest = digest(&secret);
+    let client = runtime::client_with_secret(&settings, secret)?;
     let ledger = open_ledger_logged(&settings);
 
     let (run_tx, mut run_rx) = mpsc::channel(1);
@@ -232,6 +238,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
     let login = spawn_login(client.clone(), settings.clone());
     let mut cur = Current {
         settings,
+        secret_digest,
         schedule,
         client,
         login,
@@ -598,6 +605,7 @@ fn open_ledger_logged(settings: &Settings) -> Option<Arc<Ledger>> {
 /// What a reload would swap in, built completely before anything is swapped.
 struct Candidate {
     settings: Arc<Settings>,
+    secret_digest: u64,
     schedule: Schedule,
     client: Option<GenesysClient>,
     ledger: Option<Option<Arc<Ledger>>>,
@@ -621,12 +629,13 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     let settings = Settings::load(path)?;
     let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
     // Credentials must be present even when the client is kept (a removed secret file would
-    // otherwise surface only at the next restart).
-    secret::load_client_secret(&settings.genesys)?;
-    let client = if settings.genesys == cur.settings.genesys {
+    // otherwise surface only at the next restart); a rotated secret rebuilds the client.
+    let (secret, _) = secret::load_client_secret(&settings.genesys)?;
+    let secret_digest = digest(&secret);
+    let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
         None
     } else {
-        Some(runtime::connect(&settings)?)
+        Some(runtime::client_with_secret(&settings, secret)?)
     };
     let ledger = if runtime::ledger_path(&settings) == runtime::ledger_path(&cur.settings)
         && cur.ledger.is_some()
@@ -637,6 +646,7 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     };
     Ok(Candidate {
         settings: Arc::new(settings),
+        secret_digest,
         schedule,
         client,
         ledger,
@@ -677,6 +687,7 @@ fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
         cur.ledger = ledger;
     }
     cur.settings = candidate.settings;
+    cur.secret_digest = candidate.secret_digest;
     cur.schedule = candidate.schedule;
     publish(shared, cur);
     shared.metrics.record_reload(true);
@@ -688,6 +699,20 @@ fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
         "config reloaded: the next cycle uses it"
     );
     true
+}
+
+/// Compares secrets without keeping them twice: SipHash with a per-process random key, never
+/// logged or exported.
+fn digest(secret: &secrecy::SecretString) -> u64 {
+    use secrecy::ExposeSecret;
+    use std::hash::{BuildHasher, Hasher};
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write(secret.expose_secret().as_bytes());
+    h.finish()
 }
 
 #[cfg(test)]
