@@ -726,3 +726,122 @@ async fn login_down_at_start_keeps_the_daemon_up_but_not_ready_until_login_works
     assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
+    let sim = start_sim().await;
+    // Each bulk write takes 6 s: a stop has to wait for the writes in flight.
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_secs(6));
+    let dirs = [TempDir::new("second"), TempDir::new("grace")];
+    let daemon_cfg = |grace: u64| {
+        format!("schedule = \"0 0 2 * * *\"\nrun_on_start = true\nshutdown_grace_secs = {grace}")
+    };
+    let mut second = Daemon::spawn(
+        &dirs[0].0,
+        &config_text(&sim, &dirs[0].0, &daemon_cfg(60), "")
+            .replace("shutdown_grace_secs = 30\n", ""),
+        &[],
+    );
+    let mut grace = Daemon::spawn(
+        &dirs[1].0,
+        &config_text(&sim, &dirs[1].0, &daemon_cfg(1), "")
+            .replace("shutdown_grace_secs = 30\n", ""),
+        &[],
+    );
+    for d in [&second, &grace] {
+        d.wait_metrics("a cycle mid-apply", 30, |m| {
+            metric(m, "skill_tuner_cycle_running") == Some(1.0)
+                && metric_or_zero(m, r#"skill_tuner_api_calls_total{endpoint="GET /api/v2/users/{id}/routingskills",status="200"}"#) >= 1.0
+        })
+        .await;
+    }
+    second.signal("TERM");
+    grace.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.logs().contains("stopping: the running cycle") {
+        assert!(Instant::now() < deadline, "{}", second.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    second.signal("TERM");
+    assert_eq!(
+        second.wait_exit(20).await.code(),
+        Some(1),
+        "{}",
+        second.logs()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    assert!(second.logs().contains("second stop signal"));
+
+    assert_eq!(
+        grace.wait_exit(20).await.code(),
+        Some(1),
+        "{}",
+        grace.logs()
+    );
+    assert!(grace
+        .logs()
+        .contains("did not finish within daemon.shutdown_grace_secs"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_picks_up_a_rotated_client_secret() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("rotate");
+    let secret = dir.0.join("client_secret");
+    let write_secret = |value: &str| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&secret);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)
+            .unwrap();
+        std::io::Write::write_all(&mut f, value.as_bytes()).unwrap();
+    };
+    write_secret(&SimConfig::default().client_secret);
+    let config = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "").replace(
+        "burst = 50",
+        &format!("burst = 50\nclient_secret_file = \"{}\"", secret.display()),
+    );
+    let d = Daemon::spawn(&dir.0, &config, &[]);
+    d.wait_ready().await;
+
+    // A rotated (here: wrong) secret is used after SIGHUP: the new client cannot log in.
+    write_secret("not-the-secret");
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((503, body)) = d.get("/readyz").await {
+            assert!(body.contains("token"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready:\n{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.logs().contains("client_rebuilt=true") {
+        assert!(Instant::now() < deadline, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rotated back: ready again without a restart.
+    write_secret(&SimConfig::default().client_secret);
+    d.signal("HUP");
+    d.wait_ready().await;
+    let m = d.metrics().await;
+    assert_eq!(
+        metric(&m, r#"skill_tuner_config_reloads_total{result="ok"}"#),
+        Some(2.0)
+    );
+    assert!(
+        metric_or_zero(&m, "skill_tuner_token_failures_total") >= 1.0,
+        "{m}"
+    );
+    d.signal("TERM");
+    let mut d = d;
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
