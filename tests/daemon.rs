@@ -845,3 +845,46 @@ async fn sighup_picks_up_a_rotated_client_secret() {
     assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_cannot_open_means_not_ready_and_no_cycles_until_it_opens() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("ledger");
+    // The ledger's directory is a regular file: SQLite cannot open it.
+    let blocker = dir.0.join("state");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let config = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "").replace(
+        &format!("path = \"{}\"", dir.0.join("ledger.db").display()),
+        &format!("path = \"{}\"", blocker.join("ledger.db").display()),
+    );
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    d.wait_metrics("the token", 20, |m| {
+        metric(m, "skill_tuner_token_valid") == Some(1.0)
+    })
+    .await;
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("ledger"), "{body}");
+    assert!(d.logs().contains("cannot open the history ledger"));
+    d.signal("USR1");
+    let m = d
+        .wait_metrics("a not-ready skip", 20, |m| {
+            metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="not_ready"}"#) >= 1.0
+        })
+        .await;
+    assert_eq!(cycles_total(&m), 0.0);
+    assert_eq!(sim.org().write_count(), 0);
+
+    // Fixed on disk: the next run request opens it and runs.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    d.signal("USR1");
+    d.wait_metrics("a cycle after the ledger opened", 30, |m| {
+        cycles_total(m) >= 1.0
+    })
+    .await;
+    d.wait_ready().await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}

@@ -637,12 +637,14 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     } else {
         Some(runtime::client_with_secret(&settings, secret)?)
     };
-    let ledger = if runtime::ledger_path(&settings) == runtime::ledger_path(&cur.settings)
-        && cur.ledger.is_some()
-    {
-        None
-    } else {
+    // A new `history.path` must open (else the reload fails); the same path that could not
+    // be opened before is retried without failing the reload over it (not a config problem).
+    let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
         Some(Some(Arc::new(runtime::open_ledger(&settings)?)))
+    } else if cur.ledger.is_none() {
+        Some(open_ledger_logged(&settings))
+    } else {
+        None
     };
     Ok(Candidate {
         settings: Arc::new(settings),
