@@ -22,6 +22,7 @@ use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Why the cycle runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +105,18 @@ pub async fn run_cycle(
         tracing::warn!(closed = ?reconciled.closed, left_unfinished = ?reconciled.left_unfinished, "reconciled runs left unfinished by an interruption");
     }
     let run_id = ledger.begin_run(mode.as_str(), &settings.fingerprint(), None)?;
+    // Instrumented, not entered: an entered guard held across `.await` leaks the span onto
+    // whatever else the thread polls (the daemon's loop logs showed up inside cycles).
     let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
-    let _enter = span.enter();
     let mut report = CycleReport {
         run_id,
         mode: mode.as_str().into(),
         started_at: chrono::Utc::now().to_rfc3339(),
         ..CycleReport::default()
     };
-    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report).await;
+    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report)
+        .instrument(span.clone())
+        .await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.api = client.stats().since(&stats_before);
     report.api_calls_total = report.api.total_calls();
@@ -124,15 +128,17 @@ pub async fn run_cycle(
     if matches!(result, Err(CycleError::Ledger(_))) {
         // The ledger failed mid-run: some writes may be unmarked. Leave the run unfinished
         // so the next start reconciles it against the org instead of trusting its rows.
-        tracing::error!(
-            run_id,
-            "ledger failed mid-run; leaving the run for reconciliation"
-        );
+        span.in_scope(|| {
+            tracing::error!(
+                run_id,
+                "ledger failed mid-run; leaving the run for reconciliation"
+            )
+        });
         ledger.abandon_run(run_id);
     } else {
         ledger.finish_run(run_id, &report.outcome, &summary)?;
     }
-    tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished");
+    span.in_scope(|| tracing::info!(outcome = %report.outcome, changed = report.agents_changed, conflicts = report.conflicts, failed = report.failed, api_calls = report.api_calls_total, "cycle finished"));
     result.map(|()| report)
 }
 

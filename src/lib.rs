@@ -8,6 +8,7 @@ pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod cycle;
+pub mod daemon;
 pub mod demo;
 pub mod genesys;
 pub mod history;

@@ -79,6 +79,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a daemon: cycles on `daemon.schedule`; SIGHUP reloads, SIGUSR1 runs now,
+    /// SIGTERM/SIGINT stop gracefully; `/healthz`, `/readyz`, `/metrics` on `daemon.admin_listen`.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate a config file and print the effective settings (secrets are never settings).
     CheckConfig {
         #[command(flatten)]
@@ -117,8 +123,11 @@ enum Command {
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colours only on a terminal: journald, files and log shippers get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -191,6 +200,24 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// 0 stopped cleanly, 1 the running cycle outlived the grace period or a second signal
+/// forced the exit, 2 the config (or credentials) were unusable at start-up.
+async fn run_command(config: &ConfigArg) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match skill_tuner::daemon::run(config.config.clone(), settings).await {
+        Ok(skill_tuner::daemon::Exit::Clean) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the daemon");
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -352,6 +379,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::History(command) => history_cli::run(command).await,
+        Command::Run { config } => run_command(&config).await,
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
                 println!(

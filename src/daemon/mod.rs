@@ -1,0 +1,752 @@
+//! `skill-tuner run`: the long-running daemon.
+//!
+//! One scheduler loop owns everything that changes: the config, the API client, the ledger
+//! and the running cycle. It waits for the next cron tick (computed by [`Schedule`], DST
+//! correct), a signal, a `POST /run`, or the end of the running cycle — never two cycles at
+//! once: a tick that finds a cycle running is skipped, logged and counted. The cycle future
+//! is polled by the loop itself rather than spawned, so the loop keeps answering signals and
+//! pinging the systemd watchdog while a cycle runs, and a wedged loop stops the pings.
+//!
+//! Reload (SIGHUP) follows the Prometheus/vector contract: the new file is validated in full
+//! (credentials included) and only then swapped in; a bad one is logged with its file, key
+//! and reason, counted, and the old config keeps running. A running cycle finishes on the
+//! config it started with.
+//!
+//! Shutdown (SIGTERM/SIGINT): no new cycles; a running cycle is told to start no new agent
+//! writes (those in flight finish, the rest are recorded `skipped`) and is awaited for at
+//! most `daemon.shutdown_grace_secs`; a second signal exits at once.
+
+pub mod admin;
+pub mod metrics;
+pub mod notify;
+pub mod signals;
+
+use crate::config::{secret, ConfigError, Settings};
+use crate::cycle::{run_cycle, CycleError, Mode, StopSignal};
+use crate::genesys::GenesysClient;
+use crate::history::Ledger;
+use crate::report::CycleReport;
+use crate::runtime::{self, StartupError};
+use crate::schedule::{Schedule, ScheduleError};
+use chrono::{DateTime, Utc};
+use metrics::{LiveView, Metrics};
+use notify::Notifier;
+use signals::{Sig, Signals};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// `/healthz` fails when the loop has not turned for this long (it turns every second).
+pub const HEALTHY_HEARTBEAT_AGE: Duration = Duration::from_secs(60);
+
+/// How often the loop turns when nothing else happens (heartbeat, pending start-up run).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// First and longest pause between login attempts while the login endpoint is down.
+const LOGIN_BACKOFF_START: Duration = Duration::from_secs(1);
+const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot listen on daemon.admin_listen = {addr}: {source}")]
+    AdminListen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0} (key `{key}`)", key = .0.key())]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+}
+
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped on request; any running cycle finished and was recorded.
+    Clean,
+    /// The running cycle did not finish within the grace period.
+    GraceExceeded,
+    /// A second SIGTERM/SIGINT during shutdown.
+    Forced,
+}
+
+/// State the admin listener reads; the loop writes it.
+#[derive(Debug)]
+pub struct Shared {
+    pub metrics: Metrics,
+    view: Mutex<View>,
+    heartbeat: Mutex<Instant>,
+    run_tx: mpsc::Sender<()>,
+    run_endpoint: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    client: Option<GenesysClient>,
+    ledger_open: bool,
+    cycle_running: bool,
+    fingerprint: String,
+    schedule: String,
+    next_run: Option<f64>,
+}
+
+impl Shared {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn beat(&self) {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Time since the scheduler loop last turned.
+    pub fn heartbeat_age(&self) -> Duration {
+        self.heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// Empty when ready; otherwise what is missing. The config in use is always valid (an
+    /// invalid one is never swapped in), so only the token and the ledger can be missing.
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let v = self.view();
+        let mut missing = Vec::new();
+        if !v.client.as_ref().is_some_and(GenesysClient::has_token) {
+            missing.push("no API token yet (login pending or failing)");
+        }
+        if !v.ledger_open {
+            missing.push("the history ledger is not open");
+        }
+        missing
+    }
+
+    pub fn cycle_running(&self) -> bool {
+        self.view().cycle_running
+    }
+
+    pub fn run_endpoint_enabled(&self) -> bool {
+        self.run_endpoint.load(Ordering::Relaxed)
+    }
+
+    /// Queues one run request (at most one waits).
+    pub fn request_run(&self) -> Result<(), &'static str> {
+        self.run_tx
+            .try_send(())
+            .map_err(|_| "a run is already requested")
+    }
+
+    pub fn live_view(&self) -> LiveView {
+        let ready = self.not_ready_reasons().is_empty();
+        let v = self.view();
+        LiveView {
+            api: v
+                .client
+                .as_ref()
+                .map(GenesysClient::stats)
+                .unwrap_or_default(),
+            ready,
+            has_token: v.client.as_ref().is_some_and(GenesysClient::has_token),
+            ledger_open: v.ledger_open,
+            cycle_running: v.cycle_running,
+            config_fingerprint: v.fingerprint.clone(),
+            schedule: v.schedule.clone(),
+            next_run: v.next_run,
+        }
+    }
+}
+
+/// The live parts built from one config.
+struct Current {
+    settings: Arc<Settings>,
+    /// A keyed hash of the client secret in use, so a rotated secret rebuilds the client.
+    secret_digest: u64,
+    schedule: Schedule,
+    client: GenesysClient,
+    login: tokio::task::JoinHandle<()>,
+    ledger: Option<Arc<Ledger>>,
+}
+
+type CycleFuture = Pin<Box<dyn Future<Output = (Result<CycleReport, CycleError>, f64)>>>;
+
+struct Running {
+    future: CycleFuture,
+    stop: StopSignal,
+    /// The cycle's span (with its `cycle_id`), for the loop's own lines about it.
+    span: tracing::Span,
+}
+
+enum Event {
+    Tick,
+    Housekeeping,
+    Signal(Sig),
+    RunRequested,
+    CycleDone(Box<Result<CycleReport, CycleError>>, f64, tracing::Span),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. `settings` were loaded from `config_path` (which
+/// SIGHUP re-reads).
+pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, DaemonError> {
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "systemd notifications disabled");
+        Notifier::disabled()
+    });
+    let mut signals = Signals::install().map_err(DaemonError::Signals)?;
+    let settings = Arc::new(settings);
+    let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
+    let (secret, source) = secret::load_client_secret(&settings.genesys)
+        .map_err(|e| DaemonError::Startup(e.into()))?;
+    tracing::info!(%source, "client secret found");
+    let secret_digest = digest(&secret);
+    let client = runtime::client_with_secret(&settings, secret)?;
+    let ledger = open_ledger_logged(&settings);
+
+    let (run_tx, mut run_rx) = mpsc::channel(1);
+    let shared = Arc::new(Shared {
+        metrics: Metrics::new(),
+        view: Mutex::new(View::default()),
+        heartbeat: Mutex::new(Instant::now()),
+        run_tx,
+        run_endpoint: AtomicBool::new(settings.daemon.enable_run_endpoint),
+    });
+
+    let listener = tokio::net::TcpListener::bind(&settings.daemon.admin_listen)
+        .await
+        .map_err(|source| DaemonError::AdminListen {
+            addr: settings.daemon.admin_listen.clone(),
+            source,
+        })?;
+    let admin_addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let router = admin::router(shared.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
+
+    let login = spawn_login(client.clone(), settings.clone());
+    let mut cur = Current {
+        settings,
+        secret_digest,
+        schedule,
+        client,
+        login,
+        ledger,
+    };
+    publish(&shared, &cur);
+    let mut next_tick = first_tick(&cur.schedule, Utc::now());
+    let mut next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
+    set_next_run(&shared, next_fire);
+    let mut start_pending = cur.settings.daemon.run_on_start;
+    let mut running: Option<Running> = None;
+    let mut last_watchdog = Instant::now();
+    let watchdog_every = notifier.watchdog_interval().map(|d| d / 2);
+
+    tracing::info!(
+        config = %config_path.display(),
+        schedule = %cur.schedule.expression(),
+        time_zone = %cur.settings.daemon.time_zone,
+        next_run = ?next_fire.map(|t| t.to_rfc3339()),
+        admin = %admin_addr,
+        run_endpoint = cur.settings.daemon.enable_run_endpoint,
+        watchdog = ?notifier.watchdog_interval(),
+        "skill-tuner daemon started"
+    );
+    notifier.ready(&status_line(&cur, next_fire));
+    notifier.watchdog();
+
+    // The loop turns at least twice per watchdog interval, so the pings come from the loop.
+    let turn = watchdog_every.map_or(HOUSEKEEPING, |w| {
+        (w / 2).clamp(Duration::from_millis(50), HOUSEKEEPING)
+    });
+    let mut housekeeping = tokio::time::interval(turn);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        shared.beat();
+        if let Some(every) = watchdog_every {
+            if last_watchdog.elapsed() >= every {
+                notifier.watchdog();
+                last_watchdog = Instant::now();
+            }
+        }
+        if start_pending && running.is_none() && ready(&mut cur, &shared) {
+            start_pending = false;
+            running = Some(start_cycle(&cur, "start-up", &shared));
+        }
+
+        let sleep = sleep_until_wall(next_fire);
+        let event = tokio::select! {
+            biased;
+            sig = signals.next() => Event::Signal(sig),
+            (result, secs, span) = poll_running(&mut running) => Event::CycleDone(Box::new(result), secs, span),
+            () = sleep => Event::Tick,
+            Some(()) = run_rx.recv() => Event::RunRequested,
+            _ = housekeeping.tick() => Event::Housekeeping,
+        };
+
+        match event {
+            Event::Housekeeping => {}
+            Event::CycleDone(result, secs, span) => {
+                running = None;
+                span.in_scope(|| finish_cycle(&shared, *result, secs));
+                notifier.status(&status_line(&cur, next_fire));
+            }
+            Event::Tick => {
+                if let Some(tick) = next_tick {
+                    try_start(
+                        &mut running,
+                        &mut cur,
+                        &shared,
+                        "schedule",
+                        tick.to_rfc3339(),
+                    );
+                }
+                next_tick = following_tick(&cur.schedule, next_tick, Utc::now());
+                next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
+                set_next_run(&shared, next_fire);
+            }
+            Event::RunRequested => {
+                try_start(&mut running, &mut cur, &shared, "POST /run", String::new());
+            }
+            Event::Signal(Sig::RunNow) => {
+                try_start(&mut running, &mut cur, &shared, "SIGUSR1", String::new());
+            }
+            Event::Signal(Sig::Reload) => {
+                notifier.reloading();
+                if reload(&config_path, &mut cur, &shared) {
+                    next_tick = first_tick(&cur.schedule, Utc::now());
+                    next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
+                    set_next_run(&shared, next_fire);
+                }
+                notifier.ready(&status_line(&cur, next_fire));
+            }
+            Event::Signal(Sig::Terminate(name)) => {
+                notifier.stopping();
+                return Ok(shutdown(name, running, &cur, &shared, &mut signals, &notifier).await);
+            }
+        }
+    }
+}
+
+/// Stops: lets the running cycle finish its writes in flight within the grace period.
+async fn shutdown(
+    name: &str,
+    running: Option<Running>,
+    cur: &Current,
+    shared: &Shared,
+    signals: &mut Signals,
+    notifier: &Notifier,
+) -> Exit {
+    cur.login.abort();
+    let Some(mut run) = running else {
+        tracing::info!(signal = name, "stopping: no cycle running");
+        return Exit::Clean;
+    };
+    let grace = Duration::from_secs(cur.settings.daemon.shutdown_grace_secs);
+    tracing::info!(
+        signal = name,
+        grace_secs = grace.as_secs(),
+        "stopping: the running cycle finishes its writes in flight and starts no new ones (send the signal again to exit at once)"
+    );
+    run.stop.request();
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut pings = tokio::time::interval(
+        notifier
+            .watchdog_interval()
+            .map_or(HOUSEKEEPING, |d| (d / 2).max(Duration::from_millis(100))),
+    );
+    loop {
+        shared.beat();
+        tokio::select! {
+            (result, secs) = &mut run.future => {
+                run.span.in_scope(|| finish_cycle(shared, result, secs));
+                tracing::info!("stopped after the running cycle finished");
+                return Exit::Clean;
+            }
+            () = &mut deadline => {
+                tracing::error!(grace_secs = grace.as_secs(), "the running cycle did not finish within daemon.shutdown_grace_secs; exiting (the next start reconciles the ledger)");
+                return Exit::GraceExceeded;
+            }
+            sig = signals.next() => {
+                if let Sig::Terminate(second) = sig {
+                    tracing::warn!(signal = second, "second stop signal: exiting at once");
+                    return Exit::Forced;
+                }
+                tracing::info!(signal = ?sig, "ignored while stopping");
+            }
+            _ = pings.tick() => notifier.watchdog(),
+        }
+    }
+}
+
+async fn poll_running(
+    running: &mut Option<Running>,
+) -> (Result<CycleReport, CycleError>, f64, tracing::Span) {
+    match running {
+        Some(run) => {
+            let (result, secs) = (&mut run.future).await;
+            (result, secs, run.span.clone())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until a wall-clock instant; re-evaluated every loop turn, so a clock step is
+/// corrected within a second.
+async fn sleep_until_wall(at: Option<DateTime<Utc>>) {
+    match at {
+        Some(at) => {
+            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn first_tick(schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule.next_after(now)
+}
+
+/// The tick after `previous`; ticks missed while the process could not run are not caught up.
+fn following_tick(
+    schedule: &Schedule,
+    previous: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let base = previous.map_or(now, |p| p.max(now - chrono::Duration::seconds(1)));
+    let next = schedule.next_after(base)?;
+    if next < now {
+        schedule.next_after(now)
+    } else {
+        Some(next)
+    }
+}
+
+fn with_jitter(tick: Option<DateTime<Utc>>, jitter_secs: u64) -> Option<DateTime<Utc>> {
+    let tick = tick?;
+    if jitter_secs == 0 {
+        return Some(tick);
+    }
+    let ms = fastrand::u64(0..=jitter_secs.saturating_mul(1000));
+    Some(tick + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)))
+}
+
+fn set_next_run(shared: &Shared, next: Option<DateTime<Utc>>) {
+    shared.view().next_run = next.map(|t| t.timestamp_millis() as f64 / 1000.0);
+}
+
+fn publish(shared: &Shared, cur: &Current) {
+    let mut v = shared.view();
+    v.client = Some(cur.client.clone());
+    v.ledger_open = cur.ledger.is_some();
+    v.fingerprint = cur.settings.fingerprint();
+    v.schedule = format!(
+        "{} {}",
+        cur.schedule.expression(),
+        cur.settings.daemon.time_zone
+    );
+    drop(v);
+    shared
+        .run_endpoint
+        .store(cur.settings.daemon.enable_run_endpoint, Ordering::Relaxed);
+}
+
+fn status_line(cur: &Current, next: Option<DateTime<Utc>>) -> String {
+    match next {
+        Some(t) => format!(
+            "idle; next cycle {} ({})",
+            t.to_rfc3339(),
+            cur.schedule.expression()
+        ),
+        None => format!("idle; `{}` has no further ticks", cur.schedule.expression()),
+    }
+}
+
+/// Ready to run a cycle: token present and ledger open (retrying the ledger if it is not).
+fn ready(cur: &mut Current, shared: &Shared) -> bool {
+    if cur.ledger.is_none() {
+        if let Some(ledger) = try_open_ledger(&cur.settings) {
+            tracing::info!(path = %ledger.path().display(), "history ledger opened");
+            cur.ledger = Some(ledger);
+            shared.view().ledger_open = true;
+        }
+    }
+    cur.ledger.is_some() && cur.client.has_token()
+}
+
+fn try_start(
+    running: &mut Option<Running>,
+    cur: &mut Current,
+    shared: &Shared,
+    trigger: &'static str,
+    tick: String,
+) {
+    if running.is_some() {
+        tracing::warn!(
+            trigger,
+            tick,
+            "a cycle is still running: this run is skipped (cycles never overlap)"
+        );
+        shared.metrics.record_skipped_tick("overlap");
+        return;
+    }
+    if !ready(cur, shared) {
+        tracing::warn!(
+            trigger,
+            tick,
+            reasons = %shared.not_ready_reasons().join("; "),
+            "not ready: this run is skipped"
+        );
+        shared.metrics.record_skipped_tick("not_ready");
+        return;
+    }
+    *running = Some(start_cycle(cur, trigger, shared));
+}
+
+fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running {
+    let stop = StopSignal::default();
+    let client = cur.client.clone();
+    let settings = cur.settings.clone();
+    let ledger = cur.ledger.clone();
+    let cycle_stop = stop.clone();
+    let cycle_id = uuid::Uuid::new_v4();
+    let span = tracing::info_span!("cycle", %cycle_id, trigger);
+    span.in_scope(|| tracing::info!("cycle starting"));
+    shared.view().cycle_running = true;
+    let future = Box::pin(
+        async move {
+            let started = Instant::now();
+            let result = match ledger {
+                Some(ledger) => {
+                    run_cycle(&client, &settings, &ledger, Mode::Scheduled, &cycle_stop).await
+                }
+                // `ready` checked the ledger; kept total rather than panicking.
+                None => Err(CycleError::Ledger(crate::history::LedgerError::NotFound(
+                    "the ledger is not open".into(),
+                ))),
+            };
+            (result, started.elapsed().as_secs_f64())
+        }
+        .instrument(span.clone()),
+    );
+    Running { future, stop, span }
+}
+
+fn finish_cycle(shared: &Shared, result: Result<CycleReport, CycleError>, secs: f64) {
+    shared.view().cycle_running = false;
+    match result {
+        Ok(report) => {
+            shared.metrics.record_cycle(&report);
+            tracing::info!(
+                run_id = report.run_id,
+                outcome = %report.outcome,
+                changed = report.agents_changed,
+                conflicts = report.conflicts,
+                failed = report.failed,
+                duration_secs = secs,
+                "cycle done"
+            );
+        }
+        Err(e) => {
+            shared.metrics.record_cycle_error(secs);
+            tracing::error!(error = %e, duration_secs = secs, "cycle failed");
+        }
+    }
+}
+
+/// Logs in (token refresher, org rate limit) in the background, retrying with backoff, so a
+/// login endpoint that is down at start-up leaves the daemon up but not ready.
+fn spawn_login(client: GenesysClient, settings: Arc<Settings>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut delay = LOGIN_BACKOFF_START;
+        loop {
+            match runtime::start_client(&client, &settings).await {
+                Ok(()) => {
+                    tracing::info!(client_id = %client.client_id(), "logged in; ready");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), "login failed; not ready, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(LOGIN_BACKOFF_MAX);
+                }
+            }
+        }
+    })
+}
+
+fn try_open_ledger(settings: &Settings) -> Option<Arc<Ledger>> {
+    runtime::open_ledger(settings).ok().map(Arc::new)
+}
+
+fn open_ledger_logged(settings: &Settings) -> Option<Arc<Ledger>> {
+    match runtime::open_ledger(settings) {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            tracing::error!(error = %e, path = %runtime::ledger_path(settings).display(), "cannot open the history ledger: no cycles run until it opens (retried at each tick and on SIGHUP); not ready");
+            None
+        }
+    }
+}
+
+/// What a reload would swap in, built completely before anything is swapped.
+struct Candidate {
+    settings: Arc<Settings>,
+    secret_digest: u64,
+    schedule: Schedule,
+    client: Option<GenesysClient>,
+    ledger: Option<Option<Arc<Ledger>>>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0} (key `{key}`)", key = .0.key())]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("key `history.path`: cannot open the new ledger: {0}")]
+    Ledger(#[from] crate::history::LedgerError),
+}
+
+/// Reads and checks the config at `path` against the running parts.
+fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> {
+    let settings = Settings::load(path)?;
+    let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
+    // Credentials must be present even when the client is kept (a removed secret file would
+    // otherwise surface only at the next restart); a rotated secret rebuilds the client.
+    let (secret, _) = secret::load_client_secret(&settings.genesys)?;
+    let secret_digest = digest(&secret);
+    let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
+        None
+    } else {
+        Some(runtime::client_with_secret(&settings, secret)?)
+    };
+    // A new `history.path` must open (else the reload fails); the same path that could not
+    // be opened before is retried without failing the reload over it (not a config problem).
+    let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
+        Some(Some(Arc::new(runtime::open_ledger(&settings)?)))
+    } else if cur.ledger.is_none() {
+        Some(open_ledger_logged(&settings))
+    } else {
+        None
+    };
+    Ok(Candidate {
+        settings: Arc::new(settings),
+        secret_digest,
+        schedule,
+        client,
+        ledger,
+    })
+}
+
+/// SIGHUP. Returns true when the new config was swapped in.
+fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
+    let candidate = match prepare_reload(path, cur) {
+        Ok(c) => c,
+        Err(e) => {
+            shared.metrics.record_reload(false);
+            tracing::error!(config = %path.display(), error = %e, "config reload failed: keeping the running config");
+            return false;
+        }
+    };
+    let old = cur.settings.clone();
+    let new = &candidate.settings;
+    if new.daemon.admin_listen != old.daemon.admin_listen {
+        tracing::warn!(
+            key = "daemon.admin_listen",
+            "the admin listener address changes only at restart"
+        );
+    }
+    if new.log != old.log {
+        tracing::warn!(key = "log", "log settings change only at restart");
+    }
+    let schedule_changed =
+        new.daemon.schedule != old.daemon.schedule || new.daemon.time_zone != old.daemon.time_zone;
+    let client_rebuilt = candidate.client.is_some();
+    if let Some(client) = candidate.client {
+        cur.login.abort();
+        shared.metrics.retire_client_stats(&cur.client.stats());
+        cur.login = spawn_login(client.clone(), candidate.settings.clone());
+        cur.client = client;
+    }
+    if let Some(ledger) = candidate.ledger {
+        cur.ledger = ledger;
+    }
+    cur.settings = candidate.settings;
+    cur.secret_digest = candidate.secret_digest;
+    cur.schedule = candidate.schedule;
+    publish(shared, cur);
+    shared.metrics.record_reload(true);
+    tracing::info!(
+        config = %path.display(),
+        fingerprint = %cur.settings.fingerprint(),
+        schedule_changed,
+        client_rebuilt,
+        "config reloaded: the next cycle uses it"
+    );
+    true
+}
+
+/// Compares secrets without keeping them twice: SipHash with a per-process random key, never
+/// logged or exported.
+fn digest(secret: &secrecy::SecretString) -> u64 {
+    use secrecy::ExposeSecret;
+    use std::hash::{BuildHasher, Hasher};
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write(secret.expose_secret().as_bytes());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn following_tick_does_not_catch_up_missed_ticks() {
+        let s = Schedule::parse("0 * * * * *", "UTC").unwrap();
+        let prev = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 30).unwrap();
+        assert_eq!(
+            following_tick(&s, Some(prev), now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 6, 0).unwrap())
+        );
+        // Fired a little early (timer granularity): the same tick is not taken twice.
+        let now = prev - chrono::Duration::milliseconds(5);
+        assert_eq!(
+            following_tick(&s, Some(prev), now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        for _ in 0..100 {
+            let j = with_jitter(Some(t), 30).unwrap();
+            assert!(j >= t && j <= t + chrono::Duration::seconds(30));
+        }
+        assert_eq!(with_jitter(Some(t), 0), Some(t));
+        assert_eq!(with_jitter(None, 5), None);
+    }
+}

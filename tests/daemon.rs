@@ -1,0 +1,890 @@
+//! The real `skill-tuner run` binary against the in-process simulator: signals, reload,
+//! graceful stop, overlap guard, `/metrics`, sd_notify. Only 127.0.0.1 and a temp dir.
+//!
+//! Built for a loaded 2-core machine: every wait polls with a generous deadline.
+
+use skill_tuner::history::Ledger;
+use skill_tuner::sim::{SimConfig, Simulator};
+use std::collections::{BTreeMap, HashSet};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_skill-tuner");
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "st-daemon-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn start_sim() -> Simulator {
+    Simulator::start(SimConfig {
+        agents: 60,
+        skills: 4,
+        rate_limit_per_minute: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A config for `sim`; `daemon` and `extra` are raw TOML appended to their sections.
+fn config_text(sim: &Simulator, dir: &Path, daemon: &str, extra: &str) -> String {
+    format!(
+        r#"
+[genesys]
+api_base_url = "{base}"
+login_base_url = "{base}"
+client_id = "{id}"
+rate_limit_per_minute = 6000
+burst = 50
+{extra_genesys}
+
+[breaker]
+max_changed_share = 1.0
+
+[history]
+path = "{ledger}"
+
+[daemon]
+shutdown_grace_secs = 30
+{daemon}
+
+{extra}
+"#,
+        base = sim.base_url(),
+        id = SimConfig::default().client_id,
+        ledger = dir.join("ledger.db").display(),
+        extra_genesys = "",
+    )
+}
+
+struct Daemon {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+    config: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Spawns the binary; the admin address comes from an env override, which also proves
+    /// `SKILL_TUNER__SECTION__KEY` reaches the config.
+    fn spawn(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let path = dir.join("skill-tuner.toml");
+        std::fs::write(&path, config).unwrap();
+        let admin = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("daemon.log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(&path)
+            .env(
+                "SKILL_TUNER_CLIENT_SECRET",
+                SimConfig::default().client_secret,
+            )
+            .env("SKILL_TUNER__DAEMON__ADMIN_LISTEN", &admin)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("SKILL_TUNER_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        Daemon {
+            child,
+            admin,
+            log,
+            config: path,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn write_config(&self, text: &str) {
+        let tmp = self.config.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = self
+            .http
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    async fn post(&self, path: &str) -> Option<u16> {
+        let resp = self
+            .http
+            .post(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .ok()?;
+        Some(resp.status().as_u16())
+    }
+
+    async fn metrics(&self) -> String {
+        match self.get("/metrics").await {
+            Some((200, text)) => text,
+            other => panic!("GET /metrics: {other:?}\nlogs:\n{}", self.logs()),
+        }
+    }
+
+    /// Polls `/metrics` until `pred` holds.
+    async fn wait_metrics(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some((200, text)) = self.get("/metrics").await {
+                if pred(&text) {
+                    return text;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\nmetrics:\n{}\nlogs:\n{}",
+                    self.get("/metrics").await.map(|m| m.1).unwrap_or_default(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not exit; logs:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The value of one sample, `name` including its labels exactly as rendered.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn metric_or_zero(text: &str, name: &str) -> f64 {
+    metric(text, name).unwrap_or(0.0)
+}
+
+fn cycles_total(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("skill_tuner_cycles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_a_broken_config() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("hup");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &[],
+    );
+    d.wait_ready().await;
+    let m = d.metrics().await;
+    assert!(m.contains(r#"schedule="0 0 2 * * * UTC""#), "{m}");
+    assert_eq!(
+        metric(&m, "skill_tuner_config_last_reload_successful"),
+        Some(1.0)
+    );
+    // POST /run is off by default.
+    assert_eq!(d.post("/run").await, Some(404));
+
+    // A valid change: the new schedule is registered.
+    d.write_config(&config_text(
+        &sim,
+        &dir.0,
+        "schedule = \"0 30 3 * * *\"\ntime_zone = \"Europe/Dublin\"",
+        "",
+    ));
+    d.signal("HUP");
+    let m = d
+        .wait_metrics("a successful reload", 20, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+        })
+        .await;
+    assert!(
+        m.contains(r#"schedule="0 30 3 * * * Europe/Dublin""#),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "skill_tuner_config_last_reload_successful"),
+        Some(1.0)
+    );
+    let first_success = metric(
+        &m,
+        "skill_tuner_config_last_reload_success_timestamp_seconds",
+    );
+
+    // Broken in three ways: a bad value, a syntax error, missing credentials.
+    let broken = [
+        (
+            config_text(&sim, &dir.0, r#"schedule = "every day""#, ""),
+            "daemon.schedule",
+        ),
+        ("[genesys\nclient_id = ".to_string(), "skill-tuner.toml"),
+        (
+            config_text(&sim, &dir.0, r#"schedule = "0 0 4 * * *""#, "").replace(
+                "burst = 50",
+                "burst = 50\nclient_secret_env = \"ST_TEST_NO_SUCH_SECRET_VAR\"",
+            ),
+            "ST_TEST_NO_SUCH_SECRET_VAR",
+        ),
+    ];
+    for (i, (text, names)) in broken.iter().enumerate() {
+        d.write_config(text);
+        d.signal("HUP");
+        let failed = (i + 1) as f64;
+        let m = d
+            .wait_metrics("a failed reload", 20, |m| {
+                metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(failed)
+            })
+            .await;
+        assert_eq!(
+            metric(&m, "skill_tuner_config_last_reload_successful"),
+            Some(0.0)
+        );
+        assert!(
+            m.contains(r#"schedule="0 30 3 * * * Europe/Dublin""#),
+            "old config kept: {m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                "skill_tuner_config_last_reload_success_timestamp_seconds"
+            ),
+            first_success
+        );
+        assert!(
+            d.alive(),
+            "the daemon exited on a bad reload:\n{}",
+            d.logs()
+        );
+        assert_eq!(d.get("/healthz").await.map(|r| r.0), Some(200));
+        assert_eq!(d.get("/readyz").await.map(|r| r.0), Some(200));
+        let logs = d.logs();
+        assert!(
+            logs.contains("config reload failed") && logs.contains(names),
+            "the log names the file/key ({names}):\n{logs}"
+        );
+    }
+
+    d.signal("TERM");
+    let status = d.wait_exit(20).await;
+    assert_eq!(status.code(), Some(0), "logs:\n{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
+    let sim = start_sim().await;
+    // Slow bulk writes, two at a time: the cycle is mid-apply for several seconds.
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_millis(800));
+    let dir = TempDir::new("term");
+    let config = config_text(
+        &sim,
+        &dir.0,
+        "schedule = \"0 0 2 * * *\"\nrun_on_start = true",
+        "",
+    )
+    .replace("burst = 50", "burst = 50\nmax_concurrency = 2");
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    let org = sim.org();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while org.write_count() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no write started; logs:\n{}",
+            d.logs()
+        );
+        assert!(d.alive(), "daemon died:\n{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.signal("TERM");
+    let status = d.wait_exit(30).await;
+    assert_eq!(status.code(), Some(0), "logs:\n{}", d.logs());
+
+    let ledger = Ledger::open(&dir.0.join("ledger.db")).unwrap();
+    let runs = ledger.recent_runs(10).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert!(
+        run.finished_at.is_some(),
+        "the outcome was recorded: {run:?}"
+    );
+    assert_eq!(run.outcome.as_deref(), Some("partial"), "{run:?}");
+    let changes = ledger.changes(run.id).unwrap();
+    let mut by_agent: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    for c in &changes {
+        by_agent
+            .entry(c.agent_id.as_str())
+            .or_default()
+            .insert(c.status.as_str());
+        let now = org.proficiency(&c.agent_id, &c.skill_id);
+        match c.status.as_str() {
+            "applied" => assert_eq!(now, Some(c.after), "{c:?}"),
+            "skipped" => assert_eq!(now, Some(c.before), "{c:?}"),
+            other => panic!("unexpected status {other} after a stop: {c:?}"),
+        }
+    }
+    for (agent, statuses) in &by_agent {
+        assert_eq!(
+            statuses.len(),
+            1,
+            "agent {agent} half applied: {statuses:?}"
+        );
+    }
+    let applied_agents = by_agent.values().filter(|s| s.contains("applied")).count();
+    let skipped_agents = by_agent.values().filter(|s| s.contains("skipped")).count();
+    assert!(applied_agents >= 1, "{by_agent:?}");
+    assert!(skipped_agents >= 1, "the stop came mid-cycle: {by_agent:?}");
+    assert_eq!(org.write_count(), applied_agents as u64);
+    assert!(d.logs().contains("stopping"), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_longer_than_the_schedule_interval_never_overlaps() {
+    let sim = start_sim().await;
+    // Every cycle lists users once; 2.5 s there makes each cycle outlast the 2 s interval.
+    sim.faults()
+        .latency_for("/api/v2/users", Duration::from_millis(2500));
+    let dir = TempDir::new("overlap");
+    // The default breaker trips (no writes), so cycles stay short apart from the latency.
+    let config = config_text(&sim, &dir.0, r#"schedule = "*/2 * * * * *""#, "")
+        .replace("max_changed_share = 1.0", "max_changed_share = 0.1");
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    d.wait_metrics("two cycles and a skipped tick", 40, |m| {
+        cycles_total(m) >= 2.0
+            && metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="overlap"}"#) >= 1.0
+    })
+    .await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(30).await.code(), Some(0), "{}", d.logs());
+    assert!(d.logs().contains("cycles never overlap"));
+
+    let ledger = Ledger::open(&dir.0.join("ledger.db")).unwrap();
+    let mut runs = ledger.recent_runs(100).unwrap();
+    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    assert!(runs.len() >= 2, "{runs:?}");
+    for pair in runs.windows(2) {
+        let end = pair[0].finished_at.as_deref().expect("finished");
+        assert!(
+            end <= pair[1].started_at.as_str(),
+            "run {} ended {end} after run {} started {}",
+            pair[0].id,
+            pair[1].id,
+            pair[1].started_at
+        );
+    }
+    sim.shutdown().await;
+}
+
+/// A strict-enough reader of the Prometheus text format (0.0.4): every sample belongs to a
+/// family declared by `# TYPE` before it, names and labels are well formed, values parse.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    assert!(text.ends_with('\n'), "ends with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            let name = parts.next().unwrap_or_default();
+            assert!(valid_name(name), "bad name in {line}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap_or_default();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line}"
+                );
+                assert!(
+                    types.insert(name.to_string(), t.to_string()).is_none(),
+                    "duplicate TYPE {name}"
+                );
+            } else {
+                assert_eq!(kind, "HELP", "{line}");
+            }
+            continue;
+        }
+        assert!(!line.trim().is_empty(), "no blank lines expected");
+        let (series, value) = line.rsplit_once(' ').expect("name value");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        let name = series.split('{').next().unwrap();
+        assert!(valid_name(name), "bad name in {line}");
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("bad labels in {line}"));
+            // name="value" pairs with \\, \" and \n escapes.
+            let mut chars = inner.chars().peekable();
+            loop {
+                let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                assert!(valid_name(&key), "bad label name in {line}");
+                assert_eq!(chars.next(), Some('"'), "{line}");
+                loop {
+                    match chars.next() {
+                        Some('\\') => assert!(
+                            matches!(chars.next(), Some('\\' | '"' | 'n')),
+                            "bad escape in {line}"
+                        ),
+                        Some('"') => break,
+                        Some(_) => {}
+                        None => panic!("unterminated label in {line}"),
+                    }
+                }
+                match chars.next() {
+                    Some(',') => continue,
+                    None => break,
+                    Some(c) => panic!("unexpected {c} in {line}"),
+                }
+            }
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|base| types.get(*base).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        let t = types
+            .get(family)
+            .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
+        if t == "counter" {
+            assert!(name.ends_with("_total"), "counter without _total: {line}");
+            assert!(value >= 0.0, "{line}");
+        }
+        assert!(
+            samples.insert(series.to_string(), value).is_none(),
+            "duplicate series {series}"
+        );
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("metrics");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
+            "",
+        ),
+        &[],
+    );
+    d.wait_ready().await;
+    assert_eq!(d.post("/run").await, Some(202));
+    d.wait_metrics("a cycle by POST /run", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    d.signal("USR1");
+    let text = d
+        .wait_metrics("a cycle by SIGUSR1", 30, |m| cycles_total(m) >= 2.0)
+        .await;
+    let resp = reqwest::get(format!("http://{}/metrics", d.admin))
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+
+    let s = parse_prometheus(&text);
+    assert_eq!(s["skill_tuner_cycle_duration_seconds_count"], 2.0);
+    assert_eq!(
+        s[r#"skill_tuner_cycle_duration_seconds_bucket{le="+Inf"}"#],
+        2.0
+    );
+    assert_eq!(s[r#"skill_tuner_cycles_total{outcome="ok"}"#], 2.0);
+    assert!(s["skill_tuner_last_success_timestamp_seconds"] > 1.7e9);
+    assert!(s["skill_tuner_token_requests_total"] >= 1.0);
+    assert!(s[r#"skill_tuner_changes_total{status="applied"}"#] >= 1.0);
+    assert_eq!(s["skill_tuner_ready"], 1.0);
+    assert!(s.contains_key("skill_tuner_api_rate_limited_total"));
+    assert!(s.contains_key(r#"skill_tuner_api_retries_total{reason="rate_limited"}"#));
+    assert!(s.contains_key("skill_tuner_config_last_reload_success_timestamp_seconds"));
+    assert!(
+        s.keys()
+            .any(|k| k.starts_with("skill_tuner_api_calls_total{endpoint=\"")
+                && k.contains("status=\"200\"")),
+        "{text}"
+    );
+    d.signal("INT");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_notify_messages_arrive_on_the_notify_socket() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("notify");
+    let sock_path = dir.0.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_reader = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while !stop_reader.load(Ordering::SeqCst) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    });
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let wait_for = |what: &str, seen: &mut Vec<String>| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(msg) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push(msg.clone());
+                if msg.lines().any(|l| l == what) {
+                    return msg;
+                }
+            }
+            assert!(Instant::now() < deadline, "no {what}; seen {seen:?}");
+        }
+    };
+    wait_for("READY=1", &mut seen);
+    // Pings at half the 1 s watchdog interval, from the loop: several within 2 s.
+    let before = seen.iter().filter(|m| *m == "WATCHDOG=1").count();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        if let Ok(msg) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(msg);
+        }
+    }
+    let pings = seen.iter().filter(|m| *m == "WATCHDOG=1").count() - before;
+    assert!(pings >= 2, "watchdog pings in 2 s: {pings}; {seen:?}");
+
+    d.wait_ready().await;
+    d.signal("HUP");
+    let reloading = wait_for("RELOADING=1", &mut seen);
+    let usec: u64 = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("MONOTONIC_USEC")
+        .parse()
+        .unwrap();
+    assert!(usec > 0);
+    wait_for("READY=1", &mut seen);
+    d.signal("TERM");
+    wait_for("STOPPING=1", &mut seen);
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    stop.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_down_at_start_keeps_the_daemon_up_but_not_ready_until_login_works() {
+    let sim = start_sim().await;
+    sim.faults().login_down(true);
+    let dir = TempDir::new("login");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &[],
+    );
+    let m = d
+        .wait_metrics("the admin listener", 20, |m| m.contains("skill_tuner_up 1"))
+        .await;
+    assert_eq!(metric(&m, "skill_tuner_token_valid"), Some(0.0));
+    assert_eq!(d.get("/healthz").await.map(|r| r.0), Some(200));
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("token"), "{body}");
+    // A run request while not ready is skipped, not fatal.
+    d.signal("USR1");
+    d.wait_metrics("a not-ready skip", 20, |m| {
+        metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="not_ready"}"#) >= 1.0
+    })
+    .await;
+    assert!(d.alive());
+    sim.faults().login_down(false);
+    d.wait_ready().await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
+    let sim = start_sim().await;
+    // Each bulk write takes 6 s: a stop has to wait for the writes in flight.
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_secs(6));
+    let dirs = [TempDir::new("second"), TempDir::new("grace")];
+    let daemon_cfg = |grace: u64| {
+        format!("schedule = \"0 0 2 * * *\"\nrun_on_start = true\nshutdown_grace_secs = {grace}")
+    };
+    let mut second = Daemon::spawn(
+        &dirs[0].0,
+        &config_text(&sim, &dirs[0].0, &daemon_cfg(60), "")
+            .replace("shutdown_grace_secs = 30\n", ""),
+        &[],
+    );
+    let mut grace = Daemon::spawn(
+        &dirs[1].0,
+        &config_text(&sim, &dirs[1].0, &daemon_cfg(1), "")
+            .replace("shutdown_grace_secs = 30\n", ""),
+        &[],
+    );
+    for d in [&second, &grace] {
+        d.wait_metrics("a cycle mid-apply", 30, |m| {
+            metric(m, "skill_tuner_cycle_running") == Some(1.0)
+                && metric_or_zero(m, r#"skill_tuner_api_calls_total{endpoint="GET /api/v2/users/{id}/routingskills",status="200"}"#) >= 1.0
+        })
+        .await;
+    }
+    second.signal("TERM");
+    grace.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.logs().contains("stopping: the running cycle") {
+        assert!(Instant::now() < deadline, "{}", second.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    second.signal("TERM");
+    assert_eq!(
+        second.wait_exit(20).await.code(),
+        Some(1),
+        "{}",
+        second.logs()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    assert!(second.logs().contains("second stop signal"));
+
+    assert_eq!(
+        grace.wait_exit(20).await.code(),
+        Some(1),
+        "{}",
+        grace.logs()
+    );
+    assert!(grace
+        .logs()
+        .contains("did not finish within daemon.shutdown_grace_secs"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_picks_up_a_rotated_client_secret() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("rotate");
+    let secret = dir.0.join("client_secret");
+    let write_secret = |value: &str| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&secret);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)
+            .unwrap();
+        std::io::Write::write_all(&mut f, value.as_bytes()).unwrap();
+    };
+    write_secret(&SimConfig::default().client_secret);
+    let config = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "").replace(
+        "burst = 50",
+        &format!("burst = 50\nclient_secret_file = \"{}\"", secret.display()),
+    );
+    let d = Daemon::spawn(&dir.0, &config, &[]);
+    d.wait_ready().await;
+
+    // A rotated (here: wrong) secret is used after SIGHUP: the new client cannot log in.
+    write_secret("not-the-secret");
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((503, body)) = d.get("/readyz").await {
+            assert!(body.contains("token"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready:\n{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.logs().contains("client_rebuilt=true") {
+        assert!(Instant::now() < deadline, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rotated back: ready again without a restart.
+    write_secret(&SimConfig::default().client_secret);
+    d.signal("HUP");
+    d.wait_ready().await;
+    let m = d.metrics().await;
+    assert_eq!(
+        metric(&m, r#"skill_tuner_config_reloads_total{result="ok"}"#),
+        Some(2.0)
+    );
+    assert!(
+        metric_or_zero(&m, "skill_tuner_token_failures_total") >= 1.0,
+        "{m}"
+    );
+    d.signal("TERM");
+    let mut d = d;
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_cannot_open_means_not_ready_and_no_cycles_until_it_opens() {
+    let sim = start_sim().await;
+    let dir = TempDir::new("ledger");
+    // The ledger's directory is a regular file: SQLite cannot open it.
+    let blocker = dir.0.join("state");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let config = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "").replace(
+        &format!("path = \"{}\"", dir.0.join("ledger.db").display()),
+        &format!("path = \"{}\"", blocker.join("ledger.db").display()),
+    );
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    d.wait_metrics("the token", 20, |m| {
+        metric(m, "skill_tuner_token_valid") == Some(1.0)
+    })
+    .await;
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("ledger"), "{body}");
+    assert!(d.logs().contains("cannot open the history ledger"));
+    d.signal("USR1");
+    let m = d
+        .wait_metrics("a not-ready skip", 20, |m| {
+            metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="not_ready"}"#) >= 1.0
+        })
+        .await;
+    assert_eq!(cycles_total(&m), 0.0);
+    assert_eq!(sim.org().write_count(), 0);
+
+    // Fixed on disk: the next run request opens it and runs.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    d.signal("USR1");
+    d.wait_metrics("a cycle after the ledger opened", 30, |m| {
+        cycles_total(m) >= 1.0
+    })
+    .await;
+    d.wait_ready().await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
