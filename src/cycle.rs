@@ -212,7 +212,7 @@ async fn cycle_steps(
         client, settings, ledger, &snapshot, &plan, &rows, stop, run_id,
     )
     .await?;
-    let mut final_rows = rows.clone();
+    let mut final_rows = rows;
     for row in &mut final_rows {
         if let Some((status, detail)) = outcomes.get(&row.change_id) {
             row.status = *status;
@@ -290,10 +290,7 @@ fn change_rows(
                 before: item.current,
                 after: to,
                 target: item.target(),
-                score: item
-                    .score
-                    .as_ref()
-                    .and_then(|s| serde_json::to_value(s).ok()),
+                score: item.score.as_ref().and_then(crate::history::ScoreJson::of),
                 reason: reason_of(item),
                 status: if held {
                     ChangeStatus::Held

@@ -670,7 +670,7 @@ pub struct ExportRow {
     pub detail: Option<String>,
     pub workitem_id: Option<String>,
     pub reason: String,
-    pub score: Option<serde_json::Value>,
+    pub score: Option<super::ScoreJson>,
 }
 
 /// The CSV header, in [`ExportRow`] field order.
@@ -768,7 +768,10 @@ pub fn export(
                     opt(&r.detail),
                     opt(&r.workitem_id),
                     r.reason.clone(),
-                    r.score.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                    r.score
+                        .as_ref()
+                        .map(|s| s.get().to_string())
+                        .unwrap_or_default(),
                 ];
                 write_csv_record(out, fields.into_iter())?;
             }

@@ -122,6 +122,33 @@ impl ChangeStatus {
     }
 }
 
+/// A score with its components as compact JSON text, serialised as embedded JSON.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct ScoreJson(Box<serde_json::value::RawValue>);
+
+impl ScoreJson {
+    pub fn of<T: Serialize>(value: &T) -> Option<Self> {
+        serde_json::value::to_raw_value(value).ok().map(ScoreJson)
+    }
+
+    pub fn parse(text: String) -> Option<Self> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(ScoreJson)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for ScoreJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 /// One change as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRecord {
@@ -136,7 +163,9 @@ pub struct ChangeRecord {
     pub after: f64,
     pub target: Option<f64>,
     /// The score and its components, as JSON.
-    pub score: Option<serde_json::Value>,
+    /// The score and its components, as compact JSON text (kept raw: a parsed
+    /// `serde_json::Value` per change costs kilobytes).
+    pub score: Option<ScoreJson>,
     pub reason: String,
     pub status: ChangeStatus,
     pub correlation_id: Option<String>,
@@ -399,7 +428,7 @@ impl Ledger {
                         ch.before,
                         ch.after,
                         ch.target,
-                        ch.score.as_ref().map(|s| s.to_string()),
+                        ch.score.as_ref().map(|s| s.get()),
                         ch.reason,
                         ch.status.as_str(),
                         ch.correlation_id,
@@ -538,7 +567,7 @@ impl Ledger {
                     before: r.get(6)?,
                     after: r.get(7)?,
                     target: r.get(8)?,
-                    score: score.and_then(|s| serde_json::from_str(&s).ok()),
+                    score: score.and_then(ScoreJson::parse),
                     reason: r.get(10)?,
                     status: ChangeStatus::parse(&status).unwrap_or(ChangeStatus::Failed),
                     correlation_id: r.get(12)?,
