@@ -1,7 +1,7 @@
 //! End-to-end cycles against the embedded simulator: what `once` writes, what `plan` does
 //! not, and every safety rule of the issue.
 
-use skill_tuner::config::{Component, Components, OnConflict, Settings, SkillPolicy};
+use skill_tuner::config::{OnConflict, Settings, SkillPolicy};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::GenesysClient;
@@ -53,32 +53,19 @@ impl Rig {
 /// Handle time only, no smoothing or step limits: the target is exactly
 /// `round_half(5 × ramp(AHT))`, which the test recomputes from the simulator's ground truth.
 fn transparent_policy() -> SkillPolicy {
-    SkillPolicy {
-        components: Components {
-            handle_time: Some(Component {
-                weight: 1.0,
-                target: 420.0,
-                limit: 720.0,
-            }),
-            transfer_rate: None,
-            quality: None,
-            csat: None,
-        },
-        min_interactions: 1,
-        shrinkage: 0.0,
-        smoothing: 1.0,
-        max_step: 5.0,
-        dead_band: 0.0,
-        round_to: 0.5,
-        floor: 0.0,
-        ceiling: 5.0,
-    }
+    skill_tuner::bench::bench_policy()
 }
 
 #[tokio::test]
 async fn once_writes_exactly_the_independently_computed_proficiencies() {
     let mut r = rig(120).await;
     r.settings.policy.default = transparent_policy();
+    let aht = r.settings.policy.default.components.handle_time.unwrap();
+    assert_eq!(
+        (aht.target, aht.limit),
+        (420.0, 720.0),
+        "the oracle below assumes these"
+    );
     r.settings.metrics.evaluations = false;
     let org = r.sim.org();
     let before: Vec<(String, Vec<(String, f64)>)> = org

@@ -162,7 +162,6 @@ pub struct ChangeRecord {
     pub before: f64,
     pub after: f64,
     pub target: Option<f64>,
-    /// The score and its components, as JSON.
     /// The score and its components, as compact JSON text (kept raw: a parsed
     /// `serde_json::Value` per change costs kilobytes).
     pub score: Option<ScoreJson>,
