@@ -162,14 +162,16 @@ pub async fn file_workitems(
 }
 
 /// The digest as the configured format wants it.
+///
+/// The whole report is rendered only when the JSON format asks for it: at 100 000 agents it
+/// is large.
 pub fn digest_body(
     format: WebhookFormat,
-    text: &str,
-    report: &serde_json::Value,
+    report: &crate::report::CycleReport,
 ) -> serde_json::Value {
     match format {
-        WebhookFormat::Slack => serde_json::json!({ "text": text }),
-        WebhookFormat::Json => report.clone(),
+        WebhookFormat::Slack => serde_json::json!({ "text": report.digest_text() }),
+        WebhookFormat::Json => serde_json::to_value(report).unwrap_or_default(),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::org::{Agent, PairMetrics, ScoreStat, Skill, SkillIx, Snapshot};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, TimeZone, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Why collecting failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +81,12 @@ pub async fn collect(
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i as SkillIx))
         .collect();
+    let managers = Managers::default();
     // Each page is turned into agents as it arrives: the raw roster is never held whole.
     let mut agents: Vec<Agent> = client
         .list_users_map("active", true, |u| {
             if in_scope(&u, scope, members.as_ref()) {
-                to_agent(u, &skill_ix)
+                to_agent(u, &skill_ix, &managers)
             } else {
                 None
             }
@@ -149,7 +151,23 @@ fn in_scope(user: &User, scope: &ScopeSettings, members: Option<&HashSet<String>
     division_ok && member_ok
 }
 
-fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>) -> Option<Agent> {
+/// One shared string per manager id.
+#[derive(Default)]
+struct Managers(std::cell::RefCell<HashMap<String, Arc<str>>>);
+
+impl Managers {
+    fn intern(&self, id: String) -> Arc<str> {
+        let mut known = self.0.borrow_mut();
+        if let Some(shared) = known.get(&id) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(id.as_str());
+        known.insert(id, shared.clone());
+        shared
+    }
+}
+
+fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>, managers: &Managers) -> Option<Agent> {
     let skills: Vec<(SkillIx, f64)> = user
         .skills
         .unwrap_or_default()
@@ -163,8 +181,7 @@ fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>) -> Option<Agent> {
     Some(Agent {
         name: user.name.unwrap_or_else(|| user.id.clone()),
         id: user.id,
-        manager_id: user.manager.map(|m| m.id),
-        division_id: user.division.map(|d| d.id),
+        manager_id: user.manager.map(|m| managers.intern(m.id)),
         skills,
         metrics: Vec::new(),
         quality: None,

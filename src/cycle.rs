@@ -175,19 +175,20 @@ async fn cycle_steps(
     let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
     report.plan_ms = planning.elapsed().as_millis() as u64;
     park_pending_reviews(&mut plan, &snapshot, &held);
-    let rows = change_rows(&snapshot, &plan, settings, run_id);
+    let mut rows = change_rows(&snapshot, &plan, settings, run_id);
     summarise_plan(report, &plan, &rows, settings.alerts.threshold);
+    // The rows carry the scores from here on (to the ledger); the plan's copies can go.
+    for item in &mut plan.items {
+        item.score = None;
+    }
 
-    if let Some(trip) = &plan.breaker {
+    if let Some(trip) = plan.breaker.clone() {
         tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
-        let skipped: Vec<ChangeRecord> = rows
-            .iter()
-            .map(|r| ChangeRecord {
-                status: ChangeStatus::Skipped,
-                detail: Some(format!("breaker: {}", trip.rule)),
-                ..r.clone()
-            })
-            .collect();
+        for row in &mut rows {
+            row.status = ChangeStatus::Skipped;
+            row.detail = Some(format!("breaker: {}", trip.rule));
+        }
+        let skipped = rows;
         ledger.record_plan(&skipped)?;
         report.outcome = "breaker".into();
         set_lines(report, &skipped, settings);
@@ -197,8 +198,12 @@ async fn cycle_steps(
         return Ok(());
     }
 
-    // Write-ahead: the whole plan is on disk before the first write.
+    // Write-ahead: the whole plan is on disk before the first write. The scores live on in
+    // the ledger; at 100 000 agents they are too many to keep in memory as well.
     ledger.record_plan(&rows)?;
+    for row in &mut rows {
+        row.score = None;
+    }
     if mode == Mode::Plan {
         report.outcome = "dry_run".into();
         set_lines(report, &rows, settings);
@@ -273,36 +278,37 @@ fn change_rows(
     settings: &Settings,
     run_id: i64,
 ) -> Vec<ChangeRecord> {
-    plan.changes()
-        .filter_map(|item| {
-            let to = item.proposed()?;
-            let agent = &snapshot.agents[item.agent as usize];
-            let skill = &snapshot.skills[usize::from(item.skill)];
-            let over = item.gap() >= settings.alerts.threshold;
-            let held = over && settings.alerts.hold_for_review;
-            Some(ChangeRecord {
-                change_id: change_id(&agent.id, &skill.id, item.current, to, &snapshot.interval),
-                run_id,
-                agent_id: agent.id.clone(),
-                agent_name: agent.name.clone(),
-                skill_id: skill.id.clone(),
-                skill_name: skill.name.clone(),
-                before: item.current,
-                after: to,
-                target: item.target(),
-                score: item.score.as_ref().and_then(crate::history::ScoreJson::of),
-                reason: reason_of(item),
-                status: if held {
-                    ChangeStatus::Held
-                } else {
-                    ChangeStatus::Planned
-                },
-                correlation_id: None,
-                detail: None,
-                workitem_id: None,
-            })
+    // Sized up front: at 100 000 agents a doubling Vec of rows wastes tens of MB.
+    let mut rows = Vec::with_capacity(plan.items.len());
+    rows.extend(plan.changes().filter_map(|item| {
+        let to = item.proposed()?;
+        let agent = &snapshot.agents[item.agent as usize];
+        let skill = &snapshot.skills[usize::from(item.skill)];
+        let over = item.gap() >= settings.alerts.threshold;
+        let held = over && settings.alerts.hold_for_review;
+        Some(ChangeRecord {
+            change_id: change_id(&agent.id, &skill.id, item.current, to, &snapshot.interval),
+            run_id,
+            agent_id: agent.id.clone(),
+            agent_name: agent.name.clone(),
+            skill_id: skill.id.clone(),
+            skill_name: skill.name.clone(),
+            before: item.current,
+            after: to,
+            target: item.target(),
+            score: item.score.as_ref().and_then(crate::history::ScoreJson::of),
+            reason: reason_of(item),
+            status: if held {
+                ChangeStatus::Held
+            } else {
+                ChangeStatus::Planned
+            },
+            correlation_id: None,
+            detail: None,
+            workitem_id: None,
         })
-        .collect()
+    }));
+    rows
 }
 
 fn reason_of(item: &PlannedItem) -> String {
@@ -585,7 +591,7 @@ async fn alert_supervisors(
     run_id: i64,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
-    let managers: BTreeMap<&str, Option<&String>> = snapshot
+    let managers: BTreeMap<&str, Option<&std::sync::Arc<str>>> = snapshot
         .agents
         .iter()
         .map(|a| (a.id.as_str(), a.manager_id.as_ref()))
@@ -605,7 +611,7 @@ async fn alert_supervisors(
                 .get(r.agent_id.as_str())
                 .copied()
                 .flatten()
-                .cloned(),
+                .map(|m| m.to_string()),
             skill_name: r.skill_name.clone(),
             current: r.before,
             target: r.target.unwrap_or(r.after),
@@ -642,8 +648,7 @@ async fn send_digest(settings: &Settings, report: &mut CycleReport) {
     if !hook.enabled {
         return;
     }
-    let json = serde_json::to_value(&*report).unwrap_or_default();
-    let body = alert::digest_body(hook.format, &report.digest_text(), &json);
+    let body = alert::digest_body(hook.format, report);
     report.alerts.webhook = Some(match alert::post_webhook(&hook.url, &body).await {
         Ok(()) => "ok".into(),
         Err(e) => {

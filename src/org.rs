@@ -58,8 +58,8 @@ impl ScoreStat {
 pub struct Agent {
     pub id: String,
     pub name: String,
-    pub manager_id: Option<String>,
-    pub division_id: Option<String>,
+    /// Shared between the agents of one team (interned: a manager has many agents).
+    pub manager_id: Option<std::sync::Arc<str>>,
     /// Skills held now, with the proficiency the plan is computed against.
     pub skills: Vec<(SkillIx, f64)>,
     /// Per-skill conversation metrics (only skills with data).

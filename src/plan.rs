@@ -393,7 +393,6 @@ mod tests {
             id: format!("a{id}"),
             name: format!("Agent {id}"),
             manager_id: None,
-            division_id: None,
             skills: vec![(0, current)],
             metrics: metrics.map(|m| vec![(0, m)]).unwrap_or_default(),
             quality: None,
