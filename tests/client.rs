@@ -457,3 +457,38 @@ async fn secrets_never_reach_the_logs() {
     assert!(!logs.contains(&secret) && !logs.contains("another-secret-xyz"));
     assert!(!logs.to_ascii_lowercase().contains("bearer "), "{logs}");
 }
+
+/// A write whose 2xx answer is truncated landed: it is reported as done (with its
+/// correlation id) and never sent again — a resend would skip the re-read that protects a
+/// person's edit, and would count as a second write. Found by the fault suite.
+#[tokio::test]
+async fn a_write_with_a_truncated_answer_is_not_sent_again() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client_for(&sim);
+    let org = sim.org();
+    let agent = org.agent_ids()[0].clone();
+    let (skill, before) = org.user_skills(&agent)[0].clone();
+    let value = if before < 2.5 { 4.0 } else { 1.0 };
+    sim.faults()
+        .malformed_next(1, &format!("{agent}/routingskills/bulk"));
+    let writes = org.write_count();
+    let (_, correlation) = client
+        .patch_user_skills(
+            &agent,
+            &[UserRoutingSkillPost {
+                id: skill.clone(),
+                proficiency: value,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(correlation.is_some());
+    assert_eq!(org.write_count(), writes + 1);
+    assert_eq!(org.proficiency(&agent, &skill), Some(value));
+    let stats = client.stats();
+    assert_eq!(stats.decode_errors, 1);
+    assert_eq!(
+        stats.calls_to("PATCH /api/v2/users/{id}/routingskills/bulk"),
+        1
+    );
+}

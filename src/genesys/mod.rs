@@ -320,9 +320,25 @@ impl GenesysClient {
         for chunk in skills.chunks(BULK_SKILLS_MAX) {
             let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
                 .with_json(Method::PATCH, &chunk)?;
-            let (listing, correlation): (Listing<UserRoutingSkill>, _) =
-                self.t().json_traced(&request).await?;
-            last = (listing.entities, correlation);
+            last = match self
+                .t()
+                .json_traced::<Listing<UserRoutingSkill>>(&request)
+                .await
+            {
+                Ok((listing, correlation)) => (listing.entities, correlation),
+                // The 2xx confirms the write; the body only echoes the skills (apply re-reads
+                // before every write and ignores it). An unreadable echo is therefore still a
+                // success: reporting a failure would make the ledger disagree with the org.
+                Err(ApiError::Decode {
+                    reason,
+                    correlation_id,
+                    ..
+                }) => {
+                    tracing::warn!(%reason, correlation_id = correlation_id.as_deref().unwrap_or("-"), "skills written, but the answer was unreadable; counting the write as applied");
+                    (Vec::new(), correlation_id)
+                }
+                Err(e) => return Err(e),
+            };
         }
         Ok(last)
     }
