@@ -256,7 +256,7 @@ async fn workitems_are_created_and_found_by_external_tag() {
     };
     let created = client.create_workitem(&body).await.unwrap();
     let found = client
-        .workitems_by_external_tag(&["st-0001".into(), "st-none".into()])
+        .workitems_by_external_tag(&org.worktype_id(), &["st-0001".into(), "st-none".into()])
         .await
         .unwrap();
     assert_eq!(found.len(), 1);

@@ -78,7 +78,7 @@ fn pair(handled: u64, aht_secs: f64, transferred: u64) -> PairMetrics {
 }
 
 fn stat(count: u64, mean: f64) -> Option<ScoreStat> {
-    (count > 0).then(|| ScoreStat {
+    (count > 0).then_some(ScoreStat {
         count,
         sum: count as f64 * mean,
     })

@@ -398,6 +398,7 @@ impl GenesysClient {
     /// Workitems whose `externalTag` is one of `tags` (batched, all pages).
     pub async fn workitems_by_external_tag(
         &self,
+        worktype_id: &str,
         tags: &[String],
     ) -> Result<Vec<Workitem>, ApiError> {
         let mut found = Vec::new();
@@ -405,12 +406,23 @@ impl GenesysClient {
             let mut after = None;
             loop {
                 let body = WorkitemQuery {
-                    filters: vec![WorkitemFilter {
-                        name: "externalTag".into(),
-                        kind: "String".into(),
-                        operator: "IN".into(),
-                        values: batch.to_vec(),
-                    }],
+                    // The API requires at least one EQ filter on workbinId, assigneeId or
+                    // typeId (PY SDK `TaskManagementApi.md`, post_taskmanagement_workitems_query);
+                    // our review workitems all have our worktype.
+                    filters: vec![
+                        WorkitemFilter {
+                            name: "typeId".into(),
+                            kind: "String".into(),
+                            operator: "EQ".into(),
+                            values: vec![worktype_id.to_string()],
+                        },
+                        WorkitemFilter {
+                            name: "externalTag".into(),
+                            kind: "String".into(),
+                            operator: "IN".into(),
+                            values: batch.to_vec(),
+                        },
+                    ],
                     page_size: WORKITEM_PAGE_SIZE,
                     after: after.take(),
                 };
