@@ -355,3 +355,37 @@ fn the_secret_cannot_be_given_on_the_command_line() {
     let help = String::from_utf8_lossy(&help.stdout).to_ascii_lowercase();
     assert!(!help.contains("secret"), "{help}");
 }
+
+/// TLS is rustls with the platform's certificate checks: nothing in the code turns them off
+/// (a guard against a "temporary" `danger_accept_invalid_certs` slipping in).
+#[test]
+fn certificate_checks_are_never_turned_off() {
+    fn walk(dir: &Path, hits: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, hits);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [
+                    "danger_accept_invalid",
+                    "tls_danger",
+                    "accept_invalid_hostnames",
+                ] {
+                    if text.contains(needle) {
+                        hits.push(format!("{}: {needle}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut hits,
+    );
+    assert!(hits.is_empty(), "{hits:?}");
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains("native-tls") && !manifest.contains("openssl"));
+}
