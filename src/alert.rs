@@ -105,7 +105,10 @@ pub async fn file_workitems(
         return Vec::new();
     }
     let tags: Vec<String> = items.iter().map(|i| i.change_id.clone()).collect();
-    let existing: HashMap<String, String> = match client.workitems_by_external_tag(&tags).await {
+    let existing: HashMap<String, String> = match client
+        .workitems_by_external_tag(&settings.workitem.worktype_id, &tags)
+        .await
+    {
         Ok(found) => found
             .into_iter()
             .filter_map(|w| w.external_tag.map(|t| (t, w.id)))
@@ -131,7 +134,10 @@ pub async fn file_workitems(
             Err(first) => {
                 // The create may have landed before the error: look before trying again.
                 match client
-                    .workitems_by_external_tag(std::slice::from_ref(&item.change_id))
+                    .workitems_by_external_tag(
+                        &settings.workitem.worktype_id,
+                        std::slice::from_ref(&item.change_id),
+                    )
                     .await
                 {
                     Ok(found) if !found.is_empty() => Filed::AlreadyThere(found[0].id.clone()),

@@ -495,7 +495,10 @@ async fn resolve_reviews(
         .map(|s| s.id.clone())
         .collect();
     let tags: Vec<String> = held.iter().map(|h| h.change_id.clone()).collect();
-    let items = match client.workitems_by_external_tag(&tags).await {
+    let items = match client
+        .workitems_by_external_tag(&w.worktype_id, &tags)
+        .await
+    {
         Ok(items) => items,
         Err(e) => {
             tracing::warn!(error = %e, "cannot query review workitems; held changes stay held");

@@ -382,6 +382,9 @@ async fn main() -> ExitCode {
         Command::Run { config } => run_command(&config).await,
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
+                // Logging on, so the secret lookup's warnings (a secret file readable by
+                // others) reach the operator instead of being dropped.
+                init_logging(&settings.log.level, settings.log.format);
                 println!(
                     "# {} is valid; effective settings (defaults filled in):",
                     config.config.display()

@@ -146,6 +146,11 @@ impl Plan {
 /// Applies guardrails 3–7 to a target. Pure: `apply` calls it again after a conflict when
 /// configured to re-plan from a person's value.
 pub fn decide(policy: &SkillPolicy, current: f64, target: f64) -> Decision {
+    // NaN compares false everywhere below and would come out as `Change { to: NaN }`:
+    // without a real current value and target there is nothing to decide.
+    if !current.is_finite() || !target.is_finite() {
+        return Decision::Keep(Keep::NoData);
+    }
     let target = target.clamp(policy.floor, policy.ceiling);
     let wanted = target - current;
     if wanted.abs() < 1e-9 {

@@ -119,7 +119,10 @@ pub fn round_to(value: f64, step: f64) -> f64 {
 /// Mixes `k` pseudo-observations of the population mean into an agent's mean.
 fn shrink(observed: f64, n: u64, population: Option<f64>, k: f64) -> f64 {
     match population {
-        Some(mean) if k > 0.0 => (observed * n as f64 + mean * k) / (n as f64 + k),
+        // A non-finite population mean would poison every agent's value: don't shrink.
+        Some(mean) if k > 0.0 && mean.is_finite() => {
+            (observed * n as f64 + mean * k) / (n as f64 + k)
+        }
         _ => observed,
     }
 }
@@ -136,7 +139,9 @@ pub fn score(
     let mut push =
         |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
             if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
-                if c.weight > 0.0 {
+                // A NaN or infinite value (a broken analytics answer) is no data, not a score:
+                // it would otherwise turn the whole score, and the proficiency, into NaN.
+                if c.weight > 0.0 && observed.is_finite() && used.is_finite() {
                     let normalized = ramp(used, c.target, c.limit);
                     parts.push((
                         ComponentScore {

@@ -255,7 +255,7 @@ async fn workitems_are_created_and_found_by_external_tag() {
     };
     let created = client.create_workitem(&body).await.unwrap();
     let found = client
-        .workitems_by_external_tag(&["st-0001".into(), "st-none".into()])
+        .workitems_by_external_tag(&org.worktype_id(), &["st-0001".into(), "st-none".into()])
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -414,4 +414,142 @@ async fn pacing_keeps_under_the_limit_without_429s() {
     }
     assert_eq!(sim.counters().rate_limited(), 0);
     assert_eq!(client.stats().with_status("429"), 0);
+}
+
+/// A write whose 2xx answer is truncated landed: it is reported as done (with its
+/// correlation id) and never sent again — a resend would skip the re-read that protects a
+/// person's edit, and would count as a second write. Found by the fault suite.
+#[tokio::test]
+async fn a_write_with_a_truncated_answer_is_not_sent_again() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client_for(&sim);
+    let org = sim.org();
+    let agent = org.agent_ids()[0].clone();
+    let (skill, before) = org.user_skills(&agent)[0].clone();
+    let value = if before < 2.5 { 4.0 } else { 1.0 };
+    sim.faults()
+        .malformed_next(1, &format!("{agent}/routingskills/bulk"));
+    let writes = org.write_count();
+    let (_, correlation) = client
+        .patch_user_skills(
+            &agent,
+            &[UserRoutingSkillPost {
+                id: skill.clone(),
+                proficiency: value,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(correlation.is_some());
+    assert_eq!(org.write_count(), writes + 1);
+    assert_eq!(org.proficiency(&agent, &skill), Some(value));
+    let stats = client.stats();
+    assert_eq!(stats.decode_errors, 1);
+    assert_eq!(
+        stats.calls_to("PATCH /api/v2/users/{id}/routingskills/bulk"),
+        1
+    );
+}
+
+/// A server that answers every request with what `answer(method, path)` returns (status line
+/// and headers after `HTTP/1.1 `, then the body): for answers the simulator would never give.
+async fn hostile_server(
+    answer: fn(&str, &str) -> (String, String),
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                let head_end = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let mut first = head.split_whitespace();
+                let method = first.next().unwrap_or_default().to_string();
+                let path = first.next().unwrap_or_default().to_string();
+                let (status_and_headers, body) = answer(&method, &path);
+                let response = format!(
+                    "HTTP/1.1 {status_and_headers}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (base, task)
+}
+
+/// Numbers from the network that overflow `Instant` arithmetic (`expires_in`,
+/// `inin-ratelimit-reset`, `Retry-After` on a 503, all u64::MAX) are capped or end the
+/// retries: the client never panics on what a server says. Found by fuzzing the parsers.
+#[tokio::test(start_paused = true)]
+async fn absurd_numbers_from_the_server_do_not_panic_the_client() {
+    const MAX: &str = "18446744073709551615";
+    let (base, server) = hostile_server(|method, path| {
+        if path.starts_with("/oauth/token") {
+            (
+                "200 OK".into(),
+                format!(r#"{{"access_token":"tok","token_type":"bearer","expires_in":{MAX}}}"#),
+            )
+        } else if method == "GET" && path.starts_with("/api/v2/routing/skills") {
+            (
+                format!("200 OK\r\ninin-ratelimit-allowed: 300\r\ninin-ratelimit-count: 300\r\ninin-ratelimit-reset: {MAX}"),
+                r#"{"entities":[{"id":"s1","name":"Billing"}],"pageCount":1}"#.into(),
+            )
+        } else {
+            (
+                format!("503 Service Unavailable\r\nretry-after: {MAX}"),
+                r#"{"message":"down","status":503}"#.into(),
+            )
+        }
+    })
+    .await;
+    let endpoints = Endpoints::resolve("us-east-1", Some(&base), Some(&base), false).unwrap();
+    let mut config = ClientConfig::new(
+        endpoints,
+        Credentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("s".to_string()),
+        },
+    );
+    config.rate_limit_per_minute = 300;
+    let client = GenesysClient::new(config).unwrap();
+    client.login().await.unwrap();
+    assert_eq!(client.list_skills().await.unwrap().len(), 1);
+    // The exhausted window holds the next call (capped), it does not panic.
+    let err = client.user_skills("u1").await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    server.abort();
 }

@@ -994,11 +994,19 @@ async fn workitems_create_query_and_close() {
     bad.as_object_mut().map(|m| m.remove("typeId"));
     assert_eq!(h.post(path, &bad).await.status(), StatusCode::BAD_REQUEST);
 
+    let anchor = json!({"name": "typeId", "type": "String", "operator": "EQ", "values": [wt]});
     let query = |op: &str, values: Vec<&str>| {
-        json!({"filters": [{"name": "externalTag", "type": "String", "operator": op, "values": values}],
+        json!({"filters": [anchor, {"name": "externalTag", "type": "String", "operator": op, "values": values}],
                "pageSize": 200})
     };
     let qpath = "/api/v2/taskmanagement/workitems/query";
+    // Without an EQ filter on workbinId, assigneeId or typeId the API refuses the query.
+    let unanchored = json!({"filters": [{"name": "externalTag", "type": "String",
+        "operator": "IN", "values": ["change-1"]}], "pageSize": 200});
+    assert_eq!(
+        h.post(qpath, &unanchored).await.status(),
+        StatusCode::BAD_REQUEST
+    );
     let (status, found) = json_of(h.post(qpath, &query("EQ", vec!["change-1"])).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(found["entities"].as_array().map(Vec::len), Some(1));
@@ -1014,7 +1022,7 @@ async fn workitems_create_query_and_close() {
     let (_, paged) = json_of(
         h.post(
             qpath,
-            &json!({"filters": [{"name": "externalTag", "type": "String",
+            &json!({"filters": [anchor, {"name": "externalTag", "type": "String",
             "operator": "IN", "values": ["change-1", "change-2"]}], "pageSize": 1}),
         )
         .await,
@@ -1024,7 +1032,7 @@ async fn workitems_create_query_and_close() {
     let (_, next) = json_of(
         h.post(
             qpath,
-            &json!({"filters": [{"name": "externalTag", "type": "String",
+            &json!({"filters": [anchor, {"name": "externalTag", "type": "String",
             "operator": "IN", "values": ["change-1", "change-2"]}], "pageSize": 1, "after": after}),
         )
         .await,

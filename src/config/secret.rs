@@ -58,14 +58,14 @@ pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, Confi
     check_private(path, strict)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::Secret(format!(
-            "cannot read the client secret file {}: {e}",
+            "cannot read the client secret file {} (`genesys.client_secret_file`, or the systemd credential `{CREDENTIAL_NAME}`): {e}; expected a file holding only the secret, mode 600",
             path.display()
         ))
     })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(ConfigError::Secret(format!(
-            "the client secret file {} is empty",
+            "the client secret file {} is empty; expected the OAuth client secret on one line",
             path.display()
         )));
     }

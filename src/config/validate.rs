@@ -317,6 +317,10 @@ fn check_policy(c: &mut Checker, prefix: &str, p: &SkillPolicy) {
     c.require(
         (total - 1.0).abs() < 1e-6,
         format!("{prefix}.components"),
-        format!("weights that sum to 1.0, got {total}"),
+        // Rounded: a sum like 0.7 + 0.2 would otherwise print as 0.8999999999999999.
+        format!(
+            "weights that sum to 1.0, got {}",
+            (total * 1e6).round() / 1e6
+        ),
     );
 }

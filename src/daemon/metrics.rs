@@ -461,6 +461,12 @@ impl Metrics {
             "OAuth token requests that failed.",
             api.token_failures,
         );
+        counter(
+            w,
+            "skill_tuner_api_decode_errors_total",
+            "Successful answers whose body could not be read (malformed or truncated).",
+            api.decode_errors,
+        );
         out
     }
 }
@@ -497,6 +503,7 @@ pub fn merge(a: &StatsSnapshot, b: &StatsSnapshot) -> StatsSnapshot {
         unauthorized_refreshes: a.unauthorized_refreshes + b.unauthorized_refreshes,
         token_requests: a.token_requests + b.token_requests,
         token_failures: a.token_failures + b.token_failures,
+        decode_errors: a.decode_errors + b.decode_errors,
     }
 }
 

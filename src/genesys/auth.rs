@@ -92,6 +92,9 @@ impl fmt::Debug for TokenManager {
 /// Tokens this close to expiry are not handed out (a request takes time to arrive).
 const MIN_REMAINING: Duration = Duration::from_secs(5);
 
+/// The longest token lifetime we believe (Genesys allows at most 48 h per OAuth client).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 172_800;
+
 impl TokenManager {
     pub fn new(
         http: reqwest::Client,
@@ -240,7 +243,14 @@ impl TokenManager {
             ))
         })?;
         self.stats.record_token_request(true);
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(86_400).max(10));
+        // `expires_in` is the login server's word: clamp it to what Genesys documents
+        // (300 s – 48 h) with a little room, so an absurd value cannot overflow `Instant`.
+        let lifetime = Duration::from_secs(
+            parsed
+                .expires_in
+                .unwrap_or(86_400)
+                .clamp(10, MAX_TOKEN_LIFETIME_SECS),
+        );
         let now = Instant::now();
         let margin = self.refresh_margin.min(lifetime / 2);
         let generation = self

@@ -331,9 +331,25 @@ impl GenesysClient {
         for chunk in skills.chunks(BULK_SKILLS_MAX) {
             let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
                 .with_json(Method::PATCH, &chunk)?;
-            let (listing, correlation): (Listing<UserRoutingSkill>, _) =
-                self.t().json_traced(&request).await?;
-            last = (listing.entities, correlation);
+            last = match self
+                .t()
+                .json_traced::<Listing<UserRoutingSkill>>(&request)
+                .await
+            {
+                Ok((listing, correlation)) => (listing.entities, correlation),
+                // The 2xx confirms the write; the body only echoes the skills (apply re-reads
+                // before every write and ignores it). An unreadable echo is therefore still a
+                // success: reporting a failure would make the ledger disagree with the org.
+                Err(ApiError::Decode {
+                    reason,
+                    correlation_id,
+                    ..
+                }) => {
+                    tracing::warn!(%reason, correlation_id = correlation_id.as_deref().unwrap_or("-"), "skills written, but the answer was unreadable; counting the write as applied");
+                    (Vec::new(), correlation_id)
+                }
+                Err(e) => return Err(e),
+            };
         }
         Ok(last)
     }
@@ -393,6 +409,7 @@ impl GenesysClient {
     /// Workitems whose `externalTag` is one of `tags` (batched, all pages).
     pub async fn workitems_by_external_tag(
         &self,
+        worktype_id: &str,
         tags: &[String],
     ) -> Result<Vec<Workitem>, ApiError> {
         let mut found = Vec::new();
@@ -400,12 +417,23 @@ impl GenesysClient {
             let mut after = None;
             loop {
                 let body = WorkitemQuery {
-                    filters: vec![WorkitemFilter {
-                        name: "externalTag".into(),
-                        kind: "String".into(),
-                        operator: "IN".into(),
-                        values: batch.to_vec(),
-                    }],
+                    // The API requires at least one EQ filter on workbinId, assigneeId or
+                    // typeId (PY SDK `TaskManagementApi.md`, post_taskmanagement_workitems_query);
+                    // our review workitems all have our worktype.
+                    filters: vec![
+                        WorkitemFilter {
+                            name: "typeId".into(),
+                            kind: "String".into(),
+                            operator: "EQ".into(),
+                            values: vec![worktype_id.to_string()],
+                        },
+                        WorkitemFilter {
+                            name: "externalTag".into(),
+                            kind: "String".into(),
+                            operator: "IN".into(),
+                            values: batch.to_vec(),
+                        },
+                    ],
                     page_size: WORKITEM_PAGE_SIZE,
                     after: after.take(),
                 };

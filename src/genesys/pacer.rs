@@ -33,6 +33,10 @@ struct State {
     hold_until: Option<Instant>,
 }
 
+/// The longest hold an `inin-ratelimit-reset` header can impose (the documented window is
+/// 60 s; an hour leaves room for a slow server without trusting arbitrary numbers).
+pub const MAX_RESET_SECS: u64 = 3600;
+
 /// The `inin-ratelimit-*` headers of one response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateLimitHeaders {
@@ -142,7 +146,9 @@ impl Pacer {
             }
             if let (Some(count), Some(reset)) = (h.count, h.reset_secs) {
                 if count >= allowed && reset > 0 {
-                    let until = Instant::now() + Duration::from_secs(reset);
+                    // The header comes from the network: a window resets within a minute, so
+                    // cap absurd values (u64::MAX would overflow `Instant` and panic).
+                    let until = Instant::now() + Duration::from_secs(reset.min(MAX_RESET_SECS));
                     s.hold_until = Some(s.hold_until.map_or(until, |x| x.max(until)));
                 }
             }
@@ -153,6 +159,19 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_reset_header_is_capped_not_a_panic() {
+        let pacer = Pacer::new(300, 3);
+        pacer.observe(RateLimitHeaders {
+            allowed: Some(300),
+            count: Some(300),
+            reset_secs: Some(u64::MAX),
+        });
+        let start = Instant::now();
+        pacer.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(MAX_RESET_SECS));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn paces_to_the_limit_after_a_small_burst() {

@@ -200,7 +200,9 @@ where
             (_, Some(after)) => after,
             (_, None) => ctx.policy.backoff(retries),
         };
-        if started.elapsed() + wait > ctx.policy.max_elapsed {
+        // Saturating: `wait` may come from a server's `Retry-After` (a 503 with an absurd
+        // value must end the retries, not overflow and panic).
+        if started.elapsed().saturating_add(wait) > ctx.policy.max_elapsed {
             return Err(error);
         }
         if !ctx.budget.try_spend(reason.cost()) {
@@ -304,6 +306,22 @@ mod tests {
         .await;
         assert_eq!(out.unwrap_err().status(), Some(429));
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_on_a_5xx_ends_the_retries_without_a_panic() {
+        let f = Fixture::new(RetryPolicy::default());
+        let after = parse_retry_after("18446744073709551615");
+        assert_eq!(after, Some(Duration::from_secs(u64::MAX)));
+        let out: Result<(), _> = execute(&f.ctx(), |_| async {
+            Attempt::Retry {
+                reason: RetryReason::ServerError,
+                after,
+                error: status_error(503),
+            }
+        })
+        .await;
+        assert_eq!(out.unwrap_err().status(), Some(503));
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,6 +18,7 @@ pub struct ApiStats {
     unauthorized_refreshes: AtomicU64,
     token_requests: AtomicU64,
     token_failures: AtomicU64,
+    decode_errors: AtomicU64,
 }
 
 /// A point-in-time copy of [`ApiStats`].
@@ -32,6 +33,9 @@ pub struct StatsSnapshot {
     pub unauthorized_refreshes: u64,
     pub token_requests: u64,
     pub token_failures: u64,
+    /// 2xx answers whose body could not be read (truncated or malformed), whether or not
+    /// they were fetched again: a proxy or the API misbehaving shows here, not only in logs.
+    pub decode_errors: u64,
 }
 
 impl StatsSnapshot {
@@ -85,6 +89,7 @@ impl StatsSnapshot {
             unauthorized_refreshes: self.unauthorized_refreshes - earlier.unauthorized_refreshes,
             token_requests: self.token_requests - earlier.token_requests,
             token_failures: self.token_failures - earlier.token_failures,
+            decode_errors: self.decode_errors - earlier.decode_errors,
         }
     }
 }
@@ -115,6 +120,10 @@ impl ApiStats {
         }
     }
 
+    pub fn record_decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         let mut by_endpoint: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -133,6 +142,7 @@ impl ApiStats {
             unauthorized_refreshes: self.unauthorized_refreshes.load(Ordering::Relaxed),
             token_requests: self.token_requests.load(Ordering::Relaxed),
             token_failures: self.token_failures.load(Ordering::Relaxed),
+            decode_errors: self.decode_errors.load(Ordering::Relaxed),
         }
     }
 }

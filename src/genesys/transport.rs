@@ -66,6 +66,11 @@ impl ApiRequest {
         self
     }
 
+    /// Whether the request changes something (as opposed to a read or a query).
+    pub fn is_write(&self) -> bool {
+        matches!(self.method, Method::PATCH | Method::PUT | Method::DELETE)
+    }
+
     pub fn label(&self) -> String {
         format!("{} {}", self.method, self.template)
     }
@@ -118,7 +123,9 @@ impl Transport {
 
     /// As [`Transport::json`], also returning the answer's correlation id (for the ledger).
     /// A 2xx body that does not parse (truncated by a proxy, say) is fetched once more when
-    /// the request is idempotent; a second bad body is an error.
+    /// the request is an idempotent read or query; a second bad body is an error. A write
+    /// (PATCH/PUT/DELETE) is never sent again for a bad body: its 2xx already says it
+    /// landed, and resending would skip the re-read that protects a person's edit.
     pub async fn json_traced<T: DeserializeOwned>(
         &self,
         request: &ApiRequest,
@@ -130,12 +137,13 @@ impl Transport {
             match serde_json::from_slice(&response.body) {
                 Ok(value) => return Ok((value, response.correlation_id)),
                 Err(e) => {
+                    self.stats.record_decode_error();
                     let error = ApiError::Decode {
                         endpoint: request.label(),
                         reason: e.to_string(),
                         correlation_id: response.correlation_id,
                     };
-                    if !request.idempotent || tries > 1 {
+                    if !request.idempotent || request.is_write() || tries > 1 {
                         return Err(error);
                     }
                     tracing::warn!(%error, "unreadable response body; asking once more");

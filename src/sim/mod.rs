@@ -176,6 +176,11 @@ impl Simulator {
         self.shared.counters.snapshot()
     }
 
+    /// The access tokens issued so far (unexpired), so a test can grep outputs for them.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.tokens.issued()
+    }
+
     pub fn reset_counters(&self) {
         self.shared.counters.reset();
     }

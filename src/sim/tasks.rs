@@ -285,6 +285,26 @@ fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
 pub async fn query(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let m = json_object(&body)?;
     let filters = parse_filters(&m)?;
+    // The real API refuses a query without an EQ filter on one of these (PY SDK
+    // `TaskManagementApi.md`: "requires at least one EQ filter on the workbinId, assigneeId
+    // or typeId attributes").
+    let anchored = m
+        .get("filters")
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|f| {
+                f.get("operator").and_then(Value::as_str) == Some("EQ")
+                    && f.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| ["workbinId", "assigneeId", "typeId"].contains(&n))
+            })
+        });
+    if !anchored {
+        return Err(ApiError::invalid_value(
+            "filters",
+            "The query requires at least one EQ filter on the workbinId, assigneeId or typeId attributes",
+        ));
+    }
     let page_size = match m.get("pageSize") {
         None | Some(Value::Null) => 25,
         Some(v) => v

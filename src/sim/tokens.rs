@@ -60,6 +60,12 @@ impl Tokens {
         token
     }
 
+    /// Every token issued and not yet expired (for tests that prove no token leaks).
+    pub fn issued(&self) -> Vec<String> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.keys().cloned().collect()
+    }
+
     /// Validates `token` and charges one request against `limit` (0 = unlimited).
     pub fn charge(&self, token: &str, epoch: u64, limit: u32) -> Charge {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
