@@ -308,11 +308,12 @@ async fn fill_metrics(
         })
         .buffer_unordered(concurrency.max(1));
 
-    let agent_ix: HashMap<String, usize> = snapshot
-        .agents
+    // Indexed by the ids the batches already own: no second copy of 100 000 id strings.
+    let agent_ix: HashMap<&str, usize> = batches
         .iter()
+        .flatten()
         .enumerate()
-        .map(|(i, a)| (a.id.clone(), i))
+        .map(|(i, id)| (id.as_str(), i))
         .collect();
     let skill_ix: HashMap<String, SkillIx> = snapshot
         .skills
@@ -329,7 +330,11 @@ async fn fill_metrics(
             empty += 1;
         }
         for result in &response.results {
-            let Some(&ai) = result.group.get("userId").and_then(|id| agent_ix.get(id)) else {
+            let Some(&ai) = result
+                .group
+                .get("userId")
+                .and_then(|id| agent_ix.get(id.as_str()))
+            else {
                 continue;
             };
             let agent = &mut snapshot.agents[ai];

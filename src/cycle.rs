@@ -19,7 +19,7 @@ use crate::org::Snapshot;
 use crate::plan::{self, Keep, Plan, PlannedItem};
 use crate::report::{ChangeLine, CycleReport};
 use futures_util::stream::{self, StreamExt};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -177,12 +177,16 @@ async fn cycle_steps(
     park_pending_reviews(&mut plan, &snapshot, &held);
     let mut rows = change_rows(&snapshot, &plan, settings, run_id);
     summarise_plan(report, &plan, &rows, settings.alerts.threshold);
-    // The rows carry the scores from here on (to the ledger); the plan's copies can go.
-    for item in &mut plan.items {
-        item.score = None;
-    }
+    // From here on the rows carry everything; what apply and alert still need of the
+    // snapshot is taken out, and the snapshot and plan are dropped (at 100 000 agents they
+    // are most of the memory).
+    let added = skills_to_add(&plan, &rows);
+    let managers = managers_of(&snapshot, &rows);
+    let breaker = plan.breaker.clone();
+    drop(plan);
+    drop(snapshot);
 
-    if let Some(trip) = plan.breaker.clone() {
+    if let Some(trip) = breaker {
         tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
         for row in &mut rows {
             row.status = ChangeStatus::Skipped;
@@ -191,7 +195,7 @@ async fn cycle_steps(
         let skipped = rows;
         ledger.record_plan(&skipped)?;
         report.outcome = "breaker".into();
-        set_lines(report, &skipped, settings);
+        set_lines(report, skipped, settings);
         if mode != Mode::Plan {
             send_digest(settings, report).await;
         }
@@ -206,17 +210,14 @@ async fn cycle_steps(
     }
     if mode == Mode::Plan {
         report.outcome = "dry_run".into();
-        set_lines(report, &rows, settings);
+        set_lines(report, rows, settings);
         return Ok(());
     }
 
     // 4. apply (earlier proposals approved since, then this plan)
     let approved = resolve_reviews(client, settings, ledger, &held).await?;
     report.approved_applied = approved;
-    let outcomes = apply_rows(
-        client, settings, ledger, &snapshot, &plan, &rows, stop, run_id,
-    )
-    .await?;
+    let outcomes = apply_rows(client, settings, ledger, &rows, &added, stop, run_id).await?;
     let mut final_rows = rows;
     for row in &mut final_rows {
         if let Some((status, detail)) = outcomes.get(&row.change_id) {
@@ -244,13 +245,13 @@ async fn cycle_steps(
         client,
         settings,
         ledger,
-        &snapshot,
+        &managers,
         &final_rows,
         run_id,
         report,
     )
     .await?;
-    set_lines(report, &final_rows, settings);
+    set_lines(report, final_rows, settings);
     send_digest(settings, report).await;
     Ok(())
 }
@@ -341,27 +342,49 @@ fn summarise_plan(report: &mut CycleReport, plan: &Plan, rows: &[ChangeRecord], 
     report.skipped = skipped;
 }
 
-fn set_lines(report: &mut CycleReport, rows: &[ChangeRecord], settings: &Settings) {
+/// The report's change lines, made from the rows (consumed: their strings move, not copy).
+fn set_lines(report: &mut CycleReport, rows: Vec<ChangeRecord>, settings: &Settings) {
     report.changes = rows
-        .iter()
+        .into_iter()
         .map(|r| ChangeLine {
-            change_id: r.change_id.clone(),
-            agent_id: r.agent_id.clone(),
-            agent: r.agent_name.clone(),
-            skill: r.skill_name.clone(),
-            current: r.before,
-            target: r.target,
-            proposed: r.after,
-            status: r.status.as_str().into(),
             alert: r
                 .target
                 .is_some_and(|t| (t - r.before).abs() >= settings.alerts.threshold),
-            reason: match &r.detail {
+            status: r.status.as_str().into(),
+            reason: match r.detail {
                 Some(d) => format!("{} [{d}]", r.reason),
-                None => r.reason.clone(),
+                None => r.reason,
             },
+            change_id: r.change_id,
+            agent_id: r.agent_id,
+            agent: r.agent_name,
+            skill: r.skill_name,
+            current: r.before,
+            target: r.target,
+            proposed: r.after,
         })
         .collect();
+}
+
+/// Change ids that add a skill the agent does not hold yet (`add_missing_skills`).
+fn skills_to_add(plan: &Plan, rows: &[ChangeRecord]) -> HashSet<String> {
+    // Rows are made from `plan.changes()` one for one, in order.
+    rows.iter()
+        .zip(plan.changes())
+        .filter(|(_, item)| !item.held)
+        .map(|(row, _)| row.change_id.clone())
+        .collect()
+}
+
+/// The managers of the agents that have a change (for assigning review workitems).
+fn managers_of(snapshot: &Snapshot, rows: &[ChangeRecord]) -> HashMap<String, Arc<str>> {
+    let changing: HashSet<&str> = rows.iter().map(|r| r.agent_id.as_str()).collect();
+    snapshot
+        .agents
+        .iter()
+        .filter(|a| changing.contains(a.id.as_str()))
+        .filter_map(|a| a.manager_id.clone().map(|m| (a.id.clone(), m)))
+        .collect()
 }
 
 /// Writes the plan's `planned` rows, one bulk write per agent, concurrently within the
@@ -371,9 +394,8 @@ async fn apply_rows(
     client: &GenesysClient,
     settings: &Settings,
     ledger: &Ledger,
-    snapshot: &Snapshot,
-    plan: &Plan,
     rows: &[ChangeRecord],
+    added: &HashSet<String>,
     stop: &StopSignal,
     run_id: i64,
 ) -> Result<BTreeMap<String, (ChangeStatus, Option<String>)>, CycleError> {
@@ -383,13 +405,7 @@ async fn apply_rows(
         .map(|r| r.change_id.as_str())
         .collect();
     let mut by_agent: BTreeMap<&str, Vec<WriteItem>> = BTreeMap::new();
-    let targets: BTreeMap<&str, &PlannedItem> = rows
-        .iter()
-        .map(|r| r.change_id.as_str())
-        .zip(plan.changes())
-        .collect();
     for row in rows.iter().filter(|r| !held.contains(r.change_id.as_str())) {
-        let item = targets.get(row.change_id.as_str());
         by_agent
             .entry(row.agent_id.as_str())
             .or_default()
@@ -398,12 +414,11 @@ async fn apply_rows(
                 skill_id: row.skill_id.clone(),
                 before: row.before,
                 after: row.after,
-                held: item.is_none_or(|i| i.held),
+                held: !added.contains(&row.change_id),
                 target: row.target,
                 policy: settings.policy.for_skill(&row.skill_name),
             });
     }
-    let _ = snapshot;
     let mut results = BTreeMap::new();
     let mut writes = stream::iter(by_agent)
         .map(|(agent_id, items)| async move {
@@ -589,16 +604,11 @@ async fn alert_supervisors(
     client: &GenesysClient,
     settings: &Settings,
     ledger: &Ledger,
-    snapshot: &Snapshot,
+    managers: &HashMap<String, Arc<str>>,
     rows: &[ChangeRecord],
     run_id: i64,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
-    let managers: BTreeMap<&str, Option<&std::sync::Arc<str>>> = snapshot
-        .agents
-        .iter()
-        .map(|a| (a.id.as_str(), a.manager_id.as_ref()))
-        .collect();
     let items: Vec<AlertItem> = rows
         .iter()
         .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
@@ -610,11 +620,7 @@ async fn alert_supervisors(
             change_id: r.change_id.clone(),
             agent_id: r.agent_id.clone(),
             agent_name: r.agent_name.clone(),
-            manager_id: managers
-                .get(r.agent_id.as_str())
-                .copied()
-                .flatten()
-                .map(|m| m.to_string()),
+            manager_id: managers.get(&r.agent_id).map(|m| m.to_string()),
             skill_name: r.skill_name.clone(),
             current: r.before,
             target: r.target.unwrap_or(r.after),
