@@ -93,7 +93,10 @@ pub async fn collect(
         })
         .await
         .map_err(at("user roster"))?;
-    agents.shrink_to_fit();
+    // Only when the scope kept much less than the roster (a shrink copies).
+    if agents.capacity() > agents.len() * 2 {
+        agents.shrink_to_fit();
+    }
 
     let (start, end) = window(metrics, now);
     let mut snapshot = Snapshot {
@@ -182,8 +185,9 @@ fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>, managers: &Managers) 
         name: user.name.unwrap_or_else(|| user.id.clone()),
         id: user.id,
         manager_id: user.manager.map(|m| managers.intern(m.id)),
+        // Metrics arrive per held skill: sized once, never regrown.
+        metrics: Vec::with_capacity(skills.len()),
         skills,
-        metrics: Vec::new(),
         quality: None,
         csat: None,
     })

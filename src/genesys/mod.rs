@@ -500,7 +500,14 @@ impl GenesysClient {
         let first: Listing<T> = self.t().json(&page(1)).await?;
         let page_count = first.page_count;
         let mut more = first.next_uri.is_some();
-        let mut items: Vec<U> = first.entities.into_iter().filter_map(&map).collect();
+        // Sized from the reported total: growing (and then shrinking) a Vec of 100 000
+        // entries would briefly hold two copies.
+        let total = first
+            .total
+            .and_then(|t| usize::try_from(t).ok())
+            .unwrap_or(0);
+        let mut items: Vec<U> = Vec::with_capacity(total.min(1_000_000));
+        items.extend(first.entities.into_iter().filter_map(&map));
         match page_count {
             Some(count) if count > 1 => {
                 let width = self.t().permits.available_permits().max(1);
