@@ -1,6 +1,6 @@
 //! The fault suite (issue 7): every fault the embedded simulator can inject, first each in
 //! isolation and then all together in one cycle, through the real `run_cycle` with a file
-//! ledger (and, for kill -9, through the real binary).
+//! ledger (and, for kill -9 and the daemon's signals, through the real binary).
 //!
 //! After each scenario the same invariants are checked against the simulator's org:
 //! - no change lost or applied twice: every change row of the run agrees with the org
@@ -14,10 +14,15 @@
 //! `cargo test --test faults -- --nocapture` prints
 //! `faults: N injected, N survived, 0 lost, 0 overwritten`, computed from the scenarios.
 //!
-//! Scenarios are entries of one table ([`scenarios`]): the daemon's signal scenarios
-//! (SIGHUP with a broken config, SIGTERM mid-cycle, login down at start-up) are meant to
-//! be added as more entries returning the same [`Tally`].
+//! Scenarios are entries of one table ([`scenarios`]), each returning a [`Tally`]. The
+//! daemon's scenarios (SIGHUP with a broken config, SIGTERM mid-cycle, login down at
+//! start-up) drive the real `skill-tuner run` binary with the helpers shared with
+//! `tests/daemon.rs` (`tests/common`), check the same invariants on its ledger, and find the
+//! fault in its `/metrics` and its log file.
 
+mod common;
+
+use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
 use serde_json::Value;
 use skill_tuner::config::Settings;
@@ -122,6 +127,18 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "all faults in one cycle",
             run: || Box::pin(everything_at_once()),
+        },
+        Scenario {
+            name: "SIGHUP with a broken config",
+            run: || Box::pin(sighup_broken_config()),
+        },
+        Scenario {
+            name: "SIGTERM mid-cycle",
+            run: || Box::pin(sigterm_mid_cycle()),
+        },
+        Scenario {
+            name: "login down at start-up",
+            run: || Box::pin(login_down_at_start()),
         },
     ]
 }
@@ -245,34 +262,6 @@ fn expect_log(t: &mut Tally, needle: &str) {
 }
 
 // ---------------------------------------------------------------- the rig
-
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "skill-tuner-faults-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Rig {
     sim: Simulator,
@@ -1064,5 +1053,470 @@ async fn kill_9_mid_apply() -> Tally {
         );
     }
     sim.shutdown().await;
+    t
+}
+
+// ---------------------------------------------------------------- the daemon (real binary, signals)
+
+/// A 40-agent org, seeded like the in-process scenarios.
+async fn sim_40() -> Simulator {
+    Simulator::start(SimConfig {
+        agents: 40,
+        seed: 7,
+        rate_limit_per_minute: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The relaxed settings for `skill-tuner run`: the ledger in `dir`, a daily schedule that
+/// never fires during a test (cycles run on SIGUSR1 or at start).
+fn daemon_settings(sim: &Simulator, dir: &Path) -> Settings {
+    let mut s = relaxed(sim);
+    s.history.path = dir.join("ledger.db");
+    s.daemon.schedule = "0 0 2 * * *".into();
+    s.daemon.time_zone = "UTC".into();
+    s.daemon.run_on_start = false;
+    s.daemon.shutdown_grace_secs = 30;
+    s
+}
+
+/// A rig (the in-process client, for the preview) around `sim` with the daemon's settings,
+/// the daemon's own directory, and the plan a cycle would make now.
+async fn daemon_rig(tag: &str, sim: Simulator, settings: &Settings) -> (Rig, Vec<ChangeLine>) {
+    let r = rig_with(tag, sim, settings.clone()).await;
+    let plan = r.preview().await;
+    (r, plan)
+}
+
+/// People's edits on the first two agents the cycle writes (it writes in agent-id order, so
+/// these are in flight before any stop): one seen by the re-read before the write, one made
+/// just after it and revealed by a 409.
+fn edits_on_first_agents(r: &Rig, plan: &[ChangeLine]) -> Vec<Edit> {
+    let mut firsts = one_per_agent(plan);
+    firsts.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    assert!(firsts.len() >= 6, "need changing agents: {plan:?}");
+    let f = r.sim.faults();
+    let mut edits = Vec::new();
+    for (i, c) in firsts.iter().take(2).enumerate() {
+        let skill = r.skill_id(&c.skill);
+        let value = other_than(c.current, c.proposed);
+        if i == 0 {
+            f.edit_on_next_read(&c.agent_id, &skill, value);
+        } else {
+            f.edit_after_next_read(&c.agent_id, &skill, value);
+            f.conflict_next_patch(&c.agent_id, 1);
+        }
+        edits.push((c.agent_id.clone(), skill, value));
+    }
+    edits
+}
+
+/// Sum of `skill_tuner_api_calls_total` samples with this status, over every endpoint.
+fn api_calls_with_status(text: &str, status: u16) -> f64 {
+    let label = format!("status=\"{status}\"}}");
+    text.lines()
+        .filter(|l| l.starts_with("skill_tuner_api_calls_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `skill_tuner_config_info{fingerprint=…,schedule=…}` sample: the config in use.
+fn config_info(text: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with("skill_tuner_config_info{"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The daemon's last run in its ledger against the org: the shared invariants, every edit
+/// met (its row is a conflict) and kept. Returns the run's rows.
+fn check_daemon_run(
+    t: &mut Tally,
+    sim: &Simulator,
+    ledger: &Path,
+    runs: usize,
+    writes: u64,
+    edits: &[Edit],
+) -> Vec<ChangeRecord> {
+    let ledger = Ledger::open(ledger).unwrap();
+    t.require(
+        ledger.unfinished_runs().unwrap().is_empty(),
+        "a run is left unfinished in the ledger",
+    );
+    let recent = ledger.recent_runs(10).unwrap();
+    t.require(
+        recent.len() == runs,
+        format!("{} runs in the ledger, {runs} expected", recent.len()),
+    );
+    let Some(run) = recent.first() else {
+        t.problems.push("no run in the ledger".into());
+        return Vec::new();
+    };
+    t.require(
+        run.finished_at.is_some(),
+        format!("the run is not finished: {run:?}"),
+    );
+    let rows = ledger.changes(run.id).unwrap();
+    t.require(!rows.is_empty(), "the run planned nothing");
+    t.require(
+        rows.iter().any(|c| c.status == ChangeStatus::Applied),
+        "the run applied nothing",
+    );
+    for (agent, skill, _) in edits {
+        t.require(
+            rows.iter().any(|c| {
+                &c.agent_id == agent && &c.skill_id == skill && c.status == ChangeStatus::Conflict
+            }),
+            format!("the edit of {agent}/{skill} was never met by the run"),
+        );
+    }
+    check_rows(t, sim, &rows, writes, edits);
+    rows
+}
+
+/// Runs one cycle on SIGUSR1 with people's edits on its first agents, and checks it: ledger
+/// against org, edits kept, the conflicts and 409s in `/metrics` as the simulator served them.
+/// `cycles` is the daemon's cycle count before this one.
+async fn daemon_cycle_with_edits(
+    t: &mut Tally,
+    d: &Daemon,
+    r: &Rig,
+    plan: &[ChangeLine],
+    ledger: &Path,
+    cycles: f64,
+) {
+    let edits = edits_on_first_agents(r, plan);
+    r.sim.reset_counters();
+    let writes_before = r.sim.org().write_count();
+    d.signal("USR1");
+    let m = d
+        .wait_metrics("the cycle run by SIGUSR1", 30, |m| {
+            cycles_total(m) > cycles && metric(m, "skill_tuner_cycle_running") == Some(0.0)
+        })
+        .await;
+    let conflicts_served = r.sim.counters().status_count(409);
+    t.injected += edits.len() as u64 + conflicts_served;
+    t.require(
+        conflicts_served == 1,
+        format!("{conflicts_served} × 409 served, 1 injected"),
+    );
+    t.require(
+        metric(&m, r#"skill_tuner_cycles_total{outcome="ok"}"#) == Some(cycles + 1.0),
+        format!("the cycle's outcome is not ok:\n{m}"),
+    );
+    t.require(
+        metric_or_zero(&m, "skill_tuner_conflicts_total") == edits.len() as f64,
+        format!(
+            "skill_tuner_conflicts_total = {}, {} edits",
+            metric_or_zero(&m, "skill_tuner_conflicts_total"),
+            edits.len()
+        ),
+    );
+    t.require(
+        api_calls_with_status(&m, 409) == conflicts_served as f64,
+        format!(
+            "/metrics counts {} × 409, the simulator served {conflicts_served}",
+            api_calls_with_status(&m, 409)
+        ),
+    );
+    let writes = r.sim.org().write_count() - writes_before;
+    check_daemon_run(t, &r.sim, ledger, 1, writes, &edits);
+}
+
+/// Stops the daemon with SIGTERM (no cycle running): exit 0.
+async fn stop_daemon(t: &mut Tally, d: &mut Daemon) {
+    d.signal("TERM");
+    let status = d.wait_exit(30).await;
+    t.require(
+        status.code() == Some(0),
+        format!("exit {status:?} on SIGTERM; logs:\n{}", d.logs()),
+    );
+}
+
+fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
+    let logs = d.logs();
+    t.require(
+        logs.contains(needle),
+        format!("no daemon log line containing {needle:?}:\n{logs}"),
+    );
+}
+
+/// SIGHUP with three broken configs in turn (a bad value next to a change that would trip the
+/// breaker, a syntax error, a missing secret): each reload fails visibly (`/metrics`, the
+/// log names the key or file), the daemon stays alive and ready with the old config, and the
+/// next cycle runs by the old config (the breaker does not trip) and keeps people's edits.
+async fn sighup_broken_config() -> Tally {
+    let mut t = Tally::new("SIGHUP with a broken config");
+    let sim = sim_40().await;
+    let dir = TempDir::new("hup");
+    let settings = daemon_settings(&sim, dir.path());
+    let (r, plan) = daemon_rig("hup-preview", sim, &settings).await;
+    let mut d = Daemon::spawn(dir.path(), &settings.to_toml(), &[]);
+    d.wait_ready().await;
+    let m = d.metrics().await;
+    let info = config_info(&m);
+    t.require(
+        info.contains(r#"schedule="0 0 2 * * * UTC""#),
+        format!("config in use: {info}"),
+    );
+
+    let mut bad_value = settings.clone();
+    bad_value.daemon.schedule = "every day".into();
+    bad_value.breaker.max_changed_share = 0.01;
+    let mut no_secret = settings.clone();
+    no_secret.genesys.client_secret_env = "ST_FAULTS_NO_SUCH_SECRET_VAR".into();
+    no_secret.daemon.schedule = "0 0 4 * * *".into();
+    let broken = [
+        (bad_value.to_toml(), "daemon.schedule"),
+        ("[genesys\nclient_id = ".to_string(), "skill-tuner.toml"),
+        (no_secret.to_toml(), "ST_FAULTS_NO_SUCH_SECRET_VAR"),
+    ];
+    for (i, (text, names)) in broken.iter().enumerate() {
+        d.write_config(text);
+        d.signal("HUP");
+        let failed = (i + 1) as f64;
+        let m = d
+            .wait_metrics("a failed reload", 20, |m| {
+                metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(failed)
+            })
+            .await;
+        t.injected += 1;
+        t.require(
+            metric(&m, "skill_tuner_config_last_reload_successful") == Some(0.0),
+            format!("reload {i}: last_reload_successful is not 0"),
+        );
+        t.require(
+            metric(&m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(0.0),
+            format!("reload {i}: counted as ok"),
+        );
+        t.require(
+            config_info(&m) == info,
+            format!("reload {i}: the config changed: {}", config_info(&m)),
+        );
+        t.require(d.alive(), format!("reload {i}: the daemon exited"));
+        t.require(
+            d.get("/healthz").await.map(|r| r.0) == Some(200),
+            format!("reload {i}: /healthz is not 200"),
+        );
+        t.require(
+            d.get("/readyz").await.map(|r| r.0) == Some(200),
+            format!("reload {i}: /readyz is not 200"),
+        );
+        t.require(
+            metric(&m, "skill_tuner_ready") == Some(1.0),
+            format!("reload {i}: skill_tuner_ready is not 1"),
+        );
+        let logs = d.logs();
+        t.require(
+            logs.contains("config reload failed") && logs.contains(names),
+            format!("reload {i}: the log does not name {names}:\n{logs}"),
+        );
+    }
+
+    // The old config still runs the cycles: its breaker lets the plan through.
+    daemon_cycle_with_edits(&mut t, &d, &r, &plan, &dir.path().join("ledger.db"), 0.0).await;
+    let m = d.metrics().await;
+    t.require(
+        metric_or_zero(&m, "skill_tuner_breaker_trips_total") == 0.0,
+        "the broken config's breaker tripped the cycle",
+    );
+    stop_daemon(&mut t, &mut d).await;
+    expect_daemon_log(&mut t, &d, "keeping the running config");
+    r.sim.shutdown().await;
+    t
+}
+
+/// SIGTERM while the daemon's first cycle is mid-apply (slow writes, two at a time, people's
+/// edits on the first agents): the writes in flight finish, no new one starts, exit 0; every
+/// agent's changes are all applied or all skipped (a person's skill aside), the ledger agrees
+/// with the org and no edit is overwritten.
+async fn sigterm_mid_cycle() -> Tally {
+    let mut t = Tally::new("SIGTERM mid-cycle");
+    let sim = sim_40().await;
+    let dir = TempDir::new("term");
+    let mut settings = daemon_settings(&sim, dir.path());
+    settings.daemon.run_on_start = true;
+    settings.genesys.max_concurrency = 2;
+    let (r, plan) = daemon_rig("term-preview", sim, &settings).await;
+    let edits = edits_on_first_agents(&r, &plan);
+    r.sim.reset_counters();
+    r.sim
+        .faults()
+        .latency_for("routingskills/bulk", Duration::from_millis(300));
+    let writes_before = r.sim.org().write_count();
+    let mut d = Daemon::spawn(dir.path(), &settings.to_toml(), &[]);
+
+    // Mid-apply: the edited agents are done (their edits landed) and two writes have.
+    let org = r.sim.org();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while org.write_count() < writes_before + 2
+        || !edits
+            .iter()
+            .all(|(a, s, v)| close(org.proficiency(a, s), *v))
+    {
+        if Instant::now() > deadline || !d.alive() {
+            t.problems
+                .push(format!("never mid-apply; logs:\n{}", d.logs()));
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let m = d.metrics().await;
+    t.require(
+        metric(&m, "skill_tuner_cycle_running") == Some(1.0),
+        "no cycle running when SIGTERM was sent",
+    );
+    d.signal("TERM");
+    t.injected += 1;
+    let status = d.wait_exit(30).await;
+    r.sim
+        .faults()
+        .latency_for("routingskills/bulk", Duration::ZERO);
+    t.require(
+        status.code() == Some(0),
+        format!("exit {status:?} on SIGTERM mid-cycle; logs:\n{}", d.logs()),
+    );
+    let conflicts_served = r.sim.counters().status_count(409);
+    t.injected += edits.len() as u64 + conflicts_served;
+    t.require(
+        conflicts_served == 1,
+        format!("{conflicts_served} × 409 served, 1 injected"),
+    );
+
+    let writes = org.write_count() - writes_before;
+    let rows = check_daemon_run(
+        &mut t,
+        &r.sim,
+        &dir.path().join("ledger.db"),
+        1,
+        writes,
+        &edits,
+    );
+    let run = Ledger::open(&dir.path().join("ledger.db"))
+        .unwrap()
+        .recent_runs(1)
+        .unwrap();
+    t.require(
+        run.first()
+            .is_some_and(|run| run.outcome.as_deref() == Some("partial")),
+        format!("the stopped run is recorded as {run:?}"),
+    );
+    // All or nothing per agent: a person's skill is theirs, the rest applied or skipped.
+    let mut by_agent: std::collections::BTreeMap<&str, BTreeSet<&str>> = Default::default();
+    for c in &rows {
+        match c.status {
+            ChangeStatus::Conflict => {}
+            ChangeStatus::Applied | ChangeStatus::Skipped => {
+                by_agent
+                    .entry(c.agent_id.as_str())
+                    .or_default()
+                    .insert(c.status.as_str());
+            }
+            other => t
+                .problems
+                .push(format!("unexpected status {other:?} after a stop: {c:?}")),
+        }
+    }
+    for (agent, statuses) in &by_agent {
+        if statuses.len() != 1 {
+            t.lost += 1;
+            t.problems
+                .push(format!("agent {agent} half applied: {statuses:?}"));
+        }
+    }
+    let applied = by_agent.values().filter(|s| s.contains("applied")).count();
+    let skipped = by_agent.values().filter(|s| s.contains("skipped")).count();
+    t.require(applied >= 1, "nothing applied before the stop");
+    t.require(skipped >= 1, "the stop did not come mid-cycle");
+    for needle in [
+        "stopping: the running cycle finishes its writes in flight",
+        "stopped after the running cycle finished",
+    ] {
+        expect_daemon_log(&mut t, &d, needle);
+    }
+    r.sim.shutdown().await;
+    t
+}
+
+/// The login endpoint answers 503 when the daemon starts: it stays up (`/healthz` 200) but
+/// not ready (`/readyz` 503, a run request is skipped, nothing written), the failed logins are
+/// counted in `/metrics` and logged; once login works it becomes ready by itself and its next
+/// cycle keeps the invariants.
+async fn login_down_at_start() -> Tally {
+    let mut t = Tally::new("login down at start-up");
+    let sim = sim_40().await;
+    let dir = TempDir::new("login");
+    let settings = daemon_settings(&sim, dir.path());
+    let (r, plan) = daemon_rig("login-preview", sim, &settings).await;
+    r.sim.reset_counters();
+    r.sim.faults().login_down(true);
+    let writes_before = r.sim.org().write_count();
+    let mut d = Daemon::spawn(dir.path(), &settings.to_toml(), &[]);
+    let m = d
+        .wait_metrics("a failed login", 20, |m| {
+            m.contains("skill_tuner_up 1")
+                && metric_or_zero(m, "skill_tuner_token_failures_total") >= 1.0
+        })
+        .await;
+    t.require(
+        metric(&m, "skill_tuner_token_valid") == Some(0.0),
+        "a token while login is down",
+    );
+    t.require(
+        metric(&m, "skill_tuner_ready") == Some(0.0),
+        "ready while login is down",
+    );
+    t.require(
+        d.get("/healthz").await.map(|r| r.0) == Some(200),
+        "/healthz is not 200 while login is down",
+    );
+    let readyz = d.get("/readyz").await;
+    t.require(
+        readyz
+            .as_ref()
+            .is_some_and(|(s, body)| *s == 503 && body.contains("token")),
+        format!("/readyz while login is down: {readyz:?}"),
+    );
+    // A run request while not ready is skipped, not fatal, and writes nothing.
+    d.signal("USR1");
+    let m = d
+        .wait_metrics("a not-ready skip", 20, |m| {
+            metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="not_ready"}"#) >= 1.0
+        })
+        .await;
+    t.require(cycles_total(&m) == 0.0, "a cycle ran while not ready");
+    t.require(
+        r.sim.org().write_count() == writes_before,
+        "written while not ready",
+    );
+    t.require(d.alive(), "the daemon exited while login was down");
+
+    r.sim.faults().login_down(false);
+    d.wait_ready().await;
+    let m = d.metrics().await;
+    let served = r.sim.counters().status_count(503);
+    t.injected += served;
+    t.require(served >= 1, "no login answered 503");
+    let failures = metric_or_zero(&m, "skill_tuner_token_failures_total");
+    t.require(
+        failures == served as f64,
+        format!(
+            "skill_tuner_token_failures_total = {failures}, the simulator refused {served} logins"
+        ),
+    );
+    t.require(
+        metric(&m, "skill_tuner_token_valid") == Some(1.0)
+            && metric(&m, "skill_tuner_ready") == Some(1.0),
+        "not ready after login came back",
+    );
+    for needle in ["login failed; not ready, retrying", "logged in; ready"] {
+        expect_daemon_log(&mut t, &d, needle);
+    }
+
+    daemon_cycle_with_edits(&mut t, &d, &r, &plan, &dir.path().join("ledger.db"), 0.0).await;
+    stop_daemon(&mut t, &mut d).await;
+    r.sim.shutdown().await;
     t
 }

@@ -1,0 +1,234 @@
+//! Helpers shared by the test targets that drive the real `skill-tuner run` binary against
+//! the in-process simulator (`tests/daemon.rs`, `tests/faults.rs`): temp dirs, a free admin
+//! port, the daemon process with its admin endpoints and signals, and `/metrics` parsing.
+//!
+//! Built for a loaded 2-core machine: every wait polls with a generous deadline.
+
+// Each test target uses a different subset.
+#![allow(dead_code)]
+
+use skill_tuner::sim::SimConfig;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_skill-tuner");
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "skill-tuner-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The real `skill-tuner run` binary, killed on drop if it is still running.
+pub struct Daemon {
+    pub child: Child,
+    /// The admin listener, `127.0.0.1:port`.
+    pub admin: String,
+    /// Its stderr (the logs).
+    pub log: PathBuf,
+    pub config: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Spawns the binary; the admin address comes from an env override, which also proves
+    /// `SKILL_TUNER__SECTION__KEY` reaches the config.
+    pub fn spawn(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let path = dir.join("skill-tuner.toml");
+        std::fs::write(&path, config).unwrap();
+        let admin = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("daemon.log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(&path)
+            .env(
+                "SKILL_TUNER_CLIENT_SECRET",
+                SimConfig::default().client_secret,
+            )
+            .env("SKILL_TUNER__DAEMON__ADMIN_LISTEN", &admin)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("SKILL_TUNER_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        Daemon {
+            child,
+            admin,
+            log,
+            config: path,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn write_config(&self, text: &str) {
+        let tmp = self.config.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = self
+            .http
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    pub async fn post(&self, path: &str) -> Option<u16> {
+        let resp = self
+            .http
+            .post(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .ok()?;
+        Some(resp.status().as_u16())
+    }
+
+    pub async fn metrics(&self) -> String {
+        match self.get("/metrics").await {
+            Some((200, text)) => text,
+            other => panic!("GET /metrics: {other:?}\nlogs:\n{}", self.logs()),
+        }
+    }
+
+    /// Polls `/metrics` until `pred` holds.
+    pub async fn wait_metrics(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some((200, text)) = self.get("/metrics").await {
+                if pred(&text) {
+                    return text;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\nmetrics:\n{}\nlogs:\n{}",
+                    self.get("/metrics").await.map(|m| m.1).unwrap_or_default(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not exit; logs:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The value of one sample, `name` including its labels exactly as rendered.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+pub fn metric_or_zero(text: &str, name: &str) -> f64 {
+    metric(text, name).unwrap_or(0.0)
+}
+
+pub fn cycles_total(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("skill_tuner_cycles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
