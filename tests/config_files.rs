@@ -66,3 +66,28 @@ schedule = "every day"
     assert!(text.contains("rate_limit_per_minute"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[cfg(unix)]
+#[test]
+fn a_config_readable_by_others_is_refused_when_strict() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("st-config-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("open.toml");
+    std::fs::write(
+        &file,
+        "[genesys]\nclient_id = \"x\"\nstrict_file_permissions = true\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = Settings::load_with_env(&file, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("readable by others") && text.contains("chmod o-rwx"),
+        "{text}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Settings::load_with_env(&file, false).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}

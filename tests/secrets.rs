@@ -317,6 +317,9 @@ fn check_config_warns_about_a_world_readable_secret_file_and_strict_refuses_it()
 
     settings.genesys.strict_file_permissions = true;
     std::fs::write(&config, settings.to_toml()).unwrap();
+    // Strict also refuses a config readable by others: keep this one private, so the
+    // refusal below is about the secret file.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut cmd = binary(&["check-config"], &config, "");
     cmd.env_remove("SKILL_TUNER_CLIENT_SECRET")
         .env("RUST_LOG", "warn");

@@ -521,6 +521,7 @@ impl Settings {
                 file: path.to_path_buf(),
                 problems,
             })?;
+        secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
         Ok(settings)
     }
 

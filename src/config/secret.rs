@@ -73,6 +73,32 @@ pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, Confi
 }
 
 /// Warns (or refuses, when `strict`) if group or others may read `path`.
+/// A config file holds no secret, but it names the org's OAuth client, queues and people:
+/// others (not the group, which the service may need) should not read it. Warns, or refuses
+/// when `strict`.
+pub fn check_config_file(path: &Path, strict: bool) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o007 != 0 {
+                let message = format!(
+                    "config file {} is readable by others (mode {:03o}); run `chmod o-rwx {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                );
+                if strict {
+                    return Err(ConfigError::Secret(message));
+                }
+                tracing::warn!("{message}");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn check_private(path: &Path, strict: bool) -> Result<(), ConfigError> {
     #[cfg(unix)]
     {
