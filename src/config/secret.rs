@@ -72,42 +72,39 @@ pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, Confi
     Ok(SecretString::from(trimmed.to_string()))
 }
 
-/// Warns (or refuses, when `strict`) if group or others may read `path`.
 /// A config file holds no secret, but it names the org's OAuth client, queues and people:
 /// others (not the group, which the service may need) should not read it. Warns, or refuses
 /// when `strict`.
 pub fn check_config_file(path: &Path, strict: bool) -> Result<(), ConfigError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o007 != 0 {
-                let message = format!(
-                    "config file {} is readable by others (mode {:03o}); run `chmod o-rwx {}`",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                );
-                if strict {
-                    return Err(ConfigError::Secret(message));
-                }
-                tracing::warn!("{message}");
-            }
-        }
-    }
-    Ok(())
+    check_mode(path, 0o007, "config file", "o-rwx", strict)
 }
 
+/// Warns (or refuses, when `strict`) if group or others may read the secret file `path`.
 pub fn check_private(path: &Path, strict: bool) -> Result<(), ConfigError> {
+    check_mode(path, 0o077, "secret file", "600", strict)
+}
+
+/// Warns (or refuses) when any bit of `mask` is set in `path`'s mode.
+fn check_mode(
+    path: &Path,
+    mask: u32,
+    what: &str,
+    chmod: &str,
+    strict: bool,
+) -> Result<(), ConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
+            if mode & mask != 0 {
+                let who = if mask & 0o070 != 0 {
+                    "group or others"
+                } else {
+                    "others"
+                };
                 let message = format!(
-                    "{} is readable by group or others (mode {:03o}); run `chmod 600 {}`",
+                    "{what} {} is readable by {who} (mode {:03o}); run `chmod {chmod} {}`",
                     path.display(),
                     mode & 0o777,
                     path.display()
@@ -119,5 +116,7 @@ pub fn check_private(path: &Path, strict: bool) -> Result<(), ConfigError> {
             }
         }
     }
+    #[cfg(not(unix))]
+    let _ = (path, mask, what, chmod, strict);
     Ok(())
 }
