@@ -139,9 +139,11 @@ pub fn score(
     let mut push =
         |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
             if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
-                // A NaN or infinite value (a broken analytics answer) is no data, not a score:
-                // it would otherwise turn the whole score, and the proficiency, into NaN.
-                if c.weight > 0.0 && observed.is_finite() && used.is_finite() {
+                // A NaN, infinite or negative value (a broken analytics answer: times, rates
+                // and 0–100 scores are never negative) is no data, not a score — NaN would
+                // poison the proficiency, and a negative time would score as the best.
+                let sane = |v: f64| v.is_finite() && v >= 0.0;
+                if c.weight > 0.0 && sane(observed) && sane(used) {
                     let normalized = ramp(used, c.target, c.limit);
                     parts.push((
                         ComponentScore {
@@ -262,6 +264,27 @@ mod tests {
         assert!((s.combined - expected).abs() < 1e-9, "{}", s.combined);
         assert_eq!(s.target, 2.5);
         assert!(s.explain().contains("handle_time 600s"), "{}", s.explain());
+    }
+
+    #[test]
+    fn negative_metrics_are_no_data_not_the_best_score() {
+        let broken = PairMetrics {
+            handled: 40,
+            handle_ms: -1000.0,
+            transferred: Some(0),
+        };
+        let s = score(
+            &policy(),
+            Some(&broken),
+            None,
+            None,
+            &SkillPopulation::default(),
+        )
+        .unwrap();
+        assert!(
+            s.components.iter().all(|c| c.name != "handle_time"),
+            "{s:?}"
+        );
     }
 
     #[test]
