@@ -238,13 +238,13 @@ async fn demo_command(options: demo::DemoOptions, json: bool) -> ExitCode {
                 );
             } else {
                 println!("== plan (dry run: nothing written) ==");
-                print_report(&outcome.plan, false);
+                print!("{}", outcome.plan.render_table(15));
                 println!();
                 println!(
                     "== once (a real cycle against the simulator at {}) ==",
                     outcome.base_url
                 );
-                print_report(&outcome.once, false);
+                print!("{}", outcome.once.render_table(15));
                 println!();
                 println!(
                     "the simulator received {} bulk skill writes, holds {} review workitems and {} webhook digests",
