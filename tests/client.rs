@@ -1,6 +1,9 @@
 //! Contract tests: every client call against the embedded simulator on loopback, plus the
 //! auth, retry and rate-limit behaviour the issue asks for.
 
+mod common;
+
+use common::sim::client_config_for;
 use secrecy::SecretString;
 use skill_tuner::genesys::error::TransportKind;
 use skill_tuner::genesys::models::{UserRoutingSkillPost, WorkitemCreate};
@@ -14,17 +17,9 @@ async fn sim(config: SimConfig) -> Simulator {
     Simulator::start(config).await.unwrap()
 }
 
+/// A client config for `sim` that retries fast.
 fn config_for(sim: &Simulator, secret: &str) -> ClientConfig {
-    let base = sim.base_url();
-    let endpoints = Endpoints::resolve("us-east-1", Some(&base), Some(&base), false).unwrap();
-    let mut config = ClientConfig::new(
-        endpoints,
-        Credentials {
-            client_id: SimConfig::default().client_id,
-            client_secret: SecretString::from(secret.to_string()),
-        },
-    );
-    config.rate_limit_per_minute = 0;
+    let mut config = client_config_for(sim, secret);
     config.retry = RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),

@@ -1,6 +1,9 @@
 //! End-to-end cycles against the embedded simulator: what `once` writes, what `plan` does
 //! not, and every safety rule of the issue.
 
+mod common;
+
+use common::sim::{skill_id, start_sim};
 use skill_tuner::config::{OnConflict, Settings, SkillPolicy};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
@@ -8,7 +11,7 @@ use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeStatus, Ledger};
 use skill_tuner::report::CycleReport;
 use skill_tuner::runtime;
-use skill_tuner::sim::{SimConfig, Simulator};
+use skill_tuner::sim::Simulator;
 
 struct Rig {
     sim: Simulator,
@@ -18,13 +21,7 @@ struct Rig {
 }
 
 async fn rig(agents: usize) -> Rig {
-    let sim = Simulator::start(SimConfig {
-        agents,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = start_sim(agents, |_| {}).await;
     let mut settings = settings_for(&sim, 0);
     settings.breaker.max_changed_share = 1.0;
     let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
@@ -157,14 +154,7 @@ async fn a_persons_concurrent_edit_is_never_overwritten() {
         .find(|c| c.status == "planned")
         .unwrap()
         .clone();
-    let skill_id = r
-        .sim
-        .org()
-        .skills()
-        .into_iter()
-        .find(|(_, n)| n == &victim.skill)
-        .unwrap()
-        .0;
+    let skill_id = skill_id(&r.sim, &victim.skill);
     // Between our roster read and our write, a supervisor sets 0.75 by hand.
     r.sim
         .faults()
@@ -198,14 +188,7 @@ async fn replan_on_conflict_starts_from_the_persons_value() {
         .find(|c| c.status == "planned" && c.proposed > c.current)
         .unwrap()
         .clone();
-    let skill_id = r
-        .sim
-        .org()
-        .skills()
-        .into_iter()
-        .find(|(_, n)| n == &victim.skill)
-        .unwrap()
-        .0;
+    let skill_id = skill_id(&r.sim, &victim.skill);
     r.sim
         .faults()
         .edit_on_next_read(&victim.agent_id, &skill_id, 0.0);
@@ -343,7 +326,7 @@ async fn held_changes_apply_only_after_approval() {
         .collect();
     assert!(held.len() >= 2, "{}", first.render_table(5));
     let org = r.sim.org();
-    let skill_of = |name: &str| org.skills().into_iter().find(|(_, n)| n == name).unwrap().0;
+    let skill_of = |name: &str| skill_id(&r.sim, name);
     for c in &held {
         assert_eq!(
             org.proficiency(&c.agent_id, &skill_of(&c.skill)),

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::sim::start_sim;
 use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use skill_tuner::history::Ledger;
 use skill_tuner::sim::{SimConfig, Simulator};
@@ -14,15 +15,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-async fn start_sim() -> Simulator {
-    Simulator::start(SimConfig {
-        agents: 60,
-        skills: 4,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
+/// A 60-agent org with 4 skills.
+async fn sim_60() -> Simulator {
+    start_sim(60, |c| c.skills = 4).await
 }
 
 /// A config for `sim`; `daemon` and `extra` are raw TOML appended to their sections.
@@ -58,7 +53,7 @@ shutdown_grace_secs = 30
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_a_broken_config() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     let dir = TempDir::new("hup");
     let mut d = Daemon::spawn(
         &dir.0,
@@ -117,14 +112,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_a_broken_config(
         ),
     ];
     for (i, (text, names)) in broken.iter().enumerate() {
-        d.write_config(text);
-        d.signal("HUP");
-        let failed = (i + 1) as f64;
-        let m = d
-            .wait_metrics("a failed reload", 20, |m| {
-                metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(failed)
-            })
-            .await;
+        let m = d.reload_failing(text, (i + 1) as f64).await;
         assert_eq!(
             metric(&m, "skill_tuner_config_last_reload_successful"),
             Some(0.0)
@@ -162,7 +150,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_a_broken_config(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     // Slow bulk writes, two at a time: the cycle is mid-apply for several seconds.
     sim.faults()
         .latency_for("routingskills/bulk", Duration::from_millis(800));
@@ -231,7 +219,7 @@ async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_longer_than_the_schedule_interval_never_overlaps() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     // Every cycle lists users once; 2.5 s there makes each cycle outlast the 2 s interval.
     sim.faults()
         .latency_for("/api/v2/users", Duration::from_millis(2500));
@@ -361,7 +349,7 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     let dir = TempDir::new("metrics");
     let mut d = Daemon::spawn(
         &dir.0,
@@ -416,7 +404,7 @@ async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sd_notify_messages_arrive_on_the_notify_socket() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     let dir = TempDir::new("notify");
     let sock_path = dir.0.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
@@ -487,7 +475,7 @@ async fn sd_notify_messages_arrive_on_the_notify_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_down_at_start_keeps_the_daemon_up_but_not_ready_until_login_works() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     sim.faults().login_down(true);
     let dir = TempDir::new("login");
     let mut d = Daemon::spawn(
@@ -519,7 +507,7 @@ async fn login_down_at_start_keeps_the_daemon_up_but_not_ready_until_login_works
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     // Each bulk write takes 6 s: a stop has to wait for the writes in flight.
     sim.faults()
         .latency_for("routingskills/bulk", Duration::from_secs(6));
@@ -578,7 +566,7 @@ async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_picks_up_a_rotated_client_secret() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     let dir = TempDir::new("rotate");
     let secret = dir.0.join("client_secret");
     let write_secret = |value: &str| {
@@ -638,7 +626,7 @@ async fn sighup_picks_up_a_rotated_client_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_that_cannot_open_means_not_ready_and_no_cycles_until_it_opens() {
-    let sim = start_sim().await;
+    let sim = sim_60().await;
     let dir = TempDir::new("ledger");
     // The ledger's directory is a regular file: SQLite cannot open it.
     let blocker = dir.0.join("state");

@@ -22,25 +22,27 @@
 
 mod common;
 
+use common::binary::{binary, config_file, output};
+use common::capture::Capture;
+use common::sim::{applied_agents, other_than, skill_id, start_sim};
 use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
 use serde_json::Value;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
-use skill_tuner::demo::{settings_for, sim_secret};
+use skill_tuner::demo::sim_secret;
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
 use skill_tuner::report::{ChangeLine, CycleReport};
 use skill_tuner::runtime;
-use skill_tuner::sim::{Faults, SimConfig, Simulator};
+use skill_tuner::sim::{Faults, Simulator};
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const BULK: &str = "/api/v2/users/{id}/routingskills/bulk";
@@ -206,38 +208,6 @@ async fn fault_suite() {
 
 /// Everything the library logs (debug and up), for the "visible in the logs" checks.
 /// Scenarios run one after another, so clearing at the start of each isolates them.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 fn logs() -> &'static Capture {
     static LOGS: OnceLock<Capture> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -273,12 +243,7 @@ struct Rig {
 
 /// Settings that let a cycle apply its plan, retry fast, and alert nobody.
 fn relaxed(sim: &Simulator) -> Settings {
-    let mut s = settings_for(sim, 60_000);
-    s.breaker.max_changed_share = 1.0;
-    s.breaker.min_data_share = 0.0;
-    s.breaker.max_demotion_share = 1.0;
-    s.alerts.workitem.enabled = false;
-    s.alerts.webhook.enabled = false;
+    let mut s = common::sim::relaxed(sim);
     s.genesys.max_concurrency = 4;
     s.genesys.request_timeout_secs = 5;
     s.genesys.retry.base_delay_ms = 20;
@@ -287,14 +252,7 @@ fn relaxed(sim: &Simulator) -> Settings {
 }
 
 async fn rig(tag: &str, agents: usize) -> Rig {
-    let sim = Simulator::start(SimConfig {
-        agents,
-        seed: 7,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = start_sim(agents, |c| c.seed = 7).await;
     let settings = relaxed(&sim);
     rig_with(tag, sim, settings).await
 }
@@ -331,16 +289,6 @@ impl Rig {
             .into_iter()
             .filter(|c| c.status == "planned")
             .collect()
-    }
-
-    fn skill_id(&self, name: &str) -> String {
-        self.sim
-            .org()
-            .skills()
-            .into_iter()
-            .find(|(_, n)| n == name)
-            .unwrap()
-            .0
     }
 
     async fn once(&self) -> Result<CycleReport, skill_tuner::cycle::CycleError> {
@@ -394,14 +342,6 @@ async fn spike_until_a_timeout(r: &Rig, path: &str) {
 
 /// A person's edit: (agent, skill id, value).
 type Edit = (String, String, f64);
-
-/// A value that is neither `a` nor `b` (a person's edit).
-fn other_than(a: f64, b: f64) -> f64 {
-    [0.5, 1.5, 2.5, 3.5, 4.5]
-        .into_iter()
-        .find(|v| (v - a).abs() > 1e-6 && (v - b).abs() > 1e-6)
-        .unwrap()
-}
 
 /// Distinct agents' first planned change each.
 fn one_per_agent(plan: &[ChangeLine]) -> Vec<ChangeLine> {
@@ -465,11 +405,7 @@ fn check_rows(
         }
     }
     // One bulk write per agent with an applied row, never two (≤ 50 skills per agent).
-    let agents: BTreeSet<&str> = rows
-        .iter()
-        .filter(|c| c.status == ChangeStatus::Applied)
-        .map(|c| c.agent_id.as_str())
-        .collect();
+    let agents = applied_agents(rows);
     if successful_writes != agents.len() as u64 {
         t.lost += successful_writes.abs_diff(agents.len() as u64);
         t.problems.push(format!(
@@ -596,14 +532,7 @@ async fn burst_5xx() -> Tally {
 /// attempt times out and is retried once the spike is over), and slow writes.
 async fn latency_and_timeouts() -> Tally {
     let mut t = Tally::new("latency spike and timeouts");
-    let sim = Simulator::start(SimConfig {
-        agents: 40,
-        seed: 7,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_40().await;
     let mut settings = relaxed(&sim);
     settings.genesys.request_timeout_secs = 1;
     let r = rig_with("latency", sim, settings).await;
@@ -746,19 +675,8 @@ async fn human_edits() -> Tally {
     assert!(plan.len() >= 3, "need three changing agents: {plan:?}");
     r.sim.reset_counters();
     let writes_before = r.sim.org().write_count();
+    let edits = edits_on_two(&r, &plan);
     let f = r.sim.faults();
-    let mut edits: Vec<Edit> = Vec::new();
-    for (i, c) in plan.iter().take(2).enumerate() {
-        let skill = r.skill_id(&c.skill);
-        let value = other_than(c.current, c.proposed);
-        if i == 0 {
-            f.edit_on_next_read(&c.agent_id, &skill, value);
-        } else {
-            f.edit_after_next_read(&c.agent_id, &skill, value);
-            f.conflict_next_patch(&c.agent_id, 1);
-        }
-        edits.push((c.agent_id.clone(), skill, value));
-    }
     f.conflict_next_patch(&plan[2].agent_id, 2);
     let report = r.once().await.unwrap();
     let conflicts_served = r.sim.counters().status_count(409);
@@ -789,14 +707,7 @@ async fn human_edits() -> Tally {
 /// on a write, and a token revocation mid-apply.
 async fn everything_at_once() -> Tally {
     let mut t = Tally::new("all faults in one cycle");
-    let sim = Simulator::start(SimConfig {
-        agents: 40,
-        seed: 7,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_40().await;
     let mut settings = relaxed(&sim);
     settings.genesys.request_timeout_secs = 1;
     let r = rig_with("all", sim, settings).await;
@@ -804,19 +715,8 @@ async fn everything_at_once() -> Tally {
     assert!(plan.len() >= 6, "need six changing agents: {plan:?}");
     r.sim.reset_counters();
     let writes_before = r.sim.org().write_count();
+    let edits = edits_on_two(&r, &plan);
     let f = r.sim.faults();
-    let mut edits: Vec<Edit> = Vec::new();
-    for (i, c) in plan.iter().take(2).enumerate() {
-        let skill = r.skill_id(&c.skill);
-        let value = other_than(c.current, c.proposed);
-        if i == 0 {
-            f.edit_on_next_read(&c.agent_id, &skill, value);
-        } else {
-            f.edit_after_next_read(&c.agent_id, &skill, value);
-            f.conflict_next_patch(&c.agent_id, 1);
-        }
-        edits.push((c.agent_id.clone(), skill, value));
-    }
     f.conflict_next_patch(&plan[2].agent_id, 1);
     let failing = plan[3].agent_id.clone();
     f.fail_next(1, 500, &format!("{failing}/routingskills/bulk"));
@@ -895,38 +795,6 @@ async fn everything_at_once() -> Tally {
 
 // ---------------------------------------------------------------- kill -9 (real binary)
 
-fn config_file(dir: &Path, settings: &Settings, ledger: &Path) -> PathBuf {
-    let mut s = settings.clone();
-    s.history.path = ledger.to_path_buf();
-    let path = dir.join("skill-tuner.toml");
-    std::fs::write(&path, s.to_toml()).unwrap();
-    path
-}
-
-fn binary(args: &[&str], config: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env(
-            "SKILL_TUNER_CLIENT_SECRET",
-            SimConfig::default().client_secret,
-        )
-        .env_remove("SKILL_TUNER_CONFIG")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("STATE_DIRECTORY")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd
-}
-
-async fn output(mut cmd: std::process::Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
 /// `once` in the real binary is killed with SIGKILL in the middle of its writes; the next
 /// start reconciles the killed run against the org (no write), and a second `once` finishes
 /// the job without writing any skill the killed run already applied.
@@ -934,14 +802,7 @@ async fn kill_9_mid_apply() -> Tally {
     let mut t = Tally::new("kill -9 mid-apply and restart");
     let dir = TempDir::new("kill9");
     let ledger_path = dir.path().join("ledger.db");
-    let sim = Simulator::start(SimConfig {
-        agents: 40,
-        seed: 7,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_40().await;
     let mut settings = relaxed(&sim);
     // Straight to the target, so a re-plan of an applied skill finds nothing to do.
     settings.policy.default.smoothing = 1.0;
@@ -1060,14 +921,7 @@ async fn kill_9_mid_apply() -> Tally {
 
 /// A 40-agent org, seeded like the in-process scenarios.
 async fn sim_40() -> Simulator {
-    Simulator::start(SimConfig {
-        agents: 40,
-        seed: 7,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
+    start_sim(40, |c| c.seed = 7).await
 }
 
 /// The relaxed settings for `skill-tuner run`: the ledger in `dir`, a daily schedule that
@@ -1090,17 +944,22 @@ async fn daemon_rig(tag: &str, sim: Simulator, settings: &Settings) -> (Rig, Vec
     (r, plan)
 }
 
-/// People's edits on the first two agents the cycle writes (it writes in agent-id order, so
-/// these are in flight before any stop): one seen by the re-read before the write, one made
-/// just after it and revealed by a 409.
+/// People's edits ([`edits_on_two`]) on the first two agents the cycle writes (it writes in
+/// agent-id order, so these are in flight before any stop).
 fn edits_on_first_agents(r: &Rig, plan: &[ChangeLine]) -> Vec<Edit> {
     let mut firsts = one_per_agent(plan);
     firsts.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     assert!(firsts.len() >= 6, "need changing agents: {plan:?}");
+    edits_on_two(r, &firsts)
+}
+
+/// People's edits on the first two agents of `changes`: the first seen by the re-read before
+/// the write, the second made just after that re-read and revealed by a 409.
+fn edits_on_two(r: &Rig, changes: &[ChangeLine]) -> Vec<Edit> {
     let f = r.sim.faults();
     let mut edits = Vec::new();
-    for (i, c) in firsts.iter().take(2).enumerate() {
-        let skill = r.skill_id(&c.skill);
+    for (i, c) in changes.iter().take(2).enumerate() {
+        let skill = skill_id(&r.sim, &c.skill);
         let value = other_than(c.current, c.proposed);
         if i == 0 {
             f.edit_on_next_read(&c.agent_id, &skill, value);
@@ -1274,14 +1133,7 @@ async fn sighup_broken_config() -> Tally {
         (no_secret.to_toml(), "ST_FAULTS_NO_SUCH_SECRET_VAR"),
     ];
     for (i, (text, names)) in broken.iter().enumerate() {
-        d.write_config(text);
-        d.signal("HUP");
-        let failed = (i + 1) as f64;
-        let m = d
-            .wait_metrics("a failed reload", 20, |m| {
-                metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(failed)
-            })
-            .await;
+        let m = d.reload_failing(text, (i + 1) as f64).await;
         t.injected += 1;
         t.require(
             metric(&m, "skill_tuner_config_last_reload_successful") == Some(0.0),

@@ -1,66 +1,27 @@
 //! History, diff, rollback, export and crash reconciliation, against the embedded simulator
 //! on 127.0.0.1 (and, for kill -9, the real binary).
 
+mod common;
+
+use common::binary::{binary, config_file, output};
+use common::sim::{applied_agents, org_value, other_than, relaxed, start_sim};
+use common::TempDir;
 use serde_json::Value;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
-use skill_tuner::demo::{settings_for, sim_secret};
+use skill_tuner::demo::sim_secret;
 use skill_tuner::genesys::models::UserRoutingSkillPost;
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
 use skill_tuner::history::{reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError};
+use skill_tuner::report::CycleReport;
 use skill_tuner::runtime;
-use skill_tuner::sim::{SimConfig, Simulator};
+use skill_tuner::sim::Simulator;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path =
-            std::env::temp_dir().join(format!("skill-tuner-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Settings that let a cycle apply its plan (breaker relaxed), without alerts.
-fn relaxed(sim: &Simulator) -> Settings {
-    let mut s = settings_for(sim, 60_000);
-    s.breaker.max_changed_share = 1.0;
-    s.breaker.min_data_share = 0.0;
-    s.breaker.max_demotion_share = 1.0;
-    s.alerts.workitem.enabled = false;
-    s.alerts.webhook.enabled = false;
-    s
-}
-
 async fn start(agents: usize) -> (Simulator, Settings, GenesysClient) {
-    let sim = Simulator::start(SimConfig {
-        agents,
-        seed: 11,
-        rate_limit_per_minute: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim = start_sim(agents, |c| c.seed = 11).await;
     let settings = relaxed(&sim);
     let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
     runtime::start_client(&client, &settings).await.unwrap();
@@ -87,15 +48,20 @@ async fn once(
     (report.run_id, applied)
 }
 
-fn org_value(sim: &Simulator, c: &ChangeRecord) -> Option<f64> {
-    sim.org().proficiency(&c.agent_id, &c.skill_id)
+/// The statuses of a run's change rows, in order.
+fn statuses(ledger: &Ledger, run_id: i64) -> Vec<ChangeStatus> {
+    ledger
+        .changes(run_id)
+        .unwrap()
+        .iter()
+        .map(|c| c.status)
+        .collect()
 }
 
-/// A value that is neither `a` nor `b` (a person's edit).
-fn other_than(a: f64, b: f64) -> f64 {
-    [0.5, 1.5, 2.5, 3.5, 4.5]
-        .into_iter()
-        .find(|v| (v - a).abs() > 1e-6 && (v - b).abs() > 1e-6)
+/// Runs one `plan` cycle (it writes nothing).
+async fn plan_cycle(client: &GenesysClient, settings: &Settings, ledger: &Ledger) -> CycleReport {
+    run_cycle(client, settings, ledger, Mode::Plan, &StopSignal::default())
+        .await
         .unwrap()
 }
 
@@ -201,15 +167,7 @@ async fn rollback_leaves_a_later_human_edit_alone() {
 async fn diff_reports_each_change_against_the_org() {
     let (sim, settings, client) = start(30).await;
     let ledger = Ledger::in_memory().unwrap();
-    let plan = run_cycle(
-        &client,
-        &settings,
-        &ledger,
-        Mode::Plan,
-        &StopSignal::default(),
-    )
-    .await
-    .unwrap();
+    let plan = plan_cycle(&client, &settings, &ledger).await;
     let (run_id, applied) = once(&client, &settings, &ledger).await;
     let reverted = &applied[0];
     let changed = &applied[1];
@@ -438,12 +396,7 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
 
     let run = ledger.run(run_id).unwrap();
     assert_eq!(run.outcome.as_deref(), Some("interrupted"));
-    let status: Vec<ChangeStatus> = ledger
-        .changes(run_id)
-        .unwrap()
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    let status = statuses(&ledger, run_id);
     use ChangeStatus::*;
     assert_eq!(
         status,
@@ -475,27 +428,14 @@ async fn every_cycle_reconciles_first() {
     let (run_id, rows) = crashed_run(&sim, &ledger, "scheduled", 3);
     write(&client, &rows[0]).await;
     let writes = sim.org().write_count();
-    let report = run_cycle(
-        &client,
-        &settings,
-        &ledger,
-        Mode::Plan,
-        &StopSignal::default(),
-    )
-    .await
-    .unwrap();
+    let report = plan_cycle(&client, &settings, &ledger).await;
     assert_eq!(sim.org().write_count(), writes);
     assert!(ledger.unfinished_runs().unwrap().is_empty());
     assert_eq!(
         ledger.run(run_id).unwrap().outcome.as_deref(),
         Some("interrupted")
     );
-    let status: Vec<ChangeStatus> = ledger
-        .changes(run_id)
-        .unwrap()
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    let status = statuses(&ledger, run_id);
     assert_eq!(
         status,
         [
@@ -565,39 +505,6 @@ async fn a_locked_database_is_refused_and_nothing_is_written() {
     assert_eq!(sim.org().write_count(), 0);
     holder.execute_batch("ROLLBACK;").unwrap();
     sim.shutdown().await;
-}
-
-/// Writes a config file for the real binary, pointing at `sim`, with a file ledger.
-fn config_file(dir: &Path, settings: &Settings, ledger: &Path) -> PathBuf {
-    let mut s = settings.clone();
-    s.history.path = ledger.to_path_buf();
-    let path = dir.join("skill-tuner.toml");
-    std::fs::write(&path, s.to_toml()).unwrap();
-    path
-}
-
-fn binary(args: &[&str], config: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env(
-            "SKILL_TUNER_CLIENT_SECRET",
-            "demo-secret-not-for-production",
-        )
-        .env_remove("SKILL_TUNER_CONFIG")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("STATE_DIRECTORY")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd
-}
-
-async fn output(mut cmd: std::process::Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -698,11 +605,7 @@ async fn kill_9_mid_apply_then_restart_reconciles_without_double_apply() {
         count(ChangeStatus::Skipped) > 0,
         "the kill came too late to test anything"
     );
-    let agents_applied: BTreeSet<&str> = changes
-        .iter()
-        .filter(|c| c.status == ChangeStatus::Applied)
-        .map(|c| c.agent_id.as_str())
-        .collect();
+    let agents_applied = applied_agents(&changes);
     assert!(agents_applied.len() as u64 <= writes_at_kill);
     drop(ledger);
 

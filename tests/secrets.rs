@@ -8,7 +8,12 @@
 //! every token the simulator issued. Secret files readable by others warn (or, strict,
 //! refuse), and there is no way to pass the secret on the command line.
 
+mod common;
+
 use base64::Engine as _;
+use common::binary::{binary_with_secret, output as run};
+use common::capture::Capture;
+use common::TempDir;
 use skill_tuner::config::{secret, GenesysSettings, LogFormat, Settings};
 use skill_tuner::demo::settings_for;
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints};
@@ -16,61 +21,16 @@ use skill_tuner::sim::{SimConfig, Simulator};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "skill-tuner-secrets-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn canary() -> String {
     format!("S3CR3T-canary-{}-7f3a9c", std::process::id())
 }
 
+/// The real binary with `secret` in its environment, trace logging and no stdin.
 fn binary(args: &[&str], config: &Path, secret: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skill-tuner"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env("SKILL_TUNER_CLIENT_SECRET", secret)
-        .env_remove("SKILL_TUNER_CONFIG")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env_remove("STATE_DIRECTORY")
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = binary_with_secret(args, config, secret, "trace");
+    cmd.stdin(Stdio::null());
     cmd
-}
-
-async fn run(cmd: Command) -> Output {
-    let mut cmd = cmd;
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
 }
 
 /// Fails naming the place and the first needle found there.
@@ -224,28 +184,6 @@ fn debug_of_settings_and_client_config_never_shows_the_secret() {
     assert_eq!(config.endpoints.login_base.scheme(), "https");
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 #[test]
 fn a_secret_file_readable_by_others_warns_or_with_strict_permissions_is_refused() {
     let dir = TempDir::new("perm");
@@ -261,7 +199,7 @@ fn a_secret_file_readable_by_others_warns_or_with_strict_permissions_is_refused(
     let loaded =
         tracing::subscriber::with_default(subscriber, || secret::read_secret_file(&path, false));
     assert!(loaded.is_ok());
-    let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logged = capture.text();
     assert!(logged.contains("WARN"), "{logged}");
     assert!(logged.contains("chmod 600"), "{logged}");
     assert!(logged.contains("644"), "{logged}");
@@ -291,7 +229,7 @@ fn a_secret_file_readable_by_others_warns_or_with_strict_permissions_is_refused(
     use secrecy::ExposeSecret;
     assert_eq!(loaded.expose_secret(), canary());
     assert_eq!(source, secret::SecretSource::File(path.clone()));
-    assert!(capture.0.lock().unwrap().is_empty());
+    assert!(capture.bytes().is_empty());
 }
 
 #[test]

@@ -1,11 +1,17 @@
-//! Helpers shared by the test targets that drive the real `skill-tuner run` binary against
-//! the in-process simulator (`tests/daemon.rs`, `tests/faults.rs`): temp dirs, a free admin
-//! port, the daemon process with its admin endpoints and signals, and `/metrics` parsing.
+//! Helpers shared by the integration test targets: temp dirs, the in-process simulator with
+//! relaxed settings and a client for it ([`sim`]), the real binary as a one-shot command
+//! ([`binary`]), log capture ([`capture`]), and, for `tests/daemon.rs` and `tests/faults.rs`,
+//! a free admin port, the `skill-tuner run` daemon with its admin endpoints and signals, and
+//! `/metrics` parsing.
 //!
 //! Built for a loaded 2-core machine: every wait polls with a generous deadline.
 
 // Each test target uses a different subset.
 #![allow(dead_code)]
+
+pub mod binary;
+pub mod capture;
+pub mod sim;
 
 use skill_tuner::sim::SimConfig;
 use std::path::{Path, PathBuf};
@@ -171,6 +177,17 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Writes `text` as the config, sends SIGHUP, and waits for `/metrics` to count `failed`
+    /// failed reloads in all; returns those metrics.
+    pub async fn reload_failing(&self, text: &str, failed: f64) -> String {
+        self.write_config(text);
+        self.signal("HUP");
+        self.wait_metrics("a failed reload", 20, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(failed)
+        })
+        .await
     }
 
     pub async fn wait_ready(&self) {
