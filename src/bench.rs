@@ -103,14 +103,10 @@ pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize 
     let Some(aht) = policy.components.handle_time else {
         return 0;
     };
-    let mut wanted = 0usize;
     let mut made = 0usize;
     for (i, agent) in org.agent_ids().iter().enumerate() {
         let pick = ((i + 1) as f64 * changed).floor() > (i as f64 * changed).floor();
         let mut stale_done = false;
-        if pick {
-            wanted += 1;
-        }
         for (skill, _) in org.user_skills(agent) {
             let Some(truth) = org.metrics_truth(agent, &skill, start, end) else {
                 continue;
@@ -137,7 +133,6 @@ pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize 
             made += 1;
         }
     }
-    let _ = wanted;
     made
 }
 

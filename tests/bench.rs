@@ -1,0 +1,63 @@
+//! `bench` runs on a small org and its counters add up (no timing is asserted: speed is
+//! measured by the command, never by tests).
+
+use skill_tuner::bench::{lower_bound_calls, BenchResult};
+
+fn bench(args: &[&str]) -> BenchResult {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"))
+        .arg("bench")
+        .args([
+            "--agents",
+            "200",
+            "--skills",
+            "4",
+            "--changed",
+            "0.2",
+            "--rate",
+            "60000",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[test]
+fn the_batched_cycle_stays_at_the_lower_bound() {
+    let r = bench(&[]);
+    assert_eq!(r.changed_agents, 40, "exactly the requested share changes");
+    assert_eq!(r.http_429, 0);
+    assert!(r.api_calls >= r.lower_bound_calls, "{r:?}");
+    // Beyond the bound: the skill catalogue, the org limits, one externalTag lookup.
+    assert!(r.api_calls <= r.lower_bound_calls + 3, "{r:?}");
+    assert!((r.calls_ratio - r.api_calls as f64 / r.lower_bound_calls as f64).abs() < 1e-3);
+    assert!((r.bound_s - r.api_calls as f64 * 60.0 / 60000.0).abs() < 1e-3);
+    assert!(r.peak_rss_mb > 0.0 && r.wall_s > 0.0);
+}
+
+#[test]
+fn the_per_agent_pattern_reads_and_writes_every_agent() {
+    let r = bench(&["--per-agent"]);
+    assert_eq!(r.pattern, "per-agent");
+    assert_eq!(r.changed_agents, 40);
+    // Roster, skills, limits and analytics as in the batched cycle, then two calls per agent.
+    let batched_reads = r.lower_bound_calls - 40 * 3 - 1;
+    assert!(r.api_calls >= batched_reads + 2 * 200, "{r:?}");
+    assert!(r.calls_ratio > 2.0, "{r:?}");
+}
+
+#[test]
+fn the_lower_bound_follows_the_issue_formula() {
+    // 10 000 agents + 834 supervisors, one source, 2 000 changed, all over threshold:
+    // 22 pages + 100 queries + 4 000 + 2 000 + 1 digest.
+    assert_eq!(
+        lower_bound_calls(10_834, 10_000, 1, 2_000, 2_000),
+        22 + 100 + 4_000 + 2_000 + 1
+    );
+}
