@@ -3,6 +3,7 @@
 //! config file, no network beyond loopback.
 
 use crate::config::{Settings, WebhookFormat};
+use crate::cycle::CycleError;
 use crate::cycle::{run_cycle, Mode, StopSignal};
 use crate::history::Ledger;
 use crate::report::CycleReport;
@@ -66,8 +67,19 @@ pub fn sim_secret() -> SecretString {
     SecretString::from(SimConfig::default().client_secret)
 }
 
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the embedded simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Cycle(#[from] CycleError),
+}
+
 /// Runs the demo end to end.
-pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, StartupError> {
+pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     let sim = Simulator::start(SimConfig {
         agents: options.agents,
         skills: options.skills,
@@ -76,21 +88,16 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, StartupError> {
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| crate::genesys::ApiError::Invalid {
-        endpoint: "simulator".into(),
-        reason: e.to_string(),
-    })?;
+    .map_err(DemoError::Simulator)?;
     let settings = settings_for(&sim, options.rate_limit_per_minute);
     let client = runtime::client_with_secret(&settings, sim_secret())?;
-    runtime::start_client(&client, &settings).await?;
-    let ledger = Ledger::in_memory()?;
+    runtime::start_client(&client, &settings)
+        .await
+        .map_err(StartupError::from)?;
+    let ledger = Ledger::in_memory().map_err(StartupError::from)?;
     let stop = StopSignal::default();
-    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop)
-        .await
-        .map_err(cycle_error)?;
-    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop)
-        .await
-        .map_err(cycle_error)?;
+    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop).await?;
+    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop).await?;
     let org = sim.org();
     let outcome = DemoOutcome {
         base_url: sim.base_url(),
@@ -102,14 +109,4 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, StartupError> {
     };
     sim.shutdown().await;
     Ok(outcome)
-}
-
-fn cycle_error(e: crate::cycle::CycleError) -> StartupError {
-    match e {
-        crate::cycle::CycleError::Ledger(l) => StartupError::Ledger(l),
-        other => StartupError::Api(crate::genesys::ApiError::Invalid {
-            endpoint: "cycle".into(),
-            reason: other.to_string(),
-        }),
-    }
 }
