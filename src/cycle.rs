@@ -80,12 +80,7 @@ pub fn change_id(
     interval: &str,
 ) -> String {
     let text = format!("{agent_id}|{skill_id}|{before:.4}|{after:.4}|{interval}");
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("st-{hash:016x}")
+    format!("st-{:016x}", crate::hash::fnv1a64(&text))
 }
 
 /// Runs one cycle and returns its report. The report is also recorded in the ledger.

@@ -11,6 +11,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod demo;
 pub mod genesys;
+pub mod hash;
 pub mod history;
 pub mod org;
 pub mod plan;

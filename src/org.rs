@@ -1,8 +1,6 @@
 //! What one cycle knows about the org: in-scope agents with their current skills and their
 //! metrics, held compactly (indices, not string keys) so that 100 000 agents fit in a few MB.
 
-use std::collections::HashMap;
-
 /// Index of an agent in [`Snapshot::agents`].
 pub type AgentIx = u32;
 /// Index of a skill in [`Snapshot::skills`].
@@ -96,22 +94,4 @@ pub struct Snapshot {
     /// Analytics queries that returned no group at all (an outage looks like this).
     pub empty_queries: usize,
     pub queries: usize,
-}
-
-impl Snapshot {
-    pub fn skill_index(&self) -> HashMap<&str, SkillIx> {
-        self.skills
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i as SkillIx))
-            .collect()
-    }
-
-    pub fn agent_index(&self) -> HashMap<&str, AgentIx> {
-        self.agents
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id.as_str(), i as AgentIx))
-            .collect()
-    }
 }

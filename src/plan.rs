@@ -42,11 +42,6 @@ impl Keep {
             Keep::PendingReview => "pending_review",
         }
     }
-
-    /// Skipped for lack of evidence (as opposed to scored and found fine).
-    pub fn is_skip(&self) -> bool {
-        matches!(self, Keep::NoData | Keep::TooFewInteractions { .. })
-    }
 }
 
 /// What the plan says for one agent and skill.

@@ -552,12 +552,6 @@ impl Settings {
 
     /// A stable hash of the effective settings (recorded with each run).
     pub fn fingerprint(&self) -> String {
-        let text = self.to_toml();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in text.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+        format!("{:016x}", crate::hash::fnv1a64(&self.to_toml()))
     }
 }

@@ -203,11 +203,6 @@ impl GenesysClient {
         self.t().pacer.limit_per_minute()
     }
 
-    /// Retry quota left.
-    pub fn retry_budget_left(&self) -> u32 {
-        self.t().budget.available()
-    }
-
     /// `GET /api/v2/organizations/limits/namespaces/{ns}`: the org's effective limits.
     pub async fn org_limits(&self, namespace: &str) -> Result<Vec<Limit>, ApiError> {
         let request = ApiRequest::get(

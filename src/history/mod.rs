@@ -12,7 +12,7 @@ mod schema;
 
 pub use reconcile::{reconcile_unfinished, ReconcileReport};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -575,19 +575,6 @@ impl Ledger {
                 })
             })?;
             rows.collect()
-        })
-    }
-
-    /// Whether a change with this id was already applied by any run (never apply twice).
-    pub fn was_applied(&self, change_id: &str) -> Result<bool, LedgerError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT 1 FROM changes WHERE change_id = ?1 AND status = 'applied' LIMIT 1",
-                params![change_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
         })
     }
 }
