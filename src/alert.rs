@@ -49,7 +49,11 @@ fn clip(text: &str, max: usize) -> String {
     out
 }
 
-fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
+fn workitem_body(
+    settings: &AlertSettings,
+    item: &AlertItem,
+    now: chrono::DateTime<chrono::Utc>,
+) -> WorkitemCreate {
     let w = &settings.workitem;
     let verb = if item.held_for_review {
         "Approve"
@@ -81,7 +85,7 @@ fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
     } else {
         None
     };
-    let due = chrono::Utc::now() + chrono::Duration::days(i64::from(w.due_in_days));
+    let due = now + chrono::Duration::days(i64::from(w.due_in_days));
     WorkitemCreate {
         name: clip(&name, 256),
         type_id: w.worktype_id.clone(),
@@ -95,11 +99,13 @@ fn workitem_body(settings: &AlertSettings, item: &AlertItem) -> WorkitemCreate {
     }
 }
 
-/// Files one workitem per item, skipping those whose `externalTag` already exists.
+/// Files one workitem per item, skipping those whose `externalTag` already exists; due
+/// dates count from `now`.
 pub async fn file_workitems(
     client: &GenesysClient,
     settings: &AlertSettings,
     items: &[AlertItem],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, Filed)> {
     if items.is_empty() {
         return Vec::new();
@@ -128,7 +134,7 @@ pub async fn file_workitems(
             results.push((item.change_id.clone(), Filed::AlreadyThere(id.clone())));
             continue;
         }
-        let body = workitem_body(settings, item);
+        let body = workitem_body(settings, item, now);
         let filed = match client.create_workitem(&body).await {
             Ok(w) => Filed::Created(w.id),
             Err(first) => {

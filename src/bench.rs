@@ -6,10 +6,17 @@
 //! The org is prepared so that exactly the requested share of agents needs a change under a
 //! transparent policy (handle time only, no smoothing), and every change is over the alert
 //! threshold (one workitem each).
+//!
+//! The simulator and the child share a shifted clock that starts at [`BENCH_NOW`], so the
+//! same options measure the same org and the same changes on any day the bench is run.
 
+use crate::clock::{Clock, NOW_ENV};
 use crate::config::{Component, Components, Settings, SkillPolicy};
 use crate::sim::{SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
+
+/// The instant the bench's simulated org stands at (a Wednesday noon).
+pub const BENCH_NOW: &str = "2026-06-10T12:00:00Z";
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -98,7 +105,7 @@ pub fn bench_settings(sim: &Simulator, rate: u32, history: &std::path::Path) -> 
 /// `changed` of them one step of 1.0 away. Returns how many agents need a change.
 pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize {
     let org = sim.org();
-    let (start, end) = crate::collect::window(&settings.metrics, chrono::Utc::now());
+    let (start, end) = crate::collect::window(&settings.metrics, sim.clock().now());
     let policy = &settings.policy.default;
     let Some(aht) = policy.components.handle_time else {
         return 0;
@@ -167,11 +174,15 @@ pub fn lower_bound_calls(
 
 /// Starts the simulator, prepares the org, runs the child, and computes the result.
 pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchResult, String> {
+    let now = chrono::DateTime::parse_from_rfc3339(BENCH_NOW)
+        .map_err(|e| format!("BENCH_NOW: {e}"))?
+        .with_timezone(&chrono::Utc);
     let sim = Simulator::start(SimConfig {
         agents: options.agents,
         skills: options.skills,
         seed: options.seed,
         rate_limit_per_minute: options.rate,
+        clock: Clock::starting_at(now),
         ..SimConfig::default()
     })
     .await
@@ -194,6 +205,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
             "SKILL_TUNER_CLIENT_SECRET",
             SimConfig::default().client_secret,
         )
+        .env(NOW_ENV, sim.clock().now().to_rfc3339())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     if options.per_agent {
@@ -247,21 +259,31 @@ fn round3(v: f64) -> f64 {
 }
 
 /// The child side: one cycle (or the naive per-agent pattern), measured.
-pub async fn client_run(settings: &Settings, per_agent: bool) -> Result<ClientRun, String> {
-    let client = crate::runtime::connect(settings).map_err(|e| e.to_string())?;
+pub async fn client_run(
+    settings: &Settings,
+    per_agent: bool,
+    clock: &Clock,
+) -> Result<ClientRun, String> {
+    let client = crate::runtime::connect(settings, clock).map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     crate::runtime::start_client(&client, settings)
         .await
         .map_err(|e| e.to_string())?;
     let (changed, outcome, plan_ms) = if per_agent {
-        per_agent_pattern(&client, settings).await?
+        per_agent_pattern(&client, settings, clock).await?
     } else {
-        let ledger = crate::runtime::open_ledger(settings).map_err(|e| e.to_string())?;
+        let ledger = crate::runtime::open_ledger(settings, clock).map_err(|e| e.to_string())?;
         let stop = crate::cycle::StopSignal::default();
-        let report =
-            crate::cycle::run_cycle(&client, settings, &ledger, crate::cycle::Mode::Once, &stop)
-                .await
-                .map_err(|e| e.to_string())?;
+        let report = crate::cycle::run_cycle(
+            &client,
+            settings,
+            &ledger,
+            crate::cycle::Mode::Once,
+            &stop,
+            clock,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         (
             report.agents_changed,
             report.outcome.clone(),
@@ -284,16 +306,12 @@ pub async fn client_run(settings: &Settings, per_agent: bool) -> Result<ClientRu
 async fn per_agent_pattern(
     client: &crate::genesys::GenesysClient,
     settings: &Settings,
+    clock: &Clock,
 ) -> Result<(usize, String, u64), String> {
-    let snapshot = crate::collect::collect(
-        client,
-        &settings.scope,
-        &settings.metrics,
-        1,
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let snapshot =
+        crate::collect::collect(client, &settings.scope, &settings.metrics, 1, clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
     let planned = std::time::Instant::now();
     let plan = crate::plan::plan(&snapshot, &settings.policy, &settings.breaker);
     let plan_ms = planned.elapsed().as_millis() as u64;

@@ -30,19 +30,32 @@ fn at(stage: &'static str) -> impl Fn(ApiError) -> CollectError {
     move |source| CollectError::Api { stage, source }
 }
 
-/// The metrics window: `lookback_days` whole days ending at today's midnight in `tz`
-/// (metrics land when conversations complete, so today is still moving).
+/// The metrics window: the `lookback_days` whole local days before today in the configured
+/// time zone, from the start of the first to the start of today (metrics land when
+/// conversations complete, so today is still moving). Both ends are local midnights, so a
+/// window that spans a daylight-saving change is 23 or 25 hours longer or shorter than
+/// `lookback_days × 24 h` — and still covers exactly those calendar days.
 pub fn window(settings: &MetricsSettings, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local_today = now.with_timezone(&tz).date_naive();
-    let end = tz
-        .from_local_datetime(&local_today.and_time(NaiveTime::MIN))
-        .earliest()
-        .map_or(now, |t| t.with_timezone(&Utc));
-    (
-        end - ChronoDuration::days(i64::from(settings.lookback_days)),
-        end,
-    )
+    let first_day = local_today
+        .checked_sub_days(chrono::Days::new(u64::from(settings.lookback_days)))
+        .unwrap_or(local_today);
+    let end = day_start(tz, local_today).unwrap_or(now);
+    let start = day_start(tz, first_day)
+        .unwrap_or_else(|| end - ChronoDuration::days(i64::from(settings.lookback_days)));
+    (start, end)
+}
+
+/// When `date` begins in `tz`: its midnight, or — where a daylight-saving gap swallows
+/// midnight (e.g. America/Havana, Asia/Beirut) — the first local time after the gap.
+fn day_start(tz: chrono_tz::Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+    (0..=16).find_map(|quarter| {
+        let time = NaiveTime::MIN + ChronoDuration::minutes(15 * quarter);
+        tz.from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    })
 }
 
 /// ISO-8601 interval as the analytics API wants it.
@@ -420,6 +433,61 @@ mod tests {
         assert_eq!(
             interval_string(start, end),
             "2026-07-02T23:00:00.000Z/2026-07-09T23:00:00.000Z"
+        );
+    }
+
+    fn window_in(tz: &str, lookback_days: u32, now: DateTime<Utc>) -> String {
+        let m = MetricsSettings {
+            lookback_days,
+            time_zone: tz.into(),
+            ..MetricsSettings::default()
+        };
+        let (start, end) = window(&m, now);
+        interval_string(start, end)
+    }
+
+    #[test]
+    fn a_window_across_a_dst_change_still_spans_whole_local_days() {
+        // London springs forward on 2027-03-28: 1 April midnight is 23:00 UTC the day before,
+        // 22 March midnight is 00:00 UTC. A 24 h × 14 subtraction would start at 23:00 on
+        // the 21st and take an hour of the wrong day.
+        let now = Utc.with_ymd_and_hms(2027, 4, 5, 12, 0, 0).unwrap();
+        assert_eq!(
+            window_in("Europe/London", 14, now),
+            "2027-03-22T00:00:00.000Z/2027-04-04T23:00:00.000Z"
+        );
+        // New York falls back on 2027-11-07: the window is 14 local days and one hour long.
+        let now = Utc.with_ymd_and_hms(2027, 11, 10, 12, 0, 0).unwrap();
+        assert_eq!(
+            window_in("America/New_York", 14, now),
+            "2027-10-27T04:00:00.000Z/2027-11-10T05:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_day_whose_midnight_falls_in_a_gap_starts_after_it() {
+        // Havana springs forward at midnight (2027-03-14 00:00 → 01:00 CDT).
+        let day = chrono::NaiveDate::from_ymd_opt(2027, 3, 14).unwrap();
+        let start = day_start(chrono_tz::America::Havana, day).unwrap();
+        assert_eq!(start, Utc.with_ymd_and_hms(2027, 3, 14, 5, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn the_last_hour_of_a_year_and_a_leap_day() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 31, 23, 30, 0).unwrap();
+        assert_eq!(
+            window_in("UTC", 14, now),
+            "2026-12-17T00:00:00.000Z/2026-12-31T00:00:00.000Z"
+        );
+        // Auckland (UTC+13) is already on 1 January: the window ends at its midnight.
+        assert_eq!(
+            window_in("Pacific/Auckland", 14, now),
+            "2026-12-17T11:00:00.000Z/2026-12-31T11:00:00.000Z"
+        );
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap();
+        assert_eq!(
+            window_in("UTC", 30, leap),
+            "2028-01-30T00:00:00.000Z/2028-02-29T00:00:00.000Z"
         );
     }
 

@@ -11,6 +11,7 @@
 
 use crate::alert::{self, AlertItem, Filed};
 use crate::apply::{self, Outcome, WriteItem};
+use crate::clock::Clock;
 use crate::collect::{self, CollectError};
 use crate::config::Settings;
 use crate::genesys::GenesysClient;
@@ -18,6 +19,7 @@ use crate::history::{ChangeRecord, ChangeStatus, Ledger, LedgerError};
 use crate::org::Snapshot;
 use crate::plan::{self, Keep, Plan, PlannedItem};
 use crate::report::{ChangeLine, CycleReport};
+use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,12 +86,14 @@ pub fn change_id(
 }
 
 /// Runs one cycle and returns its report. The report is also recorded in the ledger.
+/// `clock` says what "today" is: the metrics window ends at its midnight.
 pub async fn run_cycle(
     client: &GenesysClient,
     settings: &Settings,
     ledger: &Ledger,
     mode: Mode,
     stop: &StopSignal,
+    clock: &Clock,
 ) -> Result<CycleReport, CycleError> {
     let started = std::time::Instant::now();
     let stats_before = client.stats();
@@ -106,10 +110,19 @@ pub async fn run_cycle(
     let mut report = CycleReport {
         run_id,
         mode: mode.as_str().into(),
-        started_at: chrono::Utc::now().to_rfc3339(),
+        started_at: clock.now().to_rfc3339(),
         ..CycleReport::default()
     };
-    let result = cycle_steps(client, settings, ledger, mode, stop, run_id, &mut report)
+    let run = ThisRun {
+        client,
+        settings,
+        ledger,
+        mode,
+        stop,
+        run_id,
+        now: clock.now(),
+    };
+    let result = cycle_steps(&run, &mut report)
         .instrument(span.clone())
         .await;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -137,26 +150,33 @@ pub async fn run_cycle(
     result.map(|()| report)
 }
 
-async fn cycle_steps(
-    client: &GenesysClient,
-    settings: &Settings,
-    ledger: &Ledger,
+/// What every step of one cycle works with.
+struct ThisRun<'a> {
+    client: &'a GenesysClient,
+    settings: &'a Settings,
+    ledger: &'a Ledger,
     mode: Mode,
-    stop: &StopSignal,
+    stop: &'a StopSignal,
     run_id: i64,
-    report: &mut CycleReport,
-) -> Result<(), CycleError> {
+    /// Read once when the cycle starts: the window and the due dates agree on "today".
+    now: DateTime<Utc>,
+}
+
+async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), CycleError> {
+    let ThisRun {
+        client,
+        settings,
+        ledger,
+        mode,
+        stop,
+        run_id,
+        now,
+    } = *run;
     let concurrency = settings.genesys.max_concurrency;
 
     // 1. collect
-    let snapshot = collect::collect(
-        client,
-        &settings.scope,
-        &settings.metrics,
-        concurrency,
-        chrono::Utc::now(),
-    )
-    .await?;
+    let snapshot =
+        collect::collect(client, &settings.scope, &settings.metrics, concurrency, now).await?;
     report.interval = snapshot.interval.clone();
     let catalogue: Vec<String> = snapshot.skills.iter().map(|s| s.name.clone()).collect();
     let unknown = settings.unknown_skill_names(&catalogue);
@@ -236,16 +256,7 @@ async fn cycle_steps(
     };
 
     // 5. alert
-    alert_supervisors(
-        client,
-        settings,
-        ledger,
-        &managers,
-        &final_rows,
-        run_id,
-        report,
-    )
-    .await?;
+    alert_supervisors(run, &managers, &final_rows, report).await?;
     set_lines(report, final_rows, settings);
     send_digest(settings, report).await;
     Ok(())
@@ -596,14 +607,12 @@ async fn resolve_reviews(
 
 /// Files workitems for over-threshold changes (applied or held) and logs every one.
 async fn alert_supervisors(
-    client: &GenesysClient,
-    settings: &Settings,
-    ledger: &Ledger,
+    run: &ThisRun<'_>,
     managers: &HashMap<String, Arc<str>>,
     rows: &[ChangeRecord],
-    run_id: i64,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
+    let (client, settings, ledger, run_id) = (run.client, run.settings, run.ledger, run.run_id);
     let items: Vec<AlertItem> = rows
         .iter()
         .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
@@ -631,7 +640,8 @@ async fn alert_supervisors(
     if !settings.alerts.workitem.enabled {
         return Ok(());
     }
-    for (change_id, filed) in alert::file_workitems(client, &settings.alerts, &items).await {
+    for (change_id, filed) in alert::file_workitems(client, &settings.alerts, &items, run.now).await
+    {
         match filed {
             Filed::Created(id) => {
                 report.alerts.workitems_created += 1;

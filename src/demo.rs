@@ -2,6 +2,7 @@
 //! org, runs `plan` and then `once` against it, and prints both reports. No account, no
 //! config file, no network beyond loopback.
 
+use crate::clock::Clock;
 use crate::config::{Settings, WebhookFormat};
 use crate::cycle::CycleError;
 use crate::cycle::{run_cycle, Mode, StopSignal};
@@ -78,26 +79,29 @@ pub enum DemoError {
     Cycle(#[from] CycleError),
 }
 
-/// Runs the demo end to end.
-pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
+/// Runs the demo end to end; the simulator and the cycles share `clock`.
+pub async fn run(options: &DemoOptions, clock: Clock) -> Result<DemoOutcome, DemoError> {
     let sim = Simulator::start(SimConfig {
         agents: options.agents,
         skills: options.skills,
         seed: options.seed,
         rate_limit_per_minute: options.rate_limit_per_minute,
+        clock: clock.clone(),
         ..SimConfig::default()
     })
     .await
     .map_err(DemoError::Simulator)?;
     let settings = settings_for(&sim, options.rate_limit_per_minute);
-    let client = runtime::client_with_secret(&settings, sim_secret())?;
+    let client = runtime::client_with_secret(&settings, sim_secret(), &clock)?;
     runtime::start_client(&client, &settings)
         .await
         .map_err(StartupError::from)?;
-    let ledger = Ledger::in_memory().map_err(StartupError::from)?;
+    let ledger = Ledger::in_memory()
+        .map_err(StartupError::from)?
+        .with_clock(clock.clone());
     let stop = StopSignal::default();
-    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop).await?;
-    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop).await?;
+    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop, &clock).await?;
+    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop, &clock).await?;
     let org = sim.org();
     let outcome = DemoOutcome {
         base_url: sim.base_url(),

@@ -4,6 +4,7 @@
 
 use super::{load, ConfigArg};
 use clap::Subcommand;
+use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
 use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
@@ -62,9 +63,9 @@ pub enum HistoryCommand {
     },
 }
 
-fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
+fn ledger_for(config: &ConfigArg, clock: &Clock) -> Result<(Settings, Ledger), ExitCode> {
     let settings = load(config)?;
-    match runtime::open_ledger(&settings) {
+    match runtime::open_ledger(&settings, clock) {
         Ok(ledger) => Ok((settings, ledger)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -73,8 +74,11 @@ fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
     }
 }
 
-async fn client_for(settings: &Settings) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
-    let client = runtime::connect(settings).map_err(|e| {
+async fn client_for(
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
+    let client = runtime::connect(settings, clock).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -106,21 +110,23 @@ fn fail(e: HistoryError) -> ExitCode {
     }
 }
 
-pub async fn run(command: HistoryCommand) -> ExitCode {
+pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
     let result = match command {
         HistoryCommand::History {
             config,
             limit,
             json,
-        } => ledger_for(&config).map(|(_, ledger)| match commands::history(&ledger, limit) {
-            Ok(lines) => {
-                print(&lines, json, |l| commands::render_history(l));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        }),
+        } => {
+            ledger_for(&config, clock).map(|(_, ledger)| match commands::history(&ledger, limit) {
+                Ok(lines) => {
+                    print(&lines, json, |l| commands::render_history(l));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            })
+        }
         HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config).map(|(_, ledger)| match commands::show(&ledger, run) {
+            ledger_for(&config, clock).map(|(_, ledger)| match commands::show(&ledger, run) {
                 Ok(detail) => {
                     print(&detail, json, commands::render_show);
                     ExitCode::SUCCESS
@@ -128,8 +134,8 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                 Err(e) => fail(e),
             })
         }
-        HistoryCommand::Diff { run, config, json } => match ledger_for(&config) {
-            Ok((settings, ledger)) => match client_for(&settings).await {
+        HistoryCommand::Diff { run, config, json } => match ledger_for(&config, clock) {
+            Ok((settings, ledger)) => match client_for(&settings, clock).await {
                 Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
                     Ok(diff) => {
                         print(&diff, json, commands::render_diff);
@@ -146,8 +152,8 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             config,
             dry_run,
             json,
-        } => match ledger_for(&config) {
-            Ok((settings, ledger)) => match client_for(&settings).await {
+        } => match ledger_for(&config, clock) {
+            Ok((settings, ledger)) => match client_for(&settings, clock).await {
                 Ok(client) => Ok(
                     match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
                         Ok(report) => {
@@ -169,7 +175,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             config,
             format,
             output,
-        } => ledger_for(&config).map(|(_, ledger)| {
+        } => ledger_for(&config, clock).map(|(_, ledger)| {
             let written = match &output {
                 Some(path) => std::fs::File::create(path)
                     .map_err(HistoryError::from)

@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod apply;
 pub mod bench;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod cycle;

@@ -2,6 +2,7 @@
 //! messages and exit codes. Everything else lives in the library.
 
 use clap::{Parser, Subcommand};
+use skill_tuner::clock::Clock;
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 use skill_tuner::report::CycleReport;
@@ -64,6 +65,11 @@ enum Command {
         /// Requests per minute per token; 0 = unlimited.
         #[arg(long, default_value_t = 300)]
         rate: u32,
+        /// Start the simulator's clock at this instant (RFC 3339, e.g. 2027-03-28T01:30:00Z):
+        /// "today" and the days with data follow it. Run the product with
+        /// SKILL_TUNER_NOW set to the same instant so both agree.
+        #[arg(long, value_parser = parse_instant)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Dry run: collect, score and plan; print the planned changes; write nothing.
     Plan {
@@ -120,6 +126,12 @@ enum Command {
     History(history_cli::HistoryCommand),
 }
 
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 instant such as 2027-03-28T01:30:00Z ({e})"))
+}
+
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -169,19 +181,20 @@ fn exit_for(report: &CycleReport) -> ExitCode {
     }
 }
 
-async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
+async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let client = match runtime::connect(&settings) {
+    warn_if_shifted(clock);
+    let client = match runtime::connect(&settings, clock) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let ledger = match runtime::open_ledger(&settings) {
+    let ledger = match runtime::open_ledger(&settings, clock) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}\nrefusing to run without a working history ledger");
@@ -192,7 +205,16 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    match run_cycle(&client, &settings, &ledger, mode, &StopSignal::default()).await {
+    match run_cycle(
+        &client,
+        &settings,
+        &ledger,
+        mode,
+        &StopSignal::default(),
+        clock,
+    )
+    .await
+    {
         Ok(report) => {
             print_report(&report, json);
             exit_for(&report)
@@ -206,12 +228,13 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
 
 /// 0 stopped cleanly, 1 the running cycle outlived the grace period or a second signal
 /// forced the exit, 2 the config (or credentials) were unusable at start-up.
-async fn run_command(config: &ConfigArg) -> ExitCode {
+async fn run_command(config: &ConfigArg, clock: Clock) -> ExitCode {
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match skill_tuner::daemon::run(config.config.clone(), settings).await {
+    warn_if_shifted(&clock);
+    match skill_tuner::daemon::run(config.config.clone(), settings, clock).await {
         Ok(skill_tuner::daemon::Exit::Clean) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
@@ -222,13 +245,13 @@ async fn run_command(config: &ConfigArg) -> ExitCode {
     }
 }
 
-async fn demo_command(options: demo::DemoOptions, json: bool) -> ExitCode {
+async fn demo_command(options: demo::DemoOptions, json: bool, clock: Clock) -> ExitCode {
     init_logging("warn", LogFormat::Human);
     eprintln!(
         "starting the embedded Genesys Cloud simulator: {} agents, {} skills, seed {}, {} requests/min …",
         options.agents, options.skills, options.seed, options.rate_limit_per_minute
     );
-    match demo::run(&options).await {
+    match demo::run(&options, clock).await {
         Ok(outcome) => {
             if json {
                 let both = serde_json::json!({ "plan": outcome.plan, "once": outcome.once });
@@ -287,9 +310,27 @@ async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode
     ExitCode::SUCCESS
 }
 
+/// A clock moved by `SKILL_TUNER_NOW` is for tests and simulations; say so loudly.
+fn warn_if_shifted(clock: &Clock) {
+    if !clock.is_system() {
+        tracing::warn!(
+            now = %clock.now().to_rfc3339(),
+            variable = skill_tuner::clock::NOW_ENV,
+            "the clock is shifted (tests and simulations only): the metrics window and the schedule follow it"
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let clock = match Clock::from_env() {
+        Ok(clock) => clock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Demo {
             agents,
@@ -306,6 +347,7 @@ async fn main() -> ExitCode {
                     rate_limit_per_minute: rate,
                 },
                 json,
+                clock,
             )
             .await
         }
@@ -315,18 +357,20 @@ async fn main() -> ExitCode {
             skills,
             seed,
             rate,
+            now,
         } => {
             let config = skill_tuner::sim::SimConfig {
                 agents,
                 skills,
                 seed,
                 rate_limit_per_minute: rate,
+                clock: now.map_or(clock, Clock::starting_at),
                 ..Default::default()
             };
             sim_command(port, config).await
         }
-        Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json).await,
-        Command::Once { config, json } => cycle_command(&config, Mode::Once, json).await,
+        Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json, &clock).await,
+        Command::Once { config, json } => cycle_command(&config, Mode::Once, json, &clock).await,
         Command::Bench {
             agents,
             skills,
@@ -367,7 +411,7 @@ async fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match skill_tuner::bench::client_run(&settings, per_agent).await {
+            match skill_tuner::bench::client_run(&settings, per_agent, &clock).await {
                 Ok(run) => {
                     println!("{}", serde_json::to_string(&run).unwrap_or_default());
                     ExitCode::SUCCESS
@@ -378,8 +422,8 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::History(command) => history_cli::run(command).await,
-        Command::Run { config } => run_command(&config).await,
+        Command::History(command) => history_cli::run(command, &clock).await,
+        Command::Run { config } => run_command(&config, clock).await,
         Command::CheckConfig { config } => match Settings::load(&config.config) {
             Ok(settings) => {
                 // Logging on, so the secret lookup's warnings (a secret file readable by

@@ -1,5 +1,6 @@
 //! Turning settings into live parts: the API client (with its secret) and the ledger.
 
+use crate::clock::Clock;
 use crate::config::{secret, ConfigError, Settings};
 use crate::genesys::{ApiError, ClientConfig, Credentials, Endpoints, GenesysClient, RetryPolicy};
 use crate::history::{Ledger, LedgerError};
@@ -19,16 +20,17 @@ pub enum StartupError {
 }
 
 /// The client for `settings`, with the secret found by [`secret::load_client_secret`].
-pub fn connect(settings: &Settings) -> Result<GenesysClient, StartupError> {
+pub fn connect(settings: &Settings, clock: &Clock) -> Result<GenesysClient, StartupError> {
     let (secret, source) = secret::load_client_secret(&settings.genesys)?;
     tracing::debug!(client_id = %settings.genesys.client_id, %source, "client secret found");
-    client_with_secret(settings, secret)
+    client_with_secret(settings, secret, clock)
 }
 
 /// The client for `settings` with a given secret (demo, tests).
 pub fn client_with_secret(
     settings: &Settings,
     secret: SecretString,
+    clock: &Clock,
 ) -> Result<GenesysClient, StartupError> {
     let g = &settings.genesys;
     let endpoints = Endpoints::resolve(
@@ -64,6 +66,7 @@ pub fn client_with_secret(
         max_retry_after: Duration::from_secs(g.retry.max_retry_after_secs),
     };
     config.retry_budget = g.retry.budget;
+    config.clock = clock.clone();
     Ok(GenesysClient::new(config)?)
 }
 
@@ -112,7 +115,7 @@ pub fn ledger_path(settings: &Settings) -> PathBuf {
     path.clone()
 }
 
-/// Opens the ledger named by the settings.
-pub fn open_ledger(settings: &Settings) -> Result<Ledger, LedgerError> {
-    Ledger::open(&ledger_path(settings))
+/// Opens the ledger named by the settings, timestamping with `clock`.
+pub fn open_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
+    Ok(Ledger::open(&ledger_path(settings))?.with_clock(clock.clone()))
 }

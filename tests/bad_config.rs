@@ -1,12 +1,12 @@
 //! Bad input (issue 7): every invalid config value is refused with an error that names its
 //! key and the form that was expected, so a person can fix the file without reading code.
 
+mod common;
+
 use skill_tuner::config::{secret, ConfigError, GenesysSettings, Settings};
 use skill_tuner::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
-use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
-use skill_tuner::sim::{SimConfig, Simulator};
 
 /// The problems `text` is refused with (it must be refused as invalid, not unparsable).
 fn refused(text: &str) -> (Vec<(String, String)>, String) {
@@ -203,27 +203,22 @@ fn missing_credentials_name_every_place_a_secret_may_come_from() {
 
 #[tokio::test]
 async fn an_unknown_skill_name_fails_the_cycle_naming_the_key_and_the_known_skills() {
-    let sim = Simulator::start(SimConfig {
-        agents: 10,
-        rate_limit_per_minute: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = common::sim::start_sim(10, |_| {}).await;
     let mut settings = settings_for(&sim, 60_000);
     settings.scope.skills = vec!["Nope".into()];
     settings
         .policy
         .skills
         .insert("Also Nope".into(), settings.policy.default.clone());
-    let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
-    let ledger = Ledger::in_memory().unwrap();
+    let client = runtime::client_with_secret(&settings, sim_secret(), &sim.clock()).unwrap();
+    let ledger = common::sim::memory_ledger(&sim);
     let err = run_cycle(
         &client,
         &settings,
         &ledger,
         Mode::Once,
         &StopSignal::default(),
+        &sim.clock(),
     )
     .await
     .unwrap_err();

@@ -83,11 +83,15 @@ async fn every_read_call_matches_the_simulator() {
 
 #[tokio::test]
 async fn analytics_queries_use_documented_shapes_and_absent_means_no_data() {
-    let sim = sim(SimConfig::default()).await;
+    let sim = sim(SimConfig {
+        clock: skill_tuner::clock::Clock::manual(common::sim::test_now()),
+        ..SimConfig::default()
+    })
+    .await;
     let client = client_for(&sim);
     let ids: Vec<String> = sim.org().agent_ids().into_iter().take(100).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let now = chrono::Utc::now();
+    let now = sim.clock().now();
     let (start, end) = skill_tuner::collect::window(&Default::default(), now);
     let interval = skill_tuner::collect::interval_string(start, end);
     let query = skill_tuner::collect::batch_query(

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::sim::{skill_id, start_sim};
-use skill_tuner::config::{OnConflict, Settings, SkillPolicy};
+use common::sim::{memory_ledger, skill_id, start_sim, test_now, transparent, transparent_changes};
+use skill_tuner::config::{OnConflict, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::GenesysClient;
@@ -24,12 +24,13 @@ async fn rig(agents: usize) -> Rig {
     let sim = start_sim(agents, |_| {}).await;
     let mut settings = settings_for(&sim, 0);
     settings.breaker.max_changed_share = 1.0;
-    let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
+    let client = runtime::client_with_secret(&settings, sim_secret(), &sim.clock()).unwrap();
+    let ledger = memory_ledger(&sim);
     Rig {
         sim,
         settings,
         client,
-        ledger: Ledger::in_memory().unwrap(),
+        ledger,
     }
 }
 
@@ -41,59 +42,40 @@ impl Rig {
             &self.ledger,
             mode,
             &StopSignal::default(),
+            &self.sim.clock(),
         )
         .await
         .unwrap()
     }
 }
 
-/// Handle time only, no smoothing or step limits: the target is exactly
-/// `round_half(5 × ramp(AHT))`, which the test recomputes from the simulator's ground truth.
-fn transparent_policy() -> SkillPolicy {
-    skill_tuner::bench::bench_policy()
-}
-
 #[tokio::test]
 async fn once_writes_exactly_the_independently_computed_proficiencies() {
     let mut r = rig(120).await;
-    r.settings.policy.default = transparent_policy();
-    let aht = r.settings.policy.default.components.handle_time.unwrap();
-    assert_eq!(
-        (aht.target, aht.limit),
-        (420.0, 720.0),
-        "the oracle below assumes these"
-    );
-    r.settings.metrics.evaluations = false;
+    r.settings = transparent(r.settings);
     let org = r.sim.org();
     let before: Vec<(String, Vec<(String, f64)>)> = org
         .agent_ids()
         .into_iter()
         .map(|a| (a.clone(), org.user_skills(&a)))
         .collect();
-    let (start, end) = skill_tuner::collect::window(&r.settings.metrics, chrono::Utc::now());
+    let expected = transparent_changes(&r.sim, &r.settings);
+    assert!(expected.len() > 10, "the seeded org has stale skills");
 
     let report = r.run(Mode::Once).await;
     assert_eq!(report.outcome, "ok", "{}", report.render_table(5));
-    assert!(
-        report.skills_up + report.skills_down > 10,
-        "the seeded org has stale skills"
-    );
+    assert_eq!(report.skills_up + report.skills_down, expected.len());
 
     let mut checked = 0;
     for (agent, skills) in before {
         for (skill, current) in skills {
-            let expected = match org.metrics_truth(&agent, &skill, start, end) {
-                Some(t) if t.t_handle_count > 0 => {
-                    let aht = t.t_handle_sum_ms as f64 / t.t_handle_count as f64 / 1000.0;
-                    let score = ((720.0 - aht) / (720.0 - 420.0)).clamp(0.0, 1.0);
-                    (5.0 * score * 2.0).round() / 2.0
-                }
-                _ => current,
-            };
+            let want = expected
+                .get(&(agent.clone(), skill.clone()))
+                .map_or(current, |&(_, to)| to);
             let now = org.proficiency(&agent, &skill).unwrap();
             assert!(
-                (now - expected).abs() < 1e-9,
-                "{agent}/{skill}: {now} != {expected} (was {current})"
+                (now - want).abs() < 1e-9,
+                "{agent}/{skill}: {now} != {want} (was {current})"
             );
             checked += 1;
         }
@@ -305,7 +287,8 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
             explanation: String::new(),
         })
         .collect();
-    let filed = skill_tuner::alert::file_workitems(&r.client, &r.settings.alerts, &again).await;
+    let filed =
+        skill_tuner::alert::file_workitems(&r.client, &r.settings.alerts, &again, test_now()).await;
     assert!(filed
         .iter()
         .all(|(_, f)| matches!(f, skill_tuner::alert::Filed::AlreadyThere(_))));

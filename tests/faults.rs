@@ -24,7 +24,7 @@ mod common;
 
 use common::binary::{binary, config_file, output};
 use common::capture::Capture;
-use common::sim::{applied_agents, other_than, skill_id, start_sim};
+use common::sim::{applied_agents, memory_ledger, other_than, skill_id, start_sim};
 use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -258,10 +258,12 @@ async fn rig(tag: &str, agents: usize) -> Rig {
 }
 
 async fn rig_with(tag: &str, sim: Simulator, settings: Settings) -> Rig {
-    let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
+    let client = runtime::client_with_secret(&settings, sim_secret(), &sim.clock()).unwrap();
     runtime::start_client(&client, &settings).await.unwrap();
     let dir = TempDir::new(tag);
-    let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.db"))
+        .unwrap()
+        .with_clock(sim.clock());
     Rig {
         sim,
         settings,
@@ -274,13 +276,14 @@ async fn rig_with(tag: &str, sim: Simulator, settings: Settings) -> Rig {
 impl Rig {
     /// The changes a `once` would make now (a dry run on a throw-away ledger).
     async fn preview(&self) -> Vec<ChangeLine> {
-        let scratch = Ledger::in_memory().unwrap();
+        let scratch = memory_ledger(&self.sim);
         let report = run_cycle(
             &self.client,
             &self.settings,
             &scratch,
             Mode::Plan,
             &StopSignal::default(),
+            &self.sim.clock(),
         )
         .await
         .unwrap();
@@ -298,6 +301,7 @@ impl Rig {
             &self.ledger,
             Mode::Once,
             &StopSignal::default(),
+            &self.sim.clock(),
         )
         .await
     }

@@ -4,39 +4,57 @@
 mod common;
 
 use common::binary::{binary, config_file, output};
-use common::sim::{applied_agents, org_value, other_than, relaxed, start_sim};
+use common::sim::{
+    applied_agents, client_for, memory_ledger, org_value, other_than, relaxed, start_sim,
+    transparent, transparent_changes,
+};
 use common::TempDir;
 use serde_json::Value;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
-use skill_tuner::demo::sim_secret;
 use skill_tuner::genesys::models::UserRoutingSkillPost;
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
 use skill_tuner::history::{reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError};
 use skill_tuner::report::CycleReport;
-use skill_tuner::runtime;
 use skill_tuner::sim::Simulator;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// A simulator on the test clock, settings whose plan follows from its ground truth
+/// ([`transparent`]), and a started client.
 async fn start(agents: usize) -> (Simulator, Settings, GenesysClient) {
     let sim = start_sim(agents, |c| c.seed = 11).await;
-    let settings = relaxed(&sim);
-    let client = runtime::client_with_secret(&settings, sim_secret()).unwrap();
-    runtime::start_client(&client, &settings).await.unwrap();
+    let settings = transparent(relaxed(&sim));
+    let client = client_for(&sim, &settings).await;
     (sim, settings, client)
 }
 
-/// Runs one real cycle and returns its applied changes (there must be some).
+/// Runs one real cycle and returns its applied changes: exactly those the simulator's ground
+/// truth calls for in the window the cycle used (and the tests below need at least three).
 async fn once(
+    sim: &Simulator,
     client: &GenesysClient,
     settings: &Settings,
     ledger: &Ledger,
 ) -> (i64, Vec<ChangeRecord>) {
-    let report = run_cycle(client, settings, ledger, Mode::Once, &StopSignal::default())
-        .await
-        .unwrap();
+    let expected = transparent_changes(sim, settings);
+    assert!(
+        expected.len() >= 3,
+        "fixture: the org at {} needs at least 3 changes, has {}",
+        sim.clock().now(),
+        expected.len()
+    );
+    let report = run_cycle(
+        client,
+        settings,
+        ledger,
+        Mode::Once,
+        &StopSignal::default(),
+        &sim.clock(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.outcome, "ok", "{report:?}");
     let applied: Vec<ChangeRecord> = ledger
         .changes(report.run_id)
@@ -44,7 +62,19 @@ async fn once(
         .into_iter()
         .filter(|c| c.status == ChangeStatus::Applied)
         .collect();
-    assert!(applied.len() >= 3, "the cycle should change something");
+    let written: BTreeMap<(String, String), (f64, f64)> = applied
+        .iter()
+        .map(|c| {
+            (
+                (c.agent_id.clone(), c.skill_id.clone()),
+                (c.before, c.after),
+            )
+        })
+        .collect();
+    assert_eq!(
+        written, expected,
+        "the cycle applies exactly the ground truth's changes"
+    );
     (report.run_id, applied)
 }
 
@@ -59,17 +89,29 @@ fn statuses(ledger: &Ledger, run_id: i64) -> Vec<ChangeStatus> {
 }
 
 /// Runs one `plan` cycle (it writes nothing).
-async fn plan_cycle(client: &GenesysClient, settings: &Settings, ledger: &Ledger) -> CycleReport {
-    run_cycle(client, settings, ledger, Mode::Plan, &StopSignal::default())
-        .await
-        .unwrap()
+async fn plan_cycle(
+    sim: &Simulator,
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+) -> CycleReport {
+    run_cycle(
+        client,
+        settings,
+        ledger,
+        Mode::Plan,
+        &StopSignal::default(),
+        &sim.clock(),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_restores_exactly_and_is_recorded() {
     let (sim, settings, client) = start(40).await;
-    let ledger = Ledger::in_memory().unwrap();
-    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    let ledger = memory_ledger(&sim);
+    let (run_id, applied) = once(&sim, &client, &settings, &ledger).await;
     for c in &applied {
         assert_eq!(org_value(&sim, c), Some(c.after));
     }
@@ -128,8 +170,8 @@ async fn rollback_restores_exactly_and_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_leaves_a_later_human_edit_alone() {
     let (sim, settings, client) = start(30).await;
-    let ledger = Ledger::in_memory().unwrap();
-    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    let ledger = memory_ledger(&sim);
+    let (run_id, applied) = once(&sim, &client, &settings, &ledger).await;
     let edited = &applied[0];
     let human = other_than(edited.before, edited.after);
     assert!(sim
@@ -166,9 +208,9 @@ async fn rollback_leaves_a_later_human_edit_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_reports_each_change_against_the_org() {
     let (sim, settings, client) = start(30).await;
-    let ledger = Ledger::in_memory().unwrap();
-    let plan = plan_cycle(&client, &settings, &ledger).await;
-    let (run_id, applied) = once(&client, &settings, &ledger).await;
+    let ledger = memory_ledger(&sim);
+    let plan = plan_cycle(&sim, &client, &settings, &ledger).await;
+    let (run_id, applied) = once(&sim, &client, &settings, &ledger).await;
     let reverted = &applied[0];
     let changed = &applied[1];
     sim.org()
@@ -238,9 +280,23 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_csv_and_json_parse_back() {
-    let (sim, settings, client) = start(20).await;
-    let ledger = Ledger::in_memory().unwrap();
-    let (run_id, _) = once(&client, &settings, &ledger).await;
+    let (sim, _, client) = start(20).await;
+    // The demo policy weighs three components: its reasons are prose with commas, which
+    // exercises the CSV quoting.
+    let settings = relaxed(&sim);
+    let ledger = memory_ledger(&sim);
+    let report = run_cycle(
+        &client,
+        &settings,
+        &ledger,
+        Mode::Once,
+        &StopSignal::default(),
+        &sim.clock(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, "ok", "{report:?}");
+    let run_id = report.run_id;
     commands::rollback(&client, &settings, &ledger, run_id, false)
         .await
         .unwrap();
@@ -347,7 +403,7 @@ async fn write(client: &GenesysClient, c: &ChangeRecord) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_settles_a_crashed_run_without_writing() {
     let (sim, _settings, client) = start(10).await;
-    let ledger = Ledger::in_memory().unwrap();
+    let ledger = memory_ledger(&sim);
     let (run_id, rows) = crashed_run(&sim, &ledger, "once", 6);
     // 0: written and confirmed; 1, 2: written, crash before the mark; 3, 4: never written;
     // 5: a person changed it meanwhile.
@@ -424,11 +480,11 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_cycle_reconciles_first() {
     let (sim, settings, client) = start(10).await;
-    let ledger = Ledger::in_memory().unwrap();
+    let ledger = memory_ledger(&sim);
     let (run_id, rows) = crashed_run(&sim, &ledger, "scheduled", 3);
     write(&client, &rows[0]).await;
     let writes = sim.org().write_count();
-    let report = plan_cycle(&client, &settings, &ledger).await;
+    let report = plan_cycle(&sim, &client, &settings, &ledger).await;
     assert_eq!(sim.org().write_count(), writes);
     assert!(ledger.unfinished_runs().unwrap().is_empty());
     assert_eq!(
@@ -491,6 +547,7 @@ async fn a_locked_database_is_refused_and_nothing_is_written() {
         &early,
         Mode::Once,
         &StopSignal::default(),
+        &sim.clock(),
     )
     .await;
     assert!(
@@ -679,7 +736,7 @@ async fn cli_history_show_export_need_no_credentials() {
     let (sim, settings, client) = start(10).await;
     let run_id = {
         let ledger = Ledger::open(&path).unwrap();
-        once(&client, &settings, &ledger).await.0
+        once(&sim, &client, &settings, &ledger).await.0
     };
     let config = config_file(dir.path(), &settings, &path);
     let no_secret = |args: &[&str]| {
@@ -753,7 +810,7 @@ async fn cli_history_show_export_need_no_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_treats_an_unwritten_added_skill_as_not_applied() {
     let (sim, _settings, client) = start(10).await;
-    let ledger = Ledger::in_memory().unwrap();
+    let ledger = memory_ledger(&sim);
     let org = sim.org();
     let (agent, skill) = org
         .agent_ids()

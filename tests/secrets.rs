@@ -17,7 +17,6 @@ use common::TempDir;
 use skill_tuner::config::{secret, GenesysSettings, LogFormat, Settings};
 use skill_tuner::demo::settings_for;
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints};
-use skill_tuner::sim::{SimConfig, Simulator};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -49,15 +48,11 @@ fn assert_clean(place: &str, haystack: &[u8], needles: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_output_database_or_alert_ever_holds_the_secret_or_a_token() {
     let secret = canary();
-    let sim = Simulator::start(SimConfig {
-        agents: 30,
-        seed: 5,
-        rate_limit_per_minute: 0,
-        client_secret: secret.clone(),
-        ..SimConfig::default()
+    let sim = common::sim::start_sim(30, |c| {
+        c.seed = 5;
+        c.client_secret = secret.clone();
     })
-    .await
-    .unwrap();
+    .await;
     let dir = TempDir::new("grep");
     let ledger = dir.path().join("ledger.db");
     let mut settings = settings_for(&sim, 60_000);

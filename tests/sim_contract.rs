@@ -29,8 +29,15 @@ async fn token(http: &Client, base: &str) -> String {
     body["access_token"].as_str().expect("token").to_string()
 }
 
+/// The harness's simulators stand still at this instant: the May 2026 days the tests query
+/// have all ended, whatever day the tests run.
+fn harness_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap()
+}
+
 impl Harness {
-    async fn start(config: SimConfig) -> Harness {
+    async fn start(mut config: SimConfig) -> Harness {
+        config.clock = skill_tuner::clock::Clock::manual(harness_now());
         let sim = Simulator::start(config).await.expect("start");
         let http = Client::new();
         let token = token(&http, &sim.base_url()).await;
@@ -966,7 +973,7 @@ async fn workitems_create_query_and_close() {
             "description": "Automated change +2.0 exceeds threshold 1.0",
             "assigneeId": sup,
             "priority": 10,
-            "dateDue": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
+            "dateDue": (harness_now() + chrono::Duration::days(3)).to_rfc3339(),
             "externalTag": tag,
             "customFields": {"agent_id": agent, "old_prof": 2.0, "new_prof": 4.0},
         })

@@ -7,6 +7,6 @@ use skill_tuner::genesys::retry::parse_retry_after;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = parse_retry_after(text);
+        let _ = parse_retry_after(text, chrono::DateTime::UNIX_EPOCH);
     }
 });

@@ -19,6 +19,8 @@ const DURATION_BUCKETS: [f64; 11] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     state: Mutex<State>,
+    /// The daemon's clock: the `*_timestamp_seconds` gauges read it.
+    clock: crate::clock::Clock,
 }
 
 #[derive(Debug, Default)]
@@ -58,22 +60,25 @@ pub struct LiveView {
     pub next_run: Option<f64>,
 }
 
-fn now_secs() -> f64 {
-    chrono::Utc::now().timestamp_millis() as f64 / 1000.0
-}
-
 impl Metrics {
+    fn now_secs(&self) -> f64 {
+        self.clock.now().timestamp_millis() as f64 / 1000.0
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh set, with the start-up config counted as a successful load.
-    pub fn new() -> Self {
-        let m = Self::default();
+    pub fn new(clock: crate::clock::Clock) -> Self {
+        let m = Self {
+            state: Mutex::default(),
+            clock,
+        };
         {
             let mut s = m.lock();
             s.last_reload_ok = true;
-            s.last_reload_success = now_secs();
+            s.last_reload_success = m.now_secs();
         }
         m
     }
@@ -94,7 +99,7 @@ impl Metrics {
         }
         let secs = report.duration_ms as f64 / 1000.0;
         s.observe_duration(secs);
-        let now = now_secs();
+        let now = self.now_secs();
         s.last_cycle = Some(now);
         if matches!(report.outcome.as_str(), "ok" | "dry_run") {
             s.last_success = Some(now);
@@ -106,7 +111,7 @@ impl Metrics {
         let mut s = self.lock();
         *s.cycles.entry("failed".into()).or_insert(0) += 1;
         s.observe_duration(duration_secs);
-        s.last_cycle = Some(now_secs());
+        s.last_cycle = Some(self.now_secs());
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -114,7 +119,7 @@ impl Metrics {
         s.last_reload_ok = ok;
         if ok {
             s.reloads_ok += 1;
-            s.last_reload_success = now_secs();
+            s.last_reload_success = self.now_secs();
         } else {
             s.reloads_failed += 1;
         }
@@ -565,7 +570,7 @@ mod tests {
 
     #[test]
     fn renders_families_and_escapes_labels() {
-        let m = Metrics::new();
+        let m = Metrics::new(crate::clock::Clock::system());
         let report = CycleReport {
             outcome: "ok".into(),
             duration_ms: 2500,
@@ -599,7 +604,7 @@ mod tests {
 
     #[test]
     fn retired_client_counters_stay_in_the_totals() {
-        let m = Metrics::new();
+        let m = Metrics::new(crate::clock::Clock::system());
         let old = StatsSnapshot {
             token_requests: 4,
             ..StatsSnapshot::default()

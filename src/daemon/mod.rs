@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod signals;
 
+use crate::clock::Clock;
 use crate::config::{secret, ConfigError, Settings};
 use crate::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use crate::genesys::GenesysClient;
@@ -166,6 +167,7 @@ impl Shared {
 
 /// The live parts built from one config.
 struct Current {
+    clock: Clock,
     settings: Arc<Settings>,
     /// A keyed hash of the client secret in use, so a rotated secret rebuilds the client.
     secret_digest: u64,
@@ -193,8 +195,12 @@ enum Event {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. `settings` were loaded from `config_path` (which
-/// SIGHUP re-reads).
-pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, DaemonError> {
+/// SIGHUP re-reads); `clock` drives the schedule, the cycles and the timestamps.
+pub async fn run(
+    config_path: PathBuf,
+    settings: Settings,
+    clock: Clock,
+) -> Result<Exit, DaemonError> {
     let notifier = Notifier::from_env().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "systemd notifications disabled");
         Notifier::disabled()
@@ -206,12 +212,12 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
         .map_err(|e| DaemonError::Startup(e.into()))?;
     tracing::info!(%source, "client secret found");
     let secret_digest = digest(&secret);
-    let client = runtime::client_with_secret(&settings, secret)?;
-    let ledger = open_ledger_logged(&settings);
+    let client = runtime::client_with_secret(&settings, secret, &clock)?;
+    let ledger = open_ledger_logged(&settings, &clock);
 
     let (run_tx, mut run_rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
-        metrics: Metrics::new(),
+        metrics: Metrics::new(clock.clone()),
         view: Mutex::new(View::default()),
         heartbeat: Mutex::new(Instant::now()),
         run_tx,
@@ -237,6 +243,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
 
     let login = spawn_login(client.clone(), settings.clone());
     let mut cur = Current {
+        clock,
         settings,
         secret_digest,
         schedule,
@@ -245,7 +252,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
         ledger,
     };
     publish(&shared, &cur);
-    let mut next_tick = first_tick(&cur.schedule, Utc::now());
+    let mut next_tick = first_tick(&cur.schedule, cur.clock.now());
     let mut next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
     set_next_run(&shared, next_fire);
     let mut start_pending = cur.settings.daemon.run_on_start;
@@ -286,7 +293,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
             running = Some(start_cycle(&cur, "start-up", &shared));
         }
 
-        let sleep = sleep_until_wall(next_fire);
+        let sleep = sleep_until_wall(&cur.clock, next_fire);
         let event = tokio::select! {
             biased;
             sig = signals.next() => Event::Signal(sig),
@@ -313,7 +320,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
                         tick.to_rfc3339(),
                     );
                 }
-                next_tick = following_tick(&cur.schedule, next_tick, Utc::now());
+                next_tick = following_tick(&cur.schedule, next_tick, cur.clock.now());
                 next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
                 set_next_run(&shared, next_fire);
             }
@@ -326,7 +333,7 @@ pub async fn run(config_path: PathBuf, settings: Settings) -> Result<Exit, Daemo
             Event::Signal(Sig::Reload) => {
                 notifier.reloading();
                 if reload(&config_path, &mut cur, &shared) {
-                    next_tick = first_tick(&cur.schedule, Utc::now());
+                    next_tick = first_tick(&cur.schedule, cur.clock.now());
                     next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
                     set_next_run(&shared, next_fire);
                 }
@@ -406,12 +413,9 @@ async fn poll_running(
 
 /// Sleeps until a wall-clock instant; re-evaluated every loop turn, so a clock step is
 /// corrected within a second.
-async fn sleep_until_wall(at: Option<DateTime<Utc>>) {
+async fn sleep_until_wall(clock: &Clock, at: Option<DateTime<Utc>>) {
     match at {
-        Some(at) => {
-            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(wait).await;
-        }
+        Some(at) => clock.sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -478,7 +482,7 @@ fn status_line(cur: &Current, next: Option<DateTime<Utc>>) -> String {
 /// Ready to run a cycle: token present and ledger open (retrying the ledger if it is not).
 fn ready(cur: &mut Current, shared: &Shared) -> bool {
     if cur.ledger.is_none() {
-        if let Some(ledger) = try_open_ledger(&cur.settings) {
+        if let Some(ledger) = try_open_ledger(&cur.settings, &cur.clock) {
             tracing::info!(path = %ledger.path().display(), "history ledger opened");
             cur.ledger = Some(ledger);
             shared.view().ledger_open = true;
@@ -521,6 +525,7 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
     let client = cur.client.clone();
     let settings = cur.settings.clone();
     let ledger = cur.ledger.clone();
+    let clock = cur.clock.clone();
     let cycle_stop = stop.clone();
     let cycle_id = uuid::Uuid::new_v4();
     let span = tracing::info_span!("cycle", %cycle_id, trigger);
@@ -531,7 +536,15 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
             let started = Instant::now();
             let result = match ledger {
                 Some(ledger) => {
-                    run_cycle(&client, &settings, &ledger, Mode::Scheduled, &cycle_stop).await
+                    run_cycle(
+                        &client,
+                        &settings,
+                        &ledger,
+                        Mode::Scheduled,
+                        &cycle_stop,
+                        &clock,
+                    )
+                    .await
                 }
                 // `ready` checked the ledger; kept total rather than panicking.
                 None => Err(CycleError::Ledger(crate::history::LedgerError::NotFound(
@@ -588,12 +601,12 @@ fn spawn_login(client: GenesysClient, settings: Arc<Settings>) -> tokio::task::J
     })
 }
 
-fn try_open_ledger(settings: &Settings) -> Option<Arc<Ledger>> {
-    runtime::open_ledger(settings).ok().map(Arc::new)
+fn try_open_ledger(settings: &Settings, clock: &Clock) -> Option<Arc<Ledger>> {
+    runtime::open_ledger(settings, clock).ok().map(Arc::new)
 }
 
-fn open_ledger_logged(settings: &Settings) -> Option<Arc<Ledger>> {
-    match runtime::open_ledger(settings) {
+fn open_ledger_logged(settings: &Settings, clock: &Clock) -> Option<Arc<Ledger>> {
+    match runtime::open_ledger(settings, clock) {
         Ok(l) => Some(Arc::new(l)),
         Err(e) => {
             tracing::error!(error = %e, path = %runtime::ledger_path(settings).display(), "cannot open the history ledger: no cycles run until it opens (retried at each tick and on SIGHUP); not ready");
@@ -635,14 +648,14 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
         None
     } else {
-        Some(runtime::client_with_secret(&settings, secret)?)
+        Some(runtime::client_with_secret(&settings, secret, &cur.clock)?)
     };
     // A new `history.path` must open (else the reload fails); the same path that could not
     // be opened before is retried without failing the reload over it (not a config problem).
     let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
-        Some(Some(Arc::new(runtime::open_ledger(&settings)?)))
+        Some(Some(Arc::new(runtime::open_ledger(&settings, &cur.clock)?)))
     } else if cur.ledger.is_none() {
-        Some(open_ledger_logged(&settings))
+        Some(open_ledger_logged(&settings, &cur.clock))
     } else {
         None
     };

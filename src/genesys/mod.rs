@@ -58,6 +58,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Retry quota tokens shared by all calls (5 per retry, 10 per timeout, +1 per success).
     pub retry_budget: u32,
+    /// Wall-clock time, for `Retry-After` given as an HTTP date.
+    pub clock: crate::clock::Clock,
 }
 
 impl ClientConfig {
@@ -72,6 +74,7 @@ impl ClientConfig {
             token_refresh_margin: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             retry_budget: 500,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -154,6 +157,7 @@ impl GenesysClient {
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
             stats,
             request_timeout: config.request_timeout,
+            clock: config.clock,
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -138,15 +138,15 @@ pub fn classify_status(status: u16, idempotent: bool) -> Option<RetryReason> {
     }
 }
 
-/// Parses `Retry-After` as delta-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// Parses `Retry-After` as delta-seconds or an HTTP date (a date is measured from `now`).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
-        when.duration_since(std::time::SystemTime::now())
+        when.duration_since(std::time::SystemTime::from(now))
             .unwrap_or(Duration::ZERO),
     )
 }
@@ -311,7 +311,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_absurd_retry_after_on_a_5xx_ends_the_retries_without_a_panic() {
         let f = Fixture::new(RetryPolicy::default());
-        let after = parse_retry_after("18446744073709551615");
+        let after = parse_retry_after("18446744073709551615", chrono::DateTime::UNIX_EPOCH);
         assert_eq!(after, Some(Duration::from_secs(u64::MAX)));
         let out: Result<(), _> = execute(&f.ctx(), |_| async {
             Attempt::Retry {
@@ -420,11 +420,15 @@ mod tests {
 
     #[test]
     fn retry_after_as_seconds_and_as_date() {
-        assert_eq!(parse_retry_after("12"), Some(Duration::from_secs(12)));
-        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
-        let parsed = parse_retry_after(&httpdate::fmt_http_date(soon)).unwrap();
-        assert!(parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28));
-        assert_eq!(parse_retry_after("soon"), None);
+        use chrono::TimeZone;
+        let now = chrono::Utc
+            .with_ymd_and_hms(2027, 10, 31, 1, 30, 0)
+            .unwrap();
+        assert_eq!(parse_retry_after("12", now), Some(Duration::from_secs(12)));
+        let soon = std::time::SystemTime::from(now) + Duration::from_secs(30);
+        let parsed = parse_retry_after(&httpdate::fmt_http_date(soon), now).unwrap();
+        assert_eq!(parsed, Duration::from_secs(30));
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

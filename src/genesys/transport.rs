@@ -95,6 +95,8 @@ pub struct Transport {
     pub(crate) permits: Semaphore,
     pub(crate) stats: Arc<ApiStats>,
     pub(crate) request_timeout: Duration,
+    /// Only for `Retry-After` given as an HTTP date.
+    pub(crate) clock: crate::clock::Clock,
 }
 
 fn correlation_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -242,7 +244,7 @@ impl Transport {
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
         let error = ApiError::from_response(&label, status, &body, correlation_id, retry_after);
         match classify_status(status, request.idempotent) {
             Some(RetryReason::Unauthorized) => {

@@ -12,6 +12,7 @@ mod schema;
 
 pub use reconcile::{reconcile_unfinished, ReconcileReport};
 
+use crate::clock::Clock;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -193,6 +194,8 @@ pub struct Ledger {
     conn: Mutex<Connection>,
     /// Runs this handle began and has not finished, with their lock files (if file-backed).
     live: Mutex<HashMap<i64, Option<std::fs::File>>>,
+    /// Where the recorded timestamps come from.
+    clock: Clock,
 }
 
 /// Creates and exclusively locks a run's lock file.
@@ -222,10 +225,8 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-fn now_text() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 impl Ledger {
@@ -276,6 +277,7 @@ impl Ledger {
             busy_timeout,
             conn: Mutex::new(conn),
             live: Mutex::default(),
+            clock: Clock::system(),
         })
     }
 
@@ -292,7 +294,18 @@ impl Ledger {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             conn: Mutex::new(conn),
             live: Mutex::default(),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same ledger, timestamping with `clock` (tests and simulations run at any date).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_text(&self) -> String {
+        time_text(self.clock.now())
     }
 
     pub fn path(&self) -> &Path {
@@ -323,7 +336,7 @@ impl Ledger {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute(
             "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
-            params![now_text(), mode, config_hash, rollback_of],
+            params![self.now_text(), mode, config_hash, rollback_of],
         )
         .map_err(sql)?;
         let run_id = tx.last_insert_rowid();
@@ -349,7 +362,7 @@ impl Ledger {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
-                params![run_id, now_text(), outcome, summary.to_string()],
+                params![run_id, self.now_text(), outcome, summary.to_string()],
             )?;
             Ok(())
         })?;
@@ -415,7 +428,7 @@ impl Ledger {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                      ON CONFLICT (run_id, change_id) DO NOTHING",
                 )?;
-                let now = now_text();
+                let now = self.now_text();
                 for ch in changes {
                     insert.execute(params![
                         ch.change_id,
@@ -457,7 +470,7 @@ impl Ledger {
                     "UPDATE changes SET status = ?3, correlation_id = COALESCE(?4, correlation_id), detail = COALESCE(?5, detail), updated_at = ?6
                      WHERE run_id = ?1 AND change_id = ?2",
                 )?;
-                let now = now_text();
+                let now = self.now_text();
                 for id in change_ids {
                     update.execute(params![run_id, id, status.as_str(), correlation_id, detail, now])?;
                 }
@@ -583,15 +596,15 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    /// A fresh directory per call: the tag, the process and a per-process sequence number.
     fn temp_db(tag: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!(
-            "skill-tuner-ledger-{tag}-{}-{nanos}",
+            "skill-tuner-ledger-{tag}-{}-{n}",
             std::process::id()
         ));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("ledger.db")
     }

@@ -3,6 +3,8 @@
 //!
 //! Sim choices: each UTC day's numbers land in the bucket containing that day's midnight, and
 //! only days lying wholly inside the interval count (the data has no finer time resolution).
+//! A day has data only once it has ended by the simulator's clock: today and the future are
+//! empty, as they are in a real org.
 //! Groups and metrics without data are absent, never zero, as in the real API.
 
 use std::collections::BTreeMap;
@@ -76,6 +78,8 @@ const PARALLEL_THRESHOLD: usize = 4_000;
 struct Engine<'a> {
     org: &'a Org,
     query: &'a Query,
+    /// The days with data: whole days of the interval that ended by the simulator's "now".
+    days: std::ops::Range<i64>,
     sources: Vec<Source>,
 }
 
@@ -176,7 +180,7 @@ impl Engine<'_> {
     /// `restricted`: the filter pins down users, so queue-side rows (no userId) cannot match.
     fn run_users(&self, kind: Kind, users: &[u32], restricted: bool) -> Acc {
         let mut acc = Acc::new();
-        let days = whole_days(self.query.start, self.query.end);
+        let days = self.days.clone();
         let wants = |q: bool| {
             self.sources
                 .iter()
@@ -311,24 +315,34 @@ fn render_metric(name: &str, s: &Stat) -> Value {
 }
 
 /// Answers a validated query.
-pub fn answer(kind: Kind, org: &Org, query: &Query) -> Value {
+/// The whole UTC days inside `[start, end)` that have ended by `now`.
+pub fn days_with_data(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> std::ops::Range<i64> {
+    whole_days(start, end.min(now))
+}
+
+/// Answers `query` as the org stood at `now` (days after it have no data yet).
+pub fn answer(kind: Kind, org: &Org, query: &Query, now: DateTime<Utc>) -> Value {
     let engine = Engine {
         org,
         query,
+        days: days_with_data(query.start, query.end, now),
         sources: sources(kind, &query.metrics),
     };
     let acc = engine.run(kind);
     engine.render(&acc)
 }
 
-/// The conversation numbers of one (agent, skill) pair over the whole days of an interval:
-/// a `Stat` per entry of [`CONV_METRICS`]. `None` for an unknown or never-held pair.
+/// The conversation numbers of one (agent, skill) pair over the given days: a `Stat` per
+/// entry of [`CONV_METRICS`]. `None` for an unknown or never-held pair.
 pub fn pair_totals(
     org: &Org,
     user: u32,
     skill: u16,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    days: std::ops::Range<i64>,
 ) -> Option<synth::ConvDay> {
     let info = org.users.get(user as usize)?;
     if info.role != Role::Agent || !info.original_skills.contains(&skill) {
@@ -337,7 +351,7 @@ pub fn pair_totals(
     let agent = synth::agent_traits(org.seed, user);
     let pair = synth::pair_traits(org.seed, user, skill, &agent);
     let mut total = [Stat::default(); CONV_METRICS.len()];
-    for day in whole_days(start, end) {
+    for day in days {
         let d = synth::conv_day(org.seed, user, skill, day, &agent, &pair);
         for (t, s) in total.iter_mut().zip(d.iter()) {
             t.merge(s);
@@ -350,6 +364,17 @@ pub fn pair_totals(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn days_after_now_have_no_data() {
+        let t = |d, h| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).single().unwrap();
+        // 1–31 Dec asked for, "now" is 31 Dec 23:30: the 31st has not ended yet.
+        assert_eq!(
+            days_with_data(t(1, 0), t(31, 0) + chrono::Duration::days(1), t(31, 23)).count(),
+            30
+        );
+        assert_eq!(days_with_data(t(1, 0), t(3, 0), t(1, 5)).count(), 0);
+    }
 
     #[test]
     fn whole_days_excludes_partial_days() {

@@ -6,7 +6,9 @@
 //! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
 //!
 //! The org is synthetic and deterministic from [`SimConfig::seed`]; per-day performance is
-//! derived on demand from a hash, never stored, so 100 000 agents fit comfortably. Tests
+//! derived on demand from a hash, never stored, so 100 000 agents fit comfortably. "Today"
+//! is [`SimConfig::clock`]'s: start the simulator at any instant and the same seed gives the
+//! same history for the same days. Tests
 //! steer failures through [`Faults`], read request counts through [`RequestCounters`] and
 //! inspect or edit the org through [`OrgHandle`].
 //!
@@ -25,7 +27,8 @@
 //!   only days wholly inside the interval count; `timeZone` must be UTC; only `groupBy`
 //!   queries, dimension predicates, and the dimensions `userId`, `requestedRoutingSkillId`
 //!   (conversations only) and `mediaType`; metric names valid in the real API but without sim
-//!   data are accepted and absent. Metrics are generated for the skills an agent held at
+//!   data are accepted and absent. Days not yet ended by the simulator's clock have no data.
+//!   Metrics are generated for the skills an agent held at
 //!   generation (later PATCHes do not change history). Inactive agents keep their history.
 //!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
 //! - Rate limit: a fixed 60 s window per token opening at its first API call; every
@@ -65,6 +68,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -93,6 +97,10 @@ pub struct SimConfig {
     pub max_user_predicates: usize,
     /// Analytics: longest query interval in days (400 beyond).
     pub max_interval_days: u32,
+    /// The simulator's "now": days that have not ended by it have no analytics data, and
+    /// workitems are stamped with it. Give the product the same clock (or, across processes,
+    /// a shifted clock with the same start) so both agree on what today is.
+    pub clock: Clock,
 }
 
 impl Default for SimConfig {
@@ -107,6 +115,7 @@ impl Default for SimConfig {
             client_secret: "demo-secret-not-for-production".to_string(),
             max_user_predicates: 100,
             max_interval_days: 31,
+            clock: Clock::system(),
         }
     }
 }
@@ -129,10 +138,12 @@ impl Simulator {
     /// Starts on `addr`.
     pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
+        let clock = config.clock.clone();
         // Generating a large org is CPU work; keep it off the async worker.
-        let world = tokio::task::spawn_blocking(move || world::World::new(seed, agents, skills))
-            .await
-            .map_err(std::io::Error::other)?;
+        let world =
+            tokio::task::spawn_blocking(move || world::World::new(seed, agents, skills, clock))
+                .await
+                .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             config,
             world: Arc::new(world),
@@ -164,6 +175,11 @@ impl Simulator {
     /// `http://127.0.0.1:PORT`: both the login and the API base URL.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The simulator's clock (share it with the product under test).
+    pub fn clock(&self) -> Clock {
+        self.shared.config.clock.clone()
     }
 
     /// The fault switchboard.

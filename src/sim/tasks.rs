@@ -114,7 +114,7 @@ pub async fn create(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<
             .as_i64()
             .ok_or_else(|| ApiError::invalid_value("priority", "priority must be an integer"))?,
     };
-    let now = Utc::now();
+    let now = app.world.clock.now();
     let date_due = parse_due(opt_str(&m, "dateDue")?, now)?;
     let external_tag = opt_str(&m, "externalTag")?.map(str::to_string);
     let custom_fields = match m.get("customFields") {
@@ -180,7 +180,7 @@ pub async fn update(
         check_len("description", d, 0, 512)?;
     }
     let priority = m.get("priority").and_then(Value::as_i64);
-    let date_due = parse_due(opt_str(&m, "dateDue")?, Utc::now())?;
+    let date_due = parse_due(opt_str(&m, "dateDue")?, app.world.clock.now())?;
     if let Some(s) = status {
         tasks.set_status(&id, s);
     }

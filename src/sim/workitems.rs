@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::aggregate::iso;
 use super::rng::{domain, uuid_for};
+use crate::clock::Clock;
 
 pub const WORKTYPE_NAME: &str = "Skill change review";
 /// (name, category); index 0 is the initial status.
@@ -39,15 +40,17 @@ pub struct Workitem {
 #[derive(Debug)]
 pub struct TaskStore {
     seed: u64,
+    clock: Clock,
     pub worktype_id: Uuid,
     pub status_ids: Vec<Uuid>,
     items: Mutex<Vec<Workitem>>,
 }
 
 impl TaskStore {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, clock: Clock) -> Self {
         TaskStore {
             seed,
+            clock,
             worktype_id: uuid_for(seed, domain::WORKTYPE, 0),
             status_ids: (0..STATUSES.len())
                 .map(|i| uuid_for(seed, domain::STATUS, i as u64))
@@ -84,15 +87,16 @@ impl TaskStore {
         let mut items = self.lock();
         let item = items.iter_mut().find(|w| w.id == uuid)?;
         f(item);
-        item.date_modified = Utc::now();
+        item.date_modified = self.clock.now();
         Some(item.clone())
     }
 
     /// Moves a workitem to `status`, stamping `dateClosed` for closed categories.
     pub fn set_status(&self, id: &str, status: usize) -> Option<Workitem> {
+        let now = self.clock.now();
         self.update(id, |w| {
             w.status = status;
-            w.date_closed = (STATUSES[status].1 == "Closed").then(Utc::now);
+            w.date_closed = (STATUSES[status].1 == "Closed").then_some(now);
         })
     }
 

@@ -7,14 +7,17 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::aggregate::pair_totals;
+use super::aggregate::{days_with_data, pair_totals};
 use super::org::{Org, Role, GROUP_NAMES};
 use super::synth::{ConvMetric, Stat, CONV_METRICS};
 use super::workitems::TaskStore;
+use crate::clock::Clock;
 
 /// Everything mutable or generated about the simulated org.
 #[derive(Debug)]
 pub struct World {
+    /// The simulator's "now": which days have data, workitem timestamps.
+    pub clock: Clock,
     pub org: Org,
     pub tasks: TaskStore,
     pub webhook: Mutex<Vec<Value>>,
@@ -22,10 +25,11 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(seed: u64, agents: usize, skills: usize) -> World {
+    pub fn new(seed: u64, agents: usize, skills: usize, clock: Clock) -> World {
         World {
             org: Org::generate(seed, agents, skills),
-            tasks: TaskStore::new(seed),
+            tasks: TaskStore::new(seed, clock.clone()),
+            clock,
             webhook: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
         }
@@ -248,9 +252,10 @@ impl OrgHandle {
             .clone()
     }
 
-    /// Exactly what the conversation aggregates endpoint answers for this pair over the whole
-    /// UTC days inside `[interval_start, interval_end)`. `None` for unknown ids, a pair the
-    /// agent never held, or a pair without any data (the endpoint would omit the group).
+    /// Exactly what the conversation aggregates endpoint answers now for this pair over the
+    /// whole UTC days inside `[interval_start, interval_end)` (days not yet ended by the
+    /// simulator's clock have no data). `None` for unknown ids, a pair the agent never held,
+    /// or a pair without any data (the endpoint would omit the group).
     pub fn metrics_truth(
         &self,
         user_id: &str,
@@ -260,7 +265,8 @@ impl OrgHandle {
     ) -> Option<TruthStats> {
         let u = self.org().user_by_id(user_id)?;
         let s = self.org().skill_by_id(skill_id)?;
-        let total = pair_totals(self.org(), u, s, interval_start, interval_end)?;
+        let days = days_with_data(interval_start, interval_end, self.world.clock.now());
+        let total = pair_totals(self.org(), u, s, days)?;
         if total.iter().all(|s| s.count == 0) {
             return None;
         }

@@ -28,6 +28,7 @@ pub fn binary_with_secret(args: &[&str], config: &Path, secret: &str, rust_log: 
         .arg("--config")
         .arg(config)
         .env("SKILL_TUNER_CLIENT_SECRET", secret)
+        .env(skill_tuner::clock::NOW_ENV, super::sim::TEST_NOW)
         .env_remove("SKILL_TUNER_CONFIG")
         .env_remove("CREDENTIALS_DIRECTORY")
         .env_remove("STATE_DIRECTORY")

@@ -84,6 +84,7 @@ impl Daemon {
                 SimConfig::default().client_secret,
             )
             .env("SKILL_TUNER__DAEMON__ADMIN_LISTEN", &admin)
+            .env(skill_tuner::clock::NOW_ENV, sim::TEST_NOW)
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
