@@ -434,6 +434,28 @@ async fn main() -> ExitCode {
                     config.config.display()
                 );
                 print!("{}", settings.to_toml());
+                if let Ok(schedule) = skill_tuner::schedule::Schedule::parse(
+                    &settings.daemon.schedule,
+                    &settings.daemon.time_zone,
+                ) {
+                    println!(
+                        "# next five runs of daemon.schedule ({}):",
+                        settings.daemon.time_zone
+                    );
+                    print!(
+                        "{}",
+                        skill_tuner::schedule::describe_upcoming(&schedule, clock.now(), 5)
+                    );
+                    let spacing = skill_tuner::schedule::min_spacing(
+                        settings.daemon.min_spacing_secs,
+                        &schedule,
+                        clock.now(),
+                    );
+                    println!(
+                        "# minimum spacing between cycle starts: {} s",
+                        spacing.as_secs()
+                    );
+                }
                 match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
                     Ok((_, source)) => {
                         println!("# client secret: found in {source} (value not shown)")

@@ -666,3 +666,52 @@ async fn a_ledger_that_cannot_open_means_not_ready_and_no_cycles_until_it_opens(
     assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
     sim.shutdown().await;
 }
+
+/// Started inside a repeated hour (or a gap), the daemon's next run is in the future and it
+/// runs nothing until then — no burst of cycles for ticks it thinks it missed. Also across
+/// SIGHUP inside the same hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_inside_a_dst_change_the_next_run_is_in_the_future() {
+    let sim = sim_60().await;
+    // (now, zone, schedule): Berlin and New York inside their repeated hour, London in the
+    // hour after its spring-forward jump.
+    for (now, zone, schedule) in [
+        ("2026-10-25T01:03:00Z", "Europe/Berlin", "0 */5 * * * *"),
+        ("2026-11-01T06:10:00Z", "America/New_York", "0 30 1 * * *"),
+        ("2027-03-28T01:03:00Z", "Europe/London", "0 30 1 * * *"),
+    ] {
+        let dir = TempDir::new("dst-start");
+        let daemon = format!("schedule = \"{schedule}\"\ntime_zone = \"{zone}\"");
+        let d = Daemon::spawn(
+            &dir.0,
+            &config_text(&sim, &dir.0, &daemon, ""),
+            &[(skill_tuner::clock::NOW_ENV, now)],
+        );
+        d.wait_ready().await;
+        let started = common::sim::instant(now).timestamp() as f64;
+        let m = d.metrics().await;
+        let next = metric(&m, "skill_tuner_next_run_timestamp_seconds").unwrap();
+        assert!(
+            next > started,
+            "{zone} {schedule}: next run {next} <= {started}"
+        );
+        d.signal("HUP");
+        d.wait_metrics("the reload", 20, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+        })
+        .await;
+        let m = d.metrics().await;
+        let next = metric(&m, "skill_tuner_next_run_timestamp_seconds").unwrap();
+        assert!(
+            next > started,
+            "after SIGHUP: {zone} {schedule}: {next} <= {started}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let m = d.metrics().await;
+        assert_eq!(cycles_total(&m), 0.0, "{zone} {schedule}: {}", d.logs());
+        assert_eq!(
+            metric_or_zero(&m, r#"skill_tuner_ticks_skipped_total{reason="overlap"}"#),
+            0.0
+        );
+    }
+}

@@ -427,8 +427,13 @@ pub struct DaemonSettings {
     /// IANA time zone of the schedule.
     pub time_zone: String,
     pub run_on_start: bool,
-    /// Random delay up to this many seconds before each scheduled run.
+    /// Random delay up to this many seconds before each scheduled run; at most the schedule's
+    /// shortest interval between runs, and at most one day.
     pub jitter_secs: u64,
+    /// No cycle starts less than this long after the previous one started, whatever
+    /// triggered it (schedule, SIGUSR1, `POST /run`). Unset: half the schedule's shortest
+    /// interval between runs over a year, at most one hour.
+    pub min_spacing_secs: Option<u64>,
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`); loopback by default.
     pub admin_listen: String,
     /// Allow `POST /run` on the admin listener.
@@ -444,6 +449,7 @@ impl Default for DaemonSettings {
             time_zone: "UTC".into(),
             run_on_start: false,
             jitter_secs: 0,
+            min_spacing_secs: None,
             admin_listen: "127.0.0.1:9464".into(),
             enable_run_endpoint: false,
             shutdown_grace_secs: 60,

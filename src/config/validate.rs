@@ -207,8 +207,32 @@ impl Settings {
         }
 
         let d = &self.daemon;
-        if let Err(e) = crate::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
-            c.require(false, e.key(), e.to_string());
+        match crate::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
+            Err(e) => c.require(false, e.key(), e.to_string()),
+            Ok(schedule) => {
+                if d.jitter_secs > 0 {
+                    let bound = crate::schedule::jitter_bound(&schedule);
+                    c.require(
+                        d.jitter_secs <= bound.as_secs(),
+                        "daemon.jitter_secs",
+                        format!(
+                            "at most {} s (the schedule's shortest interval between runs, and at most one day), got {}",
+                            bound.as_secs(),
+                            d.jitter_secs
+                        ),
+                    );
+                }
+                if let Some(spacing) = d.min_spacing_secs {
+                    c.require(
+                        spacing <= crate::schedule::MAX_MIN_SPACING.as_secs(),
+                        "daemon.min_spacing_secs",
+                        format!(
+                            "at most {} s (one week), got {spacing}",
+                            crate::schedule::MAX_MIN_SPACING.as_secs()
+                        ),
+                    );
+                }
+            }
         }
         c.require(
             d.admin_listen.parse::<std::net::SocketAddr>().is_ok(),

@@ -444,8 +444,10 @@ fn with_jitter(tick: Option<DateTime<Utc>>, jitter_secs: u64) -> Option<DateTime
     if jitter_secs == 0 {
         return Some(tick);
     }
+    // Validation bounds the jitter to a day; the arithmetic stays checked regardless.
     let ms = fastrand::u64(0..=jitter_secs.saturating_mul(1000));
-    Some(tick + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)))
+    let delay = chrono::Duration::try_milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))?;
+    tick.checked_add_signed(delay)
 }
 
 fn set_next_run(shared: &Shared, next: Option<DateTime<Utc>>) {
