@@ -20,3 +20,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod score;
 pub mod sim;
+pub mod text;
