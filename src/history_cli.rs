@@ -62,9 +62,16 @@ pub enum HistoryCommand {
     },
 }
 
-fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
+/// The settings and the ledger, opened for writing (`rollback`) or, for the commands that only
+/// read it, read-only: they then work beside a running daemon and on a read-only file system.
+fn ledger_for(config: &ConfigArg, write: bool) -> Result<(Settings, Ledger), ExitCode> {
     let settings = load(config)?;
-    match runtime::open_ledger(&settings) {
+    let opened = if write {
+        runtime::open_ledger(&settings)
+    } else {
+        runtime::open_ledger_read_only(&settings)
+    };
+    match opened {
         Ok(ledger) => Ok((settings, ledger)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -112,15 +119,17 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             config,
             limit,
             json,
-        } => ledger_for(&config).map(|(_, ledger)| match commands::history(&ledger, limit) {
-            Ok(lines) => {
-                print(&lines, json, |l| commands::render_history(l));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        }),
+        } => {
+            ledger_for(&config, false).map(|(_, ledger)| match commands::history(&ledger, limit) {
+                Ok(lines) => {
+                    print(&lines, json, |l| commands::render_history(l));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            })
+        }
         HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config).map(|(_, ledger)| match commands::show(&ledger, run) {
+            ledger_for(&config, false).map(|(_, ledger)| match commands::show(&ledger, run) {
                 Ok(detail) => {
                     print(&detail, json, commands::render_show);
                     ExitCode::SUCCESS
@@ -128,7 +137,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                 Err(e) => fail(e),
             })
         }
-        HistoryCommand::Diff { run, config, json } => match ledger_for(&config) {
+        HistoryCommand::Diff { run, config, json } => match ledger_for(&config, false) {
             Ok((settings, ledger)) => match client_for(&settings).await {
                 Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
                     Ok(diff) => {
@@ -146,7 +155,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             config,
             dry_run,
             json,
-        } => match ledger_for(&config) {
+        } => match ledger_for(&config, true) {
             Ok((settings, ledger)) => match client_for(&settings).await {
                 Ok(client) => Ok(
                     match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
@@ -169,7 +178,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             config,
             format,
             output,
-        } => ledger_for(&config).map(|(_, ledger)| {
+        } => ledger_for(&config, false).map(|(_, ledger)| {
             let written = match &output {
                 Some(path) => std::fs::File::create(path)
                     .map_err(HistoryError::from)

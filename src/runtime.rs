@@ -116,3 +116,8 @@ pub fn ledger_path(settings: &Settings) -> PathBuf {
 pub fn open_ledger(settings: &Settings) -> Result<Ledger, LedgerError> {
     Ledger::open(&ledger_path(settings))
 }
+
+/// Opens the ledger named by the settings for the commands that only read it.
+pub fn open_ledger_read_only(settings: &Settings) -> Result<Ledger, LedgerError> {
+    Ledger::open_read_only(&ledger_path(settings))
+}

@@ -206,6 +206,17 @@ impl Settings {
             );
         }
 
+        if let Some(why) = crate::history::not_durable(&self.history.path) {
+            c.require(
+                false,
+                "history.path",
+                format!(
+                    "the path of a SQLite file on disk that outlives the process; `{}` {why}",
+                    self.history.path.display()
+                ),
+            );
+        }
+
         let d = &self.daemon;
         if let Err(e) = crate::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
             c.require(false, e.key(), e.to_string());
