@@ -11,6 +11,7 @@
 use crate::config::{AlertSettings, WebhookFormat};
 use crate::genesys::models::WorkitemCreate;
 use crate::genesys::GenesysClient;
+use crate::text::Printable;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -153,7 +154,7 @@ pub async fn file_workitems(
         };
         match &filed {
             Filed::Created(id) => {
-                tracing::info!(change = %item.change_id, workitem = %id, agent = %item.agent_name, skill = %item.skill_name, "filed a review workitem")
+                tracing::info!(change = %item.change_id, workitem = %id, agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), "filed a review workitem")
             }
             Filed::AlreadyThere(id) => {
                 tracing::debug!(change = %item.change_id, workitem = %id, "review workitem already filed")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::binary::{binary, config_file, output};
+use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{applied_agents, org_value, other_than, relaxed, start_sim};
 use common::TempDir;
 use serde_json::Value;
@@ -1004,4 +1004,151 @@ async fn reading_commands_work_on_a_read_only_mount() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
     sim.shutdown().await;
+}
+
+/// What an admin can type into a name: a terminal escape (clear screen), a bidi override, a
+/// CR/LF that would start a forged log line, and a NUL.
+fn hostile_name(i: usize) -> String {
+    format!("Eve{i}\x1b[2J\u{202e}evil\r\nFORGED WARN line {i}\0")
+}
+
+/// No raw control or bidi character, and no line that a hostile name started.
+fn assert_inert(place: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| c != '\n' && skill_tuner::text::needs_escape(c))
+        .collect();
+    assert!(bad.is_empty(), "{place}: raw {bad:?} in\n{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("FORGED")),
+        "{place}: a forged line in\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_edited_names_cannot_forge_output_or_log_lines() {
+    let dir = TempDir::new("hostile");
+    let (sim, mut settings, _client) = start(20).await;
+    for (i, id) in sim.org().agent_ids().iter().enumerate() {
+        assert!(sim.org().set_agent_name(id, &hostile_name(i)));
+    }
+    // Every change is over the threshold, so every changed agent is named in the log.
+    settings.alerts.threshold = 0.0;
+    let path = dir.path().join("ledger.db");
+    let config = config_file(dir.path(), &settings, &path);
+    let secret = skill_tuner::sim::SimConfig::default().client_secret;
+
+    let out = output(binary_with_secret(&["once"], &config, &secret, "info")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(r"\x1b[2J\u{202e}evi"), "{stdout}");
+    assert!(stderr.contains("over-threshold change"), "{stderr}");
+    assert!(stderr.contains(r"\nFORGED WARN line"), "{stderr}");
+    assert_inert("once (table)", &stdout);
+    assert_inert("once (log)", &stderr);
+
+    let run_id = Ledger::open_read_only(&path)
+        .unwrap()
+        .recent_runs(1)
+        .unwrap()[0]
+        .id;
+    let run = run_id.to_string();
+    for args in [
+        vec!["show", run.as_str()],
+        vec!["diff", run.as_str()],
+        vec!["history"],
+    ] {
+        let out = output(binary_with_secret(&args, &config, &secret, "info")).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] != "history" {
+            assert!(
+                stdout.contains(r"\r\nFORGED WARN line"),
+                "{args:?}: {stdout}"
+            );
+        }
+        assert_inert(&args.join(" "), &stdout);
+        assert_inert(&args.join(" "), &String::from_utf8_lossy(&out.stderr));
+    }
+    // JSON keeps the name exactly (serde escapes it).
+    let out = output(binary(&["show", &run, "--json"], &config)).await;
+    let detail: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = detail["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["agent_name"].as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("Eve") && n.contains('\u{202e}')),
+        "{names:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn export_csv_neutralises_formula_cells_and_keeps_numbers() {
+    let ledger = Ledger::in_memory().unwrap();
+    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let hostile = [
+        (
+            "=HYPERLINK(\"http://evil.example/\",\"click\")",
+            "+cmd|' /C calc'!A0",
+        ),
+        ("-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("\t=1+1", "\r=1+1"),
+    ];
+    let rows: Vec<ChangeRecord> = hostile
+        .iter()
+        .enumerate()
+        .map(|(i, (agent, skill))| ChangeRecord {
+            change_id: format!("c{i}"),
+            run_id,
+            agent_id: format!("a{i}"),
+            agent_name: agent.to_string(),
+            skill_id: format!("s{i}"),
+            skill_name: skill.to_string(),
+            before: 2.0,
+            after: 2.5,
+            target: Some(3.0),
+            score: None,
+            reason: "=1+1".into(),
+            status: ChangeStatus::Applied,
+            correlation_id: None,
+            detail: Some("-1".into()),
+            workitem_id: None,
+        })
+        .collect();
+    ledger.record_plan(&rows).unwrap();
+    let mut csv = Vec::new();
+    commands::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
+    let table = parse_csv(&String::from_utf8(csv).unwrap());
+    let col = |name: &str| table[0].iter().position(|h| h == name).unwrap();
+    for (row, (agent, skill)) in table[1..].iter().zip(hostile) {
+        assert_eq!(row[col("agent_name")], format!("'{agent}"));
+        assert_eq!(row[col("skill_name")], format!("'{skill}"));
+        assert_eq!(row[col("reason")], "'=1+1");
+        assert_eq!(row[col("detail")], "'-1");
+        for numeric in ["run_id", "before", "after", "target"] {
+            let cell = &row[col(numeric)];
+            assert!(cell.parse::<f64>().is_ok(), "{numeric} = {cell:?}");
+        }
+    }
+    // Every text cell is inert: none starts with a formula character.
+    for row in &table[1..] {
+        for cell in row {
+            let number = cell.parse::<f64>().is_ok();
+            assert!(
+                number || !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+    }
 }

@@ -262,9 +262,14 @@ impl Settings {
             if !known(name) {
                 problems.push(Problem {
                     key: format!("{key}: \"{name}\""),
+                    // The catalogue's names are org-edited: escaped, like every human output.
                     expected: format!(
                         "a skill name of the org's catalogue (known: {})",
-                        catalogue.join(", ")
+                        catalogue
+                            .iter()
+                            .map(|c| crate::text::printable(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
