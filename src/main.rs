@@ -389,7 +389,7 @@ async fn main() -> ExitCode {
                     "# {} is valid; effective settings (defaults filled in):",
                     config.config.display()
                 );
-                print!("{}", settings.to_toml());
+                print!("{}", settings.to_shown_toml());
                 match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
                     Ok((_, source)) => {
                         println!("# client secret: found in {source} (value not shown)")

@@ -202,7 +202,10 @@ impl Settings {
             c.require(
                 ok,
                 "alerts.webhook.url",
-                format!("an http(s) URL, got `{}`", a.webhook.url),
+                format!(
+                    "an http(s) URL, got `{}`",
+                    crate::text::redact_after_host(&a.webhook.url)
+                ),
             );
         }
 
