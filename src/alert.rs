@@ -11,6 +11,7 @@
 use crate::config::{AlertSettings, WebhookFormat};
 use crate::genesys::models::WorkitemCreate;
 use crate::genesys::GenesysClient;
+use crate::text::{redact_after_host, Printable};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -159,7 +160,7 @@ pub async fn file_workitems(
         };
         match &filed {
             Filed::Created(id) => {
-                tracing::info!(change = %item.change_id, workitem = %id, agent = %item.agent_name, skill = %item.skill_name, "filed a review workitem")
+                tracing::info!(change = %item.change_id, workitem = %id, agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), "filed a review workitem")
             }
             Filed::AlreadyThere(id) => {
                 tracing::debug!(change = %item.change_id, workitem = %id, "review workitem already filed")
@@ -188,8 +189,10 @@ pub fn digest_body(
 }
 
 /// Posts the digest, retrying 5xx and connection errors a few times. Returns the error text
-/// when it finally failed (reported, never fatal).
+/// when it finally failed (reported, never fatal). The error names the webhook by scheme and
+/// host only: a Slack webhook's path is its credential, and the text reaches logs and reports.
 pub async fn post_webhook(url: &str, body: &serde_json::Value) -> Result<(), String> {
+    let shown = redact_after_host(url);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -202,11 +205,34 @@ pub async fn post_webhook(url: &str, body: &serde_json::Value) -> Result<(), Str
         match http.post(url).json(body).send().await {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                last = format!("webhook answered HTTP {}", r.status().as_u16());
+                last = format!("webhook {shown} answered HTTP {}", r.status().as_u16());
             }
-            Ok(r) => return Err(format!("webhook answered HTTP {}", r.status().as_u16())),
-            Err(e) => last = format!("webhook: {}", e.without_url()),
+            Ok(r) => {
+                return Err(format!(
+                    "webhook {shown} answered HTTP {}",
+                    r.status().as_u16()
+                ))
+            }
+            Err(e) => last = format!("webhook {shown}: {}", e.without_url()),
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_webhook_is_named_by_its_host_only() {
+        let url = "http://user:PASSWORD@127.0.0.1:1/services/T000/B000/XXXXSECRET";
+        let err = post_webhook(url, &serde_json::json!({"text": "t"}))
+            .await
+            .unwrap_err();
+        assert!(err.contains("http://127.0.0.1:1/…"), "{err}");
+        assert!(
+            !err.contains("PASSWORD") && !err.contains("XXXXSECRET"),
+            "{err}"
+        );
+    }
 }

@@ -635,7 +635,7 @@ async fn alert_supervisors(
         .collect();
     report.alerts.over_threshold = items.len();
     for item in &items {
-        tracing::info!(agent = %item.agent_name, skill = %item.skill_name, current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change");
+        tracing::info!(agent = %crate::text::Printable(&item.agent_name), skill = %crate::text::Printable(&item.skill_name), current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change");
     }
     if !settings.alerts.workitem.enabled {
         return Ok(());

@@ -63,9 +63,20 @@ pub enum HistoryCommand {
     },
 }
 
-fn ledger_for(config: &ConfigArg, clock: &Clock) -> Result<(Settings, Ledger), ExitCode> {
+/// The settings and the ledger, opened for writing (`rollback`) or, for the commands that only
+/// read it, read-only: they then work beside a running daemon and on a read-only file system.
+fn ledger_for(
+    config: &ConfigArg,
+    write: bool,
+    clock: &Clock,
+) -> Result<(Settings, Ledger), ExitCode> {
     let settings = load(config)?;
-    match runtime::open_ledger(&settings, clock) {
+    let opened = if write {
+        runtime::open_ledger(&settings, clock)
+    } else {
+        runtime::open_ledger_read_only(&settings)
+    };
+    match opened {
         Ok(ledger) => Ok((settings, ledger)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -117,7 +128,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             limit,
             json,
         } => {
-            ledger_for(&config, clock).map(|(_, ledger)| match commands::history(&ledger, limit) {
+            ledger_for(&config, false, clock).map(|(_, ledger)| match commands::history(&ledger, limit) {
                 Ok(lines) => {
                     print(&lines, json, |l| commands::render_history(l));
                     ExitCode::SUCCESS
@@ -126,7 +137,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             })
         }
         HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config, clock).map(|(_, ledger)| match commands::show(&ledger, run) {
+            ledger_for(&config, false, clock).map(|(_, ledger)| match commands::show(&ledger, run) {
                 Ok(detail) => {
                     print(&detail, json, commands::render_show);
                     ExitCode::SUCCESS
@@ -134,7 +145,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
                 Err(e) => fail(e),
             })
         }
-        HistoryCommand::Diff { run, config, json } => match ledger_for(&config, clock) {
+        HistoryCommand::Diff { run, config, json } => match ledger_for(&config, false, clock) {
             Ok((settings, ledger)) => match client_for(&settings, clock).await {
                 Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
                     Ok(diff) => {
@@ -152,7 +163,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             config,
             dry_run,
             json,
-        } => match ledger_for(&config, clock) {
+        } => match ledger_for(&config, true, clock) {
             Ok((settings, ledger)) => match client_for(&settings, clock).await {
                 Ok(client) => Ok(
                     match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
@@ -175,7 +186,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             config,
             format,
             output,
-        } => ledger_for(&config, clock).map(|(_, ledger)| {
+        } => ledger_for(&config, false, clock).map(|(_, ledger)| {
             let written = match &output {
                 Some(path) => std::fs::File::create(path)
                     .map_err(HistoryError::from)

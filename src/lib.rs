@@ -21,3 +21,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod score;
 pub mod sim;
+pub mod text;

@@ -433,7 +433,7 @@ async fn main() -> ExitCode {
                     "# {} is valid; effective settings (defaults filled in):",
                     config.config.display()
                 );
-                print!("{}", settings.to_toml());
+                print!("{}", settings.to_shown_toml());
                 if let Ok(schedule) = skill_tuner::schedule::Schedule::parse(
                     &settings.daemon.schedule,
                     &settings.daemon.time_zone,

@@ -2,6 +2,7 @@
 
 use crate::genesys::StatsSnapshot;
 use crate::plan::BreakerTrip;
+use crate::text::{printable, Printable as P};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -69,7 +70,8 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 impl CycleReport {
-    /// The human form: a summary, then the changes.
+    /// The human form: a summary, then the changes. Names, reasons and errors pass through
+    /// [`printable`]: they come from the org or the API, and a terminal would obey them.
     pub fn render_table(&self, max_rows: usize) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -81,11 +83,12 @@ impl CycleReport {
             let _ = writeln!(
                 out,
                 "BREAKER TRIPPED ({}): {} — nothing was applied",
-                b.rule, b.detail
+                b.rule,
+                P(&b.detail)
             );
         }
         if let Some(e) = &self.error {
-            let _ = writeln!(out, "error: {e}");
+            let _ = writeln!(out, "error: {}", P(e));
         }
         let skipped: Vec<String> = self
             .skipped
@@ -114,7 +117,7 @@ impl CycleReport {
             a.workitems_created,
             a.workitems_existing,
             a.workitems_failed,
-            a.webhook.as_deref().unwrap_or("off")
+            P(a.webhook.as_deref().unwrap_or("off"))
         );
         let _ = writeln!(
             out,
@@ -139,14 +142,14 @@ impl CycleReport {
                 let _ = writeln!(
                     out,
                     "{:<24} {:<20} {:>7.2} {:>7} {:>7.2}  {:<9}{} {}",
-                    clip(&c.agent, 24),
-                    clip(&c.skill, 20),
+                    clip(&printable(&c.agent), 24),
+                    clip(&printable(&c.skill), 20),
                     c.current,
                     fmt_opt(c.target),
                     c.proposed,
-                    c.status,
+                    P(&c.status),
                     if c.alert { "!" } else { " " },
-                    c.reason
+                    P(&c.reason)
                 );
             }
             if self.changes.len() > max_rows {
@@ -160,20 +163,24 @@ impl CycleReport {
         out
     }
 
-    /// The one-line digest text for chat webhooks.
+    /// The one-line digest text for chat webhooks (people read it: names are escaped).
     pub fn digest_text(&self) -> String {
         let mut text = format!(
             "skill-tuner run {} ({}): {} — {} agents changed ({} up, {} down), {} conflicts, {} failed, {} held for review",
             self.run_id, self.mode, self.outcome, self.agents_changed, self.skills_up, self.skills_down, self.conflicts, self.failed, self.held_for_review
         );
         if let Some(b) = &self.breaker {
-            let _ = write!(text, "\nBREAKER ({}): {}", b.rule, b.detail);
+            let _ = write!(text, "\nBREAKER ({}): {}", b.rule, P(&b.detail));
         }
         for c in self.changes.iter().filter(|c| c.alert).take(20) {
             let _ = write!(
                 text,
                 "\n• {} / {}: {:.2} → {:.2} ({})",
-                c.agent, c.skill, c.current, c.proposed, c.status
+                P(&c.agent),
+                P(&c.skill),
+                c.current,
+                c.proposed,
+                c.status
             );
         }
         text
@@ -185,5 +192,45 @@ fn clip(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_messages_from_outside_cannot_break_the_table() {
+        let hostile = "X\x1b[2J\u{202e}\r\nFORGED\u{2066}\0";
+        let report = CycleReport {
+            error: Some(format!("API said {hostile}")),
+            alerts: AlertSummary {
+                webhook: Some(hostile.into()),
+                ..AlertSummary::default()
+            },
+            changes: vec![ChangeLine {
+                change_id: "c".into(),
+                agent_id: "a".into(),
+                agent: hostile.into(),
+                skill: hostile.into(),
+                current: 1.0,
+                target: Some(2.0),
+                proposed: 1.5,
+                status: "applied".into(),
+                alert: true,
+                reason: hostile.into(),
+            }],
+            ..CycleReport::default()
+        };
+        for text in [report.render_table(10), report.digest_text()] {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c != '\n' && crate::text::needs_escape(c)),
+                "{text:?}"
+            );
+            assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+            assert!(text.contains(r"X\x1b[2J"), "{text}");
+        }
     }
 }

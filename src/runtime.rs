@@ -119,3 +119,8 @@ pub fn ledger_path(settings: &Settings) -> PathBuf {
 pub fn open_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
     Ok(Ledger::open(&ledger_path(settings))?.with_clock(clock.clone()))
 }
+
+/// Opens the ledger named by the settings for the commands that only read it.
+pub fn open_ledger_read_only(settings: &Settings) -> Result<Ledger, LedgerError> {
+    Ledger::open_read_only(&ledger_path(settings))
+}

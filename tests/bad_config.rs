@@ -154,6 +154,26 @@ fn other_out_of_range_values_name_their_keys() {
 }
 
 #[test]
+fn a_ledger_that_would_not_persist_names_history_path() {
+    for path in [
+        "",
+        ":memory:",
+        "file::memory:",
+        "file:ledger?mode=memory&cache=shared",
+    ] {
+        assert_refused(
+            &format!("{VALID}[history]\npath = \"{path}\"\n"),
+            "history.path",
+            &["a SQLite file on disk that outlives the process"],
+        );
+    }
+    Settings::from_toml_str(&format!(
+        "{VALID}[history]\npath = \"/var/lib/st/ledger.db\"\n"
+    ))
+    .unwrap();
+}
+
+#[test]
 fn plain_http_to_a_remote_host_is_refused_unless_allowed() {
     let remote = "[genesys]\nclient_id = \"x\"\napi_base_url = \"http://api.example.com\"\nlogin_base_url = \"https://login.example.com\"\n";
     assert_refused(

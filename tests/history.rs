@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::binary::{binary, config_file, output};
+use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{
     applied_agents, client_for, memory_ledger, org_value, other_than, relaxed, start_sim,
     transparent, transparent_changes,
@@ -851,4 +851,362 @@ async fn reconcile_treats_an_unwritten_added_skill_as_not_applied() {
         ChangeStatus::Skipped
     );
     sim.shutdown().await;
+}
+
+/// A file ledger in `dir` holding one real `once` run; returns its path, the config file
+/// for the binary, and the run's id.
+async fn file_ledger_with_a_run(
+    dir: &TempDir,
+    sim: &Simulator,
+    settings: &Settings,
+    client: &GenesysClient,
+) -> (std::path::PathBuf, std::path::PathBuf, i64) {
+    let path = dir.path().join("ledger.db");
+    let run_id = {
+        let ledger = Ledger::open(&path).unwrap().with_clock(sim.clock());
+        once(sim, client, settings, &ledger).await.0
+    };
+    let config = config_file(dir.path(), settings, &path);
+    (path, config, run_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_refuses_a_ledger_that_would_not_persist() {
+    let (sim, mut settings, _client) = start(10).await;
+    for path in ["", ":memory:", "file::memory:", "file:ledger?mode=memory"] {
+        let dir = TempDir::new("not-durable");
+        settings.history.path = path.into();
+        let config = dir.path().join("skill-tuner.toml");
+        std::fs::write(&config, settings.to_toml()).unwrap();
+        let out = output(binary(&["once"], &config)).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path:?}: {stderr}");
+        assert!(
+            stderr.contains("`history.path`") && stderr.contains("outlives the process"),
+            "{path:?}: {stderr}"
+        );
+        assert_eq!(sim.org().write_count(), 0, "{path:?}: the org was written");
+    }
+    // A directory passes validation (it is a plain path) and is refused when opened.
+    let dir = TempDir::new("dir-ledger");
+    let config = config_file(dir.path(), &settings, dir.path());
+    let out = output(binary(&["once"], &config)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`history.path`") && stderr.contains("is a directory"),
+        "{stderr}"
+    );
+    assert_eq!(sim.org().write_count(), 0);
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused_and_left_untouched() {
+    let dir = TempDir::new("foreign");
+    let path = dir.path().join("crm.db");
+    {
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+                 INSERT INTO customers (name) VALUES ('Acme');",
+            )
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    for result in [Ledger::open(&path), Ledger::open_read_only(&path)] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, LedgerError::NotALedger { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("not a skill-tuner ledger") && text.contains("customers"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was written"
+    );
+    let wal = dir.path().join("crm.db-wal");
+    assert!(
+        !wal.exists(),
+        "a WAL was started on another program's database"
+    );
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = other
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_work_where_the_wal_shared_memory_cannot_be_created() {
+    let dir = TempDir::new("no-shm");
+    let (sim, settings, client) = start(10).await;
+    let (path, config, run_id) = file_ledger_with_a_run(&dir, &sim, &settings, &client).await;
+    // What a read-only file system does to SQLite: the -shm file cannot be created. A
+    // dangling symlink in its place does that even for root, whom permission bits and a
+    // read-only chmod would not stop.
+    let shm = dir.path().join("ledger.db-shm");
+    assert!(!shm.exists(), "the last writer removes the -shm on close");
+    std::os::unix::fs::symlink("/nonexistent-skill-tuner-dir/shm", &shm).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let run = run_id.to_string();
+    for args in [
+        vec!["history", "--json"],
+        vec!["show", run.as_str()],
+        vec!["export", "--format", "json"],
+        vec!["diff", run.as_str(), "--json"],
+    ] {
+        let out = output(binary(&args, &config)).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains("immutable"), "{args:?}: {stderr}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let out = output(binary(&["history", "--json"], &config)).await;
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["id"], run_id);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "a reading command wrote"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_do_not_take_the_write_lock() {
+    let dir = TempDir::new("writer-busy");
+    let (sim, settings, client) = start(10).await;
+    let (path, config, run_id) = file_ledger_with_a_run(&dir, &sim, &settings, &client).await;
+    // A writer (the daemon mid-cycle) holds the write lock for longer than the busy timeout.
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let run = run_id.to_string();
+    for args in [
+        vec!["history"],
+        vec!["show", run.as_str()],
+        vec!["export", "--format", "csv"],
+    ] {
+        let started = Instant::now();
+        let out = output(binary(&args, &config)).await;
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{args:?} waited"
+        );
+    }
+    writer.execute_batch("ROLLBACK;").unwrap();
+    sim.shutdown().await;
+}
+
+/// A real read-only file system: the ledger's directory bind-mounted read-only in a private
+/// mount namespace (`unshare -m`). Needs root with CAP_SYS_ADMIN; skipped (and said so)
+/// where that is not available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_work_on_a_read_only_mount() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount --bind -o ro / /mnt"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot bind-mount read-only here (needs unshare -m and mount)");
+        return;
+    }
+    let dir = TempDir::new("ro-mount");
+    let (sim, settings, client) = start(10).await;
+    let (path, config, run_id) = file_ledger_with_a_run(&dir, &sim, &settings, &client).await;
+    let before = std::fs::read(&path).unwrap();
+    let d = dir.path().display().to_string();
+    let script = format!(
+        "mount --bind -o ro '{d}' '{d}' && ! touch '{d}/probe' 2>/dev/null && \"$0\" \"$@\""
+    );
+    let run = run_id.to_string();
+    for args in [
+        vec!["history", "--json"],
+        vec!["show", run.as_str()],
+        vec!["export", "--format", "csv"],
+    ] {
+        let cmd = binary(&args, &config);
+        let program = cmd.get_program().to_owned();
+        let all: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let mut wrapped = std::process::Command::new("unshare");
+        wrapped
+            .args(["-m", "sh", "-c", &script])
+            .arg(program)
+            .args(all);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = output(wrapped).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains("immutable"), "{args:?}: {stderr}");
+        if args[0] == "history" {
+            let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(runs[0]["id"], run_id);
+        }
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    sim.shutdown().await;
+}
+
+/// What an admin can type into a name: a terminal escape (clear screen), a bidi override, a
+/// CR/LF that would start a forged log line, and a NUL.
+fn hostile_name(i: usize) -> String {
+    format!("Eve{i}\x1b[2J\u{202e}evil\r\nFORGED WARN line {i}\0")
+}
+
+/// No raw control or bidi character, and no line that a hostile name started.
+fn assert_inert(place: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| c != '\n' && skill_tuner::text::needs_escape(c))
+        .collect();
+    assert!(bad.is_empty(), "{place}: raw {bad:?} in\n{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("FORGED")),
+        "{place}: a forged line in\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_edited_names_cannot_forge_output_or_log_lines() {
+    let dir = TempDir::new("hostile");
+    let (sim, mut settings, _client) = start(20).await;
+    for (i, id) in sim.org().agent_ids().iter().enumerate() {
+        assert!(sim.org().set_agent_name(id, &hostile_name(i)));
+    }
+    // Every change is over the threshold, so every changed agent is named in the log.
+    settings.alerts.threshold = 0.0;
+    let path = dir.path().join("ledger.db");
+    let config = config_file(dir.path(), &settings, &path);
+    let secret = skill_tuner::sim::SimConfig::default().client_secret;
+
+    let out = output(binary_with_secret(&["once"], &config, &secret, "info")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(r"\x1b[2J\u{202e}evi"), "{stdout}");
+    assert!(stderr.contains("over-threshold change"), "{stderr}");
+    assert!(stderr.contains(r"\nFORGED WARN line"), "{stderr}");
+    assert_inert("once (table)", &stdout);
+    assert_inert("once (log)", &stderr);
+
+    let run_id = Ledger::open_read_only(&path)
+        .unwrap()
+        .recent_runs(1)
+        .unwrap()[0]
+        .id;
+    let run = run_id.to_string();
+    for args in [
+        vec!["show", run.as_str()],
+        vec!["diff", run.as_str()],
+        vec!["history"],
+    ] {
+        let out = output(binary_with_secret(&args, &config, &secret, "info")).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] != "history" {
+            assert!(
+                stdout.contains(r"\r\nFORGED WARN line"),
+                "{args:?}: {stdout}"
+            );
+        }
+        assert_inert(&args.join(" "), &stdout);
+        assert_inert(&args.join(" "), &String::from_utf8_lossy(&out.stderr));
+    }
+    // JSON keeps the name exactly (serde escapes it).
+    let out = output(binary(&["show", &run, "--json"], &config)).await;
+    let detail: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = detail["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["agent_name"].as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("Eve") && n.contains('\u{202e}')),
+        "{names:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn export_csv_neutralises_formula_cells_and_keeps_numbers() {
+    let ledger = Ledger::in_memory().unwrap();
+    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let hostile = [
+        (
+            "=HYPERLINK(\"http://evil.example/\",\"click\")",
+            "+cmd|' /C calc'!A0",
+        ),
+        ("-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("\t=1+1", "\r=1+1"),
+    ];
+    let rows: Vec<ChangeRecord> = hostile
+        .iter()
+        .enumerate()
+        .map(|(i, (agent, skill))| ChangeRecord {
+            change_id: format!("c{i}"),
+            run_id,
+            agent_id: format!("a{i}"),
+            agent_name: agent.to_string(),
+            skill_id: format!("s{i}"),
+            skill_name: skill.to_string(),
+            before: 2.0,
+            after: 2.5,
+            target: Some(3.0),
+            score: None,
+            reason: "=1+1".into(),
+            status: ChangeStatus::Applied,
+            correlation_id: None,
+            detail: Some("-1".into()),
+            workitem_id: None,
+        })
+        .collect();
+    ledger.record_plan(&rows).unwrap();
+    let mut csv = Vec::new();
+    commands::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
+    let table = parse_csv(&String::from_utf8(csv).unwrap());
+    let col = |name: &str| table[0].iter().position(|h| h == name).unwrap();
+    for (row, (agent, skill)) in table[1..].iter().zip(hostile) {
+        assert_eq!(row[col("agent_name")], format!("'{agent}"));
+        assert_eq!(row[col("skill_name")], format!("'{skill}"));
+        assert_eq!(row[col("reason")], "'=1+1");
+        assert_eq!(row[col("detail")], "'-1");
+        for numeric in ["run_id", "before", "after", "target"] {
+            let cell = &row[col(numeric)];
+            assert!(cell.parse::<f64>().is_ok(), "{numeric} = {cell:?}");
+        }
+    }
+    // Every text cell is inert: none starts with a formula character.
+    for row in &table[1..] {
+        for cell in row {
+            let number = cell.parse::<f64>().is_ok();
+            assert!(
+                number || !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+    }
 }

@@ -325,3 +325,67 @@ fn certificate_checks_are_never_turned_off() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     assert!(!manifest.contains("native-tls") && !manifest.contains("openssl"));
 }
+
+/// A Slack incoming-webhook URL is its own credential: `check-config` shows its scheme and
+/// host, never the path.
+#[test]
+fn check_config_shows_the_webhook_by_host_only() {
+    let dir = TempDir::new("webhook");
+    let mut settings = Settings::default();
+    settings.genesys.client_id = "id".into();
+    settings.alerts.webhook.enabled = true;
+    settings.alerts.webhook.url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET".into();
+    let config = dir.path().join("skill-tuner.toml");
+    std::fs::write(&config, settings.to_toml()).unwrap();
+    let out = binary(&["check-config"], &config, &canary())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("XXXXSECRET") && !stderr.contains("XXXXSECRET"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("https://hooks.slack.com/…"), "{stdout}");
+}
+
+/// A `user:password@` in a configured login URL is a credential: it is in no error, log line,
+/// `Debug` output or `check-config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_a_base_url_never_reaches_an_error_or_log() {
+    let dir = TempDir::new("userinfo");
+    let mut settings = Settings::default();
+    settings.genesys.client_id = "id".into();
+    settings.genesys.login_base_url = Some("http://user:PASSWORD@127.0.0.1:1/".into());
+    settings.genesys.api_base_url = Some("http://user:PASSWORD@127.0.0.1:1/".into());
+    settings.genesys.retry.max_elapsed_secs = 1;
+    settings.history.path = dir.path().join("ledger.db");
+    let config = dir.path().join("skill-tuner.toml");
+    std::fs::write(&config, settings.to_toml()).unwrap();
+
+    let client = skill_tuner::runtime::client_with_secret(&settings, canary().into(), &skill_tuner::clock::Clock::system())
+        .unwrap();
+    let err = client.login().await.unwrap_err().to_string();
+    assert!(
+        err.contains("cannot reach http://***@127.0.0.1:1/"),
+        "{err}"
+    );
+    assert!(!err.contains("PASSWORD"), "{err}");
+    let debug = format!("{client:?}");
+    assert!(!debug.contains("PASSWORD"), "{debug}");
+
+    for args in [vec!["once"], vec!["check-config"]] {
+        let out = run(binary(&args, &config, &canary())).await;
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("PASSWORD"), "{args:?}: {all}");
+        if args[0] == "once" {
+            assert!(!out.status.success());
+            assert!(all.contains("127.0.0.1:1"), "{all}");
+        }
+    }
+}

@@ -556,6 +556,25 @@ impl Settings {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 
+    /// [`Settings::to_toml`] for people (`check-config`): the webhook URL as scheme and host
+    /// only (a Slack webhook's path is its credential) and base URLs without `user:password@`.
+    /// The fingerprint keeps using the full text, so a changed webhook still changes it.
+    pub fn to_shown_toml(&self) -> String {
+        let mut shown = self.clone();
+        let hook = &mut shown.alerts.webhook.url;
+        *hook = crate::text::redact_after_host(hook);
+        for url in [
+            &mut shown.genesys.login_base_url,
+            &mut shown.genesys.api_base_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *url = crate::text::redact_userinfo(url).into_owned();
+        }
+        shown.to_toml()
+    }
+
     /// A stable hash of the effective settings (recorded with each run).
     pub fn fingerprint(&self) -> String {
         format!("{:016x}", crate::hash::fnv1a64(&self.to_toml()))

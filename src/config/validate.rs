@@ -202,7 +202,21 @@ impl Settings {
             c.require(
                 ok,
                 "alerts.webhook.url",
-                format!("an http(s) URL, got `{}`", a.webhook.url),
+                format!(
+                    "an http(s) URL, got `{}`",
+                    crate::text::redact_after_host(&a.webhook.url)
+                ),
+            );
+        }
+
+        if let Some(why) = crate::history::not_durable(&self.history.path) {
+            c.require(
+                false,
+                "history.path",
+                format!(
+                    "the path of a SQLite file on disk that outlives the process; `{}` {why}",
+                    self.history.path.display()
+                ),
             );
         }
 
@@ -275,9 +289,14 @@ impl Settings {
             if !known(name) {
                 problems.push(Problem {
                     key: format!("{key}: \"{name}\""),
+                    // The catalogue's names are org-edited: escaped, like every human output.
                     expected: format!(
                         "a skill name of the org's catalogue (known: {})",
-                        catalogue.join(", ")
+                        catalogue
+                            .iter()
+                            .map(|c| crate::text::printable(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }

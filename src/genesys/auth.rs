@@ -71,6 +71,9 @@ struct AuthResponse {
 pub struct TokenManager {
     http: reqwest::Client,
     token_url: String,
+    /// `token_url` as errors and `Debug` show it: a `user:password@` in a configured login
+    /// URL is a credential too.
+    shown_url: String,
     credentials: Credentials,
     refresh_margin: Duration,
     state: Mutex<Option<Cached>>,
@@ -83,7 +86,7 @@ pub struct TokenManager {
 impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenManager")
-            .field("token_url", &self.token_url)
+            .field("token_url", &self.shown_url)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
@@ -105,6 +108,7 @@ impl TokenManager {
     ) -> Self {
         Self {
             http,
+            shown_url: crate::text::redact_userinfo(&token_url).into_owned(),
             token_url,
             credentials,
             refresh_margin,
@@ -207,7 +211,7 @@ impl TokenManager {
                 self.stats.record_token_request(false);
                 return Err(login_error(format!(
                     "cannot reach {}: {}",
-                    self.token_url,
+                    self.shown_url,
                     e.without_url()
                 )));
             }
@@ -230,16 +234,17 @@ impl TokenManager {
                 words.join(": ")
             };
             return Err(login_error(format!(
-                "HTTP {} from {}: {said}",
+                "HTTP {} from {}: {}",
                 status.as_u16(),
-                self.token_url
+                self.shown_url,
+                crate::text::printable(&said)
             )));
         }
         let parsed: AuthResponse = serde_json::from_slice(&body).map_err(|e| {
             self.stats.record_token_request(false);
             login_error(format!(
                 "the token response from {} is not valid JSON: {e}",
-                self.token_url
+                self.shown_url
             ))
         })?;
         self.stats.record_token_request(true);

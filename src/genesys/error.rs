@@ -153,11 +153,15 @@ impl ApiError {
         retry_after: Option<Duration>,
     ) -> Self {
         let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-        let message = parsed.message.or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            (!text.is_empty()).then(|| text.chars().take(200).collect())
-        });
+        let message = parsed
+            .message
+            .or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                (!text.is_empty()).then(|| text.chars().take(200).collect())
+            })
+            // The server's words end up in logs and tables, and may echo org-edited names.
+            .map(|m: String| crate::text::printable(&m).into_owned());
         ApiError::Status {
             endpoint: endpoint.to_string(),
             status,
@@ -197,6 +201,14 @@ mod tests {
         );
         assert_eq!(err.correlation_id(), Some("hdr-9"));
         assert!(err.to_string().contains("bad gateway"));
+    }
+
+    #[test]
+    fn control_characters_in_a_server_message_are_escaped() {
+        let body = br#"{"message":"no user \"Eve\u001b[2J\nFORGED\""}"#;
+        let text = ApiError::from_response("x", 404, body, None, None).to_string();
+        assert!(text.contains(r"Eve\x1b[2J\nFORGED"), "{text}");
+        assert!(!text.contains('\n') && !text.contains('\x1b'), "{text}");
     }
 
     #[test]

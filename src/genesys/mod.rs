@@ -120,7 +120,10 @@ pub struct GenesysClient {
 impl std::fmt::Debug for GenesysClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenesysClient")
-            .field("api_base", &self.inner.transport.api_base.as_str())
+            .field(
+                "api_base",
+                &crate::text::redact_userinfo(self.inner.transport.api_base.as_str()),
+            )
             .field("auth", &self.inner.transport.auth)
             .finish_non_exhaustive()
     }

@@ -57,12 +57,23 @@ pub fn domain_of(region: &str) -> Result<&'static str, RegionError> {
 }
 
 /// The two base URLs a client talks to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// Where `POST /oauth/token` lives.
     pub login_base: Url,
     /// Where `/api/v2/...` lives.
     pub api_base: Url,
+}
+
+impl std::fmt::Debug for Endpoints {
+    /// Without any `user:password@` (a `Url`'s own `Debug` shows the password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |u: &Url| crate::text::redact_userinfo(u.as_str()).into_owned();
+        f.debug_struct("Endpoints")
+            .field("login_base", &shown(&self.login_base))
+            .field("api_base", &shown(&self.api_base))
+            .finish()
+    }
 }
 
 impl Endpoints {
@@ -93,15 +104,17 @@ impl Endpoints {
 
 /// Parses a base URL and refuses plain http unless the host is loopback or it is allowed.
 pub fn parse_base(raw: &str, allow_insecure_http: bool) -> Result<Url, RegionError> {
+    // The URL is echoed in the error: never with its `user:password@`.
+    let shown = crate::text::redact_userinfo(raw).into_owned();
     let bad = |reason: &str| RegionError::BadUrl {
-        url: raw.to_string(),
+        url: shown.clone(),
         reason: reason.to_string(),
     };
     let mut url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_insecure_http || is_loopback(&url) => {}
-        "http" => return Err(RegionError::InsecureHttp(raw.to_string())),
+        "http" => return Err(RegionError::InsecureHttp(shown)),
         other => return Err(bad(&format!("scheme `{other}` is not http(s)"))),
     }
     if url.host_str().is_none() {

@@ -10,8 +10,10 @@ use super::{ChangeRecord, ChangeStatus, Ledger, LedgerError, RunRecord};
 use crate::apply::{self, same, Outcome, WriteItem};
 use crate::config::{OnConflict, Settings};
 use crate::genesys::{ApiError, GenesysClient};
+use crate::text::Printable as P;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -78,16 +80,16 @@ pub fn render_history(lines: &[RunLine]) -> String {
         let counts = l
             .statuses
             .iter()
-            .map(|(s, n)| format!("{s} {n}"))
+            .map(|(s, n)| format!("{} {n}", P(s)))
             .collect::<Vec<_>>()
             .join(", ");
         let _ = write!(
             out,
             "#{:<5} {}  {:<9} {:<12} {:>4} changes",
             l.id,
-            l.started_at,
-            l.mode,
-            l.outcome.as_deref().unwrap_or("unfinished"),
+            P(&l.started_at),
+            P(&l.mode),
+            P(l.outcome.as_deref().unwrap_or("unfinished")),
             l.changes
         );
         if !counts.is_empty() {
@@ -120,11 +122,11 @@ pub fn render_show(detail: &RunDetail) -> String {
     let mut out = format!(
         "run #{} ({}), started {}, finished {}, outcome {}, config {}\n",
         r.id,
-        r.mode,
-        r.started_at,
-        r.finished_at.as_deref().unwrap_or("-"),
-        r.outcome.as_deref().unwrap_or("unfinished"),
-        r.config_hash
+        P(&r.mode),
+        P(&r.started_at),
+        P(r.finished_at.as_deref().unwrap_or("-")),
+        P(r.outcome.as_deref().unwrap_or("unfinished")),
+        P(&r.config_hash)
     );
     if let Some(of) = r.rollback_of {
         let _ = writeln!(out, "a rollback of run #{of}");
@@ -137,18 +139,18 @@ pub fn render_show(detail: &RunDetail) -> String {
             out,
             "  {:<9} {} / {}: {:.2} -> {:.2}{}",
             c.status.as_str(),
-            c.agent_name,
-            c.skill_name,
+            P(&c.agent_name),
+            P(&c.skill_name),
             c.before,
             c.after,
             c.correlation_id
                 .as_deref()
-                .map(|id| format!("  (correlation id {id})"))
+                .map(|id| format!("  (correlation id {})", P(id)))
                 .unwrap_or_default()
         );
-        let _ = writeln!(out, "            why: {}", c.reason);
+        let _ = writeln!(out, "            why: {}", P(&c.reason));
         if let Some(d) = &c.detail {
-            let _ = writeln!(out, "            {d}");
+            let _ = writeln!(out, "            {}", P(d));
         }
     }
     out
@@ -249,7 +251,8 @@ fn diff_status(change: &ChangeRecord, now: Option<f64>) -> DiffStatus {
 pub fn render_diff(diff: &RunDiff) -> String {
     let mut out = format!(
         "run #{} ({}) versus the org now: before -> after (now)\n",
-        diff.run.id, diff.run.mode
+        diff.run.id,
+        P(&diff.run.mode)
     );
     if diff.lines.is_empty() {
         out.push_str("no changes\n");
@@ -259,8 +262,8 @@ pub fn render_diff(diff: &RunDiff) -> String {
             out,
             "  {:<13} {} / {}: {:.2} -> {:.2} (now {})",
             l.status.as_str(),
-            l.agent_name,
-            l.skill_name,
+            P(&l.agent_name),
+            P(&l.skill_name),
             l.before,
             l.after,
             l.now.map_or("no such skill".into(), |v| format!("{v:.2}"))
@@ -579,11 +582,13 @@ pub fn render_rollback(r: &RollbackReport) -> String {
         ),
         (false, Some(id)) => format!(
             "rollback of run #{}, recorded as run #{id}: {}\n",
-            r.rollback_of, r.outcome
+            r.rollback_of,
+            P(&r.outcome)
         ),
         (false, None) => format!(
             "rollback of run #{}: {} (no applied changes)\n",
-            r.rollback_of, r.outcome
+            r.rollback_of,
+            P(&r.outcome)
         ),
     };
     let verb = if r.dry_run {
@@ -596,7 +601,10 @@ pub fn render_rollback(r: &RollbackReport) -> String {
         let _ = writeln!(
             out,
             "  {} / {}: {:.2} -> {:.2}",
-            l.agent_name, l.skill_name, l.from, l.to
+            P(&l.agent_name),
+            P(&l.skill_name),
+            l.from,
+            l.to
         );
     }
     let _ = writeln!(
@@ -608,8 +616,8 @@ pub fn render_rollback(r: &RollbackReport) -> String {
         let _ = writeln!(
             out,
             "  {} / {}: run set {:.2}, org now holds {}",
-            l.agent_name,
-            l.skill_name,
+            P(&l.agent_name),
+            P(&l.skill_name),
             l.from,
             l.now.map_or("no such skill".into(), |v| format!("{v:.2}"))
         );
@@ -620,9 +628,9 @@ pub fn render_rollback(r: &RollbackReport) -> String {
             let _ = writeln!(
                 out,
                 "  {} / {}: {}",
-                l.agent_name,
-                l.skill_name,
-                l.detail.as_deref().unwrap_or("")
+                P(&l.agent_name),
+                P(&l.skill_name),
+                P(l.detail.as_deref().unwrap_or(""))
             );
         }
     }
@@ -747,19 +755,21 @@ pub fn export(
         ExportFormat::Csv => {
             write_csv_record(out, CSV_HEADER.iter().map(|h| h.to_string()))?;
             for r in &rows {
-                let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+                // Text cells are neutralised (see `spreadsheet_safe`); numbers stay numbers.
+                let text = |v: &str| spreadsheet_safe(v).into_owned();
+                let opt = |v: &Option<String>| text(v.as_deref().unwrap_or_default());
                 let fields = [
                     r.run_id.to_string(),
-                    r.run_mode.clone(),
-                    r.run_started_at.clone(),
+                    text(&r.run_mode),
+                    text(&r.run_started_at),
                     opt(&r.run_finished_at),
                     opt(&r.run_outcome),
                     r.rollback_of.map(|v| v.to_string()).unwrap_or_default(),
-                    r.change_id.clone(),
-                    r.agent_id.clone(),
-                    r.agent_name.clone(),
-                    r.skill_id.clone(),
-                    r.skill_name.clone(),
+                    text(&r.change_id),
+                    text(&r.agent_id),
+                    text(&r.agent_name),
+                    text(&r.skill_id),
+                    text(&r.skill_name),
                     r.before.to_string(),
                     r.after.to_string(),
                     r.target.map(|v| v.to_string()).unwrap_or_default(),
@@ -767,11 +777,8 @@ pub fn export(
                     opt(&r.correlation_id),
                     opt(&r.detail),
                     opt(&r.workitem_id),
-                    r.reason.clone(),
-                    r.score
-                        .as_ref()
-                        .map(|s| s.get().to_string())
-                        .unwrap_or_default(),
+                    text(&r.reason),
+                    text(r.score.as_ref().map(|s| s.get()).unwrap_or_default()),
                 ];
                 write_csv_record(out, fields.into_iter())?;
             }
@@ -787,6 +794,18 @@ fn write_csv_record(
 ) -> std::io::Result<()> {
     let line = fields.map(|f| csv_field(&f)).collect::<Vec<_>>().join(",");
     writeln!(out, "{line}")
+}
+
+/// A text cell a spreadsheet will not run: one starting with `=`, `+`, `-`, `@`, tab or CR is
+/// a formula to Excel, LibreOffice and Google Sheets (`=HYPERLINK(…)`, `+cmd|' /C calc'!A0`),
+/// so it gets a leading `'` (OWASP's CSV-injection rule). Agent and skill names come from the
+/// org, where anyone with admin rights can edit them.
+pub fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// Quotes a field when it holds a comma, a quote, a line break or edge spaces; quotes are
@@ -813,6 +832,29 @@ mod tests {
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
         assert_eq!(csv_field(" edge"), "\" edge\"");
         assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (raw, safe) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+        ] {
+            assert_eq!(spreadsheet_safe(raw), safe);
+        }
+        for plain in ["Rosa Patel", "a=b", "", "3.5", "{\"score\":1}"] {
+            assert!(
+                matches!(spreadsheet_safe(plain), Cow::Borrowed(_)),
+                "{plain}"
+            );
+        }
     }
 
     #[test]
@@ -843,6 +885,90 @@ mod tests {
             ..change
         };
         assert_eq!(diff_status(&conflict, Some(3.0)), DiffStatus::NotApplied);
+    }
+
+    #[test]
+    fn human_renderings_escape_names_details_and_reasons() {
+        let hostile = "Eve\x1b]0;pwned\x07\u{202e}\r\nFORGED";
+        let change = ChangeRecord {
+            change_id: "c".into(),
+            run_id: 1,
+            agent_id: "a".into(),
+            agent_name: hostile.into(),
+            skill_id: "s".into(),
+            skill_name: hostile.into(),
+            before: 2.0,
+            after: 3.0,
+            target: None,
+            score: None,
+            reason: hostile.into(),
+            status: ChangeStatus::Failed,
+            correlation_id: Some(hostile.into()),
+            detail: Some(hostile.into()),
+            workitem_id: None,
+        };
+        let run = RunRecord {
+            id: 1,
+            started_at: "t".into(),
+            finished_at: None,
+            mode: "once".into(),
+            config_hash: "h".into(),
+            outcome: Some(hostile.into()),
+            summary: None,
+            rollback_of: None,
+        };
+        let line = rollback_line(&change, Some(3.0), Some(hostile.into()));
+        let rollback = RollbackReport {
+            rollback_of: 1,
+            run_id: Some(2),
+            dry_run: false,
+            outcome: hostile.into(),
+            restored: vec![line.clone()],
+            left_alone: vec![line.clone()],
+            failed: vec![line],
+        };
+        let diff = RunDiff {
+            run: run.clone(),
+            lines: vec![DiffLine {
+                change_id: "c".into(),
+                agent_id: "a".into(),
+                agent_name: hostile.into(),
+                skill_id: "s".into(),
+                skill_name: hostile.into(),
+                before: 2.0,
+                after: 3.0,
+                now: None,
+                recorded_status: ChangeStatus::Applied,
+                status: DiffStatus::ChangedSince,
+            }],
+        };
+        let history_line = RunLine {
+            id: 1,
+            started_at: "t".into(),
+            finished_at: None,
+            mode: "once".into(),
+            outcome: Some(hostile.into()),
+            rollback_of: None,
+            changes: 1,
+            statuses: BTreeMap::new(),
+        };
+        for text in [
+            render_show(&RunDetail {
+                run,
+                changes: vec![change],
+            }),
+            render_diff(&diff),
+            render_rollback(&rollback),
+            render_history(&[history_line]),
+        ] {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c != '\n' && crate::text::needs_escape(c)),
+                "{text:?}"
+            );
+            assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+        }
     }
 
     #[test]

@@ -50,6 +50,23 @@ pub enum LedgerError {
     },
     #[error("history: {0}")]
     NotFound(String),
+    /// A ledger that would vanish with the process: runs would be applied to the org and then
+    /// forgotten, so nothing could be listed, diffed or rolled back.
+    #[error("`history.path` = `{path}` {why}; expected the path of a SQLite file on disk that outlives the process (e.g. `/var/lib/skill-tuner/skill-tuner.db`)")]
+    NotDurable { path: PathBuf, why: String },
+    /// Some other program's SQLite database: migrating it would write our tables into it.
+    #[error("history database {path} is not a skill-tuner ledger ({detail}); refusing to use it, nothing was written to it. Point `history.path` at a new file or at an existing ledger")]
+    NotALedger { path: PathBuf, detail: String },
+    /// A reading command found no ledger at the path (it never creates one).
+    #[error("history database {path} does not exist: nothing has been recorded at this path (check `history.path`)")]
+    Missing { path: PathBuf },
+    /// A reading command cannot upgrade an older ledger (that needs write access).
+    #[error("history database {path} has schema {found}, this build reads {known}: run `plan` once with write access to upgrade it")]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 /// How long a statement waits for another connection's lock before giving up. Long enough
@@ -187,9 +204,132 @@ pub struct RunRecord {
     pub rollback_of: Option<i64>,
 }
 
+/// Why `path` cannot hold a ledger that outlives the process, judged from its text alone (so
+/// config validation can use it too): empty, SQLite's `:memory:`, or a `file:` URI (in-memory
+/// ones vanish, and the ledger's lock files need a plain path next to the database).
+pub fn not_durable(path: &Path) -> Option<String> {
+    let text = path.as_os_str().to_string_lossy();
+    if text.trim().is_empty() {
+        return Some("is empty (SQLite would use a temporary database deleted on close)".into());
+    }
+    if text == ":memory:" {
+        return Some("is SQLite's in-memory database (gone when the process exits)".into());
+    }
+    if text
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+    {
+        let memory = text.contains(":memory:") || text.to_ascii_lowercase().contains("mode=memory");
+        return Some(if memory {
+            "is an in-memory SQLite URI (gone when the process exits)".into()
+        } else {
+            "is a SQLite URI; give a plain file path".into()
+        });
+    }
+    None
+}
+
+/// [`not_durable`], plus what only the file system can tell: a directory.
+fn check_durable(path: &Path) -> Result<(), LedgerError> {
+    let why = not_durable(path).or_else(|| path.is_dir().then(|| "is a directory".to_string()));
+    match why {
+        Some(why) => Err(LedgerError::NotDurable {
+            path: path.to_path_buf(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What an existing database holds, found by reading only (nothing is written before we know).
+enum Contents {
+    /// No tables yet: a new file, ours to create the schema in.
+    Empty,
+    /// A ledger at this schema version.
+    Ledger(i64),
+}
+
+/// Reads (never writes) what the database at `path` holds; another program's database is a
+/// [`LedgerError::NotALedger`] naming what was found instead.
+fn identify(
+    conn: &Connection,
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<Contents, LedgerError> {
+    let read = || -> rusqlite::Result<(i64, Vec<String>)> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+        )?;
+        let tables = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok((version, tables))
+    };
+    let (version, tables) = read().map_err(|e| classify(path, busy_timeout, e))?;
+    let ours = ["changes", "runs"]
+        .iter()
+        .all(|t| tables.iter().any(|n| n == t));
+    match (version, tables.is_empty(), ours) {
+        (0, true, _) => Ok(Contents::Empty),
+        (v, _, true) if v > 0 => Ok(Contents::Ledger(v)),
+        _ => {
+            let shown: Vec<&str> = tables.iter().take(8).map(String::as_str).collect();
+            let more = if tables.len() > 8 { ", …" } else { "" };
+            let held = if tables.is_empty() {
+                "no tables".to_string()
+            } else {
+                format!("tables {}{more}", shown.join(", "))
+            };
+            Err(LedgerError::NotALedger {
+                path: path.to_path_buf(),
+                detail: format!("it holds {held} and schema version {version}, not the ledger's runs and changes"),
+            })
+        }
+    }
+}
+
+/// A `file:` URI for `path` that SQLite opens read-only (or, `immutable`, without any lock or
+/// shared-memory file). Every byte outside a small safe set is percent-encoded, so `?`, `#`
+/// and `%` in a path stay part of the path.
+fn read_only_uri(path: &Path, immutable: bool) -> String {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut uri = String::from("file:");
+    if bytes.starts_with(b"/") {
+        // An empty authority, so that `//host/...` paths are never read as a host.
+        uri.push_str("//");
+    }
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str(if immutable {
+        "?mode=ro&immutable=1"
+    } else {
+        "?mode=ro"
+    });
+    uri
+}
+
+/// How a [`Ledger`] handle reaches its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    /// SQLite's `mode=ro`: reads only, alongside a running daemon.
+    ReadOnly,
+    /// SQLite's `immutable=1`: the WAL's shared-memory file could not be created (a read-only
+    /// file system), so the main file is read without locks; a writer's uncheckpointed WAL
+    /// pages are not seen.
+    Immutable,
+}
+
 /// The ledger handle (one connection; SQLite serialises writers anyway).
 pub struct Ledger {
     path: PathBuf,
+    access: Access,
     busy_timeout: Duration,
     conn: Mutex<Connection>,
     /// Runs this handle began and has not finished, with their lock files (if file-backed).
@@ -243,11 +383,20 @@ impl Ledger {
         busy_timeout: Duration,
     ) -> Result<Self, LedgerError> {
         let err = |source| classify(path, busy_timeout, source);
+        check_durable(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path).map_err(err)?;
+        use rusqlite::OpenFlags;
+        // No URI flag: the path is a path (URIs were refused above).
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
+        // Another program's database is refused before anything (even the journal mode) is
+        // written to it.
+        identify(&conn, path, busy_timeout)?;
         // Touch the file now so corruption is found at open, not mid-cycle.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -274,11 +423,99 @@ impl Ledger {
             .map_err(err)?;
         Ok(Self {
             path: path.to_path_buf(),
+            access: Access::ReadWrite,
             busy_timeout,
             conn: Mutex::new(conn),
             live: Mutex::default(),
             clock: Clock::system(),
         })
+    }
+
+    /// Opens an existing ledger for reading only (`history`, `show`, `export`, `diff`): never
+    /// creates, migrates or locks it for writing, so it works next to a running daemon and on
+    /// a read-only file system. Where the WAL's shared-memory file cannot be created there, it
+    /// falls back to SQLite's `immutable=1` and says so in the log.
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        let busy_timeout = DEFAULT_BUSY_TIMEOUT;
+        let err = |source| classify(path, busy_timeout, source);
+        check_durable(path)?;
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        let open = |immutable: bool| -> rusqlite::Result<Connection> {
+            use rusqlite::OpenFlags;
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(read_only_uri(path, immutable), flags)?;
+            conn.busy_timeout(busy_timeout)?;
+            // The first read opens the WAL and its shared memory: fail here, not mid-command.
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        };
+        let (conn, access) = match open(false) {
+            Ok(conn) => (conn, Access::ReadOnly),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ffi::ErrorCode::CannotOpen | rusqlite::ffi::ErrorCode::ReadOnly)
+                ) =>
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open the history database's shared-memory file (read-only file system?); reading it as immutable: changes a running daemon has not yet checkpointed are not shown");
+                (open(true).map_err(err)?, Access::Immutable)
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let known = schema::KNOWN;
+        match identify(&conn, path, busy_timeout)? {
+            Contents::Ledger(v) if v == known => {}
+            Contents::Ledger(v) if v > known => {
+                return Err(LedgerError::TooNew {
+                    path: path.to_path_buf(),
+                    found: v,
+                    known,
+                })
+            }
+            Contents::Ledger(found) => {
+                return Err(LedgerError::TooOld {
+                    path: path.to_path_buf(),
+                    found,
+                    known,
+                })
+            }
+            Contents::Empty => {
+                return Err(LedgerError::NotALedger {
+                    path: path.to_path_buf(),
+                    detail: "an empty database: no run was ever recorded in it".into(),
+                })
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            access,
+            busy_timeout,
+            conn: Mutex::new(conn),
+            live: Mutex::default(),
+            clock: Clock::system(),
+        })
+    }
+
+    /// How this handle reaches its database.
+    pub fn access(&self) -> Access {
+        self.access
     }
 
     /// An in-memory ledger (tests, `demo`).
@@ -291,6 +528,7 @@ impl Ledger {
         schema::migrate(&conn, &path)?;
         Ok(Self {
             path,
+            access: Access::ReadWrite,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             conn: Mutex::new(conn),
             live: Mutex::default(),
@@ -629,6 +867,105 @@ mod tests {
             .unwrap();
         assert!(!other.is_live(run2).unwrap());
         assert!(!owner.run_lock_path(run2).unwrap().exists());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_ledger_that_would_not_persist_is_refused() {
+        let dir = temp_db("durable");
+        let dir = dir.parent().unwrap();
+        for path in [
+            Path::new(""),
+            Path::new(":memory:"),
+            Path::new("file::memory:"),
+            Path::new("file:ledger?mode=memory&cache=shared"),
+            dir,
+        ] {
+            for result in [Ledger::open(path), Ledger::open_read_only(path)] {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, LedgerError::NotDurable { .. }),
+                    "{path:?}: {err:?}"
+                );
+                let text = err.to_string();
+                assert!(
+                    text.contains("`history.path`") && text.contains("outlives the process"),
+                    "{text}"
+                );
+            }
+        }
+        assert!(Ledger::open(dir)
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
+        assert_eq!(
+            not_durable(Path::new("/var/lib/skill-tuner/skill-tuner.db")),
+            None
+        );
+        assert_eq!(not_durable(Path::new("skill-tuner.db")), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn read_only_uris_keep_odd_paths_intact() {
+        assert_eq!(
+            read_only_uri(Path::new("/var/lib/st/a b?#%.db"), false),
+            "file:///var/lib/st/a%20b%3F%23%25.db?mode=ro"
+        );
+        assert_eq!(
+            read_only_uri(Path::new("rel.db"), true),
+            "file:rel.db?mode=ro&immutable=1"
+        );
+    }
+
+    #[test]
+    fn a_read_only_handle_reads_and_cannot_write() {
+        let path = temp_db("ro");
+        {
+            let ledger = Ledger::open(&path).unwrap();
+            let run = ledger.begin_run("once", "h", None).unwrap();
+            ledger
+                .finish_run(run, "ok", &serde_json::json!({}))
+                .unwrap();
+        }
+        let ro = Ledger::open_read_only(&path).unwrap();
+        assert_eq!(ro.access(), Access::ReadOnly);
+        assert_eq!(ro.recent_runs(5).unwrap().len(), 1);
+        assert!(ro.begin_run("once", "h", None).is_err());
+        assert_eq!(ro.recent_runs(5).unwrap().len(), 1);
+        let missing = path.with_file_name("never-created.db");
+        assert!(matches!(
+            Ledger::open_read_only(&missing),
+            Err(LedgerError::Missing { .. })
+        ));
+        assert!(
+            !missing.exists(),
+            "a reading command never creates a ledger"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn without_a_shared_memory_file_a_read_only_handle_reads_immutable() {
+        let path = temp_db("immutable");
+        {
+            let ledger = Ledger::open(&path).unwrap();
+            let run = ledger.begin_run("once", "h", None).unwrap();
+            ledger
+                .finish_run(run, "ok", &serde_json::json!({}))
+                .unwrap();
+        }
+        // A dangling symlink where the -shm file would go: it cannot be created, even by
+        // root (for whom permission bits would not stop it) — as on a read-only mount.
+        let shm = PathBuf::from(format!("{}-shm", path.display()));
+        let _ = std::fs::remove_file(&shm);
+        std::os::unix::fs::symlink("/nonexistent-skill-tuner-dir/shm", &shm).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let ro = Ledger::open_read_only(&path).unwrap();
+        assert_eq!(ro.access(), Access::Immutable);
+        assert_eq!(ro.recent_runs(5).unwrap().len(), 1);
+        drop(ro);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 

@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX changes_by_agent_skill ON changes(agent_id, skill_id);",
 ];
 
+/// The schema version this build creates and reads.
+pub const KNOWN: i64 = MIGRATIONS.len() as i64;
+
 pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     let err = |source| LedgerError::Sqlite {
         path: path.to_path_buf(),
@@ -49,7 +52,7 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)?;
-    let known = MIGRATIONS.len() as i64;
+    let known = KNOWN;
     if version > known {
         return Err(LedgerError::TooNew {
             path: path.to_path_buf(),

@@ -87,6 +87,8 @@ pub struct Org {
     user_index: HashMap<Uuid, u32>,
     skill_index: HashMap<Uuid, u16>,
     state: RwLock<Vec<UserSkills>>,
+    /// Names an admin changed (tests): user index → name.
+    renamed: RwLock<HashMap<u32, String>>,
 }
 
 fn skill_name(i: usize) -> String {
@@ -212,6 +214,7 @@ impl Org {
             user_index,
             skill_index,
             state: RwLock::new(state),
+            renamed: RwLock::default(),
         }
     }
 
@@ -236,17 +239,37 @@ impl Org {
         self.groups.iter().position(|g| *g == uuid).map(|g| g as u8)
     }
 
-    /// "First Last", derived from the index.
+    /// "First Last", derived from the index, unless an admin renamed the user.
     pub fn user_name(&self, index: u32) -> String {
+        if let Some(name) = self
+            .renamed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return name.clone();
+        }
+        self.generated_name(index)
+    }
+
+    fn generated_name(&self, index: u32) -> String {
         let mut r = Rng::keyed(&[self.seed, domain::USER, index as u64, 77]);
         let first = FIRST_NAMES[r.below(FIRST_NAMES.len() as u64) as usize];
         let last = LAST_NAMES[r.below(LAST_NAMES.len() as u64) as usize];
         format!("{first} {last}")
     }
 
+    /// An admin renames a user (any text: the org does not restrict it).
+    pub fn rename_user(&self, index: u32, name: String) {
+        self.renamed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, name);
+    }
+
     /// A unique e-mail (the index disambiguates repeated names).
     pub fn user_email(&self, index: u32) -> String {
-        let name = self.user_name(index).to_lowercase().replace(' ', ".");
+        let name = self.generated_name(index).to_lowercase().replace(' ', ".");
         format!("{name}.{index}@example.com")
     }
 

@@ -225,6 +225,18 @@ impl OrgHandle {
         }
     }
 
+    /// An admin renames a user, as through the admin UI (names are free text there).
+    /// Returns false for an unknown user.
+    pub fn set_agent_name(&self, user_id: &str, name: &str) -> bool {
+        match self.org().user_by_id(user_id) {
+            Some(u) => {
+                self.org().rename_user(u, name.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn manager_of(&self, user_id: &str) -> Option<String> {
         let u = self.org().user_by_id(user_id)?;
         let m = self.org().users[u as usize].manager?;
