@@ -93,6 +93,9 @@ pub struct SimConfig {
     pub max_user_predicates: usize,
     /// Analytics: longest query interval in days (400 beyond).
     pub max_interval_days: u32,
+    /// The review worktype's id; `None` derives it from the seed. The standalone `sim` uses
+    /// the one `config/demo.toml` names, so that file works against it unchanged.
+    pub worktype_id: Option<uuid::Uuid>,
 }
 
 impl Default for SimConfig {
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             client_secret: "demo-secret-not-for-production".to_string(),
             max_user_predicates: 100,
             max_interval_days: 31,
+            worktype_id: None,
         }
     }
 }
@@ -129,10 +133,17 @@ impl Simulator {
     /// Starts on `addr`.
     pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
+        let worktype_id = config.worktype_id;
         // Generating a large org is CPU work; keep it off the async worker.
-        let world = tokio::task::spawn_blocking(move || world::World::new(seed, agents, skills))
-            .await
-            .map_err(std::io::Error::other)?;
+        let world = tokio::task::spawn_blocking(move || {
+            let mut world = world::World::new(seed, agents, skills);
+            if let Some(id) = worktype_id {
+                world.tasks.worktype_id = id;
+            }
+            world
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             config,
             world: Arc::new(world),
