@@ -5,6 +5,7 @@
 use super::{load, ConfigArg};
 use clap::Subcommand;
 use skill_tuner::config::Settings;
+use skill_tuner::exit::ExitClass;
 use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
@@ -17,7 +18,8 @@ pub enum HistoryCommand {
     History {
         #[command(flatten)]
         config: ConfigArg,
-        #[arg(long, default_value_t = 20)]
+        /// How many of the most recent runs (at least 1).
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         limit: usize,
         #[arg(long)]
         json: bool,
@@ -62,13 +64,23 @@ pub enum HistoryCommand {
     },
 }
 
+/// `--limit 0` is refused as a usage error: it would list nothing and read as "no runs
+/// recorded yet" while runs exist.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("expected a number of runs, at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a number of runs, at least 1 ({e})")),
+    }
+}
+
 fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
     let settings = load(config)?;
     match runtime::open_ledger(&settings) {
         Ok(ledger) => Ok((settings, ledger)),
         Err(e) => {
             eprintln!("error: {e}");
-            Err(ExitCode::FAILURE)
+            Err(ExitClass::of_ledger(&e).into())
         }
     }
 }
@@ -76,13 +88,13 @@ fn ledger_for(config: &ConfigArg) -> Result<(Settings, Ledger), ExitCode> {
 async fn client_for(settings: &Settings) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
     let client = runtime::connect(settings).map_err(|e| {
         eprintln!("error: {e}");
-        ExitCode::from(2)
+        ExitCode::from(ExitClass::of_startup(&e))
     })?;
     runtime::start_client(&client, settings)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(ExitClass::of_login(&e))
         })?;
     Ok(client)
 }
@@ -98,12 +110,15 @@ fn print<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> St
     }
 }
 
+/// A refused request (rolling back a dry run or a rollback, an unfinished run) is a failed
+/// command, not a bad config: 2 stays reserved for what restarting cannot fix.
 fn fail(e: HistoryError) -> ExitCode {
     eprintln!("error: {e}");
-    match e {
-        HistoryError::Refused(_) => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
+    match &e {
+        HistoryError::Ledger(l) => ExitClass::of_ledger(l),
+        _ => ExitClass::Failed,
     }
+    .into()
 }
 
 pub async fn run(command: HistoryCommand) -> ExitCode {
@@ -115,7 +130,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
         } => ledger_for(&config).map(|(_, ledger)| match commands::history(&ledger, limit) {
             Ok(lines) => {
                 print(&lines, json, |l| commands::render_history(l));
-                ExitCode::SUCCESS
+                ExitClass::Ok.into()
             }
             Err(e) => fail(e),
         }),
@@ -123,7 +138,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
             ledger_for(&config).map(|(_, ledger)| match commands::show(&ledger, run) {
                 Ok(detail) => {
                     print(&detail, json, commands::render_show);
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => fail(e),
             })
@@ -133,7 +148,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                 Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
                     Ok(diff) => {
                         print(&diff, json, commands::render_diff);
-                        ExitCode::SUCCESS
+                        ExitClass::Ok.into()
                     }
                     Err(e) => fail(e),
                 }),
@@ -152,11 +167,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                     match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
                         Ok(report) => {
                             print(&report, json, commands::render_rollback);
-                            if report.outcome == "partial" {
-                                ExitCode::from(4)
-                            } else {
-                                ExitCode::SUCCESS
-                            }
+                            ExitClass::of_outcome(&report.outcome).into()
                         }
                         Err(e) => fail(e),
                     },
@@ -184,7 +195,7 @@ pub async fn run(command: HistoryCommand) -> ExitCode {
                     if let Some(path) = &output {
                         eprintln!("exported {n} changes to {}", path.display());
                     }
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => fail(e),
             }

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::exit::{self, ExitClass};
 use skill_tuner::report::CycleReport;
 use skill_tuner::{demo, runtime};
 use std::path::PathBuf;
@@ -15,7 +16,8 @@ mod history_cli;
 #[command(
     name = "skill-tuner",
     version,
-    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably."
+    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably.",
+    after_help = exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -135,15 +137,20 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+/// Loads the config, then starts logging as it says, then logs the config file's
+/// permission warnings (before logging starts they would be lost).
 fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
-    match Settings::load(&config.config) {
-        Ok(s) => {
+    match Settings::load_reporting(&config.config, true) {
+        Ok((s, warnings)) => {
             init_logging(&s.log.level, s.log.format);
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
             Ok(s)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Err(ExitCode::from(2))
+            Err(ExitClass::BadConfig.into())
         }
     }
 }
@@ -159,14 +166,8 @@ fn print_report(report: &CycleReport, json: bool) {
     }
 }
 
-/// 0 ok or dry run, 1 failed, 3 breaker tripped, 4 partial (some writes failed or stopped).
 fn exit_for(report: &CycleReport) -> ExitCode {
-    match report.outcome.as_str() {
-        "ok" | "dry_run" => ExitCode::SUCCESS,
-        "breaker" => ExitCode::from(3),
-        "partial" => ExitCode::from(4),
-        _ => ExitCode::FAILURE,
-    }
+    ExitClass::of_outcome(&report.outcome).into()
 }
 
 async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
@@ -178,19 +179,19 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitClass::of_startup(&e).into();
         }
     };
     let ledger = match runtime::open_ledger(&settings) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}\nrefusing to run without a working history ledger");
-            return ExitCode::FAILURE;
+            return ExitClass::of_ledger(&e).into();
         }
     };
     if let Err(e) = runtime::start_client(&client, &settings).await {
         eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return ExitClass::of_login(&e).into();
     }
     match run_cycle(&client, &settings, &ledger, mode, &StopSignal::default()).await {
         Ok(report) => {
@@ -199,25 +200,32 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitClass::of_cycle(&e).into()
         }
     }
 }
 
 /// 0 stopped cleanly, 1 the running cycle outlived the grace period or a second signal
-/// forced the exit, 2 the config (or credentials) were unusable at start-up.
+/// forced the exit, 2 the config (or credentials, or the admin address) were unusable at
+/// start-up.
 async fn run_command(config: &ConfigArg) -> ExitCode {
+    use skill_tuner::daemon::{DaemonError, Exit};
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
     match skill_tuner::daemon::run(config.config.clone(), settings).await {
-        Ok(skill_tuner::daemon::Exit::Clean) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(Exit::Clean) => ExitClass::Ok.into(),
+        Ok(_) => ExitClass::Failed.into(),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the daemon");
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            match &e {
+                DaemonError::Signals(_) => ExitClass::Failed,
+                DaemonError::Startup(e) => ExitClass::of_startup(e),
+                DaemonError::AdminListen { .. } | DaemonError::Schedule(_) => ExitClass::BadConfig,
+            }
+            .into()
         }
     }
 }
@@ -255,7 +263,7 @@ async fn demo_command(options: demo::DemoOptions, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitClass::Failed.into()
         }
     }
 }
@@ -270,12 +278,16 @@ async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the simulator on {addr}: {e}");
-            return ExitCode::FAILURE;
+            return ExitClass::Failed.into();
         }
     };
     println!("simulator listening on {}", sim.base_url());
     println!("  client id:     {id}");
     println!("  client secret: {secret}   (a demo value, not a real secret)");
+    println!(
+        "  review worktype: {} (the one config/demo.toml names)",
+        sim.org().worktype_id()
+    );
     println!("  {agents} agents; try:");
     println!(
         "    curl -s -u {id}:{secret} -d grant_type=client_credentials {}/oauth/token",
@@ -284,12 +296,28 @@ async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode
     println!("    curl -s -H \"Authorization: Bearer $TOKEN\" '{}/api/v2/users?pageSize=5&expand=skills'", sim.base_url());
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
-    ExitCode::SUCCESS
+    ExitClass::Ok.into()
+}
+
+/// Parses the command line. `--help` and `--version` exit 0; any other parse error is a
+/// usage error, 64 rather than clap's 2, which means "bad config" here.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.exit_code() == 0 {
+            ExitClass::Ok.into()
+        } else {
+            ExitClass::Usage.into()
+        }
+    })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Command::Demo {
             agents,
@@ -321,6 +349,7 @@ async fn main() -> ExitCode {
                 skills,
                 seed,
                 rate_limit_per_minute: rate,
+                worktype_id: demo::demo_worktype_id(),
                 ..Default::default()
             };
             sim_command(port, config).await
@@ -348,17 +377,17 @@ async fn main() -> ExitCode {
                 Ok(exe) => exe,
                 Err(e) => {
                     eprintln!("error: cannot find this executable: {e}");
-                    return ExitCode::FAILURE;
+                    return ExitClass::Failed.into();
                 }
             };
             match skill_tuner::bench::run(&options, &exe).await {
                 Ok(result) => {
                     println!("{}", serde_json::to_string(&result).unwrap_or_default());
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitClass::Failed.into()
                 }
             }
         }
@@ -370,38 +399,39 @@ async fn main() -> ExitCode {
             match skill_tuner::bench::client_run(&settings, per_agent).await {
                 Ok(run) => {
                     println!("{}", serde_json::to_string(&run).unwrap_or_default());
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitClass::Failed.into()
                 }
             }
         }
         Command::History(command) => history_cli::run(command).await,
         Command::Run { config } => run_command(&config).await,
-        Command::CheckConfig { config } => match Settings::load(&config.config) {
-            Ok(settings) => {
-                // Logging on, so the secret lookup's warnings (a secret file readable by
-                // others) reach the operator instead of being dropped.
-                init_logging(&settings.log.level, settings.log.format);
-                println!(
-                    "# {} is valid; effective settings (defaults filled in):",
-                    config.config.display()
-                );
-                print!("{}", settings.to_toml());
-                match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
-                    Ok((_, source)) => {
-                        println!("# client secret: found in {source} (value not shown)")
-                    }
-                    Err(e) => println!("# warning: {e}"),
+        Command::CheckConfig { config } => {
+            // `load` starts logging, so the permission warnings (config and secret file)
+            // reach the operator instead of being dropped.
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            println!(
+                "# {} is valid; effective settings (defaults filled in):",
+                config.config.display()
+            );
+            print!("{}", settings.to_toml());
+            // `run` refuses to start without the secret: so does the check of its config.
+            match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
+                Ok((_, source)) => {
+                    println!("# client secret: found in {source} (value not shown)");
+                    ExitClass::Ok.into()
                 }
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitClass::BadConfig.into()
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

@@ -282,7 +282,7 @@ fn the_secret_cannot_be_given_on_the_command_line() {
             .env_remove("SKILL_TUNER_CLIENT_SECRET")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?} was accepted");
+        assert_eq!(out.status.code(), Some(64), "{args:?} was accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("unexpected argument"), "{stderr}");
         // The refusal does not echo the value either.
