@@ -258,8 +258,20 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
     // 5. alert
     alert_supervisors(run, &managers, &final_rows, report).await?;
     set_lines(report, final_rows, settings);
+    partial_if_alerts_failed(report);
     send_digest(settings, report).await;
+    partial_if_alerts_failed(report);
     Ok(())
+}
+
+/// An alert that never reached a supervisor (a workitem, the digest) is a part of the cycle
+/// that failed: the cycle is `partial`, not `ok`.
+fn partial_if_alerts_failed(report: &mut CycleReport) {
+    let failed = report.alerts.workitems_failed > 0
+        || report.alerts.webhook.as_deref().is_some_and(|w| w != "ok");
+    if failed && report.outcome == "ok" {
+        report.outcome = "partial".into();
+    }
 }
 
 /// Changes whose agent and skill have a proposal waiting for review are not re-proposed.

@@ -63,6 +63,13 @@ pub fn settings_for(sim: &Simulator, rate_limit_per_minute: u32) -> Settings {
     s
 }
 
+/// The review worktype `config/demo.toml` names. `demo` and the standalone `sim` create it,
+/// so the file's workitems land (a made-up id would fail every one with a 400).
+pub fn demo_worktype_id() -> Option<uuid::Uuid> {
+    let settings = Settings::from_toml_str(DEMO_TOML).ok()?;
+    uuid::Uuid::parse_str(&settings.alerts.workitem.worktype_id).ok()
+}
+
 /// The demo secret the simulator accepts (not a secret: it is printed by `sim`).
 pub fn sim_secret() -> SecretString {
     SecretString::from(SimConfig::default().client_secret)
@@ -87,6 +94,7 @@ pub async fn run(options: &DemoOptions, clock: Clock) -> Result<DemoOutcome, Dem
         seed: options.seed,
         rate_limit_per_minute: options.rate_limit_per_minute,
         clock: clock.clone(),
+        worktype_id: demo_worktype_id(),
         ..SimConfig::default()
     })
     .await

@@ -6,6 +6,7 @@ use super::{load, ConfigArg};
 use clap::Subcommand;
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
+use skill_tuner::exit::ExitClass;
 use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
@@ -18,7 +19,8 @@ pub enum HistoryCommand {
     History {
         #[command(flatten)]
         config: ConfigArg,
-        #[arg(long, default_value_t = 20)]
+        /// How many of the most recent runs (at least 1).
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         limit: usize,
         #[arg(long)]
         json: bool,
@@ -63,6 +65,16 @@ pub enum HistoryCommand {
     },
 }
 
+/// `--limit 0` is refused as a usage error: it would list nothing and read as "no runs
+/// recorded yet" while runs exist.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("expected a number of runs, at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a number of runs, at least 1 ({e})")),
+    }
+}
+
 /// The settings and the ledger, opened for writing (`rollback`) or, for the commands that only
 /// read it, read-only: they then work beside a running daemon and on a read-only file system.
 fn ledger_for(
@@ -80,7 +92,7 @@ fn ledger_for(
         Ok(ledger) => Ok((settings, ledger)),
         Err(e) => {
             eprintln!("error: {e}");
-            Err(ExitCode::FAILURE)
+            Err(ExitClass::of_ledger(&e).into())
         }
     }
 }
@@ -91,13 +103,13 @@ async fn client_for(
 ) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
     let client = runtime::connect(settings, clock).map_err(|e| {
         eprintln!("error: {e}");
-        ExitCode::from(2)
+        ExitCode::from(ExitClass::of_startup(&e))
     })?;
     runtime::start_client(&client, settings)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(ExitClass::of_login(&e))
         })?;
     Ok(client)
 }
@@ -113,12 +125,15 @@ fn print<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> St
     }
 }
 
+/// A refused request (rolling back a dry run or a rollback, an unfinished run) is a failed
+/// command, not a bad config: 2 stays reserved for what restarting cannot fix.
 fn fail(e: HistoryError) -> ExitCode {
     eprintln!("error: {e}");
-    match e {
-        HistoryError::Refused(_) => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
+    match &e {
+        HistoryError::Ledger(l) => ExitClass::of_ledger(l),
+        _ => ExitClass::Failed,
     }
+    .into()
 }
 
 pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
@@ -127,22 +142,24 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             config,
             limit,
             json,
-        } => {
-            ledger_for(&config, false, clock).map(|(_, ledger)| match commands::history(&ledger, limit) {
+        } => ledger_for(&config, false, clock).map(|(_, ledger)| {
+            match commands::history(&ledger, limit) {
                 Ok(lines) => {
                     print(&lines, json, |l| commands::render_history(l));
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => fail(e),
-            })
-        }
+            }
+        }),
         HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config, false, clock).map(|(_, ledger)| match commands::show(&ledger, run) {
-                Ok(detail) => {
-                    print(&detail, json, commands::render_show);
-                    ExitCode::SUCCESS
+            ledger_for(&config, false, clock).map(|(_, ledger)| {
+                match commands::show(&ledger, run) {
+                    Ok(detail) => {
+                        print(&detail, json, commands::render_show);
+                        ExitClass::Ok.into()
+                    }
+                    Err(e) => fail(e),
                 }
-                Err(e) => fail(e),
             })
         }
         HistoryCommand::Diff { run, config, json } => match ledger_for(&config, false, clock) {
@@ -150,7 +167,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
                 Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
                     Ok(diff) => {
                         print(&diff, json, commands::render_diff);
-                        ExitCode::SUCCESS
+                        ExitClass::Ok.into()
                     }
                     Err(e) => fail(e),
                 }),
@@ -169,11 +186,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
                     match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
                         Ok(report) => {
                             print(&report, json, commands::render_rollback);
-                            if report.outcome == "partial" {
-                                ExitCode::from(4)
-                            } else {
-                                ExitCode::SUCCESS
-                            }
+                            ExitClass::of_outcome(&report.outcome).into()
                         }
                         Err(e) => fail(e),
                     },
@@ -201,7 +214,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
                     if let Some(path) = &output {
                         eprintln!("exported {n} changes to {}", path.display());
                     }
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => fail(e),
             }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cycle;
 pub mod daemon;
 pub mod demo;
+pub mod exit;
 pub mod genesys;
 pub mod hash;
 pub mod history;

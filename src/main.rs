@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::exit::{self, ExitClass};
 use skill_tuner::report::CycleReport;
 use skill_tuner::{demo, runtime};
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ mod history_cli;
 #[command(
     name = "skill-tuner",
     version,
-    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably."
+    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably.",
+    after_help = exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -147,15 +149,20 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+/// Loads the config, then starts logging as it says, then logs the config file's
+/// permission warnings (before logging starts they would be lost).
 fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
-    match Settings::load(&config.config) {
-        Ok(s) => {
+    match Settings::load_reporting(&config.config, true) {
+        Ok((s, warnings)) => {
             init_logging(&s.log.level, s.log.format);
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
             Ok(s)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Err(ExitCode::from(2))
+            Err(ExitClass::BadConfig.into())
         }
     }
 }
@@ -171,14 +178,8 @@ fn print_report(report: &CycleReport, json: bool) {
     }
 }
 
-/// 0 ok or dry run, 1 failed, 3 breaker tripped, 4 partial (some writes failed or stopped).
 fn exit_for(report: &CycleReport) -> ExitCode {
-    match report.outcome.as_str() {
-        "ok" | "dry_run" => ExitCode::SUCCESS,
-        "breaker" => ExitCode::from(3),
-        "partial" => ExitCode::from(4),
-        _ => ExitCode::FAILURE,
-    }
+    ExitClass::of_outcome(&report.outcome).into()
 }
 
 async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock) -> ExitCode {
@@ -191,19 +192,19 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitClass::of_startup(&e).into();
         }
     };
     let ledger = match runtime::open_ledger(&settings, clock) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}\nrefusing to run without a working history ledger");
-            return ExitCode::FAILURE;
+            return ExitClass::of_ledger(&e).into();
         }
     };
     if let Err(e) = runtime::start_client(&client, &settings).await {
         eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return ExitClass::of_login(&e).into();
     }
     match run_cycle(
         &client,
@@ -221,26 +222,33 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitClass::of_cycle(&e).into()
         }
     }
 }
 
 /// 0 stopped cleanly, 1 the running cycle outlived the grace period or a second signal
-/// forced the exit, 2 the config (or credentials) were unusable at start-up.
+/// forced the exit, 2 the config (or credentials, or the admin address) were unusable at
+/// start-up.
 async fn run_command(config: &ConfigArg, clock: Clock) -> ExitCode {
+    use skill_tuner::daemon::{DaemonError, Exit};
     let settings = match load(config) {
         Ok(s) => s,
         Err(code) => return code,
     };
     warn_if_shifted(&clock);
     match skill_tuner::daemon::run(config.config.clone(), settings, clock).await {
-        Ok(skill_tuner::daemon::Exit::Clean) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(Exit::Clean) => ExitClass::Ok.into(),
+        Ok(_) => ExitClass::Failed.into(),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the daemon");
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            match &e {
+                DaemonError::Signals(_) => ExitClass::Failed,
+                DaemonError::Startup(e) => ExitClass::of_startup(e),
+                DaemonError::AdminListen { .. } | DaemonError::Schedule(_) => ExitClass::BadConfig,
+            }
+            .into()
         }
     }
 }
@@ -278,7 +286,7 @@ async fn demo_command(options: demo::DemoOptions, json: bool, clock: Clock) -> E
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitClass::Failed.into()
         }
     }
 }
@@ -293,12 +301,16 @@ async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the simulator on {addr}: {e}");
-            return ExitCode::FAILURE;
+            return ExitClass::Failed.into();
         }
     };
     println!("simulator listening on {}", sim.base_url());
     println!("  client id:     {id}");
     println!("  client secret: {secret}   (a demo value, not a real secret)");
+    println!(
+        "  review worktype: {} (the one config/demo.toml names)",
+        sim.org().worktype_id()
+    );
     println!("  {agents} agents; try:");
     println!(
         "    curl -s -u {id}:{secret} -d grant_type=client_credentials {}/oauth/token",
@@ -307,7 +319,20 @@ async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode
     println!("    curl -s -H \"Authorization: Bearer $TOKEN\" '{}/api/v2/users?pageSize=5&expand=skills'", sim.base_url());
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
-    ExitCode::SUCCESS
+    ExitClass::Ok.into()
+}
+
+/// Parses the command line. `--help` and `--version` exit 0; any other parse error is a
+/// usage error, 64 rather than clap's 2, which means "bad config" here.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.exit_code() == 0 {
+            ExitClass::Ok.into()
+        } else {
+            ExitClass::Usage.into()
+        }
+    })
 }
 
 /// A clock moved by `SKILL_TUNER_NOW` is for tests and simulations; say so loudly.
@@ -323,12 +348,15 @@ fn warn_if_shifted(clock: &Clock) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let clock = match Clock::from_env() {
         Ok(clock) => clock,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitClass::BadConfig.into();
         }
     };
     match cli.command {
@@ -365,6 +393,7 @@ async fn main() -> ExitCode {
                 seed,
                 rate_limit_per_minute: rate,
                 clock: now.map_or(clock, Clock::starting_at),
+                worktype_id: demo::demo_worktype_id(),
                 ..Default::default()
             };
             sim_command(port, config).await
@@ -392,17 +421,17 @@ async fn main() -> ExitCode {
                 Ok(exe) => exe,
                 Err(e) => {
                     eprintln!("error: cannot find this executable: {e}");
-                    return ExitCode::FAILURE;
+                    return ExitClass::Failed.into();
                 }
             };
             match skill_tuner::bench::run(&options, &exe).await {
                 Ok(result) => {
                     println!("{}", serde_json::to_string(&result).unwrap_or_default());
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitClass::Failed.into()
                 }
             }
         }
@@ -414,60 +443,61 @@ async fn main() -> ExitCode {
             match skill_tuner::bench::client_run(&settings, per_agent, &clock).await {
                 Ok(run) => {
                     println!("{}", serde_json::to_string(&run).unwrap_or_default());
-                    ExitCode::SUCCESS
+                    ExitClass::Ok.into()
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitClass::Failed.into()
                 }
             }
         }
         Command::History(command) => history_cli::run(command, &clock).await,
         Command::Run { config } => run_command(&config, clock).await,
-        Command::CheckConfig { config } => match Settings::load(&config.config) {
-            Ok(settings) => {
-                // Logging on, so the secret lookup's warnings (a secret file readable by
-                // others) reach the operator instead of being dropped.
-                init_logging(&settings.log.level, settings.log.format);
+        Command::CheckConfig { config } => {
+            // `load` starts logging, so the permission warnings (config and secret file)
+            // reach the operator instead of being dropped.
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            println!(
+                "# {} is valid; effective settings (defaults filled in):",
+                config.config.display()
+            );
+            print!("{}", settings.to_shown_toml());
+            if let Ok(schedule) = skill_tuner::schedule::Schedule::parse(
+                &settings.daemon.schedule,
+                &settings.daemon.time_zone,
+            ) {
                 println!(
-                    "# {} is valid; effective settings (defaults filled in):",
-                    config.config.display()
+                    "# next five runs of daemon.schedule ({}):",
+                    settings.daemon.time_zone
                 );
-                print!("{}", settings.to_shown_toml());
-                if let Ok(schedule) = skill_tuner::schedule::Schedule::parse(
-                    &settings.daemon.schedule,
-                    &settings.daemon.time_zone,
-                ) {
-                    println!(
-                        "# next five runs of daemon.schedule ({}):",
-                        settings.daemon.time_zone
-                    );
-                    print!(
-                        "{}",
-                        skill_tuner::schedule::describe_upcoming(&schedule, clock.now(), 5)
-                    );
-                    let spacing = skill_tuner::schedule::min_spacing(
-                        settings.daemon.min_spacing_secs,
-                        &schedule,
-                        clock.now(),
-                    );
-                    println!(
-                        "# minimum spacing between cycle starts: {} s",
-                        spacing.as_secs()
-                    );
-                }
-                match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
-                    Ok((_, source)) => {
-                        println!("# client secret: found in {source} (value not shown)")
-                    }
-                    Err(e) => println!("# warning: {e}"),
-                }
-                ExitCode::SUCCESS
+                print!(
+                    "{}",
+                    skill_tuner::schedule::describe_upcoming(&schedule, clock.now(), 5)
+                );
+                let spacing = skill_tuner::schedule::min_spacing(
+                    settings.daemon.min_spacing_secs,
+                    &schedule,
+                    clock.now(),
+                );
+                println!(
+                    "# minimum spacing between cycle starts: {} s",
+                    spacing.as_secs()
+                );
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
+            // `run` refuses to start without the secret: so does the check of its config.
+            match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
+                Ok((_, source)) => {
+                    println!("# client secret: found in {source} (value not shown)");
+                    ExitClass::Ok.into()
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitClass::BadConfig.into()
+                }
             }
-        },
+        }
     }
 }

@@ -39,7 +39,8 @@ pub struct AlertSummary {
 pub struct CycleReport {
     pub run_id: i64,
     pub mode: String,
-    /// `ok`, `dry_run`, `breaker`, `partial` (some writes failed or were stopped), `failed`.
+    /// `ok`, `dry_run`, `breaker`, `partial` (some writes or alerts failed, or writes were
+    /// stopped), `failed`.
     pub outcome: String,
     pub interval: String,
     pub started_at: String,

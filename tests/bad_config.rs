@@ -255,3 +255,92 @@ async fn an_unknown_skill_name_fails_the_cycle_naming_the_key_and_the_known_skil
     assert_eq!(sim.org().write_count(), 0);
     sim.shutdown().await;
 }
+
+#[test]
+fn a_max_step_that_can_never_move_is_refused_naming_its_key() {
+    assert_refused(
+        &format!("{VALID}[policy.default]\nmax_step = 0.0\n"),
+        "policy.default.max_step",
+        &["> 0", "scope.exclude_skills"],
+    );
+    assert_refused(
+        &format!("{VALID}[policy.skills.\"Billing\"]\nmax_step = 0\n"),
+        "policy.skills.\"Billing\".max_step",
+        &["> 0"],
+    );
+    // Below the dead band or the rounding grid it can never move either.
+    assert_refused(
+        &format!("{VALID}[policy.default]\nmax_step = 0.2\ndead_band = 0.5\nround_to = 0.1\n"),
+        "policy.default.max_step",
+        &["at least policy.default.dead_band", "0.2 < 0.5"],
+    );
+    assert_refused(
+        &format!("{VALID}[policy.default]\nmax_step = 0.2\ndead_band = 0.0\nround_to = 0.5\n"),
+        "policy.default.max_step",
+        &["at least policy.default.round_to", "0.2 < 0.5"],
+    );
+    Settings::from_toml_str(&format!(
+        "{VALID}[policy.default]\nmax_step = 0.25\ndead_band = 0.25\nround_to = 0.25\n"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn numbers_are_never_rounded_saturated_or_wrapped_into_their_key() {
+    for (toml, key, needle) in [
+        // A float for an integer key used to be rounded, and 1e20 saturated to u64::MAX.
+        (
+            "[policy.default]\nmin_interactions = 1e20\n",
+            "policy.default.min_interactions",
+            "an integer from 0 to 18446744073709551615, got 1e20",
+        ),
+        (
+            "[policy.default]\nmin_interactions = 20.5\n",
+            "policy.default.min_interactions",
+            "got 20.5",
+        ),
+        (
+            "[genesys]\nclient_id = \"x\"\nrate_limit_per_minute = 4294967297\n",
+            "genesys.rate_limit_per_minute",
+            "an integer from 0 to 4294967295, got 4294967297",
+        ),
+        (
+            "[alerts.workitem]\ndue_in_days = -1\n",
+            "alerts.workitem.due_in_days",
+            "got -1",
+        ),
+        // A boolean is not a number, and a number is not a string or a boolean.
+        (
+            "[metrics]\nlookback_days = true\n",
+            "metrics.lookback_days",
+            "an integer",
+        ),
+        (
+            "[daemon]\nrun_on_start = 1\n",
+            "daemon.run_on_start",
+            "true or false, got 1",
+        ),
+        (
+            "[alerts.workitem]\nqueue_id = 42\n",
+            "alerts.workitem.queue_id",
+            "a string (in quotes), got 42",
+        ),
+    ] {
+        let text = if toml.starts_with("[genesys]") {
+            toml.to_string()
+        } else {
+            format!("{VALID}{toml}")
+        };
+        assert_refused(&text, key, &[needle]);
+    }
+    // A TOML integer beyond i64 is not even TOML: refused before typing, naming the line.
+    let err = Settings::from_toml_str(&format!(
+        "{VALID}[policy.default]\nmin_interactions = 99999999999999999999\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("line 4") && err.contains("min_interactions = 99999999999999999999"),
+        "{err}"
+    );
+}

@@ -455,6 +455,31 @@ async fn sd_notify_messages_arrive_on_the_notify_socket() {
     assert!(pings >= 2, "watchdog pings in 2 s: {pings}; {seen:?}");
 
     d.wait_ready().await;
+    // While a cycle runs, STATUS says so (not "idle"), then idle again once it is done.
+    d.signal("USR1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut statuses = Vec::new();
+    while !statuses
+        .iter()
+        .any(|s: &String| s.starts_with("STATUS=idle"))
+    {
+        if let Ok(msg) = rx.recv_timeout(Duration::from_millis(100)) {
+            statuses.extend(
+                msg.lines()
+                    .filter(|l| l.starts_with("STATUS="))
+                    .map(String::from),
+            );
+            seen.push(msg);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no idle STATUS after the cycle; seen {seen:?}"
+        );
+    }
+    assert!(
+        statuses[0].starts_with("STATUS=running cycle (SIGUSR1) since "),
+        "{statuses:?}"
+    );
     d.signal("HUP");
     let reloading = wait_for("RELOADING=1", &mut seen);
     let usec: u64 = reloading

@@ -277,7 +277,7 @@ fn the_secret_cannot_be_given_on_the_command_line() {
             .env_remove("SKILL_TUNER_CLIENT_SECRET")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?} was accepted");
+        assert_eq!(out.status.code(), Some(64), "{args:?} was accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("unexpected argument"), "{stderr}");
         // The refusal does not echo the value either.
@@ -364,8 +364,12 @@ async fn a_password_in_a_base_url_never_reaches_an_error_or_log() {
     let config = dir.path().join("skill-tuner.toml");
     std::fs::write(&config, settings.to_toml()).unwrap();
 
-    let client = skill_tuner::runtime::client_with_secret(&settings, canary().into(), &skill_tuner::clock::Clock::system())
-        .unwrap();
+    let client = skill_tuner::runtime::client_with_secret(
+        &settings,
+        canary().into(),
+        &skill_tuner::clock::Clock::system(),
+    )
+    .unwrap();
     let err = client.login().await.unwrap_err().to_string();
     assert!(
         err.contains("cannot reach http://***@127.0.0.1:1/"),

@@ -7,6 +7,7 @@
 //! [`secret`]).
 
 pub mod secret;
+mod strict;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -485,13 +486,26 @@ pub enum LogFormat {
 }
 
 impl Settings {
-    /// Reads `path` (TOML) with `SKILL_TUNER__SECTION__KEY` overrides and validates it.
+    /// Reads `path` (TOML) with `SKILL_TUNER__SECTION__KEY` overrides and validates it; a
+    /// permission warning about the file is logged (logging is already up when the daemon
+    /// reloads; the command line uses [`Settings::load_reporting`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_with_env(path, true)
     }
 
     /// As [`Settings::load`]; `with_env = false` ignores the environment (tests).
     pub fn load_with_env(path: &Path, with_env: bool) -> Result<Self, ConfigError> {
+        let (settings, warnings) = Self::load_reporting(path, with_env)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(settings)
+    }
+
+    /// As [`Settings::load_with_env`], returning the file's permission warnings instead of
+    /// logging them: the command line loads the config before logging can start (the config
+    /// says how to log), and a warning logged then would be lost.
+    pub fn load_reporting(path: &Path, with_env: bool) -> Result<(Self, Vec<String>), ConfigError> {
         if !path.exists() {
             return Err(ConfigError::Missing(path.to_path_buf()));
         }
@@ -501,34 +515,22 @@ impl Settings {
                 .required(true),
         );
         if with_env {
+            // No `try_parsing`: it turns `00123` into the number 123 before anyone knows the
+            // key wants a string. Every value stays a string here, and [`strict`] parses it
+            // only where the key needs a number, a boolean or a (comma-separated) list.
             builder = builder.add_source(
                 config::Environment::with_prefix("SKILL_TUNER")
                     .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("scope.divisions")
-                    .with_list_parse_key("scope.groups")
-                    .with_list_parse_key("scope.queues")
-                    .with_list_parse_key("scope.include_users")
-                    .with_list_parse_key("scope.exclude_users")
-                    .with_list_parse_key("scope.skills")
-                    .with_list_parse_key("scope.exclude_skills")
-                    .with_list_parse_key("metrics.media_types")
-                    .try_parsing(true),
+                    .separator("__"),
             );
         }
-        let raw = builder.build().map_err(|e| ConfigError::parse(path, e))?;
-        let settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| ConfigError::parse(path, e))?;
-        settings
-            .validate()
-            .map_err(|problems| ConfigError::Invalid {
-                file: path.to_path_buf(),
-                problems,
-            })?;
-        secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
-        Ok(settings)
+        let raw = builder.build().map_err(|e| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            ConfigError::toml(path, &text, e)
+        })?;
+        let settings = Self::from_raw(raw, path)?;
+        let warnings = secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
+        Ok((settings, warnings))
     }
 
     /// Parses TOML text (no file, no environment), validated.
@@ -537,14 +539,18 @@ impl Settings {
         let raw = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .map_err(|e| ConfigError::parse(&origin, e))?;
-        let settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| ConfigError::parse(&origin, e))?;
+            .map_err(|e| ConfigError::toml(&origin, text, e))?;
+        Self::from_raw(raw, &origin)
+    }
+
+    /// Typed (see [`strict`]) and validated settings from a built config.
+    fn from_raw(raw: config::Config, origin: &Path) -> Result<Self, ConfigError> {
+        let settings: Settings =
+            strict::deserialize(raw.cache).map_err(|e| ConfigError::value(origin, e))?;
         settings
             .validate()
             .map_err(|problems| ConfigError::Invalid {
-                file: origin,
+                file: origin.to_path_buf(),
                 problems,
             })?;
         Ok(settings)

@@ -72,11 +72,101 @@ pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, Confi
     Ok(SecretString::from(trimmed.to_string()))
 }
 
-/// A config file holds no secret, but it names the org's OAuth client, queues and people:
-/// others (not the group, which the service may need) should not read it. Warns, or refuses
-/// when `strict`.
-pub fn check_config_file(path: &Path, strict: bool) -> Result<(), ConfigError> {
-    check_mode(path, 0o007, "config file", "o-rwx", strict)
+/// Who may change and who may read the config file. Returns the problems as warnings, or
+/// refuses the file when `strict`.
+///
+/// The file holds no client secret (that is never a setting), so others may read it: the
+/// systemd unit's dynamic user is "others" to a root-owned `/etc` file, and a Kubernetes
+/// ConfigMap is mounted 0644. What matters is who can *change* it (it can point skill-tuner
+/// at another org or loosen its guardrails): only root or the user running skill-tuner may
+/// own it and nobody else may write it. A file others can read must not hold a credential of
+/// its own either: an incoming-webhook URL carries its token, a URL may carry a password.
+pub fn check_config_file(path: &Path, strict: bool) -> Result<Vec<String>, ConfigError> {
+    let problems = config_file_problems(path);
+    if strict && !problems.is_empty() {
+        return Err(ConfigError::Secret(format!(
+            "{} (refused: `genesys.strict_file_permissions = true`)",
+            problems.join("; ")
+        )));
+    }
+    Ok(problems)
+}
+
+#[cfg(unix)]
+fn config_file_problems(path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let mode = meta.mode() & 0o777;
+    let shown = path.display();
+    let mut problems = Vec::new();
+    if mode & 0o022 != 0 {
+        problems.push(format!(
+            "config file {shown} is writable by group or others (mode {mode:03o}): whoever can change it can point skill-tuner at another org or loosen its guardrails; run `chmod go-w {shown}`"
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owner = meta.uid();
+    if owner != 0 && owner != me {
+        problems.push(format!(
+            "config file {shown} is owned by uid {owner}, neither root nor the user running skill-tuner (uid {me}), who can change it; run `chown root {shown}`"
+        ));
+    }
+    if mode & 0o004 != 0 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for key in credential_keys(&text) {
+            let var = format!("SKILL_TUNER__{}", key.replace('.', "__")).to_uppercase();
+            problems.push(format!(
+                "config file {shown} is readable by others (mode {mode:03o}) and `{key}` holds a credential; run `chmod o-rwx {shown}` (and give the service a group that may read it), or set it through the environment instead ({var}, e.g. from a root-only systemd `EnvironmentFile=`)"
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(not(unix))]
+fn config_file_problems(_path: &Path) -> Vec<String> {
+    Vec::new()
+}
+
+/// The keys of a config file's text that hold a credential: a webhook URL that is not on
+/// loopback (incoming-webhook URLs are bearer tokens), or any URL with a password in it.
+fn credential_keys(text: &str) -> Vec<&'static str> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let lookup = |key: &str| -> Option<url::Url> {
+        let mut value: Option<&toml::Value> = None;
+        for (i, segment) in key.split('.').enumerate() {
+            value = if i == 0 {
+                table.get(segment)
+            } else {
+                value?.get(segment)
+            };
+        }
+        url::Url::parse(value?.as_str()?).ok()
+    };
+    let mut keys = Vec::new();
+    for key in [
+        "alerts.webhook.url",
+        "genesys.api_base_url",
+        "genesys.login_base_url",
+    ] {
+        let Some(url) = lookup(key) else { continue };
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let token_url = key == "alerts.webhook.url" && !loopback;
+        if token_url || url.password().is_some() {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// Warns (or refuses, when `strict`) if group or others may read the secret file `path`.

@@ -42,6 +42,38 @@ impl ConfigError {
         }
     }
 
+    /// A file the `config` crate could not read. Its TOML errors lose the line for some
+    /// values (an integer beyond i64 says only "number too large"), so the text is parsed
+    /// again here to report the line and the key as the `toml` crate shows them.
+    pub(super) fn toml(file: &Path, text: &str, error: config::ConfigError) -> Self {
+        match text.parse::<toml::Table>() {
+            Err(e) => ConfigError::Parse {
+                file: file.to_path_buf(),
+                message: e.to_string(),
+            },
+            Ok(_) => Self::parse(file, error),
+        }
+    }
+
+    /// A value that does not fit its key (wrong type, out of range, unknown key): named
+    /// like a validation problem when the key is known.
+    pub(super) fn value(file: &Path, error: super::strict::DeError) -> Self {
+        let key = error.key();
+        if key.is_empty() {
+            return ConfigError::Parse {
+                file: file.to_path_buf(),
+                message: error.to_string(),
+            };
+        }
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                key,
+                expected: error.expected(),
+            }],
+        }
+    }
+
     /// The problems, when the config parsed but was invalid.
     pub fn problems(&self) -> &[Problem] {
         match self {
@@ -322,6 +354,35 @@ fn check_policy(c: &mut Checker, prefix: &str, p: &SkillPolicy) {
     c.range(p.max_step, 0.0, 5.0, format!("{prefix}.max_step"));
     c.range(p.dead_band, 0.0, 5.0, format!("{prefix}.dead_band"));
     c.range(p.round_to, 0.01, 5.0, format!("{prefix}.round_to"));
+    // Each of these leaves the tuner frozen without saying so: a step of 0 never moves, a
+    // step below the dead band is always ignored, a step below the grid always rounds back
+    // to the current value. To freeze a skill, exclude it (`scope.exclude_skills`).
+    c.require(
+        p.max_step > 0.0,
+        format!("{prefix}.max_step"),
+        format!(
+            "> 0 (a step of {} never moves; to freeze skills use scope.exclude_skills)",
+            p.max_step
+        ),
+    );
+    if p.max_step > 0.0 {
+        c.require(
+            p.max_step >= p.dead_band,
+            format!("{prefix}.max_step"),
+            format!(
+                "at least {prefix}.dead_band ({} < {}: every move would be ignored)",
+                p.max_step, p.dead_band
+            ),
+        );
+        c.require(
+            p.max_step >= p.round_to,
+            format!("{prefix}.max_step"),
+            format!(
+                "at least {prefix}.round_to ({} < {}: every move would round back to the current value)",
+                p.max_step, p.round_to
+            ),
+        );
+    }
     c.require(
         p.shrinkage.is_finite() && p.shrinkage >= 0.0,
         format!("{prefix}.shrinkage"),

@@ -184,6 +184,10 @@ struct Running {
     stop: StopSignal,
     /// The cycle's span (with its `cycle_id`), for the loop's own lines about it.
     span: tracing::Span,
+    /// What started it and when, for the STATUS line; `announced` once that line was sent.
+    trigger: &'static str,
+    since: DateTime<Utc>,
+    announced: bool,
 }
 
 enum Event {
@@ -270,7 +274,7 @@ pub async fn run(
         watchdog = ?notifier.watchdog_interval(),
         "skill-tuner daemon started"
     );
-    notifier.ready(&status_line(&cur, next_fire));
+    notifier.ready(&status_line(&cur, next_fire, None));
     notifier.watchdog();
 
     // The loop turns at least twice per watchdog interval, so the pings come from the loop.
@@ -292,6 +296,10 @@ pub async fn run(
             start_pending = false;
             running = Some(start_cycle(&cur, "start-up", &shared));
         }
+        if let Some(run) = running.as_mut().filter(|r| !r.announced) {
+            run.announced = true;
+            notifier.status(&status_line(&cur, next_fire, Some(&*run)));
+        }
 
         let sleep = sleep_until_wall(&cur.clock, next_fire);
         let event = tokio::select! {
@@ -308,7 +316,7 @@ pub async fn run(
             Event::CycleDone(result, secs, span) => {
                 running = None;
                 span.in_scope(|| finish_cycle(&shared, *result, secs));
-                notifier.status(&status_line(&cur, next_fire));
+                notifier.status(&status_line(&cur, next_fire, None));
             }
             Event::Tick => {
                 if let Some(tick) = next_tick {
@@ -337,7 +345,7 @@ pub async fn run(
                     next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
                     set_next_run(&shared, next_fire);
                 }
-                notifier.ready(&status_line(&cur, next_fire));
+                notifier.ready(&status_line(&cur, next_fire, running.as_ref()));
             }
             Event::Signal(Sig::Terminate(name)) => {
                 notifier.stopping();
@@ -470,14 +478,31 @@ fn publish(shared: &Shared, cur: &Current) {
         .store(cur.settings.daemon.enable_run_endpoint, Ordering::Relaxed);
 }
 
-fn status_line(cur: &Current, next: Option<DateTime<Utc>>) -> String {
-    match next {
-        Some(t) => format!(
-            "idle; next cycle {} ({})",
-            t.to_rfc3339(),
-            cur.schedule.expression()
+fn status_line(cur: &Current, next: Option<DateTime<Utc>>, running: Option<&Running>) -> String {
+    status_text(
+        cur.schedule.expression(),
+        next,
+        running.map(|r| (r.trigger, r.since)),
+    )
+}
+
+/// systemd's STATUS= text: what the daemon is doing now (a cycle, with its trigger and
+/// start, or idle) and when the next cycle is due.
+fn status_text(
+    schedule: &str,
+    next: Option<DateTime<Utc>>,
+    running: Option<(&str, DateTime<Utc>)>,
+) -> String {
+    let now = match running {
+        Some((trigger, since)) => format!(
+            "running cycle ({trigger}) since {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
-        None => format!("idle; `{}` has no further ticks", cur.schedule.expression()),
+        None => "idle".to_string(),
+    };
+    match next {
+        Some(t) => format!("{now}; next cycle {} ({schedule})", t.to_rfc3339()),
+        None => format!("{now}; `{schedule}` has no further ticks"),
     }
 }
 
@@ -557,7 +582,14 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
         }
         .instrument(span.clone()),
     );
-    Running { future, stop, span }
+    Running {
+        future,
+        stop,
+        span,
+        trigger,
+        since: Utc::now(),
+        announced: false,
+    }
 }
 
 fn finish_cycle(shared: &Shared, result: Result<CycleReport, CycleError>, secs: f64) {
@@ -752,6 +784,26 @@ mod tests {
             following_tick(&s, Some(prev), now),
             Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap())
         );
+    }
+
+    #[test]
+    fn status_says_a_cycle_is_running_and_since_when() {
+        let next = Utc.with_ymd_and_hms(2026, 1, 2, 2, 0, 0).unwrap();
+        let since = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 3).unwrap();
+        let running = status_text("0 0 2 * * *", Some(next), Some(("SIGUSR1", since)));
+        assert!(
+            running.starts_with("running cycle (SIGUSR1) since 2026-01-01T02:00:03Z"),
+            "{running}"
+        );
+        assert!(!running.contains("idle"), "{running}");
+        assert!(
+            running.contains("next cycle 2026-01-02T02:00:00"),
+            "{running}"
+        );
+        let idle = status_text("0 0 2 * * *", Some(next), None);
+        assert!(idle.starts_with("idle; next cycle"), "{idle}");
+        let last = status_text("0 0 2 1 1 * 2026", None, Some(("schedule", since)));
+        assert!(last.starts_with("running cycle (schedule)"), "{last}");
     }
 
     #[test]

@@ -191,9 +191,10 @@ impl TokenManager {
     }
 
     async fn fetch(&self) -> Result<Cached, ApiError> {
-        let login_error = |detail: String| ApiError::Login {
+        let login_error = |detail: String, status: Option<u16>| ApiError::Login {
             client_id: self.credentials.client_id.clone(),
             detail,
+            status,
         };
         let response = self
             .http
@@ -209,11 +210,10 @@ impl TokenManager {
             Ok(r) => r,
             Err(e) => {
                 self.stats.record_token_request(false);
-                return Err(login_error(format!(
-                    "cannot reach {}: {}",
-                    self.shown_url,
-                    e.without_url()
-                )));
+                return Err(login_error(
+                    format!("cannot reach {}: {}", self.shown_url, e.without_url()),
+                    None,
+                ));
             }
         };
         let status = response.status();
@@ -233,19 +233,25 @@ impl TokenManager {
             } else {
                 words.join(": ")
             };
-            return Err(login_error(format!(
-                "HTTP {} from {}: {}",
-                status.as_u16(),
-                self.shown_url,
-                crate::text::printable(&said)
-            )));
+            return Err(login_error(
+                format!(
+                    "HTTP {} from {}: {}",
+                    status.as_u16(),
+                    self.shown_url,
+                    crate::text::printable(&said)
+                ),
+                Some(status.as_u16()),
+            ));
         }
         let parsed: AuthResponse = serde_json::from_slice(&body).map_err(|e| {
             self.stats.record_token_request(false);
-            login_error(format!(
-                "the token response from {} is not valid JSON: {e}",
-                self.shown_url
-            ))
+            login_error(
+                format!(
+                    "the token response from {} is not valid JSON: {e}",
+                    self.shown_url
+                ),
+                None,
+            )
         })?;
         self.stats.record_token_request(true);
         // `expires_in` is the login server's word: clamp it to what Genesys documents

@@ -51,7 +51,12 @@ pub enum ApiError {
     },
     /// The login failed; names the client id and the server's words, never the secret.
     #[error("login failed for OAuth client id `{client_id}`: {detail}")]
-    Login { client_id: String, detail: String },
+    Login {
+        client_id: String,
+        detail: String,
+        /// The token endpoint's HTTP status, when it answered.
+        status: Option<u16>,
+    },
     /// No answer: connect error, reset, or timeout.
     #[error("{endpoint}: {kind}: {source}")]
     Transport {
@@ -115,6 +120,18 @@ impl ApiError {
             ApiError::RetryBudgetSpent { last, .. } => last.status(),
             _ => None,
         }
+    }
+
+    /// The login server refused the client id or secret (400/401/403 from the token
+    /// endpoint): retrying or restarting cannot help until the credentials are fixed.
+    pub fn is_credentials_rejected(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Login {
+                status: Some(400 | 401 | 403),
+                ..
+            }
+        )
     }
 
     /// The `inin-correlation-id` / `contextId` of the failed call, for support cases.

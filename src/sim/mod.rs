@@ -101,6 +101,9 @@ pub struct SimConfig {
     /// workitems are stamped with it. Give the product the same clock (or, across processes,
     /// a shifted clock with the same start) so both agree on what today is.
     pub clock: Clock,
+    /// The review worktype's id; `None` derives it from the seed. The standalone `sim` uses
+    /// the one `config/demo.toml` names, so that file works against it unchanged.
+    pub worktype_id: Option<uuid::Uuid>,
 }
 
 impl Default for SimConfig {
@@ -116,6 +119,7 @@ impl Default for SimConfig {
             max_user_predicates: 100,
             max_interval_days: 31,
             clock: Clock::system(),
+            worktype_id: None,
         }
     }
 }
@@ -138,12 +142,17 @@ impl Simulator {
     /// Starts on `addr`.
     pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
-        let clock = config.clock.clone();
+        let (clock, worktype_id) = (config.clock.clone(), config.worktype_id);
         // Generating a large org is CPU work; keep it off the async worker.
-        let world =
-            tokio::task::spawn_blocking(move || world::World::new(seed, agents, skills, clock))
-                .await
-                .map_err(std::io::Error::other)?;
+        let world = tokio::task::spawn_blocking(move || {
+            let mut world = world::World::new(seed, agents, skills, clock);
+            if let Some(id) = worktype_id {
+                world.tasks.worktype_id = id;
+            }
+            world
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             config,
             world: Arc::new(world),
