@@ -107,10 +107,11 @@ pub async fn run_cycle(
     // Instrumented, not entered: an entered guard held across `.await` leaks the span onto
     // whatever else the thread polls (the daemon's loop logs showed up inside cycles).
     let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
+    let now = clock.now();
     let mut report = CycleReport {
         run_id,
         mode: mode.as_str().into(),
-        started_at: clock.now().to_rfc3339(),
+        started_at: now.to_rfc3339(),
         ..CycleReport::default()
     };
     let run = ThisRun {
@@ -120,7 +121,7 @@ pub async fn run_cycle(
         mode,
         stop,
         run_id,
-        now: clock.now(),
+        now,
     };
     let result = cycle_steps(&run, &mut report)
         .instrument(span.clone())

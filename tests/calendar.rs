@@ -10,10 +10,10 @@ mod common;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use common::sim::{
-    client_for, instant, memory_ledger, relaxed, start_sim, transparent, transparent_changes,
+    client_for, cycle, instant, memory_ledger, relaxed, start_sim, transparent, transparent_changes,
 };
 use skill_tuner::clock::Clock;
-use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::cycle::Mode;
 use skill_tuner::history::{commands, ChangeStatus};
 use skill_tuner::schedule::Schedule;
 use std::collections::BTreeMap;
@@ -26,13 +26,11 @@ async fn full_cycle_at(at: &str, zone: &str) {
         c.clock = Clock::manual(at);
     })
     .await;
-    let clock = sim.clock();
     let mut settings = transparent(relaxed(&sim));
     settings.metrics.time_zone = zone.into();
     settings.daemon.time_zone = zone.into();
     let client = client_for(&sim, &settings).await;
     let ledger = memory_ledger(&sim);
-    let stop = StopSignal::default();
 
     // The window: whole local days, ending at the start of today in `zone`.
     let tz: Tz = zone.parse().unwrap();
@@ -55,7 +53,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
     );
 
     // plan: exactly the ground truth's changes, nothing written.
-    let plan = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop, &clock)
+    let plan = cycle(&sim, &client, &settings, &ledger, Mode::Plan)
         .await
         .unwrap();
     assert_eq!(plan.outcome, "dry_run", "{}", plan.render_table(5));
@@ -82,7 +80,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
     assert_eq!(sim.org().write_count(), 0);
 
     // once: the same changes, applied.
-    let once = run_cycle(&client, &settings, &ledger, Mode::Once, &stop, &clock)
+    let once = cycle(&sim, &client, &settings, &ledger, Mode::Once)
         .await
         .unwrap();
     assert_eq!(once.outcome, "ok", "{}", once.render_table(5));
@@ -99,7 +97,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
     }
 
     // A second plan at the same instant finds everything at its target.
-    let again = run_cycle(&client, &settings, &ledger, Mode::Plan, &stop, &clock)
+    let again = cycle(&sim, &client, &settings, &ledger, Mode::Plan)
         .await
         .unwrap();
     assert!(again.changes.is_empty(), "{}", again.render_table(5));

@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::sim::{memory_ledger, skill_id, start_sim, test_now, transparent, transparent_changes};
+use common::sim::{
+    cycle, memory_ledger, skill_id, start_sim, test_now, transparent, transparent_changes,
+};
 use skill_tuner::config::{OnConflict, Settings};
-use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::cycle::Mode;
 use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeStatus, Ledger};
@@ -36,16 +38,9 @@ async fn rig(agents: usize) -> Rig {
 
 impl Rig {
     async fn run(&self, mode: Mode) -> CycleReport {
-        run_cycle(
-            &self.client,
-            &self.settings,
-            &self.ledger,
-            mode,
-            &StopSignal::default(),
-            &self.sim.clock(),
-        )
-        .await
-        .unwrap()
+        cycle(&self.sim, &self.client, &self.settings, &self.ledger, mode)
+            .await
+            .unwrap()
     }
 }
 

@@ -24,12 +24,12 @@ mod common;
 
 use common::binary::{binary, config_file, output};
 use common::capture::Capture;
-use common::sim::{applied_agents, memory_ledger, other_than, skill_id, start_sim};
+use common::sim::{applied_agents, cycle, memory_ledger, other_than, skill_id, start_sim};
 use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
 use serde_json::Value;
 use skill_tuner::config::Settings;
-use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::cycle::Mode;
 use skill_tuner::demo::sim_secret;
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
@@ -277,15 +277,8 @@ impl Rig {
     /// The changes a `once` would make now (a dry run on a throw-away ledger).
     async fn preview(&self) -> Vec<ChangeLine> {
         let scratch = memory_ledger(&self.sim);
-        let report = run_cycle(
-            &self.client,
-            &self.settings,
-            &scratch,
-            Mode::Plan,
-            &StopSignal::default(),
-            &self.sim.clock(),
-        )
-        .await
+        let report = cycle(&self.sim, &self.client, &self.settings, &scratch, Mode::Plan)
+            .await
         .unwrap();
         report
             .changes
@@ -295,15 +288,7 @@ impl Rig {
     }
 
     async fn once(&self) -> Result<CycleReport, skill_tuner::cycle::CycleError> {
-        run_cycle(
-            &self.client,
-            &self.settings,
-            &self.ledger,
-            Mode::Once,
-            &StopSignal::default(),
-            &self.sim.clock(),
-        )
-        .await
+        cycle(&self.sim, &self.client, &self.settings, &self.ledger, Mode::Once).await
     }
 
     /// Runs `once` while `act` fires on the faults as soon as the org has seen `writes`

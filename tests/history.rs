@@ -5,13 +5,13 @@ mod common;
 
 use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{
-    applied_agents, client_for, memory_ledger, org_value, other_than, relaxed, start_sim,
+    applied_agents, client_for, cycle, memory_ledger, org_value, other_than, relaxed, start_sim,
     transparent, transparent_changes,
 };
 use common::TempDir;
 use serde_json::Value;
 use skill_tuner::config::Settings;
-use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+use skill_tuner::cycle::Mode;
 use skill_tuner::genesys::models::UserRoutingSkillPost;
 use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
@@ -45,16 +45,9 @@ async fn once(
         sim.clock().now(),
         expected.len()
     );
-    let report = run_cycle(
-        client,
-        settings,
-        ledger,
-        Mode::Once,
-        &StopSignal::default(),
-        &sim.clock(),
-    )
-    .await
-    .unwrap();
+    let report = cycle(sim, client, settings, ledger, Mode::Once)
+        .await
+        .unwrap();
     assert_eq!(report.outcome, "ok", "{report:?}");
     let applied: Vec<ChangeRecord> = ledger
         .changes(report.run_id)
@@ -95,16 +88,9 @@ async fn plan_cycle(
     settings: &Settings,
     ledger: &Ledger,
 ) -> CycleReport {
-    run_cycle(
-        client,
-        settings,
-        ledger,
-        Mode::Plan,
-        &StopSignal::default(),
-        &sim.clock(),
-    )
-    .await
-    .unwrap()
+    cycle(sim, client, settings, ledger, Mode::Plan)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,16 +271,9 @@ async fn export_csv_and_json_parse_back() {
     // exercises the CSV quoting.
     let settings = relaxed(&sim);
     let ledger = memory_ledger(&sim);
-    let report = run_cycle(
-        &client,
-        &settings,
-        &ledger,
-        Mode::Once,
-        &StopSignal::default(),
-        &sim.clock(),
-    )
-    .await
-    .unwrap();
+    let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
+        .await
+        .unwrap();
     assert_eq!(report.outcome, "ok", "{report:?}");
     let run_id = report.run_id;
     commands::rollback(&client, &settings, &ledger, run_id, false)
@@ -541,15 +520,7 @@ async fn a_locked_database_is_refused_and_nothing_is_written() {
     );
 
     let (sim, settings, client) = start(10).await;
-    let result = run_cycle(
-        &client,
-        &settings,
-        &early,
-        Mode::Once,
-        &StopSignal::default(),
-        &sim.clock(),
-    )
-    .await;
+    let result = cycle(&sim, &client, &settings, &early, Mode::Once).await;
     assert!(
         matches!(
             result,

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
+use skill_tuner::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
+use skill_tuner::report::CycleReport;
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints, GenesysClient};
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
 use skill_tuner::sim::{SimConfig, Simulator};
@@ -97,6 +99,25 @@ pub async fn client_for(sim: &Simulator, settings: &Settings) -> GenesysClient {
         .await
         .unwrap();
     client
+}
+
+/// One cycle in `mode` against `sim`, on the simulator's clock.
+pub async fn cycle(
+    sim: &Simulator,
+    client: &GenesysClient,
+    settings: &Settings,
+    ledger: &Ledger,
+    mode: Mode,
+) -> Result<CycleReport, CycleError> {
+    run_cycle(
+        client,
+        settings,
+        ledger,
+        mode,
+        &StopSignal::default(),
+        &sim.clock(),
+    )
+    .await
 }
 
 /// An in-memory ledger stamped by the simulator's clock.
