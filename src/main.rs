@@ -440,6 +440,14 @@ async fn main() -> ExitCode {
                     }
                     Err(e) => println!("# warning: {e}"),
                 }
+                let strict = settings.genesys.strict_file_permissions;
+                match skill_tuner::config::secret::run_token_if_enabled(&settings.daemon, strict) {
+                    Ok(Some((_, source))) => {
+                        println!("# POST /run token: found in {source} (value not shown)")
+                    }
+                    Ok(None) => {}
+                    Err(e) => println!("# warning: {e}"),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

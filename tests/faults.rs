@@ -1256,7 +1256,7 @@ async fn sigterm_mid_cycle() -> Tally {
         .unwrap();
     t.require(
         run.first()
-            .is_some_and(|run| run.outcome.as_deref() == Some("partial")),
+            .is_some_and(|run| run.outcome.as_deref() == Some("interrupted")),
         format!("the stopped run is recorded as {run:?}"),
     );
     // All or nothing per agent: a person's skill is theirs, the rest applied or skipped.

@@ -39,6 +39,8 @@ pub struct RunLine {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub mode: String,
+    /// What started it (`None` for daemon runs recorded before triggers were).
+    pub trigger: Option<String>,
     pub outcome: Option<String>,
     pub rollback_of: Option<i64>,
     pub changes: usize,
@@ -60,6 +62,7 @@ pub fn history(ledger: &Ledger, limit: usize) -> Result<Vec<RunLine>, HistoryErr
             started_at: run.started_at,
             finished_at: run.finished_at,
             mode: run.mode,
+            trigger: run.trigger,
             outcome: run.outcome,
             rollback_of: run.rollback_of,
             changes: changes.len(),
@@ -83,10 +86,11 @@ pub fn render_history(lines: &[RunLine]) -> String {
             .join(", ");
         let _ = write!(
             out,
-            "#{:<5} {}  {:<9} {:<12} {:>4} changes",
+            "#{:<5} {}  {:<9} {:<8} {:<12} {:>4} changes",
             l.id,
             l.started_at,
             l.mode,
+            l.trigger.as_deref().unwrap_or("-"),
             l.outcome.as_deref().unwrap_or("unfinished"),
             l.changes
         );
@@ -118,9 +122,10 @@ pub fn show(ledger: &Ledger, run_id: i64) -> Result<RunDetail, HistoryError> {
 pub fn render_show(detail: &RunDetail) -> String {
     let r = &detail.run;
     let mut out = format!(
-        "run #{} ({}), started {}, finished {}, outcome {}, config {}\n",
+        "run #{} ({}, trigger {}), started {}, finished {}, outcome {}, config {}\n",
         r.id,
         r.mode,
+        r.trigger.as_deref().unwrap_or("unknown"),
         r.started_at,
         r.finished_at.as_deref().unwrap_or("-"),
         r.outcome.as_deref().unwrap_or("unfinished"),
@@ -523,6 +528,12 @@ async fn apply_rollback(
                         .push(line(original, None, Some(error.clone())));
                     (ChangeStatus::Failed, correlation_id, error)
                 }
+                Outcome::NotSent { reason } => {
+                    report
+                        .failed
+                        .push(line(original, None, Some(reason.clone())));
+                    (ChangeStatus::Failed, None, reason)
+                }
             };
             ledger.mark(
                 new_run,
@@ -653,6 +664,8 @@ impl std::str::FromStr for ExportFormat {
 pub struct ExportRow {
     pub run_id: i64,
     pub run_mode: String,
+    /// What started the run (empty when unknown).
+    pub run_trigger: Option<String>,
     pub run_started_at: String,
     pub run_finished_at: Option<String>,
     pub run_outcome: Option<String>,
@@ -674,9 +687,10 @@ pub struct ExportRow {
 }
 
 /// The CSV header, in [`ExportRow`] field order.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 21] = [
     "run_id",
     "run_mode",
+    "run_trigger",
     "run_started_at",
     "run_finished_at",
     "run_outcome",
@@ -708,6 +722,7 @@ pub fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, HistoryError> {
             ExportRow {
                 run_id: c.run_id,
                 run_mode: run.map(|r| r.mode.clone()).unwrap_or_default(),
+                run_trigger: run.and_then(|r| r.trigger.clone()),
                 run_started_at: run.map(|r| r.started_at.clone()).unwrap_or_default(),
                 run_finished_at: run.and_then(|r| r.finished_at.clone()),
                 run_outcome: run.and_then(|r| r.outcome.clone()),
@@ -751,6 +766,7 @@ pub fn export(
                 let fields = [
                     r.run_id.to_string(),
                     r.run_mode.clone(),
+                    opt(&r.run_trigger),
                     r.run_started_at.clone(),
                     opt(&r.run_finished_at),
                     opt(&r.run_outcome),
