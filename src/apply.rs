@@ -41,6 +41,25 @@ pub enum Outcome {
         error: String,
         correlation_id: Option<String>,
     },
+    /// Not written: the process is stopping, and no request of this agent's write reached
+    /// the server (it was waiting on pacing, a `Retry-After` or a backoff).
+    NotSent { reason: String },
+}
+
+/// The outcome of an API error for the items it stopped: given up at shutdown with nothing
+/// sent is [`Outcome::NotSent`]; anything else (a timeout may have landed) is a failure.
+fn failed(e: &crate::genesys::ApiError, context: &str) -> Outcome {
+    match e {
+        crate::genesys::ApiError::Cancelled {
+            maybe_sent: false, ..
+        } => Outcome::NotSent {
+            reason: format!("{context}{e}"),
+        },
+        _ => Outcome::Failed {
+            error: format!("{context}{e}"),
+            correlation_id: e.correlation_id().map(String::from),
+        },
+    }
 }
 
 /// Writes one agent's changes. Never returns an error: every item gets an outcome, and one
@@ -66,13 +85,8 @@ pub async fn write_agent(
                 ),
                 Err(e) => {
                     for item in pending {
-                        outcomes.insert(
-                            item.change_id.clone(),
-                            Outcome::Failed {
-                                error: format!("re-read before write: {e}"),
-                                correlation_id: e.correlation_id().map(String::from),
-                            },
-                        );
+                        outcomes
+                            .insert(item.change_id.clone(), failed(&e, "re-read before write: "));
                     }
                     break;
                 }
@@ -155,13 +169,7 @@ pub async fn write_agent(
             }
             Err(e) => {
                 for (item, _) in writes {
-                    outcomes.insert(
-                        item.change_id.clone(),
-                        Outcome::Failed {
-                            error: e.to_string(),
-                            correlation_id: e.correlation_id().map(String::from),
-                        },
-                    );
+                    outcomes.insert(item.change_id.clone(), failed(&e, ""));
                 }
             }
         }

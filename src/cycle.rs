@@ -33,8 +33,8 @@ pub enum Mode {
     Plan,
     /// One real cycle from the command line.
     Once,
-    /// A cycle started by the daemon's schedule (or SIGUSR1 / `POST /run`).
-    Scheduled,
+    /// A cycle of the daemon, and what started it.
+    Scheduled(Trigger),
 }
 
 impl Mode {
@@ -42,7 +42,50 @@ impl Mode {
         match self {
             Mode::Plan => "plan",
             Mode::Once => "once",
-            Mode::Scheduled => "scheduled",
+            Mode::Scheduled(_) => "scheduled",
+        }
+    }
+
+    /// What started the run (recorded with it in the ledger).
+    pub fn trigger(self) -> Trigger {
+        match self {
+            Mode::Plan => Trigger::Plan,
+            Mode::Once => Trigger::Once,
+            Mode::Scheduled(trigger) => trigger,
+        }
+    }
+}
+
+/// What started a run. The ledger records it, so an audit can tell a cron tick from a
+/// person's `POST /run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A tick of `daemon.schedule`.
+    Schedule,
+    /// `daemon.run_on_start`.
+    Startup,
+    /// SIGUSR1.
+    Signal,
+    /// `POST /run` on the admin listener.
+    Http,
+    /// `skill-tuner once`.
+    Once,
+    /// `skill-tuner plan`.
+    Plan,
+    /// `skill-tuner rollback`.
+    Rollback,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Startup => "startup",
+            Trigger::Signal => "signal",
+            Trigger::Http => "http",
+            Trigger::Once => "once",
+            Trigger::Plan => "plan",
+            Trigger::Rollback => "rollback",
         }
     }
 }
@@ -70,6 +113,13 @@ pub enum CycleError {
     Ledger(#[from] LedgerError),
     #[error("the config names skills the org does not have:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     UnknownSkills(Vec<crate::config::Problem>),
+}
+
+impl CycleError {
+    /// True when an API call was given up because the process is stopping.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, CycleError::Collect(CollectError::Api { source, .. }) if source.is_cancelled())
+    }
 }
 
 /// Our id for a change: the same inputs give the same id, so a retried or restarted cycle
@@ -103,7 +153,12 @@ pub async fn run_cycle(
     if !reconciled.is_empty() {
         tracing::warn!(closed = ?reconciled.closed, left_unfinished = ?reconciled.left_unfinished, "reconciled runs left unfinished by an interruption");
     }
-    let run_id = ledger.begin_run(mode.as_str(), &settings.fingerprint(), None)?;
+    let run_id = ledger.begin_run_with_trigger(
+        mode.as_str(),
+        mode.trigger().as_str(),
+        &settings.fingerprint(),
+        None,
+    )?;
     // Instrumented, not entered: an entered guard held across `.await` leaks the span onto
     // whatever else the thread polls (the daemon's loop logs showed up inside cycles).
     let span = tracing::info_span!("cycle", run_id, mode = mode.as_str());
@@ -129,10 +184,21 @@ pub async fn run_cycle(
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.api = client.stats().since(&stats_before);
     report.api_calls_total = report.api.total_calls();
-    if let Err(e) = &result {
-        report.outcome = "failed".into();
-        report.error = Some(e.to_string());
-    }
+    // A shutdown that gave up a call mid-step is an interruption, not a failure: the run is
+    // closed (and its lock released) like any other, with what it did recorded.
+    let result = match result {
+        Err(e) if e.is_cancelled() => {
+            report.outcome = crate::history::reconcile::INTERRUPTED.into();
+            report.error = Some(e.to_string());
+            Ok(())
+        }
+        Err(e) => {
+            report.outcome = "failed".into();
+            report.error = Some(e.to_string());
+            Err(e)
+        }
+        Ok(()) => Ok(()),
+    };
     let summary = serde_json::to_value(summary_of(&report)).unwrap_or_default();
     if matches!(result, Err(CycleError::Ledger(_))) {
         // The ledger failed mid-run: some writes may be unmarked. Leave the run unfinished
@@ -249,8 +315,12 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
         .iter()
         .filter(|r| r.status == ChangeStatus::Failed)
         .count();
+    // Agents skipped here were stopped by a shutdown (before their write, or while it waited):
+    // the run was interrupted, whatever else happened.
     let stopped = final_rows.iter().any(|r| r.status == ChangeStatus::Skipped);
-    report.outcome = if report.failed > 0 || stopped {
+    report.outcome = if stopped {
+        crate::history::reconcile::INTERRUPTED.into()
+    } else if report.failed > 0 {
         "partial".into()
     } else {
         "ok".into()
@@ -486,6 +556,11 @@ async fn apply_rows(
                     tracing::warn!(agent = agent_id, %error, "write failed");
                     (ChangeStatus::Failed, correlation_id, Some(error))
                 }
+                Some(Outcome::NotSent { reason }) => (
+                    ChangeStatus::Skipped,
+                    None,
+                    Some(format!("shutdown: not written ({reason})")),
+                ),
             };
             ledger.mark(
                 run_id,
@@ -605,7 +680,8 @@ async fn resolve_reviews(
                 error,
                 correlation_id,
             }) => (ChangeStatus::Failed, correlation_id, error),
-            None => continue,
+            // Stopping: the approved change stays held for the next cycle.
+            Some(Outcome::NotSent { .. }) | None => continue,
         };
         ledger.mark(
             change.run_id,

@@ -487,7 +487,19 @@ async fn main() -> ExitCode {
                     spacing.as_secs()
                 );
             }
-            // `run` refuses to start without the secret: so does the check of its config.
+            // `run` refuses to start without the run token its endpoint needs, or without the
+            // secret: so does the check of its config.
+            let strict = settings.genesys.strict_file_permissions;
+            match skill_tuner::config::secret::run_token_if_enabled(&settings.daemon, strict) {
+                Ok(Some((_, source))) => {
+                    println!("# POST /run token: found in {source} (value not shown)")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitClass::BadConfig.into();
+                }
+            }
             match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
                 Ok((_, source)) => {
                     println!("# client secret: found in {source} (value not shown)");

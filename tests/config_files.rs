@@ -295,3 +295,83 @@ fn the_systemd_unit_verifies() {
     );
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
+
+/// The container image binds the admin listener to 0.0.0.0 so that probes reach it: the
+/// image and the Kubernetes manifest must say `admin_public` too, or the daemon refuses to
+/// start. Checked with the real binary against the ConfigMap's config.
+#[test]
+fn the_container_settings_declare_the_public_admin_listener_and_validate() {
+    let dockerfile = std::fs::read_to_string("deploy/Dockerfile").unwrap();
+    let env: Vec<(String, String)> = dockerfile
+        .split([' ', '\n', '\\'])
+        .filter_map(|w| w.trim().split_once('='))
+        .filter(|(k, _)| k.starts_with("SKILL_TUNER__DAEMON__"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert!(
+        env.contains(&(
+            "SKILL_TUNER__DAEMON__ADMIN_LISTEN".into(),
+            "0.0.0.0:9464".into()
+        )),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("SKILL_TUNER__DAEMON__ADMIN_PUBLIC".into(), "true".into())),
+        "the Dockerfile does not set admin_public: {env:?}"
+    );
+    let deployment = std::fs::read_to_string("deploy/kubernetes/deployment.yaml").unwrap();
+    let line = deployment
+        .lines()
+        .position(|l| l.contains("name: SKILL_TUNER__DAEMON__ADMIN_PUBLIC"))
+        .expect("the Deployment sets SKILL_TUNER__DAEMON__ADMIN_PUBLIC");
+    assert!(
+        deployment
+            .lines()
+            .nth(line + 1)
+            .unwrap_or_default()
+            .contains("\"true\""),
+        "{deployment}"
+    );
+
+    // The ConfigMap's config, with the image's environment: valid; without admin_public: not.
+    let configmap = std::fs::read_to_string("deploy/kubernetes/configmap.yaml").unwrap();
+    let toml: String = configmap
+        .lines()
+        .skip_while(|l| !l.contains("skill-tuner.toml: |"))
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("st-container-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("skill-tuner.toml");
+    std::fs::write(&file, toml).unwrap();
+    let check = |with_env: &[(String, String)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"));
+        cmd.args(["check-config", "--config"])
+            .arg(&file)
+            .env_remove("SKILL_TUNER_CONFIG")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            // check-config, like run, refuses a config without its secret.
+            .env("SKILL_TUNER_CLIENT_SECRET", "container-test-secret")
+            .env("RUST_LOG", "error");
+        for (k, v) in with_env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(&env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without: Vec<_> = env
+        .iter()
+        .filter(|(k, _)| k != "SKILL_TUNER__DAEMON__ADMIN_PUBLIC")
+        .cloned()
+        .collect();
+    let out = check(&without);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("daemon.admin_public"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

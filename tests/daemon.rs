@@ -40,6 +40,7 @@ path = "{ledger}"
 
 [daemon]
 shutdown_grace_secs = 30
+{spacing}
 {daemon}
 
 {extra}
@@ -48,6 +49,12 @@ shutdown_grace_secs = 30
         id = SimConfig::default().client_id,
         ledger = dir.join("ledger.db").display(),
         extra_genesys = "",
+        // Tests start cycles back to back; the spacing test sets its own.
+        spacing = if daemon.contains("min_spacing_secs") {
+            ""
+        } else {
+            "min_spacing_secs = 0"
+        },
     )
 }
 
@@ -186,7 +193,7 @@ async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
         run.finished_at.is_some(),
         "the outcome was recorded: {run:?}"
     );
-    assert_eq!(run.outcome.as_deref(), Some("partial"), "{run:?}");
+    assert_eq!(run.outcome.as_deref(), Some("interrupted"), "{run:?}");
     let changes = ledger.changes(run.id).unwrap();
     let mut by_agent: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for c in &changes {
@@ -359,10 +366,13 @@ async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
             "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
             "",
         ),
-        &[],
+        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
     );
     d.wait_ready().await;
-    assert_eq!(d.post("/run").await, Some(202));
+    assert_eq!(
+        d.post_with("/run", Some(RUN_TOKEN)).await.map(|r| r.0),
+        Some(202)
+    );
     d.wait_metrics("a cycle by POST /run", 30, |m| cycles_total(m) >= 1.0)
         .await;
     d.signal("USR1");
@@ -477,7 +487,7 @@ async fn sd_notify_messages_arrive_on_the_notify_socket() {
         );
     }
     assert!(
-        statuses[0].starts_with("STATUS=running cycle (SIGUSR1) since "),
+        statuses[0].starts_with("STATUS=running cycle (signal) since "),
         "{statuses:?}"
     );
     d.signal("HUP");
@@ -589,63 +599,609 @@ async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
     sim.shutdown().await;
 }
 
+/// Writes `value` as a private (0600) file at `path`, replacing it.
+fn write_private(path: &Path, value: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, value.as_bytes()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_picks_up_a_rotated_client_secret() {
+async fn sighup_with_credentials_that_cannot_log_in_keeps_the_working_client() {
     let sim = sim_60().await;
     let dir = TempDir::new("rotate");
     let secret = dir.0.join("client_secret");
-    let write_secret = |value: &str| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(&secret);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&secret)
-            .unwrap();
-        std::io::Write::write_all(&mut f, value.as_bytes()).unwrap();
-    };
-    write_secret(&SimConfig::default().client_secret);
+    write_private(&secret, &SimConfig::default().client_secret);
     let config = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "").replace(
         "burst = 50",
         &format!("burst = 50\nclient_secret_file = \"{}\"", secret.display()),
     );
-    let d = Daemon::spawn(&dir.0, &config, &[]);
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
     d.wait_ready().await;
 
-    // A rotated (here: wrong) secret is used after SIGHUP: the new client cannot log in.
-    write_secret("not-the-secret");
+    // A wrong secret rotated in: one token request says 401, so the reload fails and the
+    // client that works stays.
+    write_private(&secret, "not-the-secret-9f3e");
     d.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some((503, body)) = d.get("/readyz").await {
-            assert!(body.contains("token"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "still ready:\n{}", d.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.logs().contains("client_rebuilt=true") {
-        assert!(Instant::now() < deadline, "{}", d.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Rotated back: ready again without a restart.
-    write_secret(&SimConfig::default().client_secret);
-    d.signal("HUP");
-    d.wait_ready().await;
-    let m = d.metrics().await;
+    let m = d
+        .wait_metrics("the reload with a wrong secret to fail", 30, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(1.0)
+        })
+        .await;
     assert_eq!(
         metric(&m, r#"skill_tuner_config_reloads_total{result="ok"}"#),
-        Some(2.0)
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&m, "skill_tuner_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&m, "skill_tuner_token_valid"), Some(1.0), "{m}");
+    assert_eq!(d.get("/readyz").await.map(|r| r.0), Some(200));
+    let logs = d.logs();
+    assert!(
+        logs.contains("config reload failed") && logs.contains("HTTP 401"),
+        "the log gives the reason:\n{logs}"
     );
     assert!(
-        metric_or_zero(&m, "skill_tuner_token_failures_total") >= 1.0,
-        "{m}"
+        !logs.contains("not-the-secret-9f3e"),
+        "the secret was logged"
+    );
+    // The running client still runs cycles.
+    d.signal("USR1");
+    d.wait_metrics("a cycle on the kept client", 30, |m| {
+        metric_or_zero(m, r#"skill_tuner_cycles_total{outcome="ok"}"#) >= 1.0
+    })
+    .await;
+
+    // Login unreachable: a changed `[genesys]` cannot be verified, so it is refused too.
+    write_private(&secret, &SimConfig::default().client_secret);
+    sim.faults().login_down(true);
+    d.write_config(&config.replace("burst = 50", "burst = 40"));
+    d.signal("HUP");
+    d.wait_metrics("the unverifiable reload to fail", 30, |m| {
+        metric(m, r#"skill_tuner_config_reloads_total{result="failed"}"#) == Some(2.0)
+    })
+    .await;
+    assert!(d.logs().contains("HTTP 503"), "{}", d.logs());
+    assert_eq!(d.get("/readyz").await.map(|r| r.0), Some(200));
+
+    // The next SIGHUP tries again; login works now, the client is rebuilt.
+    sim.faults().login_down(false);
+    d.signal("HUP");
+    let m = d
+        .wait_metrics("a successful reload", 30, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        metric(&m, "skill_tuner_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(
+        metric_or_zero(&m, "skill_tuner_token_failures_total") >= 2.0,
+        "the refused logins are counted: {m}"
+    );
+    assert!(d.logs().contains("client_rebuilt=true"), "{}", d.logs());
+    d.wait_ready().await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+/// The bearer token the tests give `POST /run` (through `SKILL_TUNER_RUN_TOKEN`).
+const RUN_TOKEN: &str = "test-run-token-4f1c2a9e7b3d5a60";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_with_login_down_is_not_ready_until_login_works() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("revoked");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &[],
+    );
+    d.wait_ready().await;
+    sim.faults().revoke_tokens();
+    sim.faults().login_down(true);
+    d.signal("USR1");
+    d.wait_metrics("a failed cycle", 30, |m| {
+        metric_or_zero(m, r#"skill_tuner_cycles_total{outcome="failed"}"#) >= 1.0
+    })
+    .await;
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(
+        status, 503,
+        "/readyz with a revoked token and login down: {body}"
+    );
+    assert!(body.contains("token"), "{body}");
+    let m = d.metrics().await;
+    assert_eq!(metric(&m, "skill_tuner_token_valid"), Some(0.0), "{m}");
+    assert_eq!(metric(&m, "skill_tuner_ready"), Some(0.0), "{m}");
+    // Not ready: the next request is skipped instead of failing against the API again.
+    d.signal("USR1");
+    d.wait_metrics("a not-ready skip", 20, |m| {
+        metric_or_zero(m, r#"skill_tuner_ticks_skipped_total{reason="not_ready"}"#) >= 1.0
+    })
+    .await;
+
+    // Login back: ready again by itself (the token is fetched anew in the background).
+    sim.faults().login_down(false);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while d.get("/readyz").await.map(|r| r.0) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "not ready after login came back:\n{}",
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        metric(&d.metrics().await, "skill_tuner_token_valid"),
+        Some(1.0)
+    );
+    d.signal("USR1");
+    d.wait_metrics("a cycle after login came back", 30, |m| {
+        metric_or_zero(m, r#"skill_tuner_cycles_total{outcome="ok"}"#) >= 1.0
+    })
+    .await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_retry_after_wait_and_records_the_run_interrupted() {
+    let sim = sim_60().await;
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_millis(300));
+    let dir = TempDir::new("retry-after");
+    let config = config_text(
+        &sim,
+        &dir.0,
+        "schedule = \"0 0 2 * * *\"\nrun_on_start = true",
+        "",
+    )
+    .replace("burst = 50", "burst = 50\nmax_concurrency = 2");
+    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    let org = sim.org();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while org.write_count() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no write started; logs:\n{}",
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Mid-apply, every request from now on is told to come back in 170 s.
+    sim.faults().storm_429(100_000, 170);
+    d.wait_metrics("a request waiting on Retry-After", 30, |m| {
+        metric_or_zero(m, "skill_tuner_api_rate_limited_total") >= 1.0
+    })
+    .await;
+    let t0 = Instant::now();
+    d.signal("TERM");
+    let status = d.exited_within(15).await;
+    sim.faults().storm_429(0, 0);
+    let Some(status) = status else {
+        panic!(
+            "still running {} s after SIGTERM: the Retry-After wait did not end; logs:\n{}",
+            t0.elapsed().as_secs(),
+            d.logs()
+        );
+    };
+    assert_eq!(status.code(), Some(0), "logs:\n{}", d.logs());
+
+    let path = dir.0.join("ledger.db");
+    let ledger = Ledger::open(&path).unwrap();
+    let runs = ledger.recent_runs(10).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert_eq!(run.outcome.as_deref(), Some("interrupted"), "{run:?}");
+    assert!(run.finished_at.is_some(), "{run:?}");
+    let lock = format!("{}.run-{}.lock", path.display(), run.id);
+    assert!(!Path::new(&lock).exists(), "the run's lock is left: {lock}");
+    let mut by_agent: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    let changes = ledger.changes(run.id).unwrap();
+    for c in &changes {
+        by_agent
+            .entry(c.agent_id.as_str())
+            .or_default()
+            .insert(c.status.as_str());
+        let now = org.proficiency(&c.agent_id, &c.skill_id);
+        match c.status.as_str() {
+            "applied" => assert_eq!(now, Some(c.after), "{c:?}"),
+            "skipped" => assert_eq!(now, Some(c.before), "{c:?}"),
+            other => panic!("unexpected status {other} after a stop: {c:?}"),
+        }
+    }
+    assert!(
+        by_agent.values().all(|s| s.len() == 1),
+        "an agent half applied: {by_agent:?}"
+    );
+    assert!(
+        by_agent.values().any(|s| s.contains("skipped")),
+        "{by_agent:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_run_while_not_ready_answers_503_with_the_reason() {
+    let sim = sim_60().await;
+    sim.faults().login_down(true);
+    let dir = TempDir::new("run-not-ready");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
+            "",
+        ),
+        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
+    );
+    d.wait_metrics("the admin listener", 20, |m| m.contains("skill_tuner_up 1"))
+        .await;
+    let (status, body) = d.post_with("/run", Some(RUN_TOKEN)).await.unwrap();
+    assert_eq!(status, 503, "POST /run while not ready: {body}");
+    assert!(
+        body.contains("not ready") && body.contains("token"),
+        "{body}"
+    );
+    assert_eq!(cycles_total(&d.metrics().await), 0.0);
+
+    sim.faults().login_down(false);
+    d.wait_ready().await;
+    let (status, body) = d.post_with("/run", Some(RUN_TOKEN)).await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    d.wait_metrics("the requested cycle", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_admin_address_needs_admin_public() {
+    let sim = sim_60().await;
+    let port = common::free_port();
+    let public = format!("0.0.0.0:{port}");
+    let env = [("SKILL_TUNER__DAEMON__ADMIN_LISTEN", public.as_str())];
+    let refused_dir = TempDir::new("public-refused");
+    let mut refused = Daemon::spawn(
+        &refused_dir.0,
+        &config_text(&sim, &refused_dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &env,
+    );
+    let status = refused.exited_within(20).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "0.0.0.0 without daemon.admin_public; logs:\n{}",
+        refused.logs()
+    );
+    assert!(
+        refused.logs().contains("daemon.admin_public"),
+        "{}",
+        refused.logs()
+    );
+
+    let dir = TempDir::new("public");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"0 0 2 * * *\"\nadmin_public = true",
+            "",
+        ),
+        &env,
+    );
+    d.admin = format!("127.0.0.1:{port}");
+    d.wait_ready().await;
+    assert!(
+        d.logs().contains("not loopback"),
+        "a public listener is logged:\n{}",
+        d.logs()
     );
     d.signal("TERM");
-    let mut d = d;
     assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_run_needs_the_bearer_token_and_probes_do_not() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("run-token");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
+            "",
+        ),
+        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
+    );
+    d.wait_ready().await;
+    let wrong = "wrong-token-7c1d9b2e44aa0f31";
+    for token in [None, Some(wrong), Some("")] {
+        let (status, body) = d.post_with("/run", token).await.unwrap();
+        assert_eq!(status, 401, "POST /run with {token:?}: {body}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(d.get(path).await.map(|r| r.0), Some(200), "{path}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        cycles_total(&d.metrics().await),
+        0.0,
+        "a refused request ran"
+    );
+    let (status, body) = d.post_with("/run", Some(RUN_TOKEN)).await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    d.wait_metrics("the requested cycle", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    let logs = d.logs();
+    assert!(
+        logs.contains("POST /run refused") && logs.contains("POST /run accepted"),
+        "requests are logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains(RUN_TOKEN) && !logs.contains(wrong),
+        "a token was logged:\n{logs}"
+    );
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_endpoint_without_a_token_is_refused_at_start_and_on_reload() {
+    let sim = sim_60().await;
+    let refused_dir = TempDir::new("no-token");
+    let mut refused = Daemon::spawn(
+        &refused_dir.0,
+        &config_text(
+            &sim,
+            &refused_dir.0,
+            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
+            "",
+        ),
+        &[],
+    );
+    let status = refused.exited_within(20).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "enable_run_endpoint without a token; logs:\n{}",
+        refused.logs()
+    );
+    let logs = refused.logs();
+    assert!(
+        logs.contains("daemon.run_token_file") && logs.contains("SKILL_TUNER_RUN_TOKEN"),
+        "{logs}"
+    );
+
+    // Running with the endpoint off; a reload that turns it on without a token is refused.
+    let dir = TempDir::new("no-token-reload");
+    let off = config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, "");
+    let mut d = Daemon::spawn(&dir.0, &off, &[]);
+    d.wait_ready().await;
+    let on = off.replace(
+        "shutdown_grace_secs = 30",
+        "shutdown_grace_secs = 30\nenable_run_endpoint = true",
+    );
+    d.reload_failing(&on, 1.0).await;
+    assert_eq!(
+        d.post_with("/run", Some(RUN_TOKEN)).await.map(|r| r.0),
+        Some(404)
+    );
+    // With a token file it is accepted.
+    let token_file = dir.0.join("run_token");
+    write_private(&token_file, RUN_TOKEN);
+    d.write_config(&on.replace(
+        "enable_run_endpoint = true",
+        &format!(
+            "enable_run_endpoint = true\nrun_token_file = \"{}\"",
+            token_file.display()
+        ),
+    ));
+    d.signal("HUP");
+    d.wait_metrics("a successful reload", 30, |m| {
+        metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        d.post_with("/run", Some(RUN_TOKEN)).await.map(|r| r.0),
+        Some(202)
+    );
+    d.wait_metrics("the requested cycle", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycle_starts_keep_min_spacing_whatever_the_trigger() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("spacing");
+    let spawned = Instant::now();
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true\nmin_spacing_secs = 300",
+            "",
+        ),
+        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
+    );
+    d.wait_ready().await;
+    assert_eq!(
+        d.post_with("/run", Some(RUN_TOKEN)).await.map(|r| r.0),
+        Some(202)
+    );
+    d.wait_metrics("the first cycle", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    // 21 requests in a burst: none starts a cycle; each says when one may start.
+    let earliest = common::sim::test_now() + chrono::Duration::seconds(300);
+    for i in 0..21 {
+        let (status, body) = d.post_with("/run", Some(RUN_TOKEN)).await.unwrap();
+        assert_eq!(status, 503, "request {i}: {body}");
+        let when = body
+            .split_whitespace()
+            .find_map(|w| chrono::DateTime::parse_from_rfc3339(w).ok())
+            .unwrap_or_else(|| panic!("no RFC 3339 time in {body:?}"));
+        let latest = earliest
+            + chrono::Duration::from_std(spawned.elapsed()).unwrap()
+            + chrono::Duration::seconds(2);
+        assert!(
+            when >= earliest && when <= latest,
+            "{when} not within {earliest}..{latest}: {body}"
+        );
+        assert!(body.contains("min_spacing"), "{body}");
+    }
+    // The same rule for a signal.
+    d.signal("USR1");
+    let m = d
+        .wait_metrics("a min-spacing skip", 20, |m| {
+            metric_or_zero(
+                m,
+                r#"skill_tuner_ticks_skipped_total{reason="min_spacing"}"#,
+            ) >= 1.0
+        })
+        .await;
+    assert_eq!(cycles_total(&m), 1.0, "{m}");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
+    sim.shutdown().await;
+}
+
+/// The runs in the ledger, through `skill-tuner history --json`.
+async fn history_json(config: &Path) -> Vec<serde_json::Value> {
+    let out = common::binary::output(common::binary::binary(
+        &["history", "--json", "--limit", "100"],
+        config,
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn triggers(runs: &[serde_json::Value]) -> Vec<String> {
+    runs.iter()
+        .map(|r| r["trigger"].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_records_its_trigger() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("trigger");
+    let mut d = Daemon::spawn(
+        &dir.0,
+        &config_text(
+            &sim,
+            &dir.0,
+            "schedule = \"*/5 * * * * *\"\nrun_on_start = true\nenable_run_endpoint = true",
+            "",
+        ),
+        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
+    );
+    d.wait_metrics("the start-up cycle", 30, |m| cycles_total(m) >= 1.0)
+        .await;
+    let runs = history_json(&d.config).await;
+    let first = runs.last().unwrap();
+    assert_eq!(first["mode"], "scheduled");
+    assert_eq!(first["trigger"], "startup", "{runs:?}");
+
+    // One run by each trigger (a request that meets a running cycle is tried again).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Vec::new();
+    for wanted in ["http", "signal", "schedule"] {
+        loop {
+            last = triggers(&history_json(&d.config).await);
+            if last.iter().any(|t| t == wanted) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {wanted} run: {last:?}\n{}",
+                d.logs()
+            );
+            match wanted {
+                "http" => {
+                    let _ = d.post_with("/run", Some(RUN_TOKEN)).await;
+                }
+                "signal" => d.signal("USR1"),
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(30).await.code(), Some(0), "{}", d.logs());
+
+    for command in ["once", "plan"] {
+        let out = common::binary::output(common::binary::binary(&[command], &d.config)).await;
+        assert!(
+            out.status.code().is_some_and(|c| c != 1 && c != 2),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let runs = history_json(&d.config).await;
+    let all = triggers(&runs);
+    for wanted in ["startup", "http", "signal", "schedule", "once", "plan"] {
+        assert!(all.iter().any(|t| t == wanted), "no {wanted} in {all:?}");
+    }
+    for run in &runs {
+        let (mode, trigger) = (run["mode"].as_str().unwrap(), run["trigger"].as_str());
+        match mode {
+            "scheduled" => assert!(
+                matches!(trigger, Some("startup" | "http" | "signal" | "schedule")),
+                "{run}"
+            ),
+            other => assert_eq!(trigger, Some(other), "{run}"),
+        }
+    }
+    let http = runs.iter().find(|r| r["trigger"] == "http").unwrap();
+    let id = http["id"].as_i64().unwrap().to_string();
+    let out = common::binary::output(common::binary::binary(&["show", &id], &d.config)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("trigger http"), "{text}");
+    let out = common::binary::output(common::binary::binary(
+        &["export", "--format", "csv"],
+        &d.config,
+    ))
+    .await;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "run_trigger")
+        .unwrap_or_else(|| panic!("no run_trigger column: {header:?}"));
+    assert!(
+        csv.lines()
+            .skip(1)
+            .any(|l| l.split(',').nth(col) == Some("http")),
+        "{csv}"
+    );
+    let _ = last;
     sim.shutdown().await;
 }
 

@@ -277,8 +277,14 @@ impl Rig {
     /// The changes a `once` would make now (a dry run on a throw-away ledger).
     async fn preview(&self) -> Vec<ChangeLine> {
         let scratch = memory_ledger(&self.sim);
-        let report = cycle(&self.sim, &self.client, &self.settings, &scratch, Mode::Plan)
-            .await
+        let report = cycle(
+            &self.sim,
+            &self.client,
+            &self.settings,
+            &scratch,
+            Mode::Plan,
+        )
+        .await
         .unwrap();
         report
             .changes
@@ -288,7 +294,14 @@ impl Rig {
     }
 
     async fn once(&self) -> Result<CycleReport, skill_tuner::cycle::CycleError> {
-        cycle(&self.sim, &self.client, &self.settings, &self.ledger, Mode::Once).await
+        cycle(
+            &self.sim,
+            &self.client,
+            &self.settings,
+            &self.ledger,
+            Mode::Once,
+        )
+        .await
     }
 
     /// Runs `once` while `act` fires on the faults as soon as the org has seen `writes`
@@ -1241,7 +1254,7 @@ async fn sigterm_mid_cycle() -> Tally {
         .unwrap();
     t.require(
         run.first()
-            .is_some_and(|run| run.outcome.as_deref() == Some("partial")),
+            .is_some_and(|run| run.outcome.as_deref() == Some("interrupted")),
         format!("the stopped run is recorded as {run:?}"),
     );
     // All or nothing per agent: a person's skill is theirs, the rest applied or skipped.

@@ -1181,3 +1181,71 @@ fn export_csv_neutralises_formula_cells_and_keeps_numbers() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_from_before_triggers_is_migrated_and_lists_them() {
+    let dir = TempDir::new("migrate");
+    let path = dir.path().join("ledger.db");
+    {
+        // The first schema, as a ledger written by an older build holds it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL,
+                finished_at TEXT, mode TEXT NOT NULL, config_hash TEXT NOT NULL, outcome TEXT,
+                summary TEXT, rollback_of INTEGER REFERENCES runs(id));
+             CREATE TABLE changes (change_id TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id),
+                agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, skill_id TEXT NOT NULL,
+                skill_name TEXT NOT NULL, before REAL NOT NULL, after REAL NOT NULL, target REAL,
+                score TEXT, reason TEXT NOT NULL, status TEXT NOT NULL, correlation_id TEXT,
+                detail TEXT, workitem_id TEXT, updated_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, change_id));
+             INSERT INTO runs (started_at, finished_at, mode, config_hash, outcome) VALUES
+                ('2027-05-10T02:00:00.000Z', '2027-05-10T02:01:00.000Z', 'once', 'h', 'ok'),
+                ('2027-05-11T02:00:00.000Z', '2027-05-11T02:01:00.000Z', 'scheduled', 'h', 'ok');
+             INSERT INTO runs (started_at, finished_at, mode, config_hash, outcome, rollback_of) VALUES
+                ('2027-05-11T03:00:00.000Z', '2027-05-11T03:01:00.000Z', 'rollback', 'h', 'ok', 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    // Reading commands never migrate (they open the ledger read-only and say so); the next
+    // writer does.
+    let settings = Settings::from_toml_str("[genesys]\nclient_id = \"migrate-test\"\n").unwrap();
+    let config = config_file(dir.path(), &settings, &path);
+    let refused = output(binary(&["history", "--json"], &config)).await;
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("has schema 1, this build reads 2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    drop(Ledger::open(&path).unwrap());
+    let out = output(binary(&["history", "--json"], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id: BTreeMap<i64, (&str, &Value)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                (r["mode"].as_str().unwrap(), &r["trigger"]),
+            )
+        })
+        .collect();
+    assert_eq!(by_id[&1], ("once", &Value::from("once")), "{runs:?}");
+    // What started an old scheduled run was not recorded: unknown, not guessed.
+    assert_eq!(by_id[&2], ("scheduled", &Value::Null), "{runs:?}");
+    assert_eq!(
+        by_id[&3],
+        ("rollback", &Value::from("rollback")),
+        "{runs:?}"
+    );
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}

@@ -437,8 +437,14 @@ pub struct DaemonSettings {
     pub min_spacing_secs: Option<u64>,
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`); loopback by default.
     pub admin_listen: String,
-    /// Allow `POST /run` on the admin listener.
+    /// Must be true for a non-loopback `admin_listen`: the probes and `/metrics` answer
+    /// anyone who can reach the port, so exposing them is a decision, not a default.
+    pub admin_public: bool,
+    /// Allow `POST /run` on the admin listener (needs a run token, see `run_token_file`).
     pub enable_run_endpoint: bool,
+    /// A file holding the bearer token `POST /run` requires (else the systemd credential
+    /// `run_token`, else `SKILL_TUNER_RUN_TOKEN`); like the client secret, never a value here.
+    pub run_token_file: Option<PathBuf>,
     /// How long SIGTERM waits for the running cycle's writes.
     pub shutdown_grace_secs: u64,
 }
@@ -452,8 +458,27 @@ impl Default for DaemonSettings {
             jitter_secs: 0,
             min_spacing_secs: None,
             admin_listen: "127.0.0.1:9464".into(),
+            admin_public: false,
             enable_run_endpoint: false,
+            run_token_file: None,
             shutdown_grace_secs: 60,
+        }
+    }
+}
+
+impl DaemonSettings {
+    /// A listener on a non-loopback address without `admin_public = true`: nothing guards
+    /// `/metrics` or the probes there, so binding it must be asked for by name.
+    pub fn listener_problems(&self) -> Vec<Problem> {
+        match self.admin_listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if !addr.ip().is_loopback() && !self.admin_public => vec![Problem {
+                key: "daemon.admin_public".into(),
+                expected: format!(
+                    "true to serve the admin listener on the non-loopback address `{}` (daemon.admin_listen): `/healthz`, `/readyz` and `/metrics` need no authentication; or a loopback address such as `127.0.0.1:9464`",
+                    self.admin_listen
+                ),
+            }],
+            _ => Vec::new(),
         }
     }
 }

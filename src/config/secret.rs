@@ -1,7 +1,7 @@
 //! Where the OAuth client secret comes from: a systemd credential, a file, or an environment
 //! variable — never the command line or the config file itself, and never printed.
 
-use super::{ConfigError, GenesysSettings};
+use super::{ConfigError, DaemonSettings, GenesysSettings};
 use secrecy::SecretString;
 use std::path::Path;
 
@@ -55,21 +55,99 @@ pub fn load_client_secret(
 
 /// Reads a secret file; warns (or, strict, refuses) when others may read it.
 pub fn read_secret_file(path: &Path, strict: bool) -> Result<SecretString, ConfigError> {
+    read_credential_file(
+        path,
+        strict,
+        "client secret",
+        &format!("`genesys.client_secret_file`, or the systemd credential `{CREDENTIAL_NAME}`"),
+    )
+}
+
+/// Reads one credential file: `what` names it, `whence` says which settings point at it.
+fn read_credential_file(
+    path: &Path,
+    strict: bool,
+    what: &str,
+    whence: &str,
+) -> Result<SecretString, ConfigError> {
     check_private(path, strict)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::Secret(format!(
-            "cannot read the client secret file {} (`genesys.client_secret_file`, or the systemd credential `{CREDENTIAL_NAME}`): {e}; expected a file holding only the secret, mode 600",
+            "cannot read the {what} file {} ({whence}): {e}; expected a file holding only the {what}, mode 600",
             path.display()
         ))
     })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(ConfigError::Secret(format!(
-            "the client secret file {} is empty; expected the OAuth client secret on one line",
+            "the {what} file {} is empty; expected the {what} on one line",
             path.display()
         )));
     }
     Ok(SecretString::from(trimmed.to_string()))
+}
+
+/// The systemd credential holding the bearer token of `POST /run`.
+pub const RUN_TOKEN_CREDENTIAL: &str = "run_token";
+/// The environment variable holding the bearer token of `POST /run`.
+pub const RUN_TOKEN_ENV: &str = "SKILL_TUNER_RUN_TOKEN";
+/// Shorter tokens are refused: the endpoint starts real cycles against the org.
+pub const RUN_TOKEN_MIN_LEN: usize = 16;
+
+/// Finds the bearer token of `POST /run`, in the client secret's order: the systemd
+/// credential `run_token`, `daemon.run_token_file`, then `SKILL_TUNER_RUN_TOKEN`. `Ok(None)`
+/// when none is set; a token that is set but unusable (unreadable, empty, too short) is an
+/// error rather than a silently closed endpoint.
+pub fn load_run_token(
+    d: &DaemonSettings,
+    strict: bool,
+) -> Result<Option<(SecretString, SecretSource)>, ConfigError> {
+    use secrecy::ExposeSecret;
+    let whence =
+        format!("`daemon.run_token_file`, or the systemd credential `{RUN_TOKEN_CREDENTIAL}`");
+    let found = if let Some(path) = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|dir| Path::new(&dir).join(RUN_TOKEN_CREDENTIAL))
+        .filter(|p| p.exists())
+    {
+        let token = read_credential_file(&path, false, "run token", &whence)?;
+        Some((token, SecretSource::SystemdCredential(path)))
+    } else if let Some(path) = &d.run_token_file {
+        let token = read_credential_file(path, strict, "run token", &whence)?;
+        Some((token, SecretSource::File(path.clone())))
+    } else {
+        match std::env::var(RUN_TOKEN_ENV) {
+            Ok(value) if !value.trim().is_empty() => Some((
+                SecretString::from(value.trim().to_string()),
+                SecretSource::Env(RUN_TOKEN_ENV.into()),
+            )),
+            _ => None,
+        }
+    };
+    if let Some((token, source)) = &found {
+        if token.expose_secret().len() < RUN_TOKEN_MIN_LEN {
+            return Err(ConfigError::Secret(format!(
+                "the run token in {source} is shorter than {RUN_TOKEN_MIN_LEN} characters; expected a random bearer token (e.g. `openssl rand -hex 32`)"
+            )));
+        }
+    }
+    Ok(found)
+}
+
+/// The run token `POST /run` needs, when the endpoint is on: refuses `enable_run_endpoint`
+/// without one, so the endpoint is never open without authentication.
+pub fn run_token_if_enabled(
+    d: &DaemonSettings,
+    strict: bool,
+) -> Result<Option<(SecretString, SecretSource)>, ConfigError> {
+    if !d.enable_run_endpoint {
+        return Ok(None);
+    }
+    match load_run_token(d, strict)? {
+        Some(found) => Ok(Some(found)),
+        None => Err(ConfigError::Secret(format!(
+            "`daemon.enable_run_endpoint` = true needs a bearer token for POST /run: set `daemon.run_token_file`, a systemd credential named `{RUN_TOKEN_CREDENTIAL}`, or the environment variable {RUN_TOKEN_ENV}; without one the endpoint stays off"
+        ))),
+    }
 }
 
 /// Who may change and who may read the config file. Returns the problems as warnings, or

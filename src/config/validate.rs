@@ -288,6 +288,7 @@ impl Settings {
                 d.admin_listen
             ),
         );
+        c.problems.extend(d.listener_problems());
         c.require(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",

@@ -1,17 +1,21 @@
 //! The admin HTTP listener: `/healthz`, `/readyz`, `/metrics` and (when enabled) `POST /run`.
 //!
-//! Loopback by default: it exposes counters and, optionally, a way to start a cycle, neither
-//! of which belongs on a network without something in front of it.
+//! Loopback by default; binding anything else needs `daemon.admin_public = true`. The probes
+//! and `/metrics` answer without authentication (kubelets and scrapers must reach them);
+//! `POST /run` starts a real cycle against the org, so it needs the run token, answers only
+//! when a cycle could actually start, and every request to it is logged with its peer.
 
 use super::Shared;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The router over the daemon's shared state.
+/// The router over the daemon's shared state. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: `POST /run` logs its peer.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -35,7 +39,8 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Ready = a token was obtained, the config is valid and the ledger is open.
+/// Ready = the token in use is valid (or obtainable), the config is valid and the ledger is
+/// open.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let missing = shared.not_ready_reasons();
     if missing.is_empty() {
@@ -61,8 +66,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// Asks the scheduler loop for a cycle now; the loop applies the same overlap guard.
-async fn run_now(State(shared): State<Arc<Shared>>) -> Response {
+/// The token of an `Authorization: Bearer …` header (empty when there is none).
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim())
+}
+
+/// Asks the scheduler loop for a cycle now. Answers what will happen: 202 only when a cycle
+/// can start (the loop applies the same guards again, so a race loses nothing but a run).
+async fn run_now(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     if !shared.run_endpoint_enabled() {
         return (
             StatusCode::NOT_FOUND,
@@ -70,11 +90,52 @@ async fn run_now(State(shared): State<Arc<Shared>>) -> Response {
         )
             .into_response();
     }
+    let token = bearer(&headers);
+    if token.is_empty() || !shared.run_token_matches(token) {
+        tracing::warn!(%peer, token_given = !token.is_empty(), "POST /run refused: missing or wrong bearer token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "POST /run needs `Authorization: Bearer <run token>`\n",
+        )
+            .into_response();
+    }
+    let missing = shared.not_ready_reasons();
+    if !missing.is_empty() {
+        let reasons = missing.join("; ");
+        tracing::warn!(%peer, %reasons, "POST /run refused: not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reasons}\n"),
+        )
+            .into_response();
+    }
     if shared.cycle_running() {
+        tracing::info!(%peer, "POST /run refused: a cycle is already running");
         return (StatusCode::CONFLICT, "a cycle is already running\n").into_response();
     }
+    if let Some(at) = shared.next_start_allowed() {
+        let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let wait = (at - shared.clock.now()).num_seconds().max(1);
+        tracing::info!(%peer, not_before = %at_text, "POST /run refused: daemon.min_spacing_secs");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, wait.to_string())],
+            format!(
+                "no cycle before {at_text} (daemon.min_spacing_secs: cycle starts are at least {} s apart)\n",
+                shared.min_spacing_secs()
+            ),
+        )
+            .into_response();
+    }
     match shared.request_run() {
-        Ok(()) => (StatusCode::ACCEPTED, "cycle requested\n").into_response(),
-        Err(reason) => (StatusCode::CONFLICT, format!("{reason}\n")).into_response(),
+        Ok(()) => {
+            tracing::info!(%peer, "POST /run accepted: cycle requested");
+            (StatusCode::ACCEPTED, "cycle requested\n").into_response()
+        }
+        Err(reason) => {
+            tracing::info!(%peer, reason, "POST /run refused");
+            (StatusCode::CONFLICT, format!("{reason}\n")).into_response()
+        }
     }
 }

@@ -159,14 +159,14 @@ impl Metrics {
             w,
             "skill_tuner_ready",
             "gauge",
-            "1 when a token was obtained, the config is valid and the ledger is open.",
+            "1 when the token is valid (or renewable), the config is valid and the ledger is open.",
         );
         sample(w, "skill_tuner_ready", &[], bool_f(live.ready));
         family(
             w,
             "skill_tuner_token_valid",
             "gauge",
-            "1 once the API client holds a token.",
+            "1 while the API client's token is valid or can be renewed (the last token request worked).",
         );
         sample(w, "skill_tuner_token_valid", &[], bool_f(live.has_token));
         family(
@@ -245,9 +245,9 @@ impl Metrics {
             w,
             "skill_tuner_ticks_skipped_total",
             "counter",
-            "Scheduled or requested runs not started, by reason (overlap, not_ready).",
+            "Scheduled or requested runs not started, by reason (overlap, not_ready, min_spacing).",
         );
-        for reason in ["overlap", "not_ready"] {
+        for reason in ["overlap", "not_ready", "min_spacing"] {
             let n = s.ticks_skipped.get(reason).copied().unwrap_or(0);
             sample(
                 w,

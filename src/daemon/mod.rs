@@ -9,12 +9,22 @@
 //!
 //! Reload (SIGHUP) follows the Prometheus/vector contract: the new file is validated in full
 //! (credentials included) and only then swapped in; a bad one is logged with its file, key
-//! and reason, counted, and the old config keeps running. A running cycle finishes on the
-//! config it started with.
+//! and reason, counted, and the old config keeps running. Changed credentials (a rotated
+//! secret, another `[genesys]`) must first obtain a token: that request runs in the loop's
+//! `select!` like a cycle, so signals and the watchdog are still answered while it waits, and
+//! a refusal or an unreachable login keeps the client that works. A running cycle finishes
+//! on the config it started with.
+//!
+//! Readiness follows the token in use (valid now, or obtainable), not the first login, so a
+//! revoked token with the login endpoint down shows as not ready.
 //!
 //! Shutdown (SIGTERM/SIGINT): no new cycles; a running cycle is told to start no new agent
-//! writes (those in flight finish, the rest are recorded `skipped`) and is awaited for at
-//! most `daemon.shutdown_grace_secs`; a second signal exits at once.
+//! writes (those in flight finish) and its API client ends every wait (pacing, `Retry-After`,
+//! backoff) at once, so the agents left are recorded `skipped` and the run `interrupted`;
+//! it is awaited for at most `daemon.shutdown_grace_secs`; a second signal exits at once.
+//!
+//! Cycle starts keep [`effective_min_spacing`] apart whatever started them, and `POST /run`
+//! needs a bearer token: the admin listener may be reachable by more than the scraper.
 
 pub mod admin;
 pub mod metrics;
@@ -23,8 +33,8 @@ pub mod signals;
 
 use crate::clock::Clock;
 use crate::config::{secret, ConfigError, Settings};
-use crate::cycle::{run_cycle, CycleError, Mode, StopSignal};
-use crate::genesys::GenesysClient;
+use crate::cycle::{run_cycle, CycleError, Mode, StopSignal, Trigger};
+use crate::genesys::{ApiError, GenesysClient};
 use crate::history::Ledger;
 use crate::report::CycleReport;
 use crate::runtime::{self, StartupError};
@@ -32,11 +42,11 @@ use crate::schedule::{Schedule, ScheduleError};
 use chrono::{DateTime, Utc};
 use metrics::{LiveView, Metrics};
 use notify::Notifier;
+use secrecy::{ExposeSecret, SecretString};
 use signals::{Sig, Signals};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -79,6 +89,17 @@ pub enum Exit {
     Forced,
 }
 
+/// The least time between two cycle starts, whatever started them (schedule, SIGUSR1,
+/// `POST /run`): a burst of requests or a tight schedule cannot hammer the org.
+/// `daemon.min_spacing_secs`, or half the schedule's shortest interval (at most an hour).
+pub fn effective_min_spacing(
+    settings: &Settings,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Duration {
+    crate::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
+}
+
 /// State the admin listener reads; the loop writes it.
 #[derive(Debug)]
 pub struct Shared {
@@ -86,7 +107,10 @@ pub struct Shared {
     view: Mutex<View>,
     heartbeat: Mutex<Instant>,
     run_tx: mpsc::Sender<()>,
-    run_endpoint: AtomicBool,
+    /// The bearer token of `POST /run`; `None` = the endpoint is off. `Debug` redacts it.
+    run_token: Mutex<Option<SecretString>>,
+    /// For the RFC 3339 time a throttled `POST /run` is told.
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +121,9 @@ struct View {
     fingerprint: String,
     schedule: String,
     next_run: Option<f64>,
+    /// When the last cycle started (monotonic, so a clock step cannot shorten the spacing).
+    last_start: Option<Instant>,
+    min_spacing: Duration,
 }
 
 impl Shared {
@@ -117,12 +144,13 @@ impl Shared {
     }
 
     /// Empty when ready; otherwise what is missing. The config in use is always valid (an
-    /// invalid one is never swapped in), so only the token and the ledger can be missing.
+    /// invalid one is never swapped in), so only the token and the ledger can be missing. The
+    /// token is the current one: refused with no new one obtainable is missing too.
     pub fn not_ready_reasons(&self) -> Vec<&'static str> {
         let v = self.view();
         let mut missing = Vec::new();
         if !v.client.as_ref().is_some_and(GenesysClient::has_token) {
-            missing.push("no API token yet (login pending or failing)");
+            missing.push("no valid API token (login pending or failing)");
         }
         if !v.ledger_open {
             missing.push("the history ledger is not open");
@@ -134,8 +162,40 @@ impl Shared {
         self.view().cycle_running
     }
 
+    fn token_slot(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
+        self.run_token.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn run_endpoint_enabled(&self) -> bool {
-        self.run_endpoint.load(Ordering::Relaxed)
+        self.token_slot().is_some()
+    }
+
+    /// Whether `given` is the run token, compared in constant time.
+    pub fn run_token_matches(&self, given: &str) -> bool {
+        self.token_slot().as_ref().is_some_and(|expected| {
+            same_token(given.as_bytes(), expected.expose_secret().as_bytes())
+        })
+    }
+
+    /// When a cycle may start again, if [`effective_min_spacing`] forbids one now. Rounded
+    /// up to the second, so a client that waits until then is not refused again.
+    pub fn next_start_allowed(&self) -> Option<DateTime<Utc>> {
+        let v = self.view();
+        let since = v.last_start?.elapsed();
+        let left = v.min_spacing.checked_sub(since).filter(|d| !d.is_zero())?;
+        let at = self.clock.now() + chrono::Duration::from_std(left).ok()?;
+        use chrono::{SubsecRound, Timelike};
+        let whole = at.trunc_subsecs(0);
+        Some(if at.nanosecond() > 0 {
+            whole + chrono::Duration::seconds(1)
+        } else {
+            whole
+        })
+    }
+
+    /// The minimum spacing in force, in seconds (for messages).
+    pub fn min_spacing_secs(&self) -> u64 {
+        self.view().min_spacing.as_secs()
     }
 
     /// Queues one run request (at most one waits).
@@ -165,6 +225,16 @@ impl Shared {
     }
 }
 
+/// Compares without an early exit, so the time taken does not tell how much of a guess
+/// was right (only the expected length shapes it, and that is not the secret).
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ e);
+    }
+    std::hint::black_box(diff) == 0
+}
+
 /// The live parts built from one config.
 struct Current {
     clock: Clock,
@@ -175,6 +245,8 @@ struct Current {
     client: GenesysClient,
     login: tokio::task::JoinHandle<()>,
     ledger: Option<Arc<Ledger>>,
+    /// The bearer token of `POST /run` (`None` = endpoint off).
+    run_token: Option<SecretString>,
 }
 
 type CycleFuture = Pin<Box<dyn Future<Output = (Result<CycleReport, CycleError>, f64)>>>;
@@ -182,6 +254,9 @@ type CycleFuture = Pin<Box<dyn Future<Output = (Result<CycleReport, CycleError>,
 struct Running {
     future: CycleFuture,
     stop: StopSignal,
+    /// The client the cycle uses (a reload may have replaced `Current`'s since): shutdown
+    /// ends its waits.
+    client: GenesysClient,
     /// The cycle's span (with its `cycle_id`), for the loop's own lines about it.
     span: tracing::Span,
     /// What started it and when, for the STATUS line; `announced` once that line was sent.
@@ -190,12 +265,22 @@ struct Running {
     announced: bool,
 }
 
+type LoginCheck = Pin<Box<dyn Future<Output = (Candidate, Result<(), ReloadError>)>>>;
+
+/// A reload waiting for its new credentials to obtain a token.
+struct PendingReload {
+    future: LoginCheck,
+    /// The candidate's client, so its counters survive a superseded check.
+    client: GenesysClient,
+}
+
 enum Event {
     Tick,
     Housekeeping,
     Signal(Sig),
     RunRequested,
     CycleDone(Box<Result<CycleReport, CycleError>>, f64, tracing::Span),
+    LoginChecked(Box<Candidate>, Result<(), ReloadError>),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. `settings` were loaded from `config_path` (which
@@ -216,6 +301,7 @@ pub async fn run(
         .map_err(|e| DaemonError::Startup(e.into()))?;
     tracing::info!(%source, "client secret found");
     let secret_digest = digest(&secret);
+    let run_token = load_run_token(&settings).map_err(|e| DaemonError::Startup(e.into()))?;
     let client = runtime::client_with_secret(&settings, secret, &clock)?;
     let ledger = open_ledger_logged(&settings, &clock);
 
@@ -225,7 +311,8 @@ pub async fn run(
         view: Mutex::new(View::default()),
         heartbeat: Mutex::new(Instant::now()),
         run_tx,
-        run_endpoint: AtomicBool::new(settings.daemon.enable_run_endpoint),
+        run_token: Mutex::new(None),
+        clock: clock.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(&settings.daemon.admin_listen)
@@ -234,13 +321,19 @@ pub async fn run(
             addr: settings.daemon.admin_listen.clone(),
             source,
         })?;
-    let admin_addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let local = listener.local_addr().ok();
+    let admin_addr = local.map(|a| a.to_string()).unwrap_or_default();
+    if local.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            admin = %admin_addr,
+            run_endpoint = settings.daemon.enable_run_endpoint,
+            "the admin listener is not loopback (daemon.admin_public = true): /healthz, /readyz and /metrics answer anyone who reaches it; restrict who can"
+        );
+    }
     let router = admin::router(shared.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "admin listener stopped");
         }
     });
@@ -254,13 +347,15 @@ pub async fn run(
         client,
         login,
         ledger,
+        run_token,
     };
-    publish(&shared, &cur);
     let mut next_tick = first_tick(&cur.schedule, cur.clock.now());
     let mut next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
     set_next_run(&shared, next_fire);
+    publish(&shared, &cur);
     let mut start_pending = cur.settings.daemon.run_on_start;
     let mut running: Option<Running> = None;
+    let mut reloading: Option<PendingReload> = None;
     let mut last_watchdog = Instant::now();
     let watchdog_every = notifier.watchdog_interval().map(|d| d / 2);
 
@@ -294,7 +389,7 @@ pub async fn run(
         }
         if start_pending && running.is_none() && ready(&mut cur, &shared) {
             start_pending = false;
-            running = Some(start_cycle(&cur, "start-up", &shared));
+            running = Some(start_cycle(&cur, Trigger::Startup, &shared));
         }
         if let Some(run) = running.as_mut().filter(|r| !r.announced) {
             run.announced = true;
@@ -306,6 +401,7 @@ pub async fn run(
             biased;
             sig = signals.next() => Event::Signal(sig),
             (result, secs, span) = poll_running(&mut running) => Event::CycleDone(Box::new(result), secs, span),
+            (candidate, result) = poll_reload(&mut reloading) => Event::LoginChecked(Box::new(candidate), result),
             () = sleep => Event::Tick,
             Some(()) = run_rx.recv() => Event::RunRequested,
             _ = housekeeping.tick() => Event::Housekeeping,
@@ -324,7 +420,7 @@ pub async fn run(
                         &mut running,
                         &mut cur,
                         &shared,
-                        "schedule",
+                        Trigger::Schedule,
                         tick.to_rfc3339(),
                     );
                 }
@@ -333,19 +429,89 @@ pub async fn run(
                 set_next_run(&shared, next_fire);
             }
             Event::RunRequested => {
-                try_start(&mut running, &mut cur, &shared, "POST /run", String::new());
+                try_start(
+                    &mut running,
+                    &mut cur,
+                    &shared,
+                    Trigger::Http,
+                    String::new(),
+                );
             }
             Event::Signal(Sig::RunNow) => {
-                try_start(&mut running, &mut cur, &shared, "SIGUSR1", String::new());
+                try_start(
+                    &mut running,
+                    &mut cur,
+                    &shared,
+                    Trigger::Signal,
+                    String::new(),
+                );
             }
             Event::Signal(Sig::Reload) => {
                 notifier.reloading();
-                if reload(&config_path, &mut cur, &shared) {
-                    next_tick = first_tick(&cur.schedule, cur.clock.now());
-                    next_fire = with_jitter(next_tick, cur.settings.daemon.jitter_secs);
-                    set_next_run(&shared, next_fire);
+                if let Some(superseded) = reloading.take() {
+                    // The file changed again: the newest one is what counts.
+                    shared
+                        .metrics
+                        .retire_client_stats(&superseded.client.stats());
+                    tracing::info!(
+                        "a newer SIGHUP replaces the reload that was still checking its login"
+                    );
                 }
-                notifier.ready(&status_line(&cur, next_fire, running.as_ref()));
+                let swapped = match prepare_reload(&config_path, &cur) {
+                    Err(e) => {
+                        reload_failed(&config_path, &shared, &e);
+                        false
+                    }
+                    Ok(candidate) => match candidate.client.clone() {
+                        Some(client) => {
+                            tracing::info!(client_id = %client.client_id(), "config reload: checking the changed credentials with one token request");
+                            reloading = Some(PendingReload {
+                                future: Box::pin(check_login(candidate)),
+                                client,
+                            });
+                            // READY follows when the check ends.
+                            continue;
+                        }
+                        None => {
+                            apply_reload(&config_path, &mut cur, &shared, candidate);
+                            true
+                        }
+                    },
+                };
+                reload_done(
+                    swapped,
+                    &cur,
+                    &shared,
+                    &notifier,
+                    running.as_ref(),
+                    &mut next_tick,
+                    &mut next_fire,
+                );
+            }
+            Event::LoginChecked(candidate, result) => {
+                reloading = None;
+                let swapped = match result {
+                    Ok(()) => {
+                        apply_reload(&config_path, &mut cur, &shared, *candidate);
+                        true
+                    }
+                    Err(e) => {
+                        if let Some(client) = &candidate.client {
+                            shared.metrics.retire_client_stats(&client.stats());
+                        }
+                        reload_failed(&config_path, &shared, &e);
+                        false
+                    }
+                };
+                reload_done(
+                    swapped,
+                    &cur,
+                    &shared,
+                    &notifier,
+                    running.as_ref(),
+                    &mut next_tick,
+                    &mut next_fire,
+                );
             }
             Event::Signal(Sig::Terminate(name)) => {
                 notifier.stopping();
@@ -373,9 +539,12 @@ async fn shutdown(
     tracing::info!(
         signal = name,
         grace_secs = grace.as_secs(),
-        "stopping: the running cycle finishes its writes in flight and starts no new ones (send the signal again to exit at once)"
+        "stopping: the running cycle finishes its writes in flight and starts no new ones; its waits on the API end now (send the signal again to exit at once)"
     );
     run.stop.request();
+    // Waits on the API (pacing, a `Retry-After` of minutes, backoff) end now; requests on
+    // the wire still get their answer, so what they did is recorded.
+    run.client.shut_down();
     let deadline = tokio::time::sleep(grace);
     tokio::pin!(deadline);
     let mut pings = tokio::time::interval(
@@ -404,6 +573,34 @@ async fn shutdown(
             }
             _ = pings.tick() => notifier.watchdog(),
         }
+    }
+}
+
+/// The end of a SIGHUP: a swapped-in config re-registers its schedule; READY either way.
+fn reload_done(
+    swapped: bool,
+    cur: &Current,
+    shared: &Shared,
+    notifier: &Notifier,
+    running: Option<&Running>,
+    next_tick: &mut Option<DateTime<Utc>>,
+    next_fire: &mut Option<DateTime<Utc>>,
+) {
+    if swapped {
+        *next_tick = first_tick(&cur.schedule, cur.clock.now());
+        *next_fire = with_jitter(*next_tick, cur.settings.daemon.jitter_secs);
+        set_next_run(shared, *next_fire);
+    }
+    notifier.ready(&status_line(cur, *next_fire, running));
+}
+
+/// The pending reload's login check, or never.
+async fn poll_reload(
+    reloading: &mut Option<PendingReload>,
+) -> (Candidate, Result<(), ReloadError>) {
+    match reloading {
+        Some(pending) => (&mut pending.future).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -472,10 +669,9 @@ fn publish(shared: &Shared, cur: &Current) {
         cur.schedule.expression(),
         cur.settings.daemon.time_zone
     );
+    v.min_spacing = effective_min_spacing(&cur.settings, &cur.schedule, cur.clock.now());
     drop(v);
-    shared
-        .run_endpoint
-        .store(cur.settings.daemon.enable_run_endpoint, Ordering::Relaxed);
+    *shared.token_slot() = cur.run_token.clone();
 }
 
 fn status_line(cur: &Current, next: Option<DateTime<Utc>>, running: Option<&Running>) -> String {
@@ -522,21 +718,33 @@ fn try_start(
     running: &mut Option<Running>,
     cur: &mut Current,
     shared: &Shared,
-    trigger: &'static str,
+    trigger: Trigger,
     tick: String,
 ) {
+    let trigger_name = trigger.as_str();
     if running.is_some() {
         tracing::warn!(
-            trigger,
+            trigger = trigger_name,
             tick,
             "a cycle is still running: this run is skipped (cycles never overlap)"
         );
         shared.metrics.record_skipped_tick("overlap");
         return;
     }
+    if let Some(at) = shared.next_start_allowed() {
+        tracing::warn!(
+            trigger = trigger_name,
+            tick,
+            not_before = %at.to_rfc3339(),
+            min_spacing_secs = shared.min_spacing_secs(),
+            "the last cycle started less than daemon.min_spacing_secs ago: this run is skipped"
+        );
+        shared.metrics.record_skipped_tick("min_spacing");
+        return;
+    }
     if !ready(cur, shared) {
         tracing::warn!(
-            trigger,
+            trigger = trigger_name,
             tick,
             reasons = %shared.not_ready_reasons().join("; "),
             "not ready: this run is skipped"
@@ -547,17 +755,22 @@ fn try_start(
     *running = Some(start_cycle(cur, trigger, shared));
 }
 
-fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running {
+fn start_cycle(cur: &Current, trigger: Trigger, shared: &Shared) -> Running {
     let stop = StopSignal::default();
     let client = cur.client.clone();
+    let cycle_client = client.clone();
     let settings = cur.settings.clone();
     let ledger = cur.ledger.clone();
     let clock = cur.clock.clone();
     let cycle_stop = stop.clone();
     let cycle_id = uuid::Uuid::new_v4();
-    let span = tracing::info_span!("cycle", %cycle_id, trigger);
+    let span = tracing::info_span!("cycle", %cycle_id, trigger = trigger.as_str());
     span.in_scope(|| tracing::info!("cycle starting"));
-    shared.view().cycle_running = true;
+    {
+        let mut v = shared.view();
+        v.cycle_running = true;
+        v.last_start = Some(Instant::now());
+    }
     let future = Box::pin(
         async move {
             let started = Instant::now();
@@ -567,7 +780,7 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
                         &client,
                         &settings,
                         &ledger,
-                        Mode::Scheduled,
+                        Mode::Scheduled(trigger),
                         &cycle_stop,
                         &clock,
                     )
@@ -585,9 +798,10 @@ fn start_cycle(cur: &Current, trigger: &'static str, shared: &Shared) -> Running
     Running {
         future,
         stop,
+        client: cycle_client,
         span,
-        trigger,
-        since: Utc::now(),
+        trigger: trigger.as_str(),
+        since: cur.clock.now(),
         announced: false,
     }
 }
@@ -649,13 +863,27 @@ fn open_ledger_logged(settings: &Settings, clock: &Clock) -> Option<Arc<Ledger>>
     }
 }
 
+/// The run token for `settings` (refusing `enable_run_endpoint` without one), logged by
+/// where it was found, never by value.
+fn load_run_token(settings: &Settings) -> Result<Option<SecretString>, ConfigError> {
+    let found =
+        secret::run_token_if_enabled(&settings.daemon, settings.genesys.strict_file_permissions)?;
+    Ok(found.map(|(token, source)| {
+        tracing::info!(%source, "POST /run enabled; bearer token found");
+        token
+    }))
+}
+
 /// What a reload would swap in, built completely before anything is swapped.
 struct Candidate {
     settings: Arc<Settings>,
     secret_digest: u64,
     schedule: Schedule,
+    /// A new client, when `[genesys]` or the secret changed; swapped in only after it
+    /// obtained a token.
     client: Option<GenesysClient>,
     ledger: Option<Option<Arc<Ledger>>>,
+    run_token: Option<SecretString>,
 }
 
 /// Why a reload was refused.
@@ -669,6 +897,10 @@ pub enum ReloadError {
     Startup(#[from] StartupError),
     #[error("key `history.path`: cannot open the new ledger: {0}")]
     Ledger(#[from] crate::history::LedgerError),
+    #[error("the changed `[genesys]` settings or client secret cannot log in, so the running client is kept: {0}")]
+    Login(ApiError),
+    #[error("the changed `[genesys]` settings or client secret could not be checked: no answer from the login endpoint within {0:?}, so the running client is kept")]
+    LoginTimeout(Duration),
 }
 
 /// Reads and checks the config at `path` against the running parts.
@@ -684,6 +916,7 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     } else {
         Some(runtime::client_with_secret(&settings, secret, &cur.clock)?)
     };
+    let run_token = load_run_token(&settings)?;
     // A new `history.path` must open (else the reload fails); the same path that could not
     // be opened before is retried without failing the reload over it (not a config problem).
     let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
@@ -699,19 +932,34 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
         schedule,
         client,
         ledger,
+        run_token,
     })
 }
 
-/// SIGHUP. Returns true when the new config was swapped in.
-fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
-    let candidate = match prepare_reload(path, cur) {
-        Ok(c) => c,
-        Err(e) => {
-            shared.metrics.record_reload(false);
-            tracing::error!(config = %path.display(), error = %e, "config reload failed: keeping the running config");
-            return false;
-        }
+/// Asks for one token with the candidate's new client. Bounded by the new
+/// `genesys.request_timeout_secs`: the token request itself has no timeout of its own, and a
+/// login endpoint that never answers must fail the reload, not leave it pending.
+async fn check_login(candidate: Candidate) -> (Candidate, Result<(), ReloadError>) {
+    let Some(client) = candidate.client.clone() else {
+        return (candidate, Ok(()));
     };
+    let limit = Duration::from_secs(candidate.settings.genesys.request_timeout_secs.max(1));
+    let result = match tokio::time::timeout(limit, client.login()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ReloadError::Login(e)),
+        Err(_) => Err(ReloadError::LoginTimeout(limit)),
+    };
+    (candidate, result)
+}
+
+/// A refused reload: counted, logged with its reason; the running config stays.
+fn reload_failed(path: &Path, shared: &Shared, error: &ReloadError) {
+    shared.metrics.record_reload(false);
+    tracing::error!(config = %path.display(), error = %error, "config reload failed: keeping the running config (the next SIGHUP tries again)");
+}
+
+/// Swaps a checked candidate in: the next cycle uses it.
+fn apply_reload(path: &Path, cur: &mut Current, shared: &Shared, candidate: Candidate) {
     let old = cur.settings.clone();
     let new = &candidate.settings;
     if new.daemon.admin_listen != old.daemon.admin_listen {
@@ -738,6 +986,7 @@ fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
     cur.settings = candidate.settings;
     cur.secret_digest = candidate.secret_digest;
     cur.schedule = candidate.schedule;
+    cur.run_token = candidate.run_token;
     publish(shared, cur);
     shared.metrics.record_reload(true);
     tracing::info!(
@@ -747,7 +996,6 @@ fn reload(path: &Path, cur: &mut Current, shared: &Shared) -> bool {
         client_rebuilt,
         "config reloaded: the next cycle uses it"
     );
-    true
 }
 
 /// Compares secrets without keeping them twice: SipHash with a per-process random key, never
@@ -804,6 +1052,16 @@ mod tests {
         assert!(idle.starts_with("idle; next cycle"), "{idle}");
         let last = status_text("0 0 2 1 1 * 2026", None, Some(("schedule", since)));
         assert!(last.starts_with("running cycle (schedule)"), "{last}");
+    }
+
+    #[test]
+    fn run_tokens_match_only_whole() {
+        let token = b"abcdefghijklmnop";
+        assert!(same_token(token, token));
+        assert!(!same_token(b"abcdefghijklmnoq", token));
+        assert!(!same_token(b"abcdefghijklmno", token));
+        assert!(!same_token(b"abcdefghijklmnop\0", token));
+        assert!(!same_token(b"", token));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - A background task refreshes `refresh_margin` before `expires_in` runs out; when that
 //!   fails it keeps the old token (still valid) and tries again with backoff.
 //! - A 401 invalidates only the token that was refused (by generation), so a late 401 for an
-//!   old token never throws away a fresh one.
+//!   old token never throws away a fresh one, and wakes the refresher to fetch a new one.
+//! - [`TokenManager::has_token`] tells the truth for readiness: a token valid now, or one the
+//!   next request can get (the last token request worked) — not "a token was once obtained".
 
 use super::error::{ApiError, AuthErrorBody};
 use super::stats::ApiStats;
@@ -79,8 +81,21 @@ pub struct TokenManager {
     state: Mutex<Option<Cached>>,
     generation: std::sync::atomic::AtomicU64,
     stats: Arc<ApiStats>,
-    /// Set once a token was obtained (readiness).
-    ever_obtained: std::sync::atomic::AtomicBool,
+    /// What readiness reads. Kept apart from `state`, whose lock is held during a fetch.
+    health: std::sync::Mutex<Health>,
+    /// Wakes the refresher when the token was refused (revoked before it expired).
+    refused: tokio::sync::Notify,
+}
+
+/// The token's condition as far as this process knows it.
+#[derive(Debug, Default)]
+struct Health {
+    /// Expiry of the cached token; `None` before the first one and after a refusal.
+    expires_at: Option<Instant>,
+    /// A token was obtained at least once.
+    obtained: bool,
+    /// The last token request failed (login down, credentials refused).
+    last_fetch_failed: bool,
 }
 
 impl fmt::Debug for TokenManager {
@@ -115,18 +130,28 @@ impl TokenManager {
             state: Mutex::new(None),
             generation: Default::default(),
             stats,
-            ever_obtained: Default::default(),
+            health: Default::default(),
+            refused: tokio::sync::Notify::new(),
         }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn client_id(&self) -> &str {
         &self.credentials.client_id
     }
 
-    /// True once any token has been obtained.
+    /// True while a token is valid, or refreshable: the cached one has time left, or (expired
+    /// or refused) the last token request worked, so the next call gets a new one. False
+    /// before the first token and once a token request failed with no valid token left.
     pub fn has_token(&self) -> bool {
-        self.ever_obtained
-            .load(std::sync::atomic::Ordering::Relaxed)
+        let h = self.health();
+        let valid = h
+            .expires_at
+            .is_some_and(|t| Instant::now() + MIN_REMAINING < t);
+        valid || (h.obtained && !h.last_fetch_failed)
     }
 
     /// A valid token: the cached one, or a freshly fetched one (one fetch for all waiters).
@@ -143,6 +168,19 @@ impl TokenManager {
         Ok(token)
     }
 
+    /// Records a token request's result for [`TokenManager::has_token`].
+    fn note_fetch(&self, expires_at: Option<Instant>) {
+        let mut h = self.health();
+        match expires_at {
+            Some(t) => {
+                h.expires_at = Some(t);
+                h.obtained = true;
+                h.last_fetch_failed = false;
+            }
+            None => h.last_fetch_failed = true,
+        }
+    }
+
     /// Forgets `refused` if it is still the current token, so the next call fetches anew.
     pub async fn invalidate(&self, refused: &AccessToken) {
         let mut state = self.state.lock().await;
@@ -151,6 +189,8 @@ impl TokenManager {
             .is_some_and(|c| c.token.generation == refused.generation)
         {
             *state = None;
+            self.health().expires_at = None;
+            self.refused.notify_one();
         }
     }
 
@@ -177,7 +217,12 @@ impl TokenManager {
             match self.refresh_if_due().await {
                 Ok(next) => {
                     failures = 0;
-                    tokio::time::sleep_until(next).await;
+                    // A refused (revoked) token is replaced now, not at its planned refresh:
+                    // until then the daemon is not ready and starts no cycle to fetch one.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next) => {}
+                        () = self.refused.notified() => {}
+                    }
                 }
                 Err(error) => {
                     failures += 1;
@@ -191,6 +236,12 @@ impl TokenManager {
     }
 
     async fn fetch(&self) -> Result<Cached, ApiError> {
+        let result = self.fetch_once().await;
+        self.note_fetch(result.as_ref().ok().map(|c| c.expires_at));
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<Cached, ApiError> {
         let login_error = |detail: String, status: Option<u16>| ApiError::Login {
             client_id: self.credentials.client_id.clone(),
             detail,
@@ -268,8 +319,6 @@ impl TokenManager {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        self.ever_obtained
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(client_id = %self.credentials.client_id, expires_in_s = lifetime.as_secs(), "obtained an access token");
         Ok(Cached {
             token: AccessToken {
@@ -285,6 +334,37 @@ impl TokenManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn has_token_follows_the_current_token_not_the_first_one() {
+        let m = TokenManager::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9/oauth/token".into(),
+            Credentials {
+                client_id: "id".into(),
+                client_secret: SecretString::from("s"),
+            },
+            Duration::from_secs(60),
+            Arc::new(ApiStats::default()),
+        );
+        assert!(!m.has_token(), "no token yet");
+        m.note_fetch(Some(Instant::now() + Duration::from_secs(600)));
+        assert!(m.has_token());
+        // A failed refresh keeps a token that is still valid.
+        m.note_fetch(None);
+        assert!(m.has_token());
+        // Refused (revoked): refreshable while the last token request worked …
+        m.note_fetch(Some(Instant::now() + Duration::from_secs(600)));
+        m.health().expires_at = None;
+        assert!(m.has_token());
+        // … and not once a token request failed.
+        m.note_fetch(None);
+        assert!(!m.has_token());
+        // Expired with a failing login: not valid either.
+        m.note_fetch(Some(Instant::now() + Duration::from_secs(1)));
+        m.note_fetch(None);
+        assert!(!m.has_token());
+    }
 
     #[test]
     fn debug_never_shows_secrets() {

@@ -82,6 +82,12 @@ pub enum ApiError {
     /// A request we refused to send (e.g. more than 50 skills in one bulk write).
     #[error("{endpoint}: {reason}")]
     Invalid { endpoint: String, reason: String },
+    /// The client was shut down while the call waited (pacing, `Retry-After`, backoff), so
+    /// it was given up. `maybe_sent`: an earlier attempt timed out or got a 5xx, so it may
+    /// have reached the server; otherwise nothing of this call was processed.
+    #[error("{endpoint}: given up, the process is stopping{note}",
+        note = if *maybe_sent { " (an earlier attempt may have reached the server)" } else { " (nothing was processed)" })]
+    Cancelled { endpoint: String, maybe_sent: bool },
 }
 
 /// What kind of transport failure happened (timeouts are retried differently from refusals).
@@ -132,6 +138,11 @@ impl ApiError {
                 ..
             }
         )
+    }
+
+    /// True when the call was given up because the process is stopping.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ApiError::Cancelled { .. })
     }
 
     /// The `inin-correlation-id` / `contextId` of the failed call, for support cases.

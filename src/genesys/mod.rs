@@ -10,6 +10,7 @@ pub mod models;
 pub mod pacer;
 pub mod region;
 pub mod retry;
+pub mod shutdown;
 pub mod stats;
 pub mod transport;
 
@@ -161,6 +162,7 @@ impl GenesysClient {
             stats,
             request_timeout: config.request_timeout,
             clock: config.clock,
+            shutdown: shutdown::Shutdown::default(),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -191,9 +193,17 @@ impl GenesysClient {
         self.t().auth.token().await.map(|_| ())
     }
 
-    /// True once a token was obtained.
+    /// True while the client holds a token that is valid, or can get a new one (the last
+    /// token request worked). Readiness follows it.
     pub fn has_token(&self) -> bool {
         self.t().auth.has_token()
+    }
+
+    /// Stops the client for good: every wait (pacing, `Retry-After`, backoff) ends now and
+    /// no new request is sent; requests already on the wire get their answer. Calls fail
+    /// with [`ApiError::Cancelled`]. For process shutdown.
+    pub fn shut_down(&self) {
+        self.t().shutdown.trigger();
     }
 
     pub fn client_id(&self) -> &str {

@@ -124,6 +124,15 @@ impl Pacer {
         tokio::time::sleep_until(slot).await;
     }
 
+    /// As [`Pacer::acquire`], but gives up (false) as soon as `shutdown` is triggered: a
+    /// stopping process must not sit out a hold of minutes.
+    pub async fn acquire_unless(&self, shutdown: &super::shutdown::Shutdown) -> bool {
+        tokio::select! {
+            () = self.acquire() => true,
+            () = shutdown.triggered() => false,
+        }
+    }
+
     /// Holds every caller until `until` (a 429's `Retry-After`, or an exhausted window).
     pub fn hold_until(&self, until: Instant) {
         let mut s = self.lock();
@@ -187,6 +196,21 @@ mod tests {
             elapsed >= expected && elapsed <= expected + Duration::from_millis(5),
             "{elapsed:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_ends_a_hold() {
+        let pacer = Pacer::new(0, 1);
+        let shutdown = super::super::shutdown::Shutdown::default();
+        let start = Instant::now();
+        pacer.hold_until(start + Duration::from_secs(170));
+        let (acquired, ()) = tokio::join!(pacer.acquire_unless(&shutdown), async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            shutdown.trigger();
+        });
+        assert!(!acquired);
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert!(!pacer.acquire_unless(&shutdown).await);
     }
 
     #[tokio::test(start_paused = true)]

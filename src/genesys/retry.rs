@@ -9,6 +9,7 @@
 
 use super::error::ApiError;
 use super::pacer::Pacer;
+use super::shutdown::Shutdown;
 use super::stats::ApiStats;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -157,6 +158,8 @@ pub struct RetryContext<'a> {
     pub budget: &'a RetryBudget,
     pub pacer: &'a Pacer,
     pub stats: &'a ApiStats,
+    /// Ends the waits between attempts when the process stops.
+    pub shutdown: &'a Shutdown,
 }
 
 /// Runs `attempt` until it is done, fails, or the policy or budget says stop.
@@ -168,11 +171,20 @@ where
     let started = Instant::now();
     let mut refreshed = false;
     let mut retries = 0u32;
+    // Whether an attempt so far may have been processed (a timeout or a 5xx): a call given up
+    // at shutdown then says so, and a write is not taken for one that never happened.
+    let mut maybe_sent = false;
     for number in 1.. {
         let (reason, after, error) = match attempt(number).await {
             Attempt::Done(value) => {
                 ctx.budget.refund();
                 return Ok(value);
+            }
+            Attempt::Fail(ApiError::Cancelled { endpoint, .. }) => {
+                return Err(ApiError::Cancelled {
+                    endpoint,
+                    maybe_sent,
+                })
             }
             Attempt::Fail(error) => return Err(error),
             Attempt::Retry {
@@ -212,13 +224,22 @@ where
             });
         }
         retries += 1;
+        maybe_sent |= matches!(reason, RetryReason::ServerError | RetryReason::Timeout);
         ctx.stats.record_retry(reason);
         tracing::debug!(attempt = number, ?reason, wait_ms = wait.as_millis() as u64, %error, "retrying");
         if reason == RetryReason::RateLimited {
             // Everyone waits, not just this caller: the limit is per token.
             ctx.pacer.hold_until(Instant::now() + wait);
         }
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = ctx.shutdown.triggered() => {
+                return Err(ApiError::Cancelled {
+                    endpoint: endpoint_of(&error),
+                    maybe_sent,
+                });
+            }
+        }
     }
     unreachable!("the attempt loop only ends by returning")
 }
@@ -229,7 +250,8 @@ fn endpoint_of(error: &ApiError) -> String {
         | ApiError::Transport { endpoint, .. }
         | ApiError::Decode { endpoint, .. }
         | ApiError::RetryBudgetSpent { endpoint, .. }
-        | ApiError::Invalid { endpoint, .. } => endpoint.clone(),
+        | ApiError::Invalid { endpoint, .. }
+        | ApiError::Cancelled { endpoint, .. } => endpoint.clone(),
         ApiError::Login { .. } => "POST /oauth/token".to_string(),
     }
 }
@@ -248,6 +270,7 @@ mod tests {
         budget: RetryBudget,
         pacer: Pacer,
         stats: ApiStats,
+        shutdown: Shutdown,
     }
 
     impl Fixture {
@@ -257,6 +280,7 @@ mod tests {
                 budget: RetryBudget::new(500),
                 pacer: Pacer::new(0, 1),
                 stats: ApiStats::default(),
+                shutdown: Shutdown::default(),
             }
         }
         fn ctx(&self) -> RetryContext<'_> {
@@ -265,8 +289,65 @@ mod tests {
                 budget: &self.budget,
                 pacer: &self.pacer,
                 stats: &self.stats,
+                shutdown: &self.shutdown,
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_ends_a_retry_after_wait_and_says_whether_anything_was_sent() {
+        let f = Fixture::new(RetryPolicy::default());
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let ctx = f.ctx();
+        let (out, ()) = tokio::join!(
+            execute(&ctx, |_| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Attempt::<()>::Retry {
+                    reason: RetryReason::RateLimited,
+                    after: Some(Duration::from_secs(170)),
+                    error: status_error(429),
+                }
+            }),
+            async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                f.shutdown.trigger();
+            }
+        );
+        assert!(
+            matches!(
+                out,
+                Err(ApiError::Cancelled {
+                    maybe_sent: false,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // After a 5xx, the call given up may have been processed: it says so.
+        let f = Fixture::new(RetryPolicy::default());
+        f.shutdown.trigger();
+        let out: Result<(), _> = execute(&f.ctx(), |_| async {
+            Attempt::Retry {
+                reason: RetryReason::ServerError,
+                after: Some(Duration::from_secs(1)),
+                error: status_error(504),
+            }
+        })
+        .await;
+        assert!(
+            matches!(
+                out,
+                Err(ApiError::Cancelled {
+                    maybe_sent: true,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -97,6 +97,8 @@ pub struct Transport {
     pub(crate) request_timeout: Duration,
     /// Only for `Retry-After` given as an HTTP date.
     pub(crate) clock: crate::clock::Clock,
+    /// Ends every wait (token, concurrency slot, pacing, retry) when the process stops.
+    pub(crate) shutdown: super::shutdown::Shutdown,
 }
 
 fn correlation_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -114,6 +116,7 @@ impl Transport {
             budget: &self.budget,
             pacer: &self.pacer,
             stats: &self.stats,
+            shutdown: &self.shutdown,
         };
         retry::execute(&ctx, |_| self.attempt(request)).await
     }
@@ -157,17 +160,35 @@ impl Transport {
 
     async fn attempt(&self, request: &ApiRequest) -> Attempt<ApiResponse> {
         let label = request.label();
-        let token = match self.auth.token().await {
-            Ok(t) => t,
-            Err(e) => return Attempt::Fail(e),
+        let cancelled = |endpoint: String| {
+            Attempt::Fail(ApiError::Cancelled {
+                endpoint,
+                maybe_sent: false,
+            })
         };
-        let Ok(_permit) = self.permits.acquire().await else {
+        if self.shutdown.is_triggered() {
+            return cancelled(label);
+        }
+        let token = tokio::select! {
+            token = self.auth.token() => match token {
+                Ok(t) => t,
+                Err(e) => return Attempt::Fail(e),
+            },
+            () = self.shutdown.triggered() => return cancelled(label),
+        };
+        let permit = tokio::select! {
+            permit = self.permits.acquire() => permit,
+            () = self.shutdown.triggered() => return cancelled(label),
+        };
+        let Ok(_permit) = permit else {
             return Attempt::Fail(ApiError::Invalid {
                 endpoint: label,
                 reason: "the client is shutting down".into(),
             });
         };
-        self.pacer.acquire().await;
+        if !self.pacer.acquire_unless(&self.shutdown).await {
+            return cancelled(label);
+        }
         let url = super::region::join(&self.api_base, &request.path);
         let mut builder = self
             .http

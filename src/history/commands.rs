@@ -41,6 +41,8 @@ pub struct RunLine {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub mode: String,
+    /// What started it (`None` for daemon runs recorded before triggers were).
+    pub trigger: Option<String>,
     pub outcome: Option<String>,
     pub rollback_of: Option<i64>,
     pub changes: usize,
@@ -62,6 +64,7 @@ pub fn history(ledger: &Ledger, limit: usize) -> Result<Vec<RunLine>, HistoryErr
             started_at: run.started_at,
             finished_at: run.finished_at,
             mode: run.mode,
+            trigger: run.trigger,
             outcome: run.outcome,
             rollback_of: run.rollback_of,
             changes: changes.len(),
@@ -85,10 +88,11 @@ pub fn render_history(lines: &[RunLine]) -> String {
             .join(", ");
         let _ = write!(
             out,
-            "#{:<5} {}  {:<9} {:<12} {:>4} changes",
+            "#{:<5} {}  {:<9} {:<8} {:<12} {:>4} changes",
             l.id,
             P(&l.started_at),
             P(&l.mode),
+            P(l.trigger.as_deref().unwrap_or("-")),
             P(l.outcome.as_deref().unwrap_or("unfinished")),
             l.changes
         );
@@ -120,9 +124,10 @@ pub fn show(ledger: &Ledger, run_id: i64) -> Result<RunDetail, HistoryError> {
 pub fn render_show(detail: &RunDetail) -> String {
     let r = &detail.run;
     let mut out = format!(
-        "run #{} ({}), started {}, finished {}, outcome {}, config {}\n",
+        "run #{} ({}, trigger {}), started {}, finished {}, outcome {}, config {}\n",
         r.id,
         P(&r.mode),
+        P(r.trigger.as_deref().unwrap_or("unknown")),
         P(&r.started_at),
         P(r.finished_at.as_deref().unwrap_or("-")),
         P(r.outcome.as_deref().unwrap_or("unfinished")),
@@ -526,6 +531,12 @@ async fn apply_rollback(
                         .push(line(original, None, Some(error.clone())));
                     (ChangeStatus::Failed, correlation_id, error)
                 }
+                Outcome::NotSent { reason } => {
+                    report
+                        .failed
+                        .push(line(original, None, Some(reason.clone())));
+                    (ChangeStatus::Failed, None, reason)
+                }
             };
             ledger.mark(
                 new_run,
@@ -661,6 +672,8 @@ impl std::str::FromStr for ExportFormat {
 pub struct ExportRow {
     pub run_id: i64,
     pub run_mode: String,
+    /// What started the run (empty when unknown).
+    pub run_trigger: Option<String>,
     pub run_started_at: String,
     pub run_finished_at: Option<String>,
     pub run_outcome: Option<String>,
@@ -682,9 +695,10 @@ pub struct ExportRow {
 }
 
 /// The CSV header, in [`ExportRow`] field order.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 21] = [
     "run_id",
     "run_mode",
+    "run_trigger",
     "run_started_at",
     "run_finished_at",
     "run_outcome",
@@ -716,6 +730,7 @@ pub fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, HistoryError> {
             ExportRow {
                 run_id: c.run_id,
                 run_mode: run.map(|r| r.mode.clone()).unwrap_or_default(),
+                run_trigger: run.and_then(|r| r.trigger.clone()),
                 run_started_at: run.map(|r| r.started_at.clone()).unwrap_or_default(),
                 run_finished_at: run.and_then(|r| r.finished_at.clone()),
                 run_outcome: run.and_then(|r| r.outcome.clone()),
@@ -761,6 +776,7 @@ pub fn export(
                 let fields = [
                     r.run_id.to_string(),
                     text(&r.run_mode),
+                    opt(&r.run_trigger),
                     text(&r.run_started_at),
                     opt(&r.run_finished_at),
                     opt(&r.run_outcome),
@@ -912,6 +928,7 @@ mod tests {
             started_at: "t".into(),
             finished_at: None,
             mode: "once".into(),
+            trigger: Some(hostile.into()),
             config_hash: "h".into(),
             outcome: Some(hostile.into()),
             summary: None,
@@ -947,6 +964,7 @@ mod tests {
             started_at: "t".into(),
             finished_at: None,
             mode: "once".into(),
+            trigger: Some(hostile.into()),
             outcome: Some(hostile.into()),
             rollback_of: None,
             changes: 1,

@@ -202,6 +202,9 @@ pub struct RunRecord {
     pub summary: Option<serde_json::Value>,
     /// For a rollback: the run it undid.
     pub rollback_of: Option<i64>,
+    /// What started it (`schedule`, `startup`, `signal`, `http`, `once`, `plan`,
+    /// `rollback`); `None` for daemon runs recorded before triggers were.
+    pub trigger: Option<String>,
 }
 
 /// Why `path` cannot hold a ledger that outlives the process, judged from its text alone (so
@@ -569,12 +572,35 @@ impl Ledger {
         config_hash: &str,
         rollback_of: Option<i64>,
     ) -> Result<i64, LedgerError> {
+        // The command-line modes are their own trigger; a daemon run names its own.
+        let trigger = matches!(mode, "once" | "plan" | "rollback").then_some(mode);
+        self.begin_run_inner(mode, trigger, config_hash, rollback_of)
+    }
+
+    /// [`Ledger::begin_run`], recording what started the run.
+    pub fn begin_run_with_trigger(
+        &self,
+        mode: &str,
+        trigger: &str,
+        config_hash: &str,
+        rollback_of: Option<i64>,
+    ) -> Result<i64, LedgerError> {
+        self.begin_run_inner(mode, Some(trigger), config_hash, rollback_of)
+    }
+
+    fn begin_run_inner(
+        &self,
+        mode: &str,
+        trigger: Option<&str>,
+        config_hash: &str,
+        rollback_of: Option<i64>,
+    ) -> Result<i64, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let sql = |source| classify(&self.path, self.busy_timeout, source);
         let tx = conn.transaction().map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (started_at, mode, config_hash, rollback_of) VALUES (?1, ?2, ?3, ?4)",
-            params![self.now_text(), mode, config_hash, rollback_of],
+            "INSERT INTO runs (started_at, mode, config_hash, rollback_of, triggered_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.now_text(), mode, config_hash, rollback_of, trigger],
         )
         .map_err(sql)?;
         let run_id = tx.last_insert_rowid();
@@ -760,7 +786,7 @@ impl Ledger {
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<RunRecord>, LedgerError> {
         self.with(|c| {
-            let sql = format!("SELECT id, started_at, finished_at, mode, config_hash, outcome, summary, rollback_of FROM runs {tail}");
+            let sql = format!("SELECT id, started_at, finished_at, mode, config_hash, outcome, summary, rollback_of, triggered_by FROM runs {tail}");
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(args, |r| {
                 let summary: Option<String> = r.get(6)?;
@@ -773,6 +799,7 @@ impl Ledger {
                     outcome: r.get(5)?,
                     summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
                     rollback_of: r.get(7)?,
+                    trigger: r.get(8)?,
                 })
             })?;
             rows.collect()

@@ -39,6 +39,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX changes_by_status ON changes(status);
      CREATE INDEX changes_by_change_id ON changes(change_id);
      CREATE INDEX changes_by_agent_skill ON changes(agent_id, skill_id);",
+    // 2: what started each run (schedule, startup, signal, http, once, plan, rollback). Older
+    // runs of the CLI modes are known by their mode; an older daemon run's trigger was never
+    // recorded and stays NULL rather than guessed.
+    "ALTER TABLE runs ADD COLUMN triggered_by TEXT;
+     UPDATE runs SET triggered_by = mode WHERE mode IN ('once', 'plan', 'rollback');",
 ];
 
 /// The schema version this build creates and reads.

@@ -153,6 +153,32 @@ impl Daemon {
         Some(resp.status().as_u16())
     }
 
+    /// `POST path`, with `Authorization: Bearer <token>` when given; the status and body.
+    pub async fn post_with(&self, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+        let mut request = self.http.post(format!("http://{}{path}", self.admin));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    /// Waits for the process to end and returns its status, or `None` after `secs` (the
+    /// process is left running, for a test to report what it was doing).
+    pub async fn exited_within(&mut self, secs: u64) -> Option<ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn metrics(&self) -> String {
         match self.get("/metrics").await {
             Some((200, text)) => text,

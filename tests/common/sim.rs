@@ -8,9 +8,9 @@ use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
-use skill_tuner::report::CycleReport;
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints, GenesysClient};
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
+use skill_tuner::report::CycleReport;
 use skill_tuner::sim::{SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 
