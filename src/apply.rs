@@ -1,6 +1,6 @@
 //! Apply: one bulk write per changed agent, never overwriting a person's edit.
 //!
-//! The API has no version or ETag on routing skills (`shared/genesys-api.md` §4), so the
+//! The API has no version or ETag on routing skills (`docs/genesys-api.md` §5), so the
 //! protection is ours: right before writing an agent we re-read its skills and compare each
 //! with the value the plan was computed against. A skill a person changed is left alone (a
 //! `conflict`), or re-planned from the person's value when configured. On a 409 we re-read

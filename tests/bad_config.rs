@@ -1,4 +1,4 @@
-//! Bad input (issue 7): every invalid config value is refused with an error that names its
+//! Bad input: every invalid config value is refused with an error that names its
 //! key and the form that was expected, so a person can fix the file without reading code.
 
 mod common;

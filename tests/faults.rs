@@ -1,4 +1,4 @@
-//! The fault suite (issue 7): every fault the embedded simulator can inject, first each in
+//! The fault suite: every fault the embedded simulator can inject, first each in
 //! isolation and then all together in one cycle, through the real `run_cycle` with a file
 //! ledger (and, for kill -9 and the daemon's signals, through the real binary).
 //!

@@ -1,4 +1,4 @@
-//! Property tests for the scoring policy (issue 7): whatever the metrics and a valid policy,
+//! Property tests for the scoring policy: whatever the metrics and a valid policy,
 //! `score::score` and `plan::decide` stay within [floor, ceiling], never move more than
 //! `max_step`, never lower a target because an agent got better, and never panic or
 //! produce NaN — not even on NaN, infinite or negative inputs, which a bad analytics answer

@@ -1,4 +1,4 @@
-//! Security (issue 7): the client secret and the bearer tokens never leave the process.
+//! Security: the client secret and the bearer tokens never leave the process.
 //!
 //! A full `once` runs through the real binary with `RUST_LOG=trace` and JSON logs, against a
 //! simulator that accepts only a recognisable canary secret; then `plan`, `check-config`,

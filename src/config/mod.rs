@@ -58,7 +58,8 @@ pub struct GenesysSettings {
     pub max_concurrency: usize,
     pub request_timeout_secs: u64,
     pub token_refresh_margin_secs: u64,
-    /// Where the per-token rate limit is read at start-up (❓ namespace not documented).
+    /// Where the per-token rate limit is read at start-up (the namespace is not documented;
+    /// `docs/genesys-api.md` §3).
     pub limits_namespace: String,
     pub rate_limit_key: String,
     pub retry: RetrySettings,
@@ -147,7 +148,8 @@ pub struct MetricsSettings {
     pub evaluations: bool,
     /// Query `surveys/aggregates` for CSAT-like scores.
     pub surveys: bool,
-    /// `userId` predicates per analytics query (✅ ≤ 100 documented for user aggregates).
+    /// `userId` predicates per analytics query (documented as at most 100 for user-status
+    /// aggregates only; `docs/genesys-api.md` §6).
     pub users_per_query: usize,
 }
 

@@ -1,8 +1,8 @@
 //! Genesys Cloud Platform API v2 client: only the calls skill-tuner needs, each typed, each
 //! sent through one stack of pacing, auth and retries (see [`transport`]).
 //!
-//! Every path, body and limit follows `shared/genesys-api.md`; where the reference marks a
-//! fact unknown the value is a named constant or configurable, and the README says so.
+//! Every path, body and limit follows `docs/genesys-api.md`; where Genesys documents a fact
+//! nowhere, the value is a named constant or a setting, listed in its §9.
 
 pub mod auth;
 pub mod error;
@@ -27,18 +27,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use transport::{ApiRequest, Transport};
 
-/// Largest page of `GET /api/v2/users` and `GET /api/v2/routing/skills` (✅ TF uses 500).
+/// Page size of `GET /api/v2/users` and `GET /api/v2/routing/skills`: the Terraform provider's
+/// 500; the maximum is not documented (`docs/genesys-api.md` §4).
 pub const USER_PAGE_SIZE: u32 = 500;
-/// Page size for one user's skills: a user holds at most 50 skills (UI cap), so one page.
-/// (✅ TF pages with 50; the endpoint's maximum is not documented.)
+/// Page size for one user's skills; every page is followed, so a larger set still reads whole.
+/// (The Terraform provider pages with 50; the endpoint's maximum is not documented.)
 pub const USER_SKILLS_PAGE_SIZE: u32 = 50;
-/// Most skills in one `PATCH …/routingskills/bulk` (✅ TF: "restricts skills adds to 50 per call").
+/// Most skills in one `PATCH …/routingskills/bulk`: the Terraform provider's limit ("restricts
+/// skills adds to 50 per call"); the SDK's body schema sets no maximum (`docs/genesys-api.md` §5).
 pub const BULK_SKILLS_MAX: usize = 50;
-/// Page size for queue members and group individuals (❓ maximum not documented; 100 is safe).
+/// Page size for queue members (documented maximum 100) and group individuals (no paging
+/// parameters documented).
 pub const MEMBER_PAGE_SIZE: u32 = 100;
-/// Most `externalTag` values in one workitem query (❓ not documented; conservative).
+/// Most `externalTag` values in one workitem query (not documented; conservative).
 pub const WORKITEM_TAGS_PER_QUERY: usize = 50;
-/// Largest workitem query page (✅ "Maximum of 200").
+/// Largest workitem query page (documented: "Maximum of 200").
 pub const WORKITEM_PAGE_SIZE: u32 = 200;
 
 /// How to reach and pace one org.
@@ -429,9 +432,9 @@ impl GenesysClient {
             let mut after = None;
             loop {
                 let body = WorkitemQuery {
-                    // The API requires at least one EQ filter on workbinId, assigneeId or
-                    // typeId (PY SDK `TaskManagementApi.md`, post_taskmanagement_workitems_query);
-                    // our review workitems all have our worktype.
+                    // The API requires at least one EQ filter on workbinId, assigneeId,
+                    // queueId or typeId (`docs/genesys-api.md` §7); our review workitems all
+                    // have our worktype.
                     filters: vec![
                         WorkitemFilter {
                             name: "typeId".into(),

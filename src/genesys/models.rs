@@ -1,4 +1,4 @@
-//! Serde shapes of the Genesys Cloud API bodies we use (`shared/genesys-api.md` §3–§5).
+//! Serde shapes of the Genesys Cloud API bodies we use (`docs/genesys-api.md` §2–§7).
 //! Unknown fields are ignored and every field the API may omit is optional or defaulted:
 //! "absent" must stay distinguishable from "zero".
 
@@ -239,7 +239,7 @@ pub struct Workitem {
     pub external_tag: Option<String>,
     #[serde(default)]
     pub status: Option<EntityRef>,
-    /// `Open | InProgress | Waiting | Closed`.
+    /// `Open | InProgress | Waiting | Closed | Unknown`.
     #[serde(default)]
     pub status_category: Option<String>,
     #[serde(default)]

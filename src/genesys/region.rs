@@ -1,6 +1,6 @@
 //! Genesys Cloud regions and the base URLs derived from them.
 //!
-//! The region table is the one every official SDK ships (see `shared/genesys-api.md` §1); the
+//! The region table is the one the official SDKs ship (see `docs/genesys-api.md` §2); the
 //! login host is always `login.<domain>` and the API host `api.<domain>`.
 
 use reqwest::Url;

@@ -1,6 +1,6 @@
 //! The retry layer: one loop, wrapped around every API call, with a total budget.
 //!
-//! Why our own ~100 lines instead of a crate: the design card's `backoff` is unmaintained
+//! Why our own ~100 lines instead of a crate: the usual choice, `backoff`, is unmaintained
 //! (RUSTSEC-2025-0012), and `backon` retries a closure but has no notion of a retry budget
 //! shared across concurrent calls, of "refresh the token once on 401", or of holding the
 //! shared pacer on a 429. The policy below is the AWS SDK "standard" mode: exponential

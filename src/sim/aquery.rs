@@ -2,7 +2,8 @@
 //! conversation, evaluation and survey aggregate endpoints).
 //!
 //! Everything a real server would reject becomes a 400 ErrorBody here, including the limits
-//! the reference marks ❓ (interval length, `userId` predicate count), which are configurable.
+//! Genesys does not document (interval length, `userId` predicate count), which are
+//! configurable here.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -18,8 +19,9 @@ pub enum Kind {
     Surveys,
 }
 
-/// Real metric names (reference §3.1–3.3). Valid names the simulator has no data for are
-/// accepted and simply absent from results, as with a real org lacking that data.
+/// Real metric names (the SDK's metric enums; `docs/genesys-api.md` §6). Valid names the
+/// simulator has no data for are accepted and simply absent from results, as with a real org
+/// lacking that data.
 const CONV_KNOWN: &[&str] = &[
     "nBlindTransferred",
     "nBotInteractions",

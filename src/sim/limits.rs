@@ -24,7 +24,7 @@ pub async fn namespace(
     Path(ns): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let cfg = &app.config;
-    // Analytics keys are sim choices: the reference found no documented names (❓).
+    // Analytics keys are sim choices: no documented names were found.
     let entries: Vec<(&str, u64)> = match ns.as_str() {
         "platform.api" => vec![
             (

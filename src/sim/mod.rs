@@ -1,7 +1,7 @@
 //! Embedded Genesys Cloud simulator.
 //!
 //! An in-process axum server on loopback that serves every path skill-tuner's client uses,
-//! with the real JSON shapes, error bodies and headers (see `/work/shared/genesys-api.md`),
+//! with the real JSON shapes, error bodies and headers (see `docs/genesys-api.md`),
 //! so the real client runs unchanged against it. The login host and the API host are the
 //! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
 //!
@@ -12,7 +12,7 @@
 //! steer failures through [`Faults`], read request counts through [`RequestCounters`] and
 //! inspect or edit the org through [`OrgHandle`].
 //!
-//! # Sim choices (where the reference is silent or marked ❓)
+//! # Sim choices (where Genesys documents nothing; `docs/genesys-api.md` §9)
 //! - Org: one supervisor per 12 agents (no skills, `manager` of their team); `agents/50`
 //!   (at least 2) inactive agents who still hold skills; 2 divisions ("Home", "Europe");
 //!   groups "Team North"/"Team South" split teams alternately; 3 queues named after the first

@@ -11,11 +11,12 @@ use super::query::{encode, Params};
 use super::render;
 use super::server::AppState;
 
-/// Sim choice (❓): the largest `pageSize` for queue members and group individuals.
+/// The largest `pageSize` for queue members (documented: 100) and group individuals (sim choice:
+/// the SDK lists no paging parameters for them).
 const MAX_MEMBER_PAGE: usize = 100;
 
 /// `GET /api/v2/routing/skills?pageSize&pageNumber&name&id…`. `name` is a case-insensitive
-/// prefix match (sim choice; the reference says "starts with").
+/// prefix match (sim choice; the SDK says "starts with").
 pub async fn skills(State(app): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let params = Params::parse(q.as_deref());
     let paging = Paging::from_params(&params, 25, 500)?;

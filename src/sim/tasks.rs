@@ -285,9 +285,8 @@ fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
 pub async fn query(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let m = json_object(&body)?;
     let filters = parse_filters(&m)?;
-    // The real API refuses a query without an EQ filter on one of these (PY SDK
-    // `TaskManagementApi.md`: "requires at least one EQ filter on the workbinId, assigneeId
-    // or typeId attributes").
+    // The real API refuses a query without an EQ filter on workbinId, assigneeId, queueId or
+    // typeId (`docs/genesys-api.md` §7); the simulator accepts the three below.
     let anchored = m
         .get("filters")
         .and_then(Value::as_array)

@@ -14,9 +14,10 @@ use super::query::{encode, Params};
 use super::render;
 use super::server::AppState;
 
-/// Most skills one bulk call may carry (TF: "Bulk API restricts skills adds to 50 per call").
+/// Most skills one bulk call may carry (the Terraform provider's "Bulk API restricts skills
+/// adds to 50 per call"; not documented by the SDK).
 const MAX_BULK: usize = 50;
-/// Sim choice (❓ in the reference): the largest `pageSize` for `/routingskills`.
+/// Sim choice (not documented): the largest `pageSize` for `/routingskills`.
 const MAX_SKILL_PAGE: usize = 100;
 
 fn find_user(org: &Org, id: &str) -> ApiResult<u32> {
