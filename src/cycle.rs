@@ -13,7 +13,7 @@ use crate::alert::{self, AlertItem, Filed};
 use crate::apply::{self, Outcome, WriteItem};
 use crate::clock::Clock;
 use crate::collect::{self, CollectError};
-use crate::config::Settings;
+use crate::config::{OnConflict, Settings};
 use crate::genesys::GenesysClient;
 use crate::history::{ChangeRecord, ChangeStatus, Ledger, LedgerError};
 use crate::org::Snapshot;
@@ -145,6 +145,16 @@ pub async fn run_cycle(
     stop: &StopSignal,
     clock: &Clock,
 ) -> Result<CycleReport, CycleError> {
+    // One writer per ledger: a cycle that writes to the org holds the ledger's write lock
+    // from before it reconciles until its run is recorded, and is refused at once (naming
+    // the holder) while anyone else holds it. A dry run writes nothing to the org.
+    let _writing = match mode {
+        Mode::Plan => None,
+        Mode::Once => ledger.lock_for_writing("once")?,
+        Mode::Scheduled(trigger) => {
+            ledger.lock_for_writing(&format!("scheduled cycle ({})", trigger.as_str()))?
+        }
+    };
     let started = std::time::Instant::now();
     let stats_before = client.stats();
     // Crash recovery first: a run a crash left unfinished is settled against the org (reads
@@ -302,15 +312,17 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
     let outcomes = apply_rows(client, settings, ledger, &rows, &added, stop, run_id).await?;
     let mut final_rows = rows;
     for row in &mut final_rows {
-        if let Some((status, detail)) = outcomes.get(&row.change_id) {
-            row.status = *status;
-            row.detail.clone_from(detail);
+        if let Some(settled) = outcomes.get(&row.change_id) {
+            row.status = settled.status;
+            row.detail.clone_from(&settled.detail);
         }
     }
     report.conflicts = final_rows
         .iter()
         .filter(|r| r.status == ChangeStatus::Conflict)
         .count();
+    report.conflicts_matching_policy = outcomes.values().filter(|s| s.matches_policy).count();
+    warn_of_second_writer(report, settings.guard.second_writer_warn_share);
     report.failed = final_rows
         .iter()
         .filter(|r| r.status == ChangeStatus::Failed)
@@ -333,6 +345,30 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
     send_digest(settings, report).await;
     partial_if_alerts_failed(report);
     Ok(())
+}
+
+/// A second writer is suspected only from this many conflicts at the policy's own value
+/// up: a few can be people who happened to agree with the policy.
+pub const SECOND_WRITER_MIN_CONFLICTS: usize = 5;
+
+/// Whether `matching` of a cycle's `conflicts` finding exactly what this policy would have
+/// written point to another tuner writing to the org (see `guard.second_writer_warn_share`).
+pub fn second_writer_suspected(matching: usize, conflicts: usize, share: f64) -> bool {
+    matching >= SECOND_WRITER_MIN_CONFLICTS && matching as f64 >= share * conflicts as f64
+}
+
+/// Warns (once per cycle) when the conflicts look like another tuner's writes rather than
+/// people's: with its own ledger it cannot be locked out, so saying so is all we can do.
+fn warn_of_second_writer(report: &CycleReport, share: f64) {
+    if second_writer_suspected(report.conflicts_matching_policy, report.conflicts, share) {
+        tracing::warn!(
+            conflicts = report.conflicts,
+            conflicts_matching_policy = report.conflicts_matching_policy,
+            "{} of this cycle's {} conflicts found exactly the value this policy would have written: another tuner (a second skill-tuner with its own ledger?) is probably writing to this org. Its writes are recorded here as people's edits and this ledger no longer matches the org; run one skill-tuner per org",
+            report.conflicts_matching_policy,
+            report.conflicts
+        );
+    }
 }
 
 /// An alert that never reached a supervisor (a workitem, the digest) is a part of the cycle
@@ -476,6 +512,22 @@ fn managers_of(snapshot: &Snapshot, rows: &[ChangeRecord]) -> HashMap<String, Ar
         .collect()
 }
 
+/// How one planned change ended.
+struct Settled {
+    status: ChangeStatus,
+    detail: Option<String>,
+    /// A conflict whose current value is exactly what this policy would have written.
+    matches_policy: bool,
+}
+
+/// Whether a value found in place of a planned change is exactly what this policy would
+/// itself have written: the planned value, or with re-plan on conflict the target. Another
+/// tuner with the same policy writes just that; a person rarely does.
+fn would_have_written(item: &WriteItem, found: f64, on_conflict: OnConflict) -> bool {
+    apply::same(found, item.after)
+        || (on_conflict == OnConflict::Replan && item.target.is_some_and(|t| apply::same(found, t)))
+}
+
 /// Writes the plan's `planned` rows, one bulk write per agent, concurrently within the
 /// client's limits. Each agent's outcome is recorded as soon as the API answered.
 #[allow(clippy::too_many_arguments)]
@@ -487,7 +539,7 @@ async fn apply_rows(
     added: &HashSet<String>,
     stop: &StopSignal,
     run_id: i64,
-) -> Result<BTreeMap<String, (ChangeStatus, Option<String>)>, CycleError> {
+) -> Result<BTreeMap<String, Settled>, CycleError> {
     let held: HashSet<&str> = rows
         .iter()
         .filter(|r| r.status == ChangeStatus::Held)
@@ -514,19 +566,36 @@ async fn apply_rows(
             if stop.is_requested() {
                 let skipped = items
                     .iter()
-                    .map(|i| (i.change_id.clone(), None))
+                    .map(|i| (i.change_id.clone(), None, false))
                     .collect::<Vec<_>>();
                 return (agent_id, skipped);
             }
             let outcomes = apply::write_agent(client, &settings.apply, agent_id, &items).await;
+            let matching: HashSet<String> = outcomes
+                .iter()
+                .filter_map(|(id, outcome)| match outcome {
+                    Outcome::Conflict { found: Some(found) } => items
+                        .iter()
+                        .find(|i| &i.change_id == id)
+                        .filter(|i| would_have_written(i, *found, settings.apply.on_conflict))
+                        .map(|_| id.clone()),
+                    _ => None,
+                })
+                .collect();
             (
                 agent_id,
-                outcomes.into_iter().map(|(id, o)| (id, Some(o))).collect(),
+                outcomes
+                    .into_iter()
+                    .map(|(id, o)| {
+                        let matches_policy = matching.contains(&id);
+                        (id, Some(o), matches_policy)
+                    })
+                    .collect(),
             )
         })
         .buffer_unordered(settings.genesys.max_concurrency.max(1));
     while let Some((agent_id, outcomes)) = writes.next().await {
-        for (change_id, outcome) in outcomes {
+        for (change_id, outcome, matches_policy) in outcomes {
             let (status, correlation, detail) = match outcome {
                 None => (
                     ChangeStatus::Skipped,
@@ -569,7 +638,14 @@ async fn apply_rows(
                 correlation.as_deref(),
                 detail.as_deref(),
             )?;
-            results.insert(change_id, (status, detail));
+            results.insert(
+                change_id,
+                Settled {
+                    status,
+                    detail,
+                    matches_policy,
+                },
+            );
         }
     }
     Ok(results)
@@ -771,6 +847,7 @@ fn summary_of(report: &CycleReport) -> serde_json::Value {
         "unchanged": report.unchanged,
         "skipped": report.skipped,
         "conflicts": report.conflicts,
+        "conflicts_matching_policy": report.conflicts_matching_policy,
         "failed": report.failed,
         "held_for_review": report.held_for_review,
         "approved_applied": report.approved_applied,
@@ -779,4 +856,19 @@ fn summary_of(report: &CycleReport) -> serde_json::Value {
         "api_calls": report.api_calls_total,
         "error": report.error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_is_suspected_from_5_matching_and_the_configured_share() {
+        assert!(!second_writer_suspected(4, 4, 0.5));
+        assert!(second_writer_suspected(5, 10, 0.5));
+        assert!(!second_writer_suspected(5, 11, 0.5));
+        assert!(second_writer_suspected(5, 5, 1.0));
+        assert!(!second_writer_suspected(9, 10, 1.0));
+        assert!(second_writer_suspected(5, 100, 0.0));
+    }
 }

@@ -75,6 +75,7 @@ impl ExitClass {
     pub fn of_ledger(error: &LedgerError) -> Self {
         match error {
             LedgerError::Locked { .. } => ExitClass::LedgerBusy,
+            LedgerError::Lock(e) if e.is_held() => ExitClass::LedgerBusy,
             _ => ExitClass::Failed,
         }
     }

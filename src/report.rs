@@ -54,6 +54,9 @@ pub struct CycleReport {
     pub unchanged: usize,
     pub skipped: BTreeMap<String, usize>,
     pub conflicts: usize,
+    /// Conflicts whose current value is exactly what this policy would itself have written:
+    /// many of them mean another tuner writes to the org, not people.
+    pub conflicts_matching_policy: usize,
     pub failed: usize,
     pub held_for_review: usize,
     pub approved_applied: usize,
@@ -98,7 +101,7 @@ impl CycleReport {
             .collect();
         let _ = writeln!(
             out,
-            "agents considered {}, changing {} | skills up {}, down {}, unchanged {} | skipped: {} | conflicts {}, failed {}, held for review {}, approved+applied {}",
+            "agents considered {}, changing {} | skills up {}, down {}, unchanged {} | skipped: {} | conflicts {}{}, failed {}, held for review {}, approved+applied {}",
             self.agents_considered,
             self.agents_changed,
             self.skills_up,
@@ -106,6 +109,10 @@ impl CycleReport {
             self.unchanged,
             if skipped.is_empty() { "none".into() } else { skipped.join(", ") },
             self.conflicts,
+            match self.conflicts_matching_policy {
+                0 => String::new(),
+                n => format!(" ({n} already at this policy's value)"),
+            },
             self.failed,
             self.held_for_review,
             self.approved_applied

@@ -120,6 +120,12 @@ pub fn open_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerE
     Ok(Ledger::open(&ledger_path(settings))?.with_clock(clock.clone()))
 }
 
+/// Opens the ledger named by the settings for a daemon, holding its daemon lock (one daemon
+/// per ledger) for as long as the handle lives.
+pub fn open_daemon_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
+    Ledger::open_for_daemon(&ledger_path(settings), clock)
+}
+
 /// Opens the ledger named by the settings for the commands that only read it.
 pub fn open_ledger_read_only(settings: &Settings) -> Result<Ledger, LedgerError> {
     Ledger::open_read_only(&ledger_path(settings))

@@ -26,6 +26,7 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub breaker: BreakerSettings,
     pub apply: ApplySettings,
+    pub guard: GuardSettings,
     pub alerts: AlertSettings,
     pub history: HistorySettings,
     pub daemon: DaemonSettings,
@@ -327,6 +328,24 @@ impl Default for ApplySettings {
             verify_before_write: true,
             on_conflict: OnConflict::Skip,
             max_conflict_retries: 3,
+        }
+    }
+}
+
+/// Signs that something else writes to the org too.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardSettings {
+    /// Warn when at least this share of a cycle's conflicts (and at least 5) found exactly
+    /// the value this policy would have written: the mark of a second tuner with a ledger
+    /// of its own, which no lock can see.
+    pub second_writer_warn_share: f64,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        Self {
+            second_writer_warn_share: 0.5,
         }
     }
 }

@@ -206,6 +206,13 @@ impl Settings {
             "breaker.max_demotion_share".into(),
         );
 
+        c.range(
+            self.guard.second_writer_warn_share,
+            0.0,
+            1.0,
+            "guard.second_writer_warn_share".into(),
+        );
+
         let a = &self.alerts;
         c.range(a.threshold, 0.0, 5.0, "alerts.threshold".into());
         if a.workitem.enabled {

@@ -28,6 +28,7 @@ struct State {
     cycles: BTreeMap<String, u64>,
     changes: BTreeMap<String, u64>,
     conflicts: u64,
+    conflicts_matching_policy: u64,
     alerts: u64,
     workitems_created: u64,
     workitems_failed: u64,
@@ -91,6 +92,7 @@ impl Metrics {
             *s.changes.entry(line.status.clone()).or_insert(0) += 1;
         }
         s.conflicts += report.conflicts as u64;
+        s.conflicts_matching_policy += report.conflicts_matching_policy as u64;
         s.alerts += report.alerts.over_threshold as u64;
         s.workitems_created += report.alerts.workitems_created as u64;
         s.workitems_failed += report.alerts.workitems_failed as u64;
@@ -275,6 +277,12 @@ impl Metrics {
             "skill_tuner_conflicts_total",
             "Changes left alone because a person edited the skill.",
             s.conflicts,
+        );
+        counter(
+            w,
+            "skill_tuner_conflicts_matching_policy_total",
+            "Conflicts whose value was exactly what this policy would have written (a second tuner?).",
+            s.conflicts_matching_policy,
         );
         counter(
             w,
@@ -575,6 +583,7 @@ mod tests {
             outcome: "ok".into(),
             duration_ms: 2500,
             conflicts: 2,
+            conflicts_matching_policy: 1,
             ..CycleReport::default()
         };
         m.record_cycle(&report);
@@ -592,6 +601,7 @@ mod tests {
         let text = m.render(&live);
         assert!(text.contains("skill_tuner_cycles_total{outcome=\"ok\"} 1\n"));
         assert!(text.contains("skill_tuner_conflicts_total 2\n"));
+        assert!(text.contains("skill_tuner_conflicts_matching_policy_total 1\n"));
         assert!(text.contains("skill_tuner_api_rate_limited_total 3\n"));
         assert!(text.contains("skill_tuner_config_last_reload_successful 0\n"));
         assert!(text.contains("skill_tuner_config_reloads_total{result=\"failed\"} 1\n"));

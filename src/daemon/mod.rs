@@ -303,7 +303,14 @@ pub async fn run(
     let secret_digest = digest(&secret);
     let run_token = load_run_token(&settings).map_err(|e| DaemonError::Startup(e.into()))?;
     let client = runtime::client_with_secret(&settings, secret, &clock)?;
-    let ledger = open_ledger_logged(&settings, &clock);
+    // One daemon per ledger: a second one is refused (exit 5, naming the first) before it
+    // binds the admin port or logs in. Any other ledger problem leaves it up but not ready.
+    let ledger = match runtime::open_daemon_ledger(&settings, &clock) {
+        Err(crate::history::LedgerError::Lock(e)) if e.is_held() => {
+            return Err(DaemonError::Startup(StartupError::Ledger(e.into())))
+        }
+        opened => ledger_logged(opened, &settings),
+    };
 
     let (run_tx, mut run_rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
@@ -850,11 +857,20 @@ fn spawn_login(client: GenesysClient, settings: Arc<Settings>) -> tokio::task::J
 }
 
 fn try_open_ledger(settings: &Settings, clock: &Clock) -> Option<Arc<Ledger>> {
-    runtime::open_ledger(settings, clock).ok().map(Arc::new)
+    runtime::open_daemon_ledger(settings, clock)
+        .ok()
+        .map(Arc::new)
 }
 
 fn open_ledger_logged(settings: &Settings, clock: &Clock) -> Option<Arc<Ledger>> {
-    match runtime::open_ledger(settings, clock) {
+    ledger_logged(runtime::open_daemon_ledger(settings, clock), settings)
+}
+
+fn ledger_logged(
+    opened: Result<Ledger, crate::history::LedgerError>,
+    settings: &Settings,
+) -> Option<Arc<Ledger>> {
+    match opened {
         Ok(l) => Some(Arc::new(l)),
         Err(e) => {
             tracing::error!(error = %e, path = %runtime::ledger_path(settings).display(), "cannot open the history ledger: no cycles run until it opens (retried at each tick and on SIGHUP); not ready");
@@ -920,7 +936,9 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     // A new `history.path` must open (else the reload fails); the same path that could not
     // be opened before is retried without failing the reload over it (not a config problem).
     let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
-        Some(Some(Arc::new(runtime::open_ledger(&settings, &cur.clock)?)))
+        Some(Some(Arc::new(runtime::open_daemon_ledger(
+            &settings, &cur.clock,
+        )?)))
     } else if cur.ledger.is_none() {
         Some(open_ledger_logged(&settings, &cur.clock))
     } else {

@@ -343,6 +343,13 @@ pub async fn rollback(
     run_id: i64,
     dry_run: bool,
 ) -> Result<RollbackReport, HistoryError> {
+    // A real rollback writes to the org: never alongside a daemon's cycle or `once` (the
+    // write lock, refused at once and naming the holder). A dry run only reads.
+    let _writing = if dry_run {
+        None
+    } else {
+        ledger.lock_for_writing(&format!("rollback of run #{run_id}"))?
+    };
     let mut run = ledger.run(run_id)?;
     if run.mode == "plan" {
         return Err(HistoryError::Refused(format!(

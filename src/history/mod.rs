@@ -9,6 +9,7 @@
 pub mod commands;
 pub mod reconcile;
 mod schema;
+pub mod writer_lock;
 
 pub use reconcile::{reconcile_unfinished, ReconcileReport};
 
@@ -41,6 +42,9 @@ pub enum LedgerError {
     /// Another process held the database past our busy timeout.
     #[error("history database {path} is locked by another process (waited {waited_ms} ms); is another skill-tuner running against the same file?")]
     Locked { path: PathBuf, waited_ms: u64 },
+    /// Another process holds the ledger's daemon or write lock (or its file is unusable).
+    #[error(transparent)]
+    Lock(#[from] writer_lock::LockError),
     /// A run's lock file next to the database could not be used.
     #[error("history run lock {path}: {source}")]
     Io {
@@ -339,6 +343,8 @@ pub struct Ledger {
     live: Mutex<HashMap<i64, Option<std::fs::File>>>,
     /// Where the recorded timestamps come from.
     clock: Clock,
+    /// A daemon's claim on this ledger (see [`Ledger::open_for_daemon`]), released with it.
+    daemon_lock: Option<writer_lock::LockGuard>,
 }
 
 /// Creates and exclusively locks a run's lock file.
@@ -431,6 +437,7 @@ impl Ledger {
             conn: Mutex::new(conn),
             live: Mutex::default(),
             clock: Clock::system(),
+            daemon_lock: None,
         })
     }
 
@@ -513,7 +520,38 @@ impl Ledger {
             conn: Mutex::new(conn),
             live: Mutex::default(),
             clock: Clock::system(),
+            daemon_lock: None,
         })
+    }
+
+    /// [`Ledger::open`] for a daemon: first takes the ledger's daemon lock, which this handle
+    /// keeps until dropped, so two daemons can never run cycles on one ledger. A lock held by
+    /// another process is [`LedgerError::Lock`] naming it, before the ledger is touched.
+    pub fn open_for_daemon(path: &Path, clock: &Clock) -> Result<Self, LedgerError> {
+        check_durable(path)?;
+        let lock = writer_lock::acquire(path, writer_lock::LockKind::Daemon, clock, "daemon")?;
+        let mut ledger = Self::open(path)?.with_clock(clock.clone());
+        ledger.daemon_lock = Some(lock);
+        Ok(ledger)
+    }
+
+    /// Takes the ledger's write lock for `what` (`once`, `rollback of run #3`, …) without
+    /// waiting: whoever writes to the org holds it for as long as it writes, so a rollback
+    /// or `once` can never interleave with a daemon's cycle. `None` for an in-memory ledger,
+    /// which no other process can see.
+    pub fn lock_for_writing(
+        &self,
+        what: &str,
+    ) -> Result<Option<writer_lock::LockGuard>, LedgerError> {
+        if self.path == Path::new(":memory:") {
+            return Ok(None);
+        }
+        Ok(Some(writer_lock::acquire(
+            &self.path,
+            writer_lock::LockKind::Write,
+            &self.clock,
+            what,
+        )?))
     }
 
     /// How this handle reaches its database.
@@ -536,6 +574,7 @@ impl Ledger {
             conn: Mutex::new(conn),
             live: Mutex::default(),
             clock: Clock::system(),
+            daemon_lock: None,
         })
     }
 
