@@ -1,5 +1,5 @@
-//! Alert: tell supervisors about big changes through the channels that exist
-//! (`docs/genesys-api.md` §7 — there is no "create alert" API):
+//! Alert: tell supervisors about big changes through the channels that exist (the SDKs have
+//! no "create alert" operation; workitems: .NET SDK 270.0.0, `build/docs/TaskManagementApi.md`):
 //! - a Task Management workitem per over-threshold change, assigned to the agent's manager
 //!   (or a queue), carrying our change id in `externalTag`: we query that tag first, so a
 //!   retry or a restart never files it twice;

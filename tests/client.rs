@@ -75,10 +75,150 @@ async fn every_read_call_matches_the_simulator() {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, expected);
 
-    let (queue, _) = &org.queues()[0];
-    assert!(!client.queue_member_ids(queue).await.unwrap().is_empty());
+    // Queue members carry no pageCount or total: the pager follows `nextUri` page by page.
+    let (queue, name) = &org.queues()[0];
+    let skill = common::sim::skill_id(&sim, name);
+    let mut members = client.queue_member_ids(queue).await.unwrap();
+    let expected = org
+        .agent_ids()
+        .into_iter()
+        .filter(|a| org.user_skills(a).iter().any(|(s, _)| *s == skill))
+        .count();
+    assert!(expected > 200, "fixture: several pages of members");
+    assert_eq!(members.len(), expected);
+    members.sort();
+    members.dedup();
+    assert_eq!(members.len(), expected);
+    assert_eq!(
+        sim.counters()
+            .count("GET", "/api/v2/routing/queues/{id}/members"),
+        expected.div_ceil(100) as u64
+    );
+    // Group individuals: one request, no paging parameters, everyone.
     let (group, _) = &org.groups()[0];
-    assert!(!client.group_member_ids(group).await.unwrap().is_empty());
+    let individuals = client.group_member_ids(group).await.unwrap();
+    assert!(individuals.len() > 500);
+    assert_eq!(
+        sim.counters()
+            .count("GET", "/api/v2/groups/{id}/individuals"),
+        1
+    );
+}
+
+/// A page of a test listing: `(entities, last page?)` for page `n` of 3 pages of 2 (the last
+/// one of 1) — five entities in all.
+fn test_page(n: u32, entity: fn(u32) -> String) -> (String, bool) {
+    let ids: Vec<u32> = match n {
+        1 => vec![1, 2],
+        2 => vec![3, 4],
+        3 => vec![5],
+        _ => vec![],
+    };
+    let entities: Vec<String> = ids.into_iter().map(entity).collect();
+    (format!("[{}]", entities.join(",")), n >= 3)
+}
+
+fn page_number(path: &str) -> u32 {
+    path.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("pageNumber="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Every listing shape the client meets: `pageCount` and `total` (users, skills, a user's
+/// skills), neither (queue members: follow `nextUri`), `total` and `pageSize` without
+/// `pageCount`, `entities` alone (org limits, statuses), and group individuals in one
+/// request without paging parameters. A server that always says "more" but sends an empty
+/// page does not loop the client.
+#[tokio::test]
+async fn the_pager_follows_every_listing_shape() {
+    let (base, server) = hostile_server(|method, path| {
+        let ok = |body: String| ("200 OK".to_string(), body);
+        let n = page_number(path);
+        let skill = |i| format!(r#"{{"id":"s{i}","name":"Skill {i}"}}"#);
+        let member = |i| format!(r#"{{"id":"m{i}","user":{{"id":"u{i}"}}}}"#);
+        let own = |i| format!(r#"{{"id":"s{i}","proficiency":{i}.0}}"#);
+        if path.starts_with("/oauth/token") {
+            ok(r#"{"access_token":"tok","token_type":"bearer","expires_in":86400}"#.into())
+        } else if path.starts_with("/api/v2/routing/skills") {
+            let (entities, _) = test_page(n, skill);
+            ok(format!(
+                r#"{{"entities":{entities},"pageSize":2,"pageNumber":{n},"total":5,"pageCount":3}}"#
+            ))
+        } else if path.starts_with("/api/v2/routing/queues/by-next-uri/members") {
+            let (entities, last) = test_page(n, member);
+            let next = if last {
+                String::new()
+            } else {
+                format!(r#","nextUri":"/api/v2/routing/queues/by-next-uri/members?pageSize=100&pageNumber={}""#, n + 1)
+            };
+            ok(format!(r#"{{"entities":{entities},"pageSize":2,"pageNumber":{n}{next}}}"#))
+        } else if path.starts_with("/api/v2/routing/queues/by-total/members") {
+            let (entities, _) = test_page(n, member);
+            ok(format!(
+                r#"{{"entities":{entities},"pageSize":2,"pageNumber":{n},"total":5}}"#
+            ))
+        } else if path.starts_with("/api/v2/routing/queues/always-more/members") {
+            let (entities, _) = test_page(n, member);
+            ok(format!(
+                r#"{{"entities":{entities},"nextUri":"/api/v2/routing/queues/always-more/members?pageNumber={}"}}"#,
+                n + 1
+            ))
+        } else if path.starts_with("/api/v2/users/u1/routingskills") {
+            let (entities, _) = test_page(1, own);
+            ok(format!(r#"{{"entities":{entities}}}"#))
+        } else if method == "GET" && path == "/api/v2/groups/g1/individuals" {
+            ok(r#"{"entities":[{"id":"u1","version":1},{"id":"u2","version":3}],"total":2}"#.into())
+        } else if path.starts_with("/api/v2/organizations/limits/namespaces/platform.api") {
+            ok(r#"{"entities":[{"key":"client.credentials.token.rate.per.minute","value":300}]}"#.into())
+        } else {
+            (
+                "400 Bad Request".into(),
+                format!(r#"{{"message":"unexpected {method} {path}","status":400}}"#),
+            )
+        }
+    })
+    .await;
+    let endpoints = Endpoints::resolve("us-east-1", Some(&base), Some(&base), false).unwrap();
+    let mut config = ClientConfig::new(
+        endpoints,
+        Credentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("s".to_string()),
+        },
+    );
+    config.rate_limit_per_minute = 0;
+    let client = GenesysClient::new(config).unwrap();
+    let ids = |v: Vec<String>| v.join(",");
+
+    let skills = client.list_skills().await.unwrap();
+    assert_eq!(skills.len(), 5);
+    assert_eq!(
+        ids(client.queue_member_ids("by-next-uri").await.unwrap()),
+        "u1,u2,u3,u4,u5"
+    );
+    assert_eq!(
+        ids(client.queue_member_ids("by-total").await.unwrap()),
+        "u1,u2,u3,u4,u5"
+    );
+    assert_eq!(
+        ids(client.queue_member_ids("always-more").await.unwrap()),
+        "u1,u2,u3,u4,u5"
+    );
+    assert_eq!(client.user_skills("u1").await.unwrap().len(), 2);
+    assert_eq!(ids(client.group_member_ids("g1").await.unwrap()), "u1,u2");
+    assert_eq!(client.org_limits("platform.api").await.unwrap().len(), 1);
+
+    let stats = client.stats();
+    assert_eq!(stats.calls_to("GET /api/v2/routing/skills"), 3);
+    // 3 pages each by nextUri and by total; the endless one stops at its first empty page.
+    assert_eq!(
+        stats.calls_to("GET /api/v2/routing/queues/{id}/members"),
+        3 + 3 + 4
+    );
+    assert_eq!(stats.calls_to("GET /api/v2/users/{id}/routingskills"), 1);
+    assert_eq!(stats.calls_to("GET /api/v2/groups/{id}/individuals"), 1);
+    server.abort();
 }
 
 #[tokio::test]

@@ -1,5 +1,11 @@
-//! Contract tests for the embedded Genesys Cloud simulator, through real HTTP on 127.0.0.1.
+//! Contract tests for the embedded Genesys Cloud simulator, through real HTTP on 127.0.0.1:
+//! first one recorded cycle of the real client checked, request by request and answer by
+//! answer, against the project's API contract (`tests/contract/genesys-contract.toml`), then
+//! the simulator's behaviour endpoint by endpoint.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -122,6 +128,313 @@ fn conv_query(ids: &[String], metrics: &[&str], granularity: Option<&str>) -> Va
 }
 
 const CONV_PATH: &str = "/api/v2/analytics/conversations/aggregates/query";
+
+// ---------------------------------------------------------------- the contract
+
+/// `{x}` path segments as `{}`: two templates with the same shape name the same route.
+fn shape(template: &str) -> String {
+    template
+        .split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The simulator's route a request took: same method, the most specific fitting template.
+fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+    skill_tuner::sim::route_templates()
+        .iter()
+        .filter(|(m, _)| *m == method)
+        .filter_map(|&(m, t)| Some((common::contract::path_fits(t, path)?, m, t)))
+        .max_by_key(|(score, _, _)| *score)
+        .map(|(_, m, t)| (m, t))
+}
+
+/// `request[3].x` → `request[].x`.
+fn without_indices(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_index = false;
+    for c in text.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            c if in_index && c.is_ascii_digit() => continue,
+            _ => in_index = false,
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_sim_control(template: &str) -> bool {
+    template.starts_with("/_sim/")
+}
+
+/// A supervisor working in the Genesys UI, through the same API: their requests are recorded
+/// and checked like the client's.
+struct Person {
+    http: Client,
+    base: String,
+    token: String,
+}
+
+impl Person {
+    async fn login(sim: &Simulator) -> Person {
+        let http = Client::new();
+        let base = sim.base_url();
+        let token = token(&http, &base).await;
+        Person { http, base, token }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> StatusCode {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+            .status()
+    }
+}
+
+/// One full cycle of the real client — plan, once with hold-for-review, a supervisor's
+/// approval, once again, rollback — in queue and group scope, with evaluations and surveys,
+/// a 429 and a 503 on the way, recorded by the simulator. Every request the client (or the
+/// supervisor) sent and every answer must keep to the contract: known operations, known
+/// query parameters of the right types, bodies with exactly the models' fields, required
+/// fields present, enum values in their enums. And every route of the simulator must have a
+/// contract entry and have been answered with a 2xx at least once in the run.
+#[tokio::test]
+async fn a_recorded_cycle_keeps_to_the_api_contract() {
+    use futures_util::FutureExt;
+
+    let contract = common::contract::Contract::load();
+    let problems = contract.problems();
+    assert!(problems.is_empty(), "the contract itself: {problems:#?}");
+
+    let sim = common::sim::start_sim(300, |c| c.record = true).await;
+    // Whatever goes wrong in the cycle, what was exchanged until then is checked and shown.
+    let scenario = std::panic::AssertUnwindSafe(recorded_cycle(&sim))
+        .catch_unwind()
+        .await;
+    let exchanges = sim.exchanges();
+    let mut violations = Vec::new();
+    if let Err(panic) = scenario {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let first_line = why.lines().next().unwrap_or_default();
+        violations.push(format!("the recorded cycle failed: {first_line} …"));
+    }
+    let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_route: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for ex in &exchanges {
+        let Some((method, template)) = route_of(&ex.method, &ex.path) else {
+            violations.push(format!(
+                "{} {}: not a route of the simulator",
+                ex.method, ex.path
+            ));
+            continue;
+        };
+        if is_sim_control(template) {
+            continue;
+        }
+        let (operation, errors) = contract.check_exchange(ex);
+        for e in errors {
+            // By route, not by path or array index: the same violation on 200 agents is one
+            // line.
+            let e = without_indices(&e);
+            let seen = by_route
+                .entry(format!("{method} {template} → {}: {e}", ex.status))
+                .or_insert_with(|| {
+                    let query = ex.query.as_deref().map(|q| format!("?{q}"));
+                    (0, format!("{}{}", ex.path, query.unwrap_or_default()))
+                });
+            seen.0 += 1;
+        }
+        if operation.is_some() && (200..300).contains(&ex.status) {
+            *answered.entry(format!("{method} {template}")).or_default() += 1;
+        }
+    }
+    for &(method, template) in skill_tuner::sim::route_templates() {
+        if is_sim_control(template) {
+            continue;
+        }
+        let entry = contract
+            .operations
+            .values()
+            .any(|op| op.method == method && shape(&op.path) == shape(template));
+        if !entry {
+            violations.push(format!("{method} {template}: no contract entry"));
+        }
+        if !answered.contains_key(&format!("{method} {template}")) {
+            violations.push(format!(
+                "{method} {template}: not exercised (no 2xx answer in the recorded run)"
+            ));
+        }
+    }
+    if !(exchanges.iter().any(|e| e.status == 429) && exchanges.iter().any(|e| e.status == 503)) {
+        violations.push("the injected 429 and 503 were not recorded".to_string());
+    }
+    eprintln!(
+        "contract: {} exchanges checked against {} operations and {} models (SDK {} {}):",
+        exchanges.len(),
+        contract.operations.len(),
+        contract.models.len(),
+        contract.sdk,
+        contract.sdk_version
+    );
+    for (route, n) in &answered {
+        eprintln!("  {n:>4} × 2xx  {route}");
+    }
+    violations.extend(
+        by_route
+            .iter()
+            .map(|(v, (n, example))| format!("{v}\n    ×{n}, e.g. {example}")),
+    );
+    assert!(
+        violations.is_empty(),
+        "{} contract violations:\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
+}
+
+/// The cycle [`a_recorded_cycle_keeps_to_the_api_contract`] records: plan, a supervisor's
+/// edit, once with hold-for-review, the supervisor's verdicts, once again, rollback.
+async fn recorded_cycle(sim: &Simulator) {
+    use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+
+    let org = sim.org();
+    let mut settings = common::sim::relaxed(sim);
+    settings.metrics.evaluations = true;
+    settings.metrics.surveys = true;
+    settings.scope.queues = vec![org.queues()[0].0.clone()];
+    settings.scope.groups = vec![org.groups()[0].0.clone()];
+    settings.alerts.workitem.enabled = true;
+    settings.alerts.webhook.enabled = true;
+    settings.alerts.threshold = 2.0;
+    settings.alerts.hold_for_review = true;
+    let client = common::sim::client_for(sim, &settings).await;
+    let ledger = common::sim::memory_ledger(sim);
+    let (clock, stop) = (sim.clock(), StopSignal::default());
+    let run = |mode| run_cycle(&client, &settings, &ledger, mode, &stop, &clock);
+
+    // A 429 and a 503 on the way: their ErrorBody answers are checked too. (The dry run
+    // goes without hold-for-review: a plan's `held` rows would park the real cycle's
+    // proposals as pending a review nobody was asked for.)
+    sim.faults().storm_429(1, 1);
+    sim.faults().fail_next(1, 503, "/routing/skills");
+    let mut dry = settings.clone();
+    dry.alerts.hold_for_review = false;
+    let plan = run_cycle(&client, &dry, &ledger, Mode::Plan, &stop, &clock)
+        .await
+        .expect("plan");
+    assert!(!plan.changes.is_empty(), "{}", plan.render_table(5));
+
+    // A supervisor looks at an agent the plan would change and, with the replacing PUT,
+    // sets one of the agent's skills to another value: the cycle must leave it alone.
+    let person = Person::login(sim).await;
+    let edited = plan.changes[0].clone();
+    let agent = client.get_user(&edited.agent_id).await.expect("get user");
+    let skill = common::sim::skill_id(sim, &edited.skill);
+    let edit = common::sim::other_than(edited.current, edited.proposed);
+    let skills: Vec<Value> = org
+        .user_skills(&agent.id)
+        .into_iter()
+        .map(|(id, p)| json!({"id": id, "proficiency": if id == skill { edit } else { p }}))
+        .collect();
+    let path = format!("/api/v2/users/{}/routingskills/bulk", agent.id);
+    assert_eq!(
+        person
+            .send(reqwest::Method::PUT, &path, &json!(skills))
+            .await,
+        StatusCode::OK
+    );
+
+    let first = run(Mode::Once).await.expect("once");
+    let held: Vec<_> = first
+        .changes
+        .iter()
+        .filter(|c| c.status == "held")
+        .collect();
+    assert!(held.len() >= 2, "{}", first.render_table(5));
+    assert!(
+        first.changes.iter().any(|c| c.status == "applied"),
+        "{}",
+        first.render_table(5)
+    );
+    assert_eq!(org.proficiency(&agent.id, &skill), Some(edit));
+
+    // The supervisor reads the first two proposals and approves one, rejects the other.
+    let statuses = org.worktype_statuses();
+    let status = |name: &str| {
+        statuses
+            .iter()
+            .find(|s| s.1 == name)
+            .expect("status")
+            .0
+            .clone()
+    };
+    for (change, verdict) in held.iter().zip(["Approved", "Rejected"]) {
+        let item = org
+            .workitems()
+            .into_iter()
+            .find(|w| w["externalTag"] == change.change_id.as_str())
+            .expect("workitem");
+        let id = item["id"].as_str().expect("id");
+        assert_eq!(client.workitem(id).await.expect("workitem").id, id);
+        let path = format!("/api/v2/taskmanagement/workitems/{id}");
+        let body = json!({"statusId": status(verdict)});
+        assert_eq!(
+            person.send(reqwest::Method::PATCH, &path, &body).await,
+            StatusCode::OK
+        );
+    }
+    let second = run(Mode::Once).await.expect("second once");
+    assert_eq!(second.approved_applied, 1);
+    let rollback =
+        skill_tuner::history::commands::rollback(&client, &settings, &ledger, first.run_id, false)
+            .await
+            .expect("rollback");
+    assert!(!rollback.restored.is_empty(), "{rollback:?}");
+}
+
+/// The route table the contract test walks is the router: each listed method answers on
+/// its template (never the 404/405 fallbacks: without a token, `/api/v2` answers 401), and
+/// every other method is a 405.
+#[tokio::test]
+async fn the_route_table_is_the_router() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("start");
+    let http = Client::new();
+    let routes = skill_tuner::sim::route_templates();
+    for &(_, template) in routes {
+        let path = template.replace('{', "x-").replace('}', "");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let listed = routes.iter().any(|&(m, t)| m == method && t == template);
+            let resp = http
+                .request(
+                    method.parse().expect("method"),
+                    format!("{}{path}", sim.base_url()),
+                )
+                .send()
+                .await
+                .expect("send");
+            let status = resp.status().as_u16();
+            if listed {
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {template}: {status}"
+                );
+            } else {
+                assert_eq!(status, 405, "{method} {template}");
+            }
+        }
+    }
+}
 
 // ---------------------------------------------------------------- auth
 
@@ -465,29 +778,62 @@ async fn catalogue_queues_groups_and_limits() {
 
     let queues = org.queues();
     assert_eq!(queues.len(), 3);
-    let (status, members) = json_of(
-        h.get(&format!(
-            "/api/v2/routing/queues/{}/members?pageSize=100",
-            queues[0].0
-        ))
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(members["total"].as_u64().is_some_and(|t| t > 0));
-    assert_eq!(members["entities"][0]["memberBy"], "user");
-    assert_eq!(members["entities"][0]["joined"], true);
+    // QueueMemberEntityListing has no total, pageCount or lastUri: pages follow `nextUri`.
+    let skill_of_queue = common::sim::skill_id(&h.sim, &queues[0].1);
+    let expected = org
+        .agent_ids()
+        .into_iter()
+        .filter(|a| org.user_skills(a).iter().any(|(s, _)| *s == skill_of_queue))
+        .count();
+    assert!(
+        expected > 100,
+        "fixture: the first queue needs more than a page"
+    );
+    let mut seen = 0;
+    let mut page = 1;
+    loop {
+        let (status, members) = json_of(
+            h.get(&format!(
+                "/api/v2/routing/queues/{}/members?pageSize=100&pageNumber={page}",
+                queues[0].0
+            ))
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        for absent in ["total", "pageCount", "lastUri"] {
+            assert!(members.get(absent).is_none(), "{absent}");
+        }
+        assert_eq!(members["pageNumber"], page);
+        assert_eq!(members["entities"][0]["memberBy"], "user");
+        assert_eq!(members["entities"][0]["joined"], true);
+        assert!(members["entities"][0]["user"]["version"].is_u64());
+        seen += members["entities"].as_array().map_or(0, Vec::len);
+        if members.get("nextUri").is_none() {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(seen, expected);
 
+    // Group individuals take no paging parameters: one answer holds everyone (any paging
+    // parameters are ignored).
     let groups = org.groups();
     assert_eq!(groups[0].1, "Team North");
     let mut total = 0;
     for (id, _) in &groups {
-        let (status, people) =
-            json_of(h.get(&format!("/api/v2/groups/{id}/individuals")).await).await;
+        let (status, people) = json_of(
+            h.get(&format!("/api/v2/groups/{id}/individuals?pageSize=1"))
+                .await,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        total += people["total"].as_u64().expect("total");
+        let n = people["entities"].as_array().map_or(0, Vec::len);
+        assert_eq!(people["total"], n);
+        assert!(people.get("nextUri").is_none());
+        total += n;
     }
-    assert_eq!(total as usize, org.agent_ids().len());
+    assert_eq!(total, org.agent_ids().len());
 
     let (status, limits) = json_of(
         h.get("/api/v2/organizations/limits/namespaces/platform.api")
@@ -500,6 +846,11 @@ async fn catalogue_queues_groups_and_limits() {
         .expect("entities")
         .iter()
         .any(|e| e["key"] == "client.credentials.token.rate.per.minute" && e["value"] == 300));
+    // LimitsEntityListing: `entities` only.
+    assert_eq!(
+        limits.as_object().map(|m| m.keys().collect::<Vec<_>>()),
+        Some(vec![&"entities".to_string()])
+    );
     let (status, _) = json_of(
         h.get("/api/v2/organizations/limits/namespaces/analytics")
             .await,
@@ -517,11 +868,7 @@ async fn conversation_aggregates_equal_the_truth() {
     let h = Harness::default().await;
     let org = h.sim.org();
     let ids: Vec<String> = org.agent_ids()[..40].to_vec();
-    let q = conv_query(
-        &ids,
-        &["tHandle", "nTransferred", "nOffered", "tWait"],
-        None,
-    );
+    let q = conv_query(&ids, &["tHandle", "nTransferred", "nOffered"], None);
     let (status, body) = json_of(h.post(CONV_PATH, &q).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let results = body["results"].as_array().expect("results");
@@ -549,7 +896,6 @@ async fn conversation_aggregates_equal_the_truth() {
                         None => assert_eq!(t.n_transferred, 0),
                     }
                     assert!(find("nOffered").is_none(), "queue-side metric under a user");
-                    assert!(find("tWait").is_none());
                     let aht = t.t_handle_sum_ms as f64 / t.t_handle_count as f64;
                     assert!((240_000.0 * 0.55..=900_000.0 * 1.45).contains(&aht));
                 }
@@ -724,14 +1070,354 @@ async fn evaluation_and_survey_aggregates() {
         !results.is_empty() && results.len() < 50,
         "surveys are sparse"
     );
-    let bad = json!({"interval": interval(day(1), day(8)), "metrics": ["nSurveyResponses"],
+    // Surveys by skill: each agent's responses of a day concern one skill the agent holds,
+    // so the per-skill groups of an agent add up to the agent's total.
+    let by = |group_by: Value| {
+        json!({"interval": interval(day(1), day(29)), "groupBy": group_by,
+               "filter": user_predicates(&ids), "metrics": ["nSurveyResponses"]})
+    };
+    let surveys = "/api/v2/analytics/surveys/aggregates/query";
+    let count = |body: &Value, id: &str| -> u64 {
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["group"]["userId"] == id)
+            .map(|r| {
+                r["data"][0]["metrics"][0]["stats"]["count"]
+                    .as_u64()
+                    .expect("count")
+            })
+            .sum()
+    };
+    let (status, per_user) = json_of(h.post(surveys, &by(json!(["userId"]))).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, per_skill) = json_of(
+        h.post(surveys, &by(json!(["userId", "requestedRoutingSkillId"])))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for id in &ids {
+        assert_eq!(count(&per_user, id), count(&per_skill, id));
+    }
+    for r in per_skill["results"].as_array().expect("results") {
+        let (user, skill) = (
+            r["group"]["userId"].as_str().expect("user"),
+            r["group"]["requestedRoutingSkillId"]
+                .as_str()
+                .expect("skill"),
+        );
+        assert!(h
+            .sim
+            .org()
+            .user_skills(user)
+            .iter()
+            .any(|(s, _)| s == skill));
+    }
+    // The SDK's evaluation queries have no requestedRoutingSkillId dimension.
+    let bad = json!({"interval": interval(day(1), day(8)), "metrics": ["nEvaluations"],
                      "groupBy": ["requestedRoutingSkillId"]});
-    assert_eq!(
-        h.post("/api/v2/analytics/surveys/aggregates/query", &bad)
-            .await
-            .status(),
-        StatusCode::BAD_REQUEST
+    let (status, body) = json_of(
+        h.post("/api/v2/analytics/evaluations/aggregates/query", &bad)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "groupBy");
+}
+
+/// A conversation belongs to the queue of its requested skill: grouped by `queueId`, each
+/// queue's numbers are those of every agent (active or not) on that skill, a `queueId`
+/// predicate selects exactly them, and the skills without a queue form a group without one.
+#[tokio::test]
+async fn aggregates_by_queue() {
+    let h = Harness::start(SimConfig {
+        agents: 80,
+        ..SimConfig::default()
+    })
+    .await;
+    let org = h.sim.org();
+    let q = json!({
+        "interval": interval(day(1), day(15)),
+        "groupBy": ["queueId"],
+        "metrics": ["tHandle", "nOffered"],
+    });
+    let (status, body) = json_of(h.post(CONV_PATH, &q).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    let everyone: Vec<String> = org
+        .agent_ids()
+        .into_iter()
+        .chain(org.inactive_ids())
+        .collect();
+    let truth = |skill: &str| -> u64 {
+        everyone
+            .iter()
+            .filter_map(|a| org.metrics_truth(a, skill, day(1), day(15)))
+            .map(|t| t.t_handle_count)
+            .sum()
+    };
+    let find = |r: &Value, metric: &str| {
+        r["data"][0]["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|x| x["metric"] == metric).cloned())
+            .map(|m| m["stats"]["count"].as_u64().expect("count"))
+    };
+    for (queue, name) in org.queues() {
+        let skill = common::sim::skill_id(&h.sim, &name);
+        let group = results
+            .iter()
+            .find(|r| r["group"]["queueId"] == queue.as_str())
+            .expect("a group per queue");
+        assert_eq!(find(group, "tHandle"), Some(truth(&skill)), "{name}");
+        // Queue-side offers: one per handled conversation in the simulator.
+        assert_eq!(find(group, "nOffered"), Some(truth(&skill)), "{name}");
+
+        let (_, one) = json_of(
+            h.post(
+                CONV_PATH,
+                &json!({
+                    "interval": interval(day(1), day(15)),
+                    "groupBy": ["userId"],
+                    "filter": {"type": "and", "predicates": [{"dimension": "queueId", "value": queue}]},
+                    "metrics": ["tHandle"],
+                }),
+            )
+            .await,
+        )
+        .await;
+        let mut sum = 0;
+        for r in one["results"].as_array().expect("results") {
+            let user = r["group"]["userId"].as_str().expect("user");
+            assert!(org.user_skills(user).iter().any(|(s, _)| *s == skill));
+            sum += find(r, "tHandle").unwrap_or(0);
+        }
+        assert_eq!(sum, truth(&skill));
+    }
+    let queueless = results
+        .iter()
+        .find(|r| r["group"].get("queueId").is_none())
+        .expect("the skills without a queue");
+    let rest: u64 = org
+        .skills()
+        .iter()
+        .skip(org.queues().len())
+        .map(|(id, _)| truth(id))
+        .sum();
+    assert_eq!(find(queueless, "tHandle"), Some(rest));
+
+    // Evaluations by queue add up to the whole.
+    let evals = "/api/v2/analytics/evaluations/aggregates/query";
+    let total = |group_by: Value| {
+        json!({"interval": interval(day(1), day(15)), "groupBy": group_by,
+               "metrics": ["nEvaluations"]})
+    };
+    let (_, by_queue) = json_of(h.post(evals, &total(json!(["queueId"]))).await).await;
+    let (_, all) = json_of(h.post(evals, &total(json!([]))).await).await;
+    let sum: u64 = by_queue["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| find(r, "nEvaluations"))
+        .sum();
+    assert!(sum > 0);
+    assert_eq!(Some(sum), find(&all["results"][0], "nEvaluations"));
+}
+
+/// A conversation aggregate that must succeed.
+async fn ask(h: &Harness, q: Value) -> Value {
+    let (status, body) = json_of(h.post(CONV_PATH, &q).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// `timeZone`: any IANA zone; granularity buckets are local days of it (23 hours on the
+/// spring-forward day), and a UTC day's numbers land in the local day holding its noon.
+#[tokio::test]
+async fn aggregates_in_local_time_zones() {
+    let h = Harness::default().await;
+    let id = h.sim.org().agent_ids()[3].clone();
+    let query = |interval: &str, tz: Option<&str>| {
+        let mut q = json!({
+            "interval": interval,
+            "granularity": "P1D",
+            "groupBy": ["userId"],
+            "filter": user_predicates(std::slice::from_ref(&id)),
+            "metrics": ["tHandle"],
+        });
+        if let Some(tz) = tz {
+            q["timeZone"] = json!(tz);
+        }
+        q
+    };
+    let buckets = |body: &Value| -> Vec<(String, i64)> {
+        body["results"][0]["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| {
+                (
+                    d["interval"].as_str().expect("interval").to_string(),
+                    d["metrics"][0]["stats"]["count"].as_i64().expect("count"),
+                )
+            })
+            .collect()
+    };
+
+    // Berlin (UTC+2 in May): the same days, buckets starting at local midnight.
+    let utc = buckets(&ask(&h, query(&interval(day(4), day(11)), None)).await);
+    let berlin = buckets(
+        &ask(
+            &h,
+            query(
+                "2026-05-04T00:00:00+02:00/2026-05-11T00:00:00+02:00",
+                Some("Europe/Berlin"),
+            ),
+        )
+        .await,
     );
+    assert_eq!(utc.len(), berlin.len());
+    assert!(utc.len() >= 4, "fixture: a busy agent");
+    for (u, b) in utc.iter().zip(&berlin) {
+        assert_eq!(u.1, b.1);
+        assert!(b.0.contains("T22:00:00.000Z/"), "{b:?}");
+    }
+
+    // New York across the spring-forward day (8 March 2026): 24, 23 and 24 hours (the whole
+    // org, so that the weekend days have data).
+    let org_wide = |interval: &str, tz: Option<&str>| {
+        let mut q = query(interval, tz);
+        q.as_object_mut()
+            .map(|m| (m.remove("filter"), m.remove("groupBy")));
+        q
+    };
+    let ny = ask(
+        &h,
+        org_wide(
+            "2026-03-07T00:00:00-05:00/2026-03-10T00:00:00-04:00",
+            Some("America/New_York"),
+        ),
+    )
+    .await;
+    let spans: Vec<String> = buckets(&ny).into_iter().map(|b| b.0).collect();
+    assert_eq!(
+        spans,
+        [
+            "2026-03-07T05:00:00.000Z/2026-03-08T05:00:00.000Z",
+            "2026-03-08T05:00:00.000Z/2026-03-09T04:00:00.000Z",
+            "2026-03-09T04:00:00.000Z/2026-03-10T04:00:00.000Z",
+        ]
+    );
+    let total = |body: &Value| buckets(body).iter().map(|b| b.1).sum::<i64>();
+    let utc_march = ask(
+        &h,
+        org_wide("2026-03-07T00:00:00Z/2026-03-10T00:00:00Z", None),
+    )
+    .await;
+    assert_eq!(buckets(&ny).len(), buckets(&utc_march).len());
+    assert_eq!(total(&ny), total(&utc_march));
+
+    // Auckland (UTC+12 in May): noon UTC is already the next local day.
+    let auckland = ask(
+        &h,
+        query(
+            "2026-05-05T00:00:00+12:00/2026-05-12T00:00:00+12:00",
+            Some("Pacific/Auckland"),
+        ),
+    )
+    .await;
+    let utc_before = ask(&h, query(&interval(day(4), day(11)), None)).await;
+    assert_eq!(total(&auckland), total(&utc_before));
+
+    let (status, body) = json_of(
+        h.post(
+            CONV_PATH,
+            &query(&interval(day(4), day(11)), Some("Mars/Olympus")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "timeZone");
+}
+
+/// What the SDK allows but the simulator does not model is a 400 naming the field, never an
+/// answer that leaves part of the query out; what the SDK does not allow, likewise.
+#[tokio::test]
+async fn unsupported_query_parts_are_refused_by_name() {
+    let h = Harness::default().await;
+    let base = || json!({"interval": interval(day(1), day(8)), "groupBy": ["userId"], "metrics": ["tHandle"]});
+    let with = |key: &str, value: Value| {
+        let mut q = base();
+        q[key] = value;
+        q
+    };
+    let predicate = |p: Value| with("filter", json!({"type": "and", "predicates": [p]}));
+    let cases = [
+        (with("metrics", json!(["tWait"])), "metrics"),
+        (with("groupBy", json!(["divisionId"])), "groupBy"),
+        (with("queryType", json!("topN")), "queryType"),
+        (with("views", json!([])), "views"),
+        (
+            with("alternateTimeDimension", json!("eventTime")),
+            "alternateTimeDimension",
+        ),
+        (
+            with("sortMetric", json!({"name": "tHandle", "function": "sum"})),
+            "sortMetric",
+        ),
+        (with("limit", json!(5)), "limit"),
+        (with("granularity", json!("P1M")), "granularity"),
+        (with("colour", json!("blue")), "colour"),
+        (with("timeZone", json!("Nowhere/Special")), "timeZone"),
+        (
+            predicate(json!({"type": "metric", "metric": "tHandle"})),
+            "filter.predicates.metric",
+        ),
+        (
+            predicate(json!({"type": "metric", "dimension": "userId", "value": "x"})),
+            "filter.predicates.type",
+        ),
+        (
+            predicate(json!({"dimension": "userId", "range": {"gte": 1}})),
+            "filter.predicates.range",
+        ),
+        (
+            predicate(json!({"dimension": "wrapUpCode", "value": "x"})),
+            "filter.predicates.dimension",
+        ),
+    ];
+    for (q, field) in cases {
+        let (status, body) = json_of(h.post(CONV_PATH, &q).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(body["code"], "invalid.value", "{q}: {body}");
+        assert_eq!(body["details"][0]["fieldName"], field, "{q}: {body}");
+    }
+    // Evaluation and survey queries have no topN.
+    let (status, body) = json_of(
+        h.post(
+            "/api/v2/analytics/evaluations/aggregates/query",
+            &json!({"interval": interval(day(1), day(8)), "metrics": ["nEvaluations"],
+                    "queryType": "groupBy"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "queryType");
+    // Flattening is a no-op here (every modelled dimension has one value).
+    let (status, flat) = json_of(
+        h.post(
+            CONV_PATH,
+            &with("flattenMultivaluedDimensions", json!(true)),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, plain) = json_of(h.post(CONV_PATH, &base()).await).await;
+    assert_eq!(flat, plain);
 }
 
 #[tokio::test]
@@ -1007,13 +1693,37 @@ async fn workitems_create_query_and_close() {
                "pageSize": 200})
     };
     let qpath = "/api/v2/taskmanagement/workitems/query";
-    // Without an EQ filter on workbinId, assigneeId or typeId the API refuses the query.
+    // Without an EQ filter on workbinId, assigneeId, queueId or typeId the API refuses it.
     let unanchored = json!({"filters": [{"name": "externalTag", "type": "String",
         "operator": "IN", "values": ["change-1"]}], "pageSize": 200});
     assert_eq!(
         h.post(qpath, &unanchored).await.status(),
         StatusCode::BAD_REQUEST
     );
+    // At most three filters; queueId anchors too; NIN is not an SDK operator; a body field
+    // the simulator does not model is refused by name.
+    let filter = |name: &str, op: &str, value: &str| json!({"name": name, "type": "String", "operator": op, "values": [value]});
+    let four = json!({"filters": [anchor, filter("externalTag", "EQ", "a"),
+        filter("statusCategory", "EQ", "Open"), filter("name", "NEQ", "x")], "pageSize": 10});
+    let (status, body) = json_of(h.post(qpath, &four).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "filters");
+    let by_queue = json!({"filters": [filter("queueId", "EQ", &org.queues()[0].0)]});
+    let (status, body) = json_of(h.post(qpath, &by_queue).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 0);
+    let nin = json!({"filters": [anchor, filter("externalTag", "NIN", "a")]});
+    assert_eq!(h.post(qpath, &nin).await.status(), StatusCode::BAD_REQUEST);
+    let select = json!({"filters": [anchor], "select": "Count"});
+    let (status, body) = json_of(h.post(qpath, &select).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "select");
+    let mut in_bin = create("x");
+    in_bin["workbinId"] = json!(uuid::Uuid::new_v4().to_string());
+    let (status, body) = json_of(h.post(path, &in_bin).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["fieldName"], "workbinId");
+
     let (status, found) = json_of(h.post(qpath, &query("EQ", vec!["change-1"])).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(found["entities"].as_array().map(Vec::len), Some(1));

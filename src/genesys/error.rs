@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
-/// The API's `ErrorBody` (all fields optional; see `docs/genesys-api.md` §3).
+/// The API's `ErrorBody` (all fields optional; .NET SDK 270.0.0, `build/docs/ErrorBody.md`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ErrorBody {

@@ -1,8 +1,12 @@
 //! Genesys Cloud Platform API v2 client: only the calls skill-tuner needs, each typed, each
 //! sent through one stack of pacing, auth and retries (see [`transport`]).
 //!
-//! Every path, body and limit follows `docs/genesys-api.md`; where Genesys documents a fact
-//! nowhere, the value is a named constant or a setting, listed in its §9.
+//! Every path, query parameter and body follows Genesys' generated SDKs (operations in
+//! `MyPureCloud/platform-client-sdk-dotnet` `build/docs/*Api.md`, models in
+//! `build/docs/<Model>.md`, version 270.0.0), summed up with their sources in
+//! `docs/genesys-api.md`; `tests/contract/genesys-contract.toml` holds the facts we rely on,
+//! and `tests/sim_contract.rs` checks every request against them. Where no public document
+//! states a fact the value is a named constant or a setting, listed in the notes' §9.
 
 pub mod auth;
 pub mod error;
@@ -36,8 +40,8 @@ pub const USER_SKILLS_PAGE_SIZE: u32 = 50;
 /// Most skills in one `PATCH …/routingskills/bulk`: the Terraform provider's limit ("restricts
 /// skills adds to 50 per call"); the SDK's body schema sets no maximum (`docs/genesys-api.md` §5).
 pub const BULK_SKILLS_MAX: usize = 50;
-/// Page size for queue members (documented maximum 100) and group individuals (no paging
-/// parameters documented).
+/// Page size for queue members (.NET SDK 270.0.0 `RoutingApi.md`, GetRoutingQueueMembers:
+/// "Max value is 100"). Group individuals come in one answer, unpaged.
 pub const MEMBER_PAGE_SIZE: u32 = 100;
 /// Most `externalTag` values in one workitem query (not documented; conservative).
 pub const WORKITEM_TAGS_PER_QUERY: usize = 50;
@@ -369,7 +373,8 @@ impl GenesysClient {
         Ok(last)
     }
 
-    /// User ids of a queue's members.
+    /// User ids of a queue's members. `QueueMemberEntityListing` has no `total` or
+    /// `pageCount`: the pages are followed while each carries a `nextUri`.
     pub async fn queue_member_ids(&self, queue_id: &str) -> Result<Vec<String>, ApiError> {
         let path = format!("/api/v2/routing/queues/{}/members", encode(queue_id));
         let members: Vec<QueueMember> = self
@@ -385,17 +390,17 @@ impl GenesysClient {
             .collect())
     }
 
-    /// User ids of a group's individual members.
+    /// User ids of a group's individual members. `GET /api/v2/groups/{id}/individuals` takes
+    /// no query parameters and answers every individual at once (.NET SDK 270.0.0,
+    /// `build/docs/GroupsApi.md`, GetGroupIndividuals: "Get all individuals associated with
+    /// the group").
     pub async fn group_member_ids(&self, group_id: &str) -> Result<Vec<String>, ApiError> {
-        let path = format!("/api/v2/groups/{}/individuals", encode(group_id));
-        let users: Vec<User> = self
-            .all_pages(|number| {
-                ApiRequest::get(path.clone(), "/api/v2/groups/{id}/individuals")
-                    .query("pageSize", MEMBER_PAGE_SIZE)
-                    .query("pageNumber", number)
-            })
-            .await?;
-        Ok(users.into_iter().map(|u| u.id).collect())
+        let request = ApiRequest::get(
+            format!("/api/v2/groups/{}/individuals", encode(group_id)),
+            "/api/v2/groups/{id}/individuals",
+        );
+        let listing: Listing<User> = self.t().json(&request).await?;
+        Ok(listing.entities.into_iter().map(|u| u.id).collect())
     }
 
     /// One synchronous aggregate query (read-only, so retried like a GET).
@@ -432,9 +437,10 @@ impl GenesysClient {
             let mut after = None;
             loop {
                 let body = WorkitemQuery {
-                    // The API requires at least one EQ filter on workbinId, assigneeId,
-                    // queueId or typeId (`docs/genesys-api.md` §7); our review workitems all
-                    // have our worktype.
+                    // "At least one EQ filter on the workbinId, assigneeId, queueId or typeId
+                    // attributes. A maximum of three filters are allowed." (.NET SDK 270.0.0,
+                    // `build/docs/TaskManagementApi.md`, PostTaskmanagementWorkitemsQuery);
+                    // our review workitems all have our worktype. Two filters.
                     filters: vec![
                         WorkitemFilter {
                             name: "typeId".into(),
@@ -513,7 +519,14 @@ impl GenesysClient {
         M: Fn(T) -> Option<U>,
     {
         let first: Listing<T> = self.t().json(&page(1)).await?;
-        let page_count = first.page_count;
+        // `pageCount` where the listing has it (`UserEntityListing`, `SkillEntityListing`,
+        // `UserSkillEntityListing`), else derived from `total` and `pageSize`; a listing
+        // with neither (`QueueMemberEntityListing`) is followed page by page while it
+        // carries a `nextUri`.
+        let page_count = first.page_count.or_else(|| {
+            let size = u64::from(first.page_size.filter(|s| *s > 0)?);
+            u32::try_from(first.total?.div_ceil(size)).ok()
+        });
         let mut more = first.next_uri.is_some();
         // Sized from the reported total: growing (and then shrinking) a Vec of 100 000
         // entries would briefly hold two copies.
@@ -538,7 +551,8 @@ impl GenesysClient {
             }
             Some(_) => {}
             None => {
-                // No page count: follow pages until one comes back empty or says it is last.
+                // No page count: the next page while the last one carried a `nextUri` (and
+                // was not empty, so a server that always sends one cannot loop us forever).
                 let mut number = 1;
                 while more {
                     number += 1;

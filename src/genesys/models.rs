@@ -1,11 +1,14 @@
-//! Serde shapes of the Genesys Cloud API bodies we use (`docs/genesys-api.md` §2–§7).
+//! Serde shapes of the Genesys Cloud API bodies we use (the SDK models of the same names,
+//! `MyPureCloud/platform-client-sdk-dotnet` `build/docs/<Model>.md`, version 270.0.0).
 //! Unknown fields are ignored and every field the API may omit is optional or defaulted:
 //! "absent" must stay distinguishable from "zero".
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A paged listing (`UserEntityListing`, `UserSkillEntityListing`, `SkillEntityListing`, …).
+/// A listing: `UserEntityListing`, `UserSkillEntityListing`, `SkillEntityListing` (every
+/// paging field), `QueueMemberEntityListing` (no `total`, `pageCount` or `lastUri`),
+/// `LimitsEntityListing` (`entities` only), `WorkitemStatusListing` (`total`, `entities`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Listing<T> {

@@ -1,7 +1,8 @@
 //! Genesys Cloud regions and the base URLs derived from them.
 //!
-//! The region table is the one the official SDKs ship (see `docs/genesys-api.md` §2); the
-//! login host is always `login.<domain>` and the API host `api.<domain>`.
+//! The region table is the one every official SDK ships (the .NET SDK's
+//! `build/src/PureCloudPlatform.Client.V2/Client/PureCloudRegionHosts.cs`); the login host is
+//! always `login.<domain>` and the API host `api.<domain>`.
 
 use reqwest::Url;
 

@@ -1,10 +1,19 @@
 //! The aggregation engine: walks the synthetic rows a query selects, day by day, and folds
 //! them into `{results:[{group, data:[{interval, metrics}]}]}`.
 //!
-//! Sim choices: each UTC day's numbers land in the bucket containing that day's midnight, and
-//! only days lying wholly inside the interval count (the data has no finer time resolution).
-//! A day has data only once it has ended by the simulator's clock: today and the future are
-//! empty, as they are in a real org.
+//! Sim choices: the data has a resolution of one UTC day, and each UTC day's numbers happen
+//! at that day's noon (UTC). A day counts when its noon lies inside the query interval, and
+//! lands in the granularity bucket holding its noon; buckets follow the query's `timeZone`
+//! (local days, 23 or 25 hours long across a daylight-saving change). So every UTC day is
+//! counted exactly once, whatever the zone: for zones from UTC−12 to UTC+11:59 a UTC day is
+//! the local day of the same date; east of that, noon UTC is already the next local day.
+//! Totals over adjacent intervals add up, and an interval of whole UTC days counts exactly
+//! those days. A day has data only once it has ended by the simulator's clock: today and
+//! the future are empty, as they are in a real org.
+//! Conversations belong to the queue of their requested skill (the queue the simulator made
+//! for that skill; a skill without one has no `queueId`). An agent's evaluations and survey
+//! responses of one UTC day concern one of the skills the agent held at generation (picked
+//! per day from the seed), and so that skill's queue.
 //! Groups and metrics without data are absent, never zero, as in the real API.
 
 use std::collections::BTreeMap;
@@ -14,15 +23,22 @@ use serde_json::{json, Map, Value};
 
 use super::aquery::{Dim, Kind, Query, Row};
 use super::org::{Org, Role};
+use super::rng::{domain, mix};
 use super::synth::{self, ConvMetric, Stat, CONV_METRICS, EVAL_METRICS, SURVEY_METRICS};
 
 const DAY: i64 = 86_400;
+const NOON: i64 = DAY / 2;
 
-/// The whole UTC days (as day numbers) lying inside `[start, end)`.
-pub fn whole_days(start: DateTime<Utc>, end: DateTime<Utc>) -> std::ops::Range<i64> {
-    let first =
-        start.timestamp().div_euclid(DAY) + i64::from(start.timestamp().rem_euclid(DAY) != 0);
-    let last = end.timestamp().div_euclid(DAY);
+/// The instant UTC day `day`'s numbers are counted at: its noon.
+pub fn day_instant(day: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(day * DAY + NOON, 0).unwrap_or_default()
+}
+
+/// The UTC days (as day numbers) whose noon lies inside `[start, end)`.
+pub fn days_in(start: DateTime<Utc>, end: DateTime<Utc>) -> std::ops::Range<i64> {
+    // The first day whose noon is at or after `t`.
+    let first_from = |t: DateTime<Utc>| -(NOON - t.timestamp()).div_euclid(DAY);
+    let (first, last) = (first_from(start), first_from(end));
     first..last.max(first)
 }
 
@@ -36,35 +52,32 @@ pub fn iso(t: DateTime<Utc>) -> String {
 struct GroupKey {
     user: Option<u32>,
     skill: Option<u16>,
+    queue: Option<u16>,
     media: bool,
 }
 
-/// Where each requested metric's numbers come from.
+/// Where each requested metric's numbers come from: an index into the day array;
+/// `queue_side` metrics carry no `userId`. (The parser admits only modelled metrics.)
 #[derive(Debug, Clone, Copy)]
-enum Source {
-    /// Index into the day array; `queue_side` metrics carry no `userId`.
-    Day { index: usize, queue_side: bool },
-    /// A valid metric the simulator has no data for.
-    None,
+struct Source {
+    index: usize,
+    queue_side: bool,
 }
 
 fn sources(kind: Kind, metrics: &[String]) -> Vec<Source> {
     metrics
         .iter()
-        .map(|m| {
+        .filter_map(|m| {
             let index = match kind {
                 Kind::Conversations => CONV_METRICS.iter().position(|(n, _)| n == m),
                 Kind::Evaluations => EVAL_METRICS.iter().position(|n| n == m),
                 Kind::Surveys => SURVEY_METRICS.iter().position(|n| n == m),
-            };
-            match index {
-                Some(index) => Source::Day {
-                    index,
-                    queue_side: kind == Kind::Conversations
-                        && CONV_METRICS[index].1 == ConvMetric::NOffered,
-                },
-                None => Source::None,
-            }
+            }?;
+            Some(Source {
+                index,
+                queue_side: kind == Kind::Conversations
+                    && CONV_METRICS[index].1 == ConvMetric::NOffered,
+            })
         })
         .collect()
 }
@@ -78,8 +91,12 @@ const PARALLEL_THRESHOLD: usize = 4_000;
 struct Engine<'a> {
     org: &'a Org,
     query: &'a Query,
-    /// The days with data: whole days of the interval that ended by the simulator's "now".
+    /// The days with data: days of the interval that ended by the simulator's "now".
     days: std::ops::Range<i64>,
+    /// The granularity bucket of each of those days.
+    buckets: Vec<i64>,
+    /// The queue of each skill (`None`: the skill has no queue).
+    queue_of: Vec<Option<u16>>,
     sources: Vec<Source>,
 }
 
@@ -104,14 +121,24 @@ impl Engine<'_> {
         GroupKey {
             user: row.user.filter(|_| by(Dim::User)),
             skill: row.skill.filter(|_| by(Dim::Skill)),
+            queue: row.queue.filter(|_| by(Dim::Queue)),
             media: by(Dim::Media),
         }
     }
 
     fn bucket(&self, day: i64) -> i64 {
-        match self.query.granularity {
-            Some(g) => (day * DAY - self.query.start.timestamp()) / g.num_seconds().max(1),
-            None => 0,
+        usize::try_from(day - self.days.start)
+            .ok()
+            .and_then(|i| self.buckets.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn row(&self, user: Option<u32>, skill: Option<u16>) -> Row {
+        Row {
+            user,
+            skill,
+            queue: skill.and_then(|s| self.queue_of.get(s as usize).copied().flatten()),
         }
     }
 
@@ -121,9 +148,11 @@ impl Engine<'_> {
 
     /// Folds one day of one row into the accumulator, taking only metrics of the given side.
     fn add(&self, acc: &mut Acc, row: &Row, day: i64, stats: &[Stat], queue_side: bool) {
-        if !self.sources.iter().any(|s| {
-            matches!(s, Source::Day { index, queue_side: q } if *q == queue_side && stats[*index].count > 0)
-        }) {
+        if !self
+            .sources
+            .iter()
+            .any(|s| s.queue_side == queue_side && stats[s.index].count > 0)
+        {
             return;
         }
         let key = self.key(row);
@@ -135,14 +164,8 @@ impl Engine<'_> {
             .entry(bucket)
             .or_insert_with(|| vec![Stat::default(); n]);
         for (i, s) in self.sources.iter().enumerate() {
-            if let Source::Day {
-                index,
-                queue_side: q,
-            } = s
-            {
-                if *q == queue_side {
-                    slot[i].merge(&stats[*index]);
-                }
+            if s.queue_side == queue_side {
+                slot[i].merge(&stats[s.index]);
             }
         }
     }
@@ -181,11 +204,7 @@ impl Engine<'_> {
     fn run_users(&self, kind: Kind, users: &[u32], restricted: bool) -> Acc {
         let mut acc = Acc::new();
         let days = self.days.clone();
-        let wants = |q: bool| {
-            self.sources
-                .iter()
-                .any(|s| matches!(s, Source::Day { queue_side, .. } if *queue_side == q))
-        };
+        let wants = |q: bool| self.sources.iter().any(|s| s.queue_side == q);
         let (agent_side, queue_side) = (wants(false), wants(true) && !restricted);
         let seed = self.org.seed;
         for &u in users {
@@ -195,42 +214,30 @@ impl Engine<'_> {
             }
             let agent = synth::agent_traits(seed, u);
             if kind != Kind::Conversations {
-                let row = Row {
-                    user: Some(u),
-                    skill: None,
-                };
-                if !agent_side || !self.selects(&row) {
+                if !agent_side {
                     continue;
                 }
                 for day in days.clone() {
+                    let row = self.row(Some(u), day_skill(seed, u, day, &info.original_skills));
+                    if !self.selects(&row) {
+                        continue;
+                    }
                     match kind {
-                        Kind::Evaluations => self.add(
-                            &mut acc,
-                            &row,
-                            day,
-                            &synth::eval_day(seed, u, day, &agent),
-                            false,
-                        ),
-                        _ => self.add(
-                            &mut acc,
-                            &row,
-                            day,
-                            &synth::survey_day(seed, u, day, &agent),
-                            false,
-                        ),
+                        Kind::Evaluations => {
+                            let stats = synth::eval_day(seed, u, day, &agent);
+                            self.add(&mut acc, &row, day, &stats, false);
+                        }
+                        _ => {
+                            let stats = synth::survey_day(seed, u, day, &agent);
+                            self.add(&mut acc, &row, day, &stats, false);
+                        }
                     }
                 }
                 continue;
             }
             for &s in info.original_skills.iter() {
-                let row = Row {
-                    user: Some(u),
-                    skill: Some(s),
-                };
-                let queue_row = Row {
-                    user: None,
-                    skill: Some(s),
-                };
+                let row = self.row(Some(u), Some(s));
+                let queue_row = self.row(None, Some(s));
                 let take_agent = agent_side && self.selects(&row);
                 let take_queue = queue_side && self.selects(&queue_row);
                 if !take_agent && !take_queue {
@@ -267,13 +274,8 @@ impl Engine<'_> {
                 if metrics.is_empty() {
                     continue;
                 }
-                let (from, to) = match q.granularity {
-                    Some(g) => {
-                        let from = q.start + g * (*bucket as i32);
-                        (from, (from + g).min(q.end))
-                    }
-                    None => (q.start, q.end),
-                };
+                let from = q.boundary(*bucket).max(q.start);
+                let to = q.boundary(*bucket + 1).min(q.end);
                 data.push(json!({
                     "interval": format!("{}/{}", iso(from), iso(to)),
                     "metrics": metrics,
@@ -295,6 +297,12 @@ impl Engine<'_> {
                     json!(self.org.skills[s as usize].id.to_string()),
                 );
             }
+            if let Some(queue) = key.queue {
+                group.insert(
+                    "queueId".into(),
+                    json!(self.org.queues[queue as usize].id.to_string()),
+                );
+            }
             if key.media {
                 group.insert("mediaType".into(), json!("voice"));
             }
@@ -314,22 +322,43 @@ fn render_metric(name: &str, s: &Stat) -> Value {
     json!({ "metric": name, "stats": stats })
 }
 
-/// Answers a validated query.
-/// The whole UTC days inside `[start, end)` that have ended by `now`.
+/// The UTC days whose noon lies inside `[start, end)` and that have ended by `now`.
 pub fn days_with_data(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> std::ops::Range<i64> {
-    whole_days(start, end.min(now))
+    let days = days_in(start, end);
+    let ended = now.timestamp().div_euclid(DAY);
+    days.start..days.end.min(ended).max(days.start)
+}
+
+/// The skill an agent's evaluations and surveys of one UTC day concern.
+fn day_skill(seed: u64, user: u32, day: i64, held: &[u16]) -> Option<u16> {
+    let pick = mix(&[seed, domain::DAY_SKILL, user as u64, day as u64]);
+    held.get(usize::try_from(pick % held.len().max(1) as u64).ok()?)
+        .copied()
 }
 
 /// Answers `query` as the org stood at `now` (days after it have no data yet).
 pub fn answer(kind: Kind, org: &Org, query: &Query, now: DateTime<Utc>) -> Value {
+    let days = days_with_data(query.start, query.end, now);
     let engine = Engine {
         org,
         query,
-        days: days_with_data(query.start, query.end, now),
+        buckets: days
+            .clone()
+            .map(|d| query.bucket_of(day_instant(d)))
+            .collect(),
+        days,
+        queue_of: (0..org.skills.len())
+            .map(|s| {
+                org.queues
+                    .iter()
+                    .position(|q| usize::from(q.skill) == s)
+                    .map(|q| q as u16)
+            })
+            .collect(),
         sources: sources(kind, &query.metrics),
     };
     let acc = engine.run(kind);
@@ -377,14 +406,24 @@ mod tests {
     }
 
     #[test]
-    fn whole_days_excludes_partial_days() {
+    fn a_day_counts_where_its_noon_is() {
         let t = |d, h| {
             Utc.with_ymd_and_hms(2026, 5, d, h, 0, 0)
                 .single()
                 .unwrap_or_default()
         };
-        assert_eq!(whole_days(t(1, 0), t(3, 0)).count(), 2);
-        assert_eq!(whole_days(t(1, 1), t(3, 0)).count(), 1);
-        assert_eq!(whole_days(t(1, 1), t(1, 5)).count(), 0);
+        assert_eq!(days_in(t(1, 0), t(3, 0)).count(), 2);
+        assert_eq!(days_in(t(1, 12), t(3, 0)).count(), 2);
+        assert_eq!(days_in(t(1, 13), t(3, 0)).count(), 1);
+        assert_eq!(days_in(t(1, 1), t(1, 5)).count(), 0);
+        assert_eq!(days_in(t(1, 1), t(1, 13)).count(), 1);
+        // Local midnights of Europe/Berlin in May (UTC+2): the same two days.
+        let berlin = |d| t(d, 0) - chrono::Duration::hours(2);
+        assert_eq!(days_in(berlin(1), berlin(3)), days_in(t(1, 0), t(3, 0)));
+        // Adjacent intervals share no day.
+        assert_eq!(
+            days_in(t(1, 5), t(2, 5)).end,
+            days_in(t(2, 5), t(4, 0)).start
+        );
     }
 }

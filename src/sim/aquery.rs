@@ -1,15 +1,20 @@
-//! Parsing and validating an analytics aggregation query (the shared request template of the
-//! conversation, evaluation and survey aggregate endpoints).
+//! Parsing and validating an analytics aggregation query (`ConversationAggregationQuery`,
+//! `EvaluationAggregationQuery`, `SurveyAggregationQuery`: .NET SDK 270.0.0,
+//! `build/docs/<Model>.md`).
 //!
-//! Everything a real server would reject becomes a 400 ErrorBody here, including the limits
-//! Genesys does not document (interval length, `userId` predicate count), which are
-//! configurable here.
+//! What the simulator models is answered; everything else the SDK allows is a 400 ErrorBody
+//! naming the field the simulator does not support, and anything the SDK does not allow a
+//! 400 naming the field that is wrong — never an answer that silently ignores part of the
+//! query. The limits no public document states (interval length, `userId` predicate count)
+//! are configurable.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult};
 use super::org::Org;
+use super::synth::{CONV_METRICS, EVAL_METRICS, SURVEY_METRICS};
 
 /// Which aggregate endpoint a query was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,132 +24,37 @@ pub enum Kind {
     Surveys,
 }
 
-/// Real metric names (the SDK's metric enums; `docs/genesys-api.md` §6). Valid names the
-/// simulator has no data for are accepted and simply absent from results, as with a real org
-/// lacking that data.
-const CONV_KNOWN: &[&str] = &[
-    "nBlindTransferred",
-    "nBotInteractions",
-    "nCallbackAttempts",
-    "nCallbackOverSla",
-    "nCallbackScheduled",
-    "nCobrowseSessions",
-    "nConnected",
-    "nConsult",
-    "nConsultTransferred",
-    "nConversations",
-    "nError",
-    "nOffered",
-    "nOutbound",
-    "nOutboundAbandoned",
-    "nOutboundAttempted",
-    "nOutboundConnected",
-    "nOverSla",
-    "nStateTransitionError",
-    "nTakeover",
-    "nTransferred",
-    "oAudioMessageCount",
-    "oExternalAudioMessageCount",
-    "oExternalMediaCount",
-    "oMediaCount",
-    "oMessageCount",
-    "oMessageSegmentCount",
-    "oMessageTurn",
-    "oServiceLevel",
-    "oServiceTarget",
-    "oSkillExpressionApplications",
-    "tAbandon",
-    "tAcd",
-    "tActiveCallback",
-    "tActiveCallbackComplete",
-    "tAcw",
-    "tAgentResponseTime",
-    "tAgentVideoConnected",
-    "tAlert",
-    "tAnswered",
-    "tAverageAgentResponseTime",
-    "tAverageCustomerResponseTime",
-    "tBarging",
-    "tCallbackAbandon",
-    "tCallbackConnect",
-    "tCallbackNotReached",
-    "tCoaching",
-    "tCoachingComplete",
-    "tConnected",
-    "tContacting",
-    "tDialing",
-    "tFirstConnect",
-    "tFirstDial",
-    "tFirstEngagement",
-    "tFirstResponse",
-    "tFlowOut",
-    "tHandle",
-    "tHeld",
-    "tHeldComplete",
-    "tIvr",
-    "tMonitoring",
-    "tMonitoringComplete",
-    "tNotResponding",
-    "tPark",
-    "tParkComplete",
-    "tScreenMonitoring",
-    "tShortAbandon",
-    "tSnippetRecord",
-    "tTalk",
-    "tTalkComplete",
-    "tTransmitting",
-    "tUserResponseTime",
-    "tVoicemail",
-    "tWait",
-];
-const EVAL_KNOWN: &[&str] = &[
-    "nEvaluations",
-    "nEvaluationsDeleted",
-    "nEvaluationsRescored",
-    "oTotalScore",
-    "oTotalCriticalScore",
-];
-const SURVEY_KNOWN: &[&str] = &[
-    "nSurveyResponses",
-    "nSurveyFullResponses",
-    "nSurveyPartialResponses",
-    "nSurveysSent",
-    "nSurveysStarted",
-    "nSurveysAbandoned",
-    "nSurveysExpired",
-    "nSurveysDeleted",
-    "nSurveyErrors",
-    "nSurveyNpsResponses",
-    "nSurveyNpsPromoters",
-    "nSurveyNpsDetractors",
-    "nVoiceSurveys",
-    "nWebSurveys",
-    "oSurveyTotalScore",
-    "oSurveyQuestionScore",
-    "oSurveyQuestionGroupScore",
-    "nSurveyQuestionResponses",
-    "nSurveyQuestionGroupResponses",
-];
-
 impl Kind {
-    fn known_metrics(self) -> &'static [&'static str] {
+    /// The metrics the simulator has data for. Other metric names are refused: a real org
+    /// with conversations has, say, `tWait`; answering it as absent would be wrong.
+    fn modelled(self, metric: &str) -> bool {
         match self {
-            Kind::Conversations => CONV_KNOWN,
-            Kind::Evaluations => EVAL_KNOWN,
-            Kind::Surveys => SURVEY_KNOWN,
+            Kind::Conversations => CONV_METRICS.iter().any(|(n, _)| *n == metric),
+            Kind::Evaluations => EVAL_METRICS.contains(&metric),
+            Kind::Surveys => SURVEY_METRICS.contains(&metric),
         }
     }
 
+    /// The SDK's evaluation queries have no `requestedRoutingSkillId` dimension.
     fn supports(self, dim: Dim) -> bool {
-        dim != Dim::Skill || self == Kind::Conversations
+        dim != Dim::Skill || self != Kind::Evaluations
+    }
+
+    fn model(self) -> &'static str {
+        match self {
+            Kind::Conversations => "ConversationAggregationQuery",
+            Kind::Evaluations => "EvaluationAggregationQuery",
+            Kind::Surveys => "SurveyAggregationQuery",
+        }
     }
 }
 
-/// The dimensions the simulator models.
+/// The dimensions the simulator models (for `groupBy` and in predicates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dim {
     User,
     Skill,
+    Queue,
     Media,
 }
 
@@ -153,6 +63,7 @@ impl Dim {
         match name {
             "userId" => Some(Dim::User),
             "requestedRoutingSkillId" => Some(Dim::Skill),
+            "queueId" => Some(Dim::Queue),
             "mediaType" => Some(Dim::Media),
             _ => None,
         }
@@ -165,6 +76,7 @@ pub enum Target {
     /// `None`: an id that names nothing in the org (matches no row).
     User(Option<u32>),
     Skill(Option<u16>),
+    Queue(Option<u16>),
     Media(String),
 }
 
@@ -177,11 +89,12 @@ pub enum Filter {
     NotExists(Dim),
 }
 
-/// One row of synthetic data: the dimension values it carries.
+/// One row of synthetic data: the dimension values it carries (every row is `voice`).
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
     pub user: Option<u32>,
     pub skill: Option<u16>,
+    pub queue: Option<u16>,
 }
 
 impl Filter {
@@ -189,6 +102,7 @@ impl Filter {
         let has = |d: Dim| match d {
             Dim::User => row.user.is_some(),
             Dim::Skill => row.skill.is_some(),
+            Dim::Queue => row.queue.is_some(),
             Dim::Media => true,
         };
         match self {
@@ -196,6 +110,7 @@ impl Filter {
             Filter::Any(fs) => fs.iter().any(|f| f.matches(row)),
             Filter::Matches(Target::User(u)) => u.is_some() && row.user == *u,
             Filter::Matches(Target::Skill(s)) => s.is_some() && row.skill == *s,
+            Filter::Matches(Target::Queue(q)) => q.is_some() && row.queue == *q,
             Filter::Matches(Target::Media(m)) => m.eq_ignore_ascii_case("voice"),
             Filter::Exists(d) => has(*d),
             Filter::NotExists(d) => !has(*d),
@@ -225,15 +140,70 @@ impl Filter {
     }
 }
 
+/// An ISO-8601 period of weeks, days, hours, minutes and seconds. The calendar part (weeks,
+/// days) steps local days in the query's time zone, so a `P1D` bucket spanning a
+/// daylight-saving change is 23 or 25 hours long; the clock part is elapsed time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub days: i64,
+    pub secs: i64,
+}
+
 /// A validated query.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    pub granularity: Option<Duration>,
+    pub granularity: Option<Period>,
+    /// Where granularity buckets begin and end (`UTC` when the query names none).
+    pub time_zone: Tz,
     pub group_by: Vec<Dim>,
     pub filter: Option<Filter>,
     pub metrics: Vec<String>,
+}
+
+impl Query {
+    /// Where bucket `k` begins: the interval start stepped `k` granularities in the query's
+    /// time zone (a local time a daylight-saving gap skips moves forward past the gap).
+    pub fn boundary(&self, k: i64) -> DateTime<Utc> {
+        let Some(g) = self.granularity else {
+            return if k <= 0 { self.start } else { self.end };
+        };
+        let local = self.start.with_timezone(&self.time_zone).naive_local();
+        let Some(stepped) =
+            Duration::try_days(g.days.saturating_mul(k)).and_then(|d| local.checked_add_signed(d))
+        else {
+            return self.end;
+        };
+        let base = (0..=16)
+            .find_map(|quarter| {
+                self.time_zone
+                    .from_local_datetime(&(stepped + Duration::minutes(15 * quarter)))
+                    .earliest()
+            })
+            .map_or(self.end, |t| t.with_timezone(&Utc));
+        Duration::try_seconds(g.secs.saturating_mul(k))
+            .and_then(|d| base.checked_add_signed(d))
+            .unwrap_or(self.end)
+    }
+
+    /// The bucket holding instant `t` (inside the interval): the last `k` whose boundary is
+    /// at or before `t`.
+    pub fn bucket_of(&self, t: DateTime<Utc>) -> i64 {
+        let Some(g) = self.granularity else { return 0 };
+        // The shortest a bucket can be: calendar days of 23 hours.
+        let shortest = (g.days * 23 * 3_600 + g.secs).max(1);
+        let (mut lo, mut hi) = (0_i64, (self.end - self.start).num_seconds() / shortest + 2);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.boundary(mid) <= t {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
 }
 
 /// Limits the simulator enforces (from `SimConfig`).
@@ -243,38 +213,7 @@ pub struct QueryLimits {
     pub max_interval_days: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawQuery {
-    interval: Option<String>,
-    granularity: Option<String>,
-    time_zone: Option<String>,
-    group_by: Option<Vec<String>>,
-    filter: Option<RawFilter>,
-    metrics: Option<Vec<String>>,
-    query_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawFilter {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    predicates: Vec<RawPredicate>,
-    #[serde(default)]
-    clauses: Vec<RawFilter>,
-}
-
-#[derive(Deserialize)]
-struct RawPredicate {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    dimension: Option<String>,
-    operator: Option<String>,
-    value: Option<String>,
-}
-
-/// Parses `start/end` (both RFC 3339).
+/// Parses `start/end` (both RFC 3339, with their offsets).
 pub fn parse_interval(s: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let (a, b) = s.split_once('/')?;
     let start = DateTime::parse_from_rfc3339(a.trim())
@@ -287,38 +226,111 @@ pub fn parse_interval(s: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 /// Parses an ISO-8601 period of weeks, days, hours, minutes and seconds (`P1D`, `PT30M`,
-/// `P1DT12H`). Years and months have no fixed length, so the simulator rejects them.
-pub fn parse_period(s: &str) -> Option<Duration> {
-    let rest = s.strip_prefix('P')?;
+/// `P1DT12H`). `Err(true)`: a valid period with years or months, which have no fixed length
+/// and which the simulator does not support; `Err(false)`: not a period.
+pub fn parse_period(s: &str) -> Result<Period, bool> {
+    let rest = s.strip_prefix('P').ok_or(false)?;
     let (date, time) = match rest.split_once('T') {
         Some((d, t)) => (d, Some(t)),
         None => (rest, None),
     };
-    let mut total = Duration::zero();
-    let mut parse_part = |part: &str, units: &[(char, i64)]| -> Option<()> {
+    let parse_part = |part: &str, units: &[(char, i64)]| -> Result<i64, bool> {
+        let mut total = 0_i64;
         let mut num = String::new();
         for c in part.chars() {
             if c.is_ascii_digit() {
                 num.push(c);
-            } else {
-                let (_, secs) = units.iter().find(|(u, _)| *u == c)?;
-                let n: i64 = num.parse().ok()?;
-                let part = Duration::try_seconds(n.checked_mul(*secs)?)?;
-                total = total.checked_add(&part)?;
+            } else if units.iter().any(|(u, _)| *u == c) {
+                let unit = units.iter().find(|(u, _)| *u == c).map_or(0, |u| u.1);
+                let n: i64 = num.parse().map_err(|_| false)?;
+                total = n
+                    .checked_mul(unit)
+                    .and_then(|v| total.checked_add(v))
+                    .ok_or(false)?;
                 num.clear();
+            } else if matches!(c, 'Y' | 'M') && !num.is_empty() {
+                return Err(true);
+            } else {
+                return Err(false);
             }
         }
-        num.is_empty().then_some(())
-    };
-    parse_part(date, &[('W', 7 * 86_400), ('D', 86_400)])?;
-    if let Some(t) = time {
-        if t.is_empty() {
-            return None;
+        if num.is_empty() {
+            Ok(total)
+        } else {
+            Err(false)
         }
-        parse_part(t, &[('H', 3_600), ('M', 60), ('S', 1)])?;
-    }
+    };
+    let days = parse_part(date, &[('W', 7), ('D', 1)])?;
+    let secs = match time {
+        Some("") => return Err(false),
+        Some(t) => parse_part(t, &[('H', 3_600), ('M', 60), ('S', 1)])?,
+        None => 0,
+    };
     // Nothing longer than a leap year: bigger periods only risk date overflow.
-    (total > Duration::zero() && total <= Duration::days(366)).then_some(total)
+    let length = days.checked_mul(86_400).and_then(|d| d.checked_add(secs));
+    match length {
+        Some(l) if l > 0 && l <= 366 * 86_400 => Ok(Period { days, secs }),
+        _ => Err(false),
+    }
+}
+
+fn unsupported(field: &str, what: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_value(field, format!("{what} is not supported by the simulator"))
+}
+
+fn str_field<'a>(m: &'a Map<String, Value>, field: &str, at: &str) -> ApiResult<Option<&'a str>> {
+    match m.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid_value(
+            at,
+            format!("{at} must be a string"),
+        )),
+    }
+}
+
+fn object<'a>(v: &'a Value, at: &str) -> ApiResult<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| ApiError::invalid_value(at, format!("{at} must be an object")))
+}
+
+fn array<'a>(m: &'a Map<String, Value>, field: &str, at: &str) -> ApiResult<&'a [Value]> {
+    match m.get(field) {
+        None => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(ApiError::invalid_value(
+            at,
+            format!("{at} must be an array"),
+        )),
+    }
+}
+
+/// Refuses a field outside `known` (unknown to the SDK model: 400 naming it) or inside
+/// `unmodelled` (valid, but not modelled by the simulator: 400 naming it).
+fn check_fields(
+    m: &Map<String, Value>,
+    at: &str,
+    model: &str,
+    known: &[&str],
+    unmodelled: &[&str],
+) -> ApiResult<()> {
+    for key in m.keys() {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        if unmodelled.contains(&key.as_str()) {
+            return Err(unsupported(&path, &path));
+        }
+        if !known.contains(&key.as_str()) {
+            return Err(ApiError::invalid_value(
+                &path,
+                format!("{key} is not a field of {model}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct FilterParser<'a> {
@@ -328,38 +340,63 @@ struct FilterParser<'a> {
 }
 
 impl FilterParser<'_> {
-    fn filter(&mut self, raw: &RawFilter, depth: usize) -> ApiResult<Filter> {
-        if depth > 2 {
-            return Err(ApiError::invalid_value(
-                "filter.clauses",
-                "Filter clauses may be nested at most two levels deep",
-            ));
-        }
+    /// A filter (`{type, clauses, predicates}`) or, with `clause`, one of its clauses
+    /// (`{type, predicates}`: clauses nest once, the SDK's "up to two levels").
+    fn filter(&mut self, raw: &Value, clause: bool) -> ApiResult<Filter> {
+        let at = if clause { "filter.clauses" } else { "filter" };
+        let m = object(raw, at)?;
+        let (model, known): (&str, &[&str]) = if clause {
+            ("an aggregate query clause", &["type", "predicates"])
+        } else {
+            (
+                "an aggregate query filter",
+                &["type", "clauses", "predicates"],
+            )
+        };
+        check_fields(m, at, model, known, &[])?;
         let mut parts = Vec::new();
-        for p in &raw.predicates {
+        for p in array(m, "predicates", &format!("{at}.predicates"))? {
             parts.push(self.predicate(p)?);
         }
-        for c in &raw.clauses {
-            parts.push(self.filter(c, depth + 1)?);
+        for c in array(m, "clauses", "filter.clauses")? {
+            parts.push(self.filter(c, true)?);
         }
-        match raw.kind.as_deref() {
+        match str_field(m, "type", &format!("{at}.type"))? {
             Some("and") => Ok(Filter::All(parts)),
             Some("or") => Ok(Filter::Any(parts)),
             _ => Err(ApiError::invalid_value(
-                "filter.type",
+                &format!("{at}.type"),
                 "Filter and clause type must be \"and\" or \"or\"",
             )),
         }
     }
 
-    fn predicate(&mut self, p: &RawPredicate) -> ApiResult<Filter> {
-        if !matches!(p.kind.as_deref(), None | Some("dimension")) {
-            return Err(ApiError::invalid_value(
-                "filter.predicates.type",
-                "The simulator supports only dimension predicates",
-            ));
+    fn predicate(&mut self, raw: &Value) -> ApiResult<Filter> {
+        const AT: &str = "filter.predicates";
+        let p = object(raw, AT)?;
+        check_fields(
+            p,
+            AT,
+            "an aggregate query predicate",
+            &["type", "dimension", "operator", "value"],
+            &["range"],
+        )?;
+        match str_field(p, "type", "filter.predicates.type")? {
+            None | Some("dimension") => {}
+            Some(t @ ("property" | "metric")) => {
+                return Err(unsupported(
+                    "filter.predicates.type",
+                    format!("A {t} predicate"),
+                ))
+            }
+            Some(t) => {
+                return Err(ApiError::invalid_value(
+                    "filter.predicates.type",
+                    format!("Unknown predicate type {t}"),
+                ))
+            }
         }
-        let name = p.dimension.as_deref().ok_or_else(|| {
+        let name = str_field(p, "dimension", "filter.predicates.dimension")?.ok_or_else(|| {
             ApiError::invalid_value(
                 "filter.predicates.dimension",
                 "A predicate needs a dimension",
@@ -370,17 +407,20 @@ impl FilterParser<'_> {
             .ok_or_else(|| {
                 ApiError::invalid_value(
                     "filter.predicates.dimension",
-                    format!("Dimension {name} is not supported here"),
+                    format!(
+                        "Dimension {name} is not a {} dimension or is not supported by the simulator",
+                        self.kind.model()
+                    ),
                 )
             })?;
         if dim == Dim::User {
             self.user_predicates += 1;
         }
-        match p.operator.as_deref().unwrap_or("matches") {
+        match str_field(p, "operator", "filter.predicates.operator")?.unwrap_or("matches") {
             "exists" => Ok(Filter::Exists(dim)),
             "notExists" => Ok(Filter::NotExists(dim)),
             "matches" => {
-                let value = p.value.as_deref().ok_or_else(|| {
+                let value = str_field(p, "value", "filter.predicates.value")?.ok_or_else(|| {
                     ApiError::invalid_value(
                         "filter.predicates.value",
                         "A matches predicate needs a value",
@@ -389,6 +429,7 @@ impl FilterParser<'_> {
                 Ok(Filter::Matches(match dim {
                     Dim::User => Target::User(self.org.user_by_id(value)),
                     Dim::Skill => Target::Skill(self.org.skill_by_id(value)),
+                    Dim::Queue => Target::Queue(self.org.queue_by_id(value).map(|q| q as u16)),
                     Dim::Media => Target::Media(value.to_string()),
                 }))
             }
@@ -400,14 +441,43 @@ impl FilterParser<'_> {
     }
 }
 
+/// The fields of the three query models (`queryType`, `sortMetric` and `limit`, for topN and
+/// bottomN queries, only in `ConversationAggregationQuery`), and those the simulator does
+/// not model.
+const QUERY_FIELDS: [&str; 12] = [
+    "interval",
+    "granularity",
+    "timeZone",
+    "groupBy",
+    "filter",
+    "metrics",
+    "flattenMultivaluedDimensions",
+    "alternateTimeDimension",
+    "views",
+    "queryType",
+    "sortMetric",
+    "limit",
+];
+const UNMODELLED_FIELDS: [&str; 4] = ["alternateTimeDimension", "views", "sortMetric", "limit"];
+
+fn known_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Conversations => &QUERY_FIELDS,
+        Kind::Evaluations | Kind::Surveys => &QUERY_FIELDS[..9],
+    }
+}
+
 /// Parses and validates a query body.
 pub fn parse(kind: Kind, org: &Org, limits: QueryLimits, body: &[u8]) -> ApiResult<Query> {
-    let raw: RawQuery = serde_json::from_slice(body)
+    let raw: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid query body: {e}")))?;
-    let interval = raw
-        .interval
+    let m = raw
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The query must be a JSON object"))?;
+    check_fields(m, "", kind.model(), known_fields(kind), &UNMODELLED_FIELDS)?;
+    let interval = str_field(m, "interval", "interval")?
         .ok_or_else(|| ApiError::invalid_value("interval", "interval is required"))?;
-    let (start, end) = parse_interval(&interval).ok_or_else(|| {
+    let (start, end) = parse_interval(interval).ok_or_else(|| {
         ApiError::invalid_value(
             "interval",
             "interval must be an ISO-8601 interval start/end with start before end",
@@ -422,60 +492,95 @@ pub fn parse(kind: Kind, org: &Org, limits: QueryLimits, body: &[u8]) -> ApiResu
             ),
         ));
     }
-    let granularity = match raw.granularity.as_deref() {
+    let granularity = match str_field(m, "granularity", "granularity")? {
         None | Some("") => None,
-        Some(g) => Some(parse_period(g).ok_or_else(|| {
-            ApiError::invalid_value(
-                "granularity",
-                "granularity must be an ISO-8601 period of weeks, days, hours, minutes or seconds",
-            )
+        Some(g) => Some(parse_period(g).map_err(|calendar| {
+            if calendar {
+                unsupported("granularity", "A granularity in months or years")
+            } else {
+                ApiError::invalid_value(
+                    "granularity",
+                    "granularity must be an ISO-8601 period such as P1D or PT30M",
+                )
+            }
         })?),
     };
-    if let Some(tz) = raw.time_zone.as_deref() {
-        if !matches!(tz, "UTC" | "Etc/UTC" | "Z" | "GMT") {
-            return Err(ApiError::invalid_value(
+    let time_zone = match str_field(m, "timeZone", "timeZone")? {
+        None => Tz::UTC,
+        Some(tz) => tz.parse::<Tz>().map_err(|_| {
+            ApiError::invalid_value(
                 "timeZone",
-                "The simulator buckets in UTC only",
-            ));
+                format!("{tz} is not a time zone of the IANA database"),
+            )
+        })?,
+    };
+    match str_field(m, "queryType", "queryType")? {
+        None | Some("groupBy") => {}
+        Some(t @ ("topN" | "bottomN")) => {
+            return Err(unsupported("queryType", format!("queryType {t}")))
+        }
+        Some(t) => {
+            return Err(ApiError::invalid_value(
+                "queryType",
+                format!("Unknown queryType {t}"),
+            ))
         }
     }
-    if !matches!(raw.query_type.as_deref(), None | Some("groupBy")) {
+    if m.get("flattenMultivaluedDimensions")
+        .is_some_and(|v| !v.is_boolean())
+    {
+        // Every dimension the simulator models is single-valued: flattening changes nothing.
         return Err(ApiError::invalid_value(
-            "queryType",
-            "The simulator supports only groupBy queries",
+            "flattenMultivaluedDimensions",
+            "flattenMultivaluedDimensions must be a boolean",
         ));
     }
     let mut group_by = Vec::new();
-    for name in raw.group_by.unwrap_or_default() {
-        let dim = Dim::parse(&name)
+    for name in array(m, "groupBy", "groupBy")? {
+        let name = name
+            .as_str()
+            .ok_or_else(|| ApiError::invalid_value("groupBy", "groupBy lists dimension names"))?;
+        let dim = Dim::parse(name)
             .filter(|d| kind.supports(*d))
             .ok_or_else(|| {
-                ApiError::invalid_value("groupBy", format!("Cannot group by {name} here"))
+                ApiError::invalid_value(
+                    "groupBy",
+                    format!(
+                        "Grouping by {name} is not part of {} or is not supported by the simulator",
+                        kind.model()
+                    ),
+                )
             })?;
         if !group_by.contains(&dim) {
             group_by.push(dim);
         }
     }
-    let metrics = raw.metrics.unwrap_or_default();
+    let mut metrics = Vec::new();
+    for metric in array(m, "metrics", "metrics")? {
+        let name = metric
+            .as_str()
+            .ok_or_else(|| ApiError::invalid_value("metrics", "metrics lists metric names"))?;
+        if !kind.modelled(name) {
+            return Err(ApiError::invalid_value(
+                "metrics",
+                format!(
+                    "Metric {name} is not part of {} or is not supported by the simulator",
+                    kind.model()
+                ),
+            ));
+        }
+        metrics.push(name.to_string());
+    }
     if metrics.is_empty() {
         return Err(ApiError::invalid_value("metrics", "metrics is required"));
-    }
-    if let Some(bad) = metrics
-        .iter()
-        .find(|m| !kind.known_metrics().contains(&m.as_str()))
-    {
-        return Err(ApiError::invalid_value(
-            "metrics",
-            format!("Unknown metric {bad}"),
-        ));
     }
     let mut parser = FilterParser {
         kind,
         org,
         user_predicates: 0,
     };
-    let filter = match &raw.filter {
-        Some(f) => Some(parser.filter(f, 0)?),
+    let filter = match m.get("filter") {
+        Some(f) => Some(parser.filter(f, false)?),
         None => None,
     };
     if parser.user_predicates > limits.max_user_predicates {
@@ -491,6 +596,7 @@ pub fn parse(kind: Kind, org: &Org, limits: QueryLimits, body: &[u8]) -> ApiResu
         start,
         end,
         granularity,
+        time_zone,
         group_by,
         filter,
         metrics,
@@ -501,24 +607,54 @@ pub fn parse(kind: Kind, org: &Org, limits: QueryLimits, body: &[u8]) -> ApiResu
 mod tests {
     use super::*;
 
+    fn p(days: i64, secs: i64) -> Result<Period, bool> {
+        Ok(Period { days, secs })
+    }
+
     #[test]
     fn periods() {
-        assert_eq!(parse_period("P1D"), Some(Duration::days(1)));
-        assert_eq!(parse_period("PT30M"), Some(Duration::minutes(30)));
-        assert_eq!(parse_period("P1W"), Some(Duration::days(7)));
-        assert_eq!(parse_period("P1DT2H"), Some(Duration::hours(26)));
-        assert_eq!(parse_period("P1M"), None);
-        assert_eq!(parse_period("P"), None);
-        assert_eq!(parse_period("PT"), None);
-        assert_eq!(parse_period("1D"), None);
-        assert_eq!(parse_period("P99999999999999999D"), None);
-        assert_eq!(parse_period("P999999999999D"), None);
+        assert_eq!(parse_period("P1D"), p(1, 0));
+        assert_eq!(parse_period("PT30M"), p(0, 1_800));
+        assert_eq!(parse_period("P1W"), p(7, 0));
+        assert_eq!(parse_period("P1DT2H"), p(1, 7_200));
+        assert_eq!(parse_period("P1M"), Err(true));
+        assert_eq!(parse_period("P1Y"), Err(true));
+        assert_eq!(parse_period("P"), Err(false));
+        assert_eq!(parse_period("PT"), Err(false));
+        assert_eq!(parse_period("1D"), Err(false));
+        assert_eq!(parse_period("P99999999999999999D"), Err(false));
+        assert_eq!(parse_period("P999999999999D"), Err(false));
     }
 
     #[test]
     fn intervals() {
         assert!(parse_interval("2026-05-01T00:00:00.000Z/2026-05-08T00:00:00.000Z").is_some());
+        assert!(parse_interval("2026-05-01T00:00:00+02:00/2026-05-08T00:00:00+02:00").is_some());
         assert!(parse_interval("2026-05-08T00:00:00Z/2026-05-01T00:00:00Z").is_none());
         assert!(parse_interval("yesterday").is_none());
+    }
+
+    #[test]
+    fn daily_buckets_follow_local_days_across_a_dst_change() {
+        let query = |tz: &str| Query {
+            // Local midnights in London: 28 March 2026 (GMT) to 31 March (BST).
+            start: "2026-03-28T00:00:00Z".parse().unwrap(),
+            end: "2026-03-30T23:00:00Z".parse().unwrap(),
+            granularity: Some(Period { days: 1, secs: 0 }),
+            time_zone: tz.parse().unwrap(),
+            group_by: Vec::new(),
+            filter: None,
+            metrics: Vec::new(),
+        };
+        let q = query("Europe/London");
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(q.boundary(1), at("2026-03-29T00:00:00Z"));
+        // The 29th has 23 hours: the 30th starts at 23:00 UTC on the 29th.
+        assert_eq!(q.boundary(2), at("2026-03-29T23:00:00Z"));
+        assert_eq!(q.bucket_of(at("2026-03-29T12:00:00Z")), 1);
+        assert_eq!(q.bucket_of(at("2026-03-29T23:30:00Z")), 2);
+        let utc = query("UTC");
+        assert_eq!(utc.boundary(2), at("2026-03-30T00:00:00Z"));
+        assert_eq!(utc.bucket_of(at("2026-03-29T23:30:00Z")), 1);
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::errors::{render_body, ApiError, PendingError};
 use super::limits::effective_rate;
+use super::record::Exchange;
 use super::server::{template_for, AppState};
 use super::tokens::Charge;
 
@@ -19,6 +20,20 @@ pub async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Resp
     let cid = uuid::Uuid::new_v4().to_string();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let (req, recorded) = if app.config.record {
+        let query = req.uri().query().map(str::to_string);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (parts, body) = req.into_parts();
+        let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let req = Request::from_parts(parts, Body::from(body.clone()));
+        (req, Some((query, content_type, body)))
+    } else {
+        (req, None)
+    };
     let template = template_for(&path).unwrap_or("<unmatched>");
     if !path.starts_with(SIM_PREFIX) {
         let delay = app.faults.delay_for(&path);
@@ -38,7 +53,23 @@ pub async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Resp
         app.counters
             .record(&method, template, resp.status().as_u16());
     }
-    resp
+    match recorded {
+        Some((query, content_type, request_body)) => {
+            let (parts, body) = resp.into_parts();
+            let response_body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            app.recorder.push(Exchange {
+                method,
+                path,
+                query,
+                content_type,
+                request_body: request_body.to_vec(),
+                status: parts.status.as_u16(),
+                response_body: response_body.to_vec(),
+            });
+            Response::from_parts(parts, Body::from(response_body))
+        }
+        None => resp,
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

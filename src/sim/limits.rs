@@ -24,7 +24,7 @@ pub async fn namespace(
     Path(ns): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let cfg = &app.config;
-    // Analytics keys are sim choices: no documented names were found.
+    // Analytics keys are sim choices: no public document names them.
     let entries: Vec<(&str, u64)> = match ns.as_str() {
         "platform.api" => vec![
             (
@@ -51,12 +51,7 @@ pub async fn namespace(
         .into_iter()
         .map(|(key, value)| json!({ "key": key, "namespace": ns, "value": value }))
         .collect();
-    let total = entities.len();
-    Ok(Json(json!({
-        "entities": entities,
-        "pageSize": total.max(25),
-        "pageNumber": 1,
-        "total": total,
-        "pageCount": 1,
-    })))
+    // `LimitsEntityListing` has `entities` only (.NET SDK 270.0.0,
+    // `build/docs/LimitsEntityListing.md`).
+    Ok(Json(json!({ "entities": entities })))
 }

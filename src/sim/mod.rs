@@ -1,8 +1,10 @@
 //! Embedded Genesys Cloud simulator.
 //!
 //! An in-process axum server on loopback that serves every path skill-tuner's client uses,
-//! with the real JSON shapes, error bodies and headers (see `docs/genesys-api.md`),
-//! so the real client runs unchanged against it. The login host and the API host are the
+//! with the JSON shapes of Genesys' SDK models (.NET SDK 270.0.0, `build/docs/`; see
+//! `docs/genesys-api.md`), error bodies and headers, so the real client runs unchanged
+//! against it; `tests/sim_contract.rs` checks every answer of a recorded cycle against
+//! `tests/contract/genesys-contract.toml`. The login host and the API host are the
 //! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
 //!
 //! The org is synthetic and deterministic from [`SimConfig::seed`]; per-day performance is
@@ -18,17 +20,23 @@
 //!   groups "Team North"/"Team South" split teams alternately; 3 queues named after the first
 //!   3 skills whose members are the active agents who held that skill at generation.
 //! - Paging: `/users` and `/routing/skills` allow `pageSize` 1..=500 (default 25);
-//!   `/routingskills`, queue members and group individuals allow 1..=100. A page past the end
-//!   is an empty 200. Bulk-write responses list all the user's skills in one page.
+//!   `/routingskills` and queue members allow 1..=100. A page past the end is an empty 200.
+//!   Every listing carries exactly the fields of its SDK model: queue members
+//!   (`QueueMemberEntityListing`) have no `total`, `pageCount` or `lastUri`, org limits
+//!   (`LimitsEntityListing`) only `entities`; group individuals take no paging parameters
+//!   and come in one answer. Bulk-write responses list all the user's skills in one page.
 //! - Bulk writes: entries are validated in order and the first bad one is reported; duplicate
 //!   ids in one body: the last wins; the 409 fault is checked after validation.
 //!   [`OrgHandle::write_count`] counts successful bulk requests (PATCH or PUT), not skills.
-//! - Analytics: each UTC day's numbers land in the bucket holding that day's midnight, and
-//!   only days wholly inside the interval count; `timeZone` must be UTC; only `groupBy`
-//!   queries, dimension predicates, and the dimensions `userId`, `requestedRoutingSkillId`
-//!   (conversations only) and `mediaType`; metric names valid in the real API but without sim
-//!   data are accepted and absent. Days not yet ended by the simulator's clock have no data.
-//!   Metrics are generated for the skills an agent held at
+//! - Analytics (see `aggregate`): a UTC day's numbers count at its noon; granularity buckets
+//!   follow `timeZone` (any IANA zone). Modelled: `groupBy` queries, dimension predicates,
+//!   the dimensions `userId`, `queueId`, `mediaType` (always `voice`) and
+//!   `requestedRoutingSkillId` (not for evaluations, as in the SDK), the metrics the
+//!   simulator has data for, and `flattenMultivaluedDimensions` (a no-op: every modelled
+//!   dimension is single-valued). Anything else the SDK allows (other dimensions and
+//!   metrics, topN/bottomN, views, metric predicates, ranges, months in `granularity`,
+//!   `alternateTimeDimension`) is a 400 naming the field. Days not yet ended by the
+//!   simulator's clock have no data. Metrics are generated for the skills an agent held at
 //!   generation (later PATCHes do not change history). Inactive agents keep their history.
 //!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
 //! - Rate limit: a fixed 60 s window per token opening at its first API call; every
@@ -36,9 +44,11 @@
 //!   advertised as `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and reset 60.
 //! - Faults: `fail_next`, `storm_429` and `malformed_next` act on `/api/v2` only (use
 //!   `login_down` for the token endpoint); latency applies to every path except `/_sim/`.
-//! - Workitem query: `count` is the number of matches overall; `after` is an opaque cursor;
-//!   filters on `externalTag`, `typeId`, `statusId`, `statusCategory`, `assigneeId`,
-//!   `queueId`, `id`, `name` with `EQ`/`IN`/`NEQ`/`NIN`. `customFields` are stored unchecked.
+//! - Workitems: `count` is the number of matches overall; `after` is an opaque cursor; at
+//!   most three filters, one of them `EQ` on `assigneeId`, `queueId` or `typeId` (workbins
+//!   are not modelled); filters on `externalTag`, `typeId`, `statusId`, `statusCategory`,
+//!   `assigneeId`, `queueId`, `id`, `name` with `EQ`/`NEQ`/`IN`. A body field the simulator
+//!   does not model is a 400 naming it. `customFields` are stored unchecked.
 
 mod aggregate;
 mod analytics;
@@ -53,6 +63,7 @@ mod oauth;
 mod org;
 mod paging;
 mod query;
+mod record;
 mod render;
 mod rng;
 mod routing;
@@ -74,6 +85,8 @@ use tokio::task::JoinHandle;
 
 pub use counters::RequestCounters;
 pub use faults::Faults;
+pub use record::Exchange;
+pub use server::route_templates;
 pub use world::{MetricStats, OrgHandle, TruthStats};
 
 use server::Shared;
@@ -104,6 +117,9 @@ pub struct SimConfig {
     /// The review worktype's id; `None` derives it from the seed. The standalone `sim` uses
     /// the one `config/demo.toml` names, so that file works against it unchanged.
     pub worktype_id: Option<uuid::Uuid>,
+    /// Keep every request and response, bodies included, in memory ([`Simulator::exchanges`]):
+    /// for contract tests, not for long runs.
+    pub record: bool,
 }
 
 impl Default for SimConfig {
@@ -120,6 +136,7 @@ impl Default for SimConfig {
             max_interval_days: 31,
             clock: Clock::system(),
             worktype_id: None,
+            record: false,
         }
     }
 }
@@ -159,6 +176,7 @@ impl Simulator {
             faults: Arc::new(Faults::default()),
             tokens: tokens::Tokens::default(),
             counters: counters::Counters::default(),
+            recorder: record::Recorder::default(),
         });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -204,6 +222,15 @@ impl Simulator {
     /// The access tokens issued so far (unexpired), so a test can grep outputs for them.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.tokens.issued()
+    }
+
+    /// Every exchange recorded so far (empty unless [`SimConfig::record`] is set).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.recorder.snapshot()
+    }
+
+    pub fn clear_exchanges(&self) {
+        self.shared.recorder.clear();
     }
 
     pub fn reset_counters(&self) {

@@ -50,7 +50,8 @@ impl Paging {
 }
 
 /// Builds `{entities, pageSize, pageNumber, total, pageCount, firstUri, selfUri, lastUri,
-/// nextUri?, previousUri?}`. `extra` is appended to every URI (already encoded, `&`-joined).
+/// nextUri?, previousUri?}`: the fields of `UserEntityListing`, `SkillEntityListing` and
+/// `UserSkillEntityListing`. `extra` is appended to every URI (already encoded, `&`-joined).
 pub fn listing(
     entities: Vec<Value>,
     total: usize,
@@ -83,4 +84,24 @@ pub fn listing(
         m.insert("previousUri".into(), json!(uri(paging.number - 1)));
     }
     Value::Object(m)
+}
+
+/// As [`listing`] without `total`, `pageCount` and `lastUri`: `QueueMemberEntityListing`
+/// has only `entities`, `pageNumber`, `pageSize`, `firstUri`, `nextUri`, `previousUri` and
+/// `selfUri` (.NET SDK 270.0.0, `build/docs/QueueMemberEntityListing.md`), so a client
+/// learns that another page follows only from `nextUri`.
+pub fn listing_without_totals(
+    entities: Vec<Value>,
+    total: usize,
+    paging: Paging,
+    path: &str,
+    extra: &str,
+) -> Value {
+    let mut value = listing(entities, total, paging, path, extra);
+    if let Some(m) = value.as_object_mut() {
+        for key in ["total", "pageCount", "lastUri"] {
+            m.remove(key);
+        }
+    }
+    value
 }

@@ -48,10 +48,15 @@ pub fn user(org: &Org, index: u32, expand_skills: bool) -> Value {
         }),
     );
     if let Some(mgr) = info.manager {
+        // `manager` is a `User`, whose `version` is required.
         let mid = org.users[mgr as usize].id;
         m.insert(
             "manager".into(),
-            json!({ "id": mid.to_string(), "selfUri": format!("/api/v2/users/{mid}") }),
+            json!({
+                "id": mid.to_string(),
+                "version": org.user_skills(mgr).version,
+                "selfUri": format!("/api/v2/users/{mid}"),
+            }),
         );
     }
     m.insert("version".into(), json!(org.user_skills(index).version));

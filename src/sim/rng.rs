@@ -22,6 +22,7 @@ pub mod domain {
     pub const CONV_DAY: u64 = 12;
     pub const EVAL_DAY: u64 = 13;
     pub const SURVEY_DAY: u64 = 14;
+    pub const DAY_SKILL: u64 = 15;
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;

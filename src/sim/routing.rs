@@ -6,17 +6,17 @@ use serde_json::{json, Value};
 
 use super::errors::{ApiError, ApiResult};
 use super::org::Org;
-use super::paging::{listing, Paging};
+use super::paging::{listing, listing_without_totals, Paging};
 use super::query::{encode, Params};
 use super::render;
 use super::server::AppState;
 
-/// The largest `pageSize` for queue members (documented: 100) and group individuals (sim choice:
-/// the SDK lists no paging parameters for them).
+/// Sim choice: the largest `pageSize` for queue members (the .NET SDK documents "Max value is
+/// 100").
 const MAX_MEMBER_PAGE: usize = 100;
 
 /// `GET /api/v2/routing/skills?pageSize&pageNumber&name&id…`. `name` is a case-insensitive
-/// prefix match (sim choice; the SDK says "starts with").
+/// prefix match (sim choice; the SDK says "results that start with this value").
 pub async fn skills(State(app): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let params = Params::parse(q.as_deref());
     let paging = Paging::from_params(&params, 25, 500)?;
@@ -53,8 +53,9 @@ fn members(org: &Org, keep: impl Fn(u32) -> bool) -> Vec<u32> {
         .collect()
 }
 
-/// `GET /api/v2/routing/queues/{id}/members`. Membership is fixed at generation: the active
-/// agents who held the queue's skill (sim choice).
+/// `GET /api/v2/routing/queues/{id}/members` → `QueueMemberEntityListing`, which carries no
+/// `total` or `pageCount`: another page follows while `nextUri` is present. Membership is
+/// fixed at generation: the active agents who held the queue's skill (sim choice).
 pub async fn queue_members(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -74,38 +75,48 @@ pub async fn queue_members(
         .iter()
         .map(|&i| {
             let uid = org.users[i as usize].id;
-            let name = org.user_name(i);
             json!({
                 "id": uid.to_string(),
-                "name": name,
-                "user": { "id": uid.to_string(), "name": name, "selfUri": format!("/api/v2/users/{uid}") },
+                "name": org.user_name(i),
+                "user": render::user(org, i, false),
                 "ringNumber": 1,
                 "joined": true,
                 "memberBy": "user",
+                "selfUri": format!("/api/v2/routing/queues/{}/members/{uid}", queue.id),
             })
         })
         .collect();
     let path = format!("/api/v2/routing/queues/{}/members", queue.id);
-    Ok(Json(listing(entities, all.len(), paging, &path, "")))
+    Ok(Json(listing_without_totals(
+        entities,
+        all.len(),
+        paging,
+        &path,
+        "",
+    )))
 }
 
-/// `GET /api/v2/groups/{id}/individuals` → UserEntityListing.
+/// `GET /api/v2/groups/{id}/individuals` → `UserEntityListing`. The operation takes no query
+/// parameters ("Get all individuals associated with the group", .NET SDK 270.0.0,
+/// `build/docs/GroupsApi.md`): every individual comes in one answer; query parameters are
+/// ignored, as the real API ignores ones it does not define.
 pub async fn group_individuals(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = Params::parse(q.as_deref());
     let org = &app.world.org;
     let group = org
         .group_by_id(&id)
         .ok_or_else(|| ApiError::not_found(format!("Group {id} not found")))?;
-    let paging = Paging::from_params(&params, 25, MAX_MEMBER_PAGE)?;
     let all = members(org, |i| org.users[i as usize].group == Some(group));
-    let entities = all[paging.range(all.len())]
-        .iter()
-        .map(|&i| render::user(org, i, false))
-        .collect();
-    let path = format!("/api/v2/groups/{}/individuals", org.groups[group as usize]);
-    Ok(Json(listing(entities, all.len(), paging, &path, "")))
+    let entities: Vec<Value> = all.iter().map(|&i| render::user(org, i, false)).collect();
+    let n = entities.len();
+    Ok(Json(json!({
+        "entities": entities,
+        "pageSize": n,
+        "pageNumber": 1,
+        "total": n,
+        "pageCount": 1,
+        "selfUri": format!("/api/v2/groups/{}/individuals", org.groups[group as usize]),
+    })))
 }

@@ -8,6 +8,7 @@ use axum::Router;
 
 use super::counters::Counters;
 use super::faults::Faults;
+use super::record::Recorder;
 use super::tokens::Tokens;
 use super::world::World;
 use super::{analytics, control, gate, limits, oauth, routing, tasks, users, SimConfig};
@@ -20,34 +21,44 @@ pub struct Shared {
     pub faults: Arc<Faults>,
     pub tokens: Tokens,
     pub counters: Counters,
+    pub recorder: Recorder,
 }
 
 pub type AppState = Arc<Shared>;
 
-/// Every route template, static segments before parameters where both could match (the
-/// counters key requests by template; axum's `MatchedPath` needs a feature we don't enable).
-const TEMPLATES: [&str; 18] = [
-    "/oauth/token",
-    "/_sim/webhook",
-    "/_sim/faults",
-    "/api/v2/organizations/limits/namespaces/{ns}",
-    "/api/v2/users",
-    "/api/v2/users/{id}",
-    "/api/v2/users/{id}/routingskills",
-    "/api/v2/users/{id}/routingskills/bulk",
-    "/api/v2/routing/skills",
-    "/api/v2/routing/queues/{id}/members",
-    "/api/v2/groups/{id}/individuals",
-    "/api/v2/analytics/conversations/aggregates/query",
-    "/api/v2/analytics/evaluations/aggregates/query",
-    "/api/v2/analytics/surveys/aggregates/query",
-    "/api/v2/taskmanagement/workitems",
-    "/api/v2/taskmanagement/workitems/query",
-    "/api/v2/taskmanagement/workitems/{id}",
-    "/api/v2/taskmanagement/worktypes/{id}/statuses",
+/// Every route, as `(method, template)`: the simulator's whole route table (the router below
+/// serves exactly these; `tests/sim_contract.rs` checks that, and that each has an entry in
+/// the project's API contract). Paths under `/_sim/` are the simulator's own.
+const ROUTES: [(&str, &str); 20] = [
+    ("POST", "/oauth/token"),
+    ("POST", "/_sim/webhook"),
+    ("POST", "/_sim/faults"),
+    ("GET", "/api/v2/organizations/limits/namespaces/{ns}"),
+    ("GET", "/api/v2/users"),
+    ("GET", "/api/v2/users/{id}"),
+    ("GET", "/api/v2/users/{id}/routingskills"),
+    ("PATCH", "/api/v2/users/{id}/routingskills/bulk"),
+    ("PUT", "/api/v2/users/{id}/routingskills/bulk"),
+    ("GET", "/api/v2/routing/skills"),
+    ("GET", "/api/v2/routing/queues/{id}/members"),
+    ("GET", "/api/v2/groups/{id}/individuals"),
+    ("POST", "/api/v2/analytics/conversations/aggregates/query"),
+    ("POST", "/api/v2/analytics/evaluations/aggregates/query"),
+    ("POST", "/api/v2/analytics/surveys/aggregates/query"),
+    ("POST", "/api/v2/taskmanagement/workitems"),
+    ("POST", "/api/v2/taskmanagement/workitems/query"),
+    ("GET", "/api/v2/taskmanagement/workitems/{id}"),
+    ("PATCH", "/api/v2/taskmanagement/workitems/{id}"),
+    ("GET", "/api/v2/taskmanagement/worktypes/{id}/statuses"),
 ];
 
-/// The route template a concrete path matches, if any.
+/// The route table: `(method, template)` of every route the simulator serves.
+pub fn route_templates() -> &'static [(&'static str, &'static str)] {
+    &ROUTES
+}
+
+/// The route template a concrete path matches, if any (the counters key requests by
+/// template; axum's `MatchedPath` needs a feature we don't enable).
 pub fn template_for(path: &str) -> Option<&'static str> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let fits = |t: &str| {
@@ -58,12 +69,12 @@ pub fn template_for(path: &str) -> Option<&'static str> {
                 .zip(&segs)
                 .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
     };
-    TEMPLATES
+    ROUTES
         .iter()
+        .map(|(_, t)| *t)
         .filter(|t| fits(t))
         // Prefer the template with the most static segments.
         .max_by_key(|t| t.split('/').filter(|s| !s.starts_with('{')).count())
-        .copied()
 }
 
 /// The `/api/v2` routes the real client uses, behind the auth/rate-limit/fault gate.

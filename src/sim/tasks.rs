@@ -25,6 +25,18 @@ fn json_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
     }
 }
 
+/// Refuses a field the simulator does not model (400 naming it) rather than ignoring it: a
+/// request the real API would act on is never answered as if it had been.
+fn only_fields(m: &Map<String, Value>, modelled: &[&str]) -> ApiResult<()> {
+    match m.keys().find(|k| !modelled.contains(&k.as_str())) {
+        Some(field) => Err(ApiError::invalid_value(
+            field,
+            format!("{field} is unknown or not supported by the simulator"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// An optional string field; present but not a string is a 400.
 fn opt_str<'a>(m: &'a Map<String, Value>, field: &str) -> ApiResult<Option<&'a str>> {
     match m.get(field) {
@@ -85,6 +97,20 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> 
 /// `POST /api/v2/taskmanagement/workitems` (WorkitemCreate).
 pub async fn create(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let m = json_object(&body)?;
+    only_fields(
+        &m,
+        &[
+            "name",
+            "typeId",
+            "description",
+            "assigneeId",
+            "queueId",
+            "priority",
+            "dateDue",
+            "externalTag",
+            "customFields",
+        ],
+    )?;
     let tasks = &app.world.tasks;
     let org = &app.world.org;
     let name =
@@ -166,6 +192,16 @@ pub async fn update(
     let org = &app.world.org;
     tasks.get(&id).ok_or_else(|| not_found(&id))?;
     let m = json_object(&body)?;
+    only_fields(
+        &m,
+        &[
+            "statusId",
+            "assigneeId",
+            "description",
+            "priority",
+            "dateDue",
+        ],
+    )?;
     let status = match opt_str(&m, "statusId")? {
         None => None,
         Some(s) => Some(tasks.status_by_id(s).ok_or_else(|| {
@@ -179,7 +215,13 @@ pub async fn update(
     if let Some(d) = description {
         check_len("description", d, 0, 512)?;
     }
-    let priority = m.get("priority").and_then(Value::as_i64);
+    let priority =
+        match m.get("priority") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                ApiError::invalid_value("priority", "priority must be an integer")
+            })?),
+        };
     let date_due = parse_due(opt_str(&m, "dateDue")?, app.world.clock.now())?;
     if let Some(s) = status {
         tasks.set_status(&id, s);
@@ -227,8 +269,17 @@ const FILTER_NAMES: [&str; 8] = [
     "queueId",
 ];
 
-/// A parsed query filter: field name, wanted values, negated (`NEQ`/`NIN`).
-type QueryFilter = (String, Vec<String>, bool);
+/// The filters of which a query needs at least one with `EQ`.
+const ANCHOR_FILTERS: [&str; 4] = ["workbinId", "assigneeId", "queueId", "typeId"];
+/// The most filters one query may carry.
+const MAX_QUERY_FILTERS: usize = 3;
+
+/// A parsed query filter.
+struct QueryFilter {
+    name: String,
+    values: Vec<String>,
+    operator: &'static str,
+}
 
 fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
     let Some(list) = m.get("filters") else {
@@ -243,7 +294,7 @@ fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
         if !FILTER_NAMES.contains(&name) {
             return Err(ApiError::invalid_value(
                 "filters.name",
-                format!("Unsupported filter name {name:?}"),
+                format!("Filter name {name:?} is unknown or not supported by the simulator"),
             ));
         }
         let values: Vec<String> = f
@@ -259,23 +310,30 @@ fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
             .get("operator")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let negate = match op {
-            "EQ" | "IN" => false,
-            "NEQ" | "NIN" => true,
+        // The SDK's operators are EQ, NEQ, GT, LT, GTE, LTE, IN, CONTAINS, BETWEEN and
+        // BEGINS_WITH; the simulator models the first two and IN.
+        let operator = match op {
+            "EQ" => "EQ",
+            "NEQ" => "NEQ",
+            "IN" => "IN",
             other => {
                 return Err(ApiError::invalid_value(
                     "filters.operator",
-                    format!("Unsupported operator {other:?}"),
+                    format!("Operator {other:?} is unknown or not supported by the simulator"),
                 ))
             }
         };
-        if values.is_empty() || (matches!(op, "EQ" | "NEQ") && values.len() != 1) {
+        if values.is_empty() || (operator != "IN" && values.len() != 1) {
             return Err(ApiError::invalid_value(
                 "filters.values",
-                "EQ takes exactly one value, IN at least one",
+                "EQ and NEQ take exactly one value, IN at least one",
             ));
         }
-        out.push((name.to_string(), values, negate));
+        out.push(QueryFilter {
+            name: name.to_string(),
+            values,
+            operator,
+        });
     }
     Ok(out)
 }
@@ -284,24 +342,27 @@ fn parse_filters(m: &Map<String, Value>) -> ApiResult<Vec<QueryFilter>> {
 /// of the next match); `count` is the number of matches overall (sim choice).
 pub async fn query(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let m = json_object(&body)?;
+    only_fields(&m, &["filters", "pageSize", "after"])?;
     let filters = parse_filters(&m)?;
-    // The real API refuses a query without an EQ filter on workbinId, assigneeId, queueId or
-    // typeId (`docs/genesys-api.md` §7); the simulator accepts the three below.
-    let anchored = m
-        .get("filters")
-        .and_then(Value::as_array)
-        .is_some_and(|list| {
-            list.iter().any(|f| {
-                f.get("operator").and_then(Value::as_str) == Some("EQ")
-                    && f.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| ["workbinId", "assigneeId", "typeId"].contains(&n))
-            })
-        });
+    // "This query requires at least one EQ filter on the workbinId, assigneeId, queueId or
+    // typeId attributes. A maximum of three filters are allowed." (.NET SDK 270.0.0,
+    // `build/docs/TaskManagementApi.md`, PostTaskmanagementWorkitemsQuery.)
+    if filters.len() > MAX_QUERY_FILTERS {
+        return Err(ApiError::invalid_value(
+            "filters",
+            format!(
+                "A maximum of {MAX_QUERY_FILTERS} filters are allowed, got {}",
+                filters.len()
+            ),
+        ));
+    }
+    let anchored = filters
+        .iter()
+        .any(|f| f.operator == "EQ" && ANCHOR_FILTERS.contains(&f.name.as_str()));
     if !anchored {
         return Err(ApiError::invalid_value(
             "filters",
-            "The query requires at least one EQ filter on the workbinId, assigneeId or typeId attributes",
+            "The query requires at least one EQ filter on the workbinId, assigneeId, queueId or typeId attributes",
         ));
     }
     let page_size = match m.get("pageSize") {
@@ -329,10 +390,10 @@ pub async fn query(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<V
         .iter()
         .map(|w| tasks.render(w))
         .filter(|item| {
-            filters.iter().all(|(name, values, negate)| {
-                let v = filter_value(item, name);
-                let hit = v.is_some_and(|v| values.iter().any(|x| x.eq_ignore_ascii_case(&v)));
-                hit != *negate
+            filters.iter().all(|f| {
+                let v = filter_value(item, &f.name);
+                let hit = v.is_some_and(|v| f.values.iter().any(|x| x.eq_ignore_ascii_case(&v)));
+                hit != (f.operator == "NEQ")
             })
         })
         .collect();
@@ -370,5 +431,9 @@ pub async fn statuses(
             })
         })
         .collect();
-    Ok(Json(json!({ "entities": entities })))
+    Ok(Json(json!({
+        "total": entities.len(),
+        "entities": entities,
+        "selfUri": format!("/api/v2/taskmanagement/worktypes/{id}/statuses"),
+    })))
 }

@@ -265,8 +265,8 @@ impl OrgHandle {
     }
 
     /// Exactly what the conversation aggregates endpoint answers now for this pair over the
-    /// whole UTC days inside `[interval_start, interval_end)` (days not yet ended by the
-    /// simulator's clock have no data). `None` for unknown ids, a pair the agent never held,
+    /// UTC days whose noon lies inside `[interval_start, interval_end)` (days not yet ended by
+    /// the simulator's clock have no data). `None` for unknown ids, a pair the agent never held,
     /// or a pair without any data (the endpoint would omit the group).
     pub fn metrics_truth(
         &self,

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration test targets: temp dirs, the in-process simulator with
 //! relaxed settings and a client for it ([`sim`]), the real binary as a one-shot command
-//! ([`binary`]), log capture ([`capture`]), and, for `tests/daemon.rs` and `tests/faults.rs`,
-//! a free admin port, the `skill-tuner run` daemon with its admin endpoints and signals, and
-//! `/metrics` parsing.
+//! ([`binary`]), log capture ([`capture`]), the API contract and its checker ([`contract`]),
+//! and, for `tests/daemon.rs` and `tests/faults.rs`, a free admin port, the `skill-tuner run`
+//! daemon with its admin endpoints and signals, and `/metrics` parsing.
 //!
 //! Built for a loaded 2-core machine: every wait polls with a generous deadline.
 
@@ -11,6 +11,7 @@
 
 pub mod binary;
 pub mod capture;
+pub mod contract;
 pub mod sim;
 
 use skill_tuner::sim::SimConfig;
