@@ -290,6 +290,27 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
     assert_eq!(org.workitems().len(), items.len());
 }
 
+/// A dry run shows what would be held for review, but files nothing: the next real cycle
+/// proposes those changes itself instead of waiting for reviews nobody was asked for.
+#[tokio::test]
+async fn a_dry_run_with_hold_for_review_leaves_nothing_waiting() {
+    let mut r = rig(150).await;
+    r.settings.alerts.threshold = 1.0;
+    r.settings.alerts.hold_for_review = true;
+    let plan = r.run(Mode::Plan).await;
+    let would_hold = plan.changes.iter().filter(|c| c.status == "held").count();
+    assert!(would_hold >= 2, "{}", plan.render_table(5));
+    assert!(r.ledger.held_changes().unwrap().is_empty());
+    let once = r.run(Mode::Once).await;
+    assert_eq!(
+        once.changes.iter().filter(|c| c.status == "held").count(),
+        would_hold,
+        "{}",
+        once.render_table(5)
+    );
+    assert_eq!(r.sim.org().workitems().len(), would_hold);
+}
+
 #[tokio::test]
 async fn held_changes_apply_only_after_approval() {
     let mut r = rig(150).await;

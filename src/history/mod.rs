@@ -852,7 +852,12 @@ impl Ledger {
 
     /// Changes waiting for review approval, oldest first.
     pub fn held_changes(&self) -> Result<Vec<ChangeRecord>, LedgerError> {
-        self.query_changes("WHERE status = 'held' ORDER BY rowid", params![])
+        // A dry run records what it *would* hold; no workitem was filed for it, so nothing
+        // waits for a review.
+        self.query_changes(
+            "WHERE status = 'held' AND run_id NOT IN (SELECT id FROM runs WHERE mode = 'plan') ORDER BY rowid",
+            params![],
+        )
     }
 
     /// Every change, oldest first (export).
