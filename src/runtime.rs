@@ -66,6 +66,7 @@ pub fn client_with_secret(
         max_retry_after: Duration::from_secs(g.retry.max_retry_after_secs),
     };
     config.retry_budget = g.retry.budget;
+    config.bulk_skills_per_call = g.bulk_skills_per_call;
     config.clock = clock.clone();
     Ok(GenesysClient::new(config)?)
 }

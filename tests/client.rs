@@ -692,3 +692,35 @@ async fn absurd_numbers_from_the_server_do_not_panic_the_client() {
     assert_eq!(err.status(), Some(503), "{err}");
     server.abort();
 }
+
+/// `genesys.bulk_skills_per_call` splits one agent's write into that many skills a call.
+#[tokio::test]
+async fn bulk_writes_are_split_by_the_configured_batch_size() {
+    let sim = sim(SimConfig::default()).await;
+    let mut config = config_for(&sim, &SimConfig::default().client_secret);
+    config.bulk_skills_per_call = 2;
+    let client = GenesysClient::new(config).unwrap();
+    let org = sim.org();
+    let agent = org
+        .agent_ids()
+        .into_iter()
+        .find(|a| org.user_skills(a).len() >= 3)
+        .expect("an agent with three skills");
+    let skills = org.user_skills(&agent);
+    let body: Vec<UserRoutingSkillPost> = skills
+        .iter()
+        .map(|(id, _)| UserRoutingSkillPost {
+            id: id.clone(),
+            proficiency: 2.5,
+        })
+        .collect();
+    sim.reset_counters();
+    client.patch_user_skills(&agent, &body).await.unwrap();
+    let calls = sim
+        .counters()
+        .count("PATCH", "/api/v2/users/{id}/routingskills/bulk");
+    assert_eq!(calls as usize, skills.len().div_ceil(2));
+    assert!(skills
+        .iter()
+        .all(|(id, _)| org.proficiency(&agent, id) == Some(2.5)));
+}

@@ -57,6 +57,9 @@ pub struct GenesysSettings {
     pub rate_limit_per_minute: u32,
     pub burst: u32,
     pub max_concurrency: usize,
+    /// Most skills in one `PATCH …/routingskills/bulk`: 50 is the limit Genesys' Terraform
+    /// provider keeps to; the SDK's body schema sets no maximum, so it is a setting.
+    pub bulk_skills_per_call: usize,
     pub request_timeout_secs: u64,
     pub token_refresh_margin_secs: u64,
     /// Where the per-token rate limit is read at start-up (the namespace is not documented;
@@ -80,6 +83,7 @@ impl Default for GenesysSettings {
             rate_limit_per_minute: 300,
             burst: 5,
             max_concurrency: 8,
+            bulk_skills_per_call: crate::genesys::BULK_SKILLS_MAX,
             request_timeout_secs: 16,
             token_refresh_margin_secs: 300,
             limits_namespace: "platform.api".into(),

@@ -146,6 +146,11 @@ impl Settings {
             "from 1 to 64",
         );
         c.require(
+            (1..=500).contains(&g.bulk_skills_per_call),
+            "genesys.bulk_skills_per_call",
+            "from 1 to 500 (Genesys' Terraform provider sends at most 50)",
+        );
+        c.require(
             g.request_timeout_secs >= 1,
             "genesys.request_timeout_secs",
             "at least 1",

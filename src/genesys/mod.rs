@@ -37,7 +37,7 @@ pub const USER_PAGE_SIZE: u32 = 500;
 /// Page size for one user's skills; every page is followed, so a larger set still reads whole.
 /// (The Terraform provider pages with 50; the endpoint's maximum is not documented.)
 pub const USER_SKILLS_PAGE_SIZE: u32 = 50;
-/// Most skills in one `PATCH …/routingskills/bulk`: the Terraform provider's limit ("restricts
+/// The default of `genesys.bulk_skills_per_call`: the Terraform provider's limit ("restricts
 /// skills adds to 50 per call"); the SDK's body schema sets no maximum (`docs/genesys-api.md` §5).
 pub const BULK_SKILLS_MAX: usize = 50;
 /// Page size for queue members (.NET SDK 270.0.0 `RoutingApi.md`, GetRoutingQueueMembers:
@@ -66,6 +66,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Retry quota tokens shared by all calls (5 per retry, 10 per timeout, +1 per success).
     pub retry_budget: u32,
+    /// Most skills in one bulk write (`genesys.bulk_skills_per_call`).
+    pub bulk_skills_per_call: usize,
     /// Wall-clock time, for `Retry-After` given as an HTTP date.
     pub clock: crate::clock::Clock,
 }
@@ -82,6 +84,7 @@ impl ClientConfig {
             token_refresh_margin: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             retry_budget: 500,
+            bulk_skills_per_call: BULK_SKILLS_MAX,
             clock: crate::clock::Clock::system(),
         }
     }
@@ -108,6 +111,8 @@ impl AggregateSource {
 /// Aborts the token refresher when the last client handle goes away.
 struct Inner {
     transport: Transport,
+    /// Most skills per bulk write.
+    bulk_skills_per_call: usize,
     refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -174,6 +179,7 @@ impl GenesysClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 transport,
+                bulk_skills_per_call: config.bulk_skills_per_call,
                 refresher: std::sync::Mutex::new(None),
             }),
         })
@@ -347,7 +353,7 @@ impl GenesysClient {
         }
         let path = format!("/api/v2/users/{}/routingskills/bulk", encode(user_id));
         let mut last = (Vec::new(), None);
-        for chunk in skills.chunks(BULK_SKILLS_MAX) {
+        for chunk in skills.chunks(self.inner.bulk_skills_per_call.max(1)) {
             let request = ApiRequest::get(path.clone(), "/api/v2/users/{id}/routingskills/bulk")
                 .with_json(Method::PATCH, &chunk)?;
             last = match self
