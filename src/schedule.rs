@@ -397,6 +397,41 @@ mod tests {
         assert_eq!(around, want);
     }
 
+    /// Every zone the tests name, both changes of 2027: a daily schedule fires exactly once on
+    /// the local day of the change (at 01:30, in or near the repeated or missing hour), and a
+    /// five-minute schedule fires every five minutes of real time through the whole 23- or
+    /// 25-hour local day.
+    #[test]
+    fn both_dst_changes_in_london_berlin_and_new_york() {
+        use chrono::NaiveDate;
+        let days = [
+            ("Europe/London", (3, 28), (10, 31)),
+            ("Europe/Berlin", (3, 28), (10, 31)),
+            ("America/New_York", (3, 14), (11, 7)),
+        ];
+        for (zone, spring, fall) in days {
+            let tz: Tz = zone.parse().unwrap();
+            for ((month, day), hours) in [(spring, 23), (fall, 25)] {
+                let date = NaiveDate::from_ymd_opt(2027, month, day).unwrap();
+                let start = tz
+                    .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
+                    .earliest()
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let end = start + chrono::Duration::hours(hours);
+                let daily = Schedule::parse("0 30 1 * * *", zone).unwrap();
+                let fired = ticks(&daily, start, end);
+                assert_eq!(fired.len(), 1, "{zone} {date}: {fired:?}");
+                let every5 = Schedule::parse("0 */5 * * * *", zone).unwrap();
+                let fired = ticks(&every5, start, end);
+                assert_eq!(fired.len() as i64, hours * 12, "{zone} {date}");
+                assert!(fired
+                    .windows(2)
+                    .all(|w| w[1] - w[0] == chrono::Duration::minutes(5)));
+            }
+        }
+    }
+
     #[test]
     fn a_tick_is_always_strictly_in_the_future() {
         for (expr, tz) in [
