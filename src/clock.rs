@@ -74,11 +74,22 @@ impl Clock {
                 reason: e.to_string(),
             }),
             Ok(value) => {
-                let at = DateTime::parse_from_rfc3339(value.trim()).map_err(|e| ClockEnvError {
+                let refuse = |reason: String| ClockEnvError {
                     value: value.clone(),
-                    reason: e.to_string(),
-                })?;
-                Ok(Self::starting_at(at.with_timezone(&Utc)))
+                    reason,
+                };
+                let at = DateTime::parse_from_rfc3339(value.trim())
+                    .map_err(|e| refuse(e.to_string()))?
+                    .with_timezone(&Utc);
+                // Years the analytics API, the ledger's timestamps and the schedule all handle;
+                // a leap second (`:60`) has no place on any of them.
+                use chrono::{Datelike, Timelike};
+                if !(2000..2200).contains(&at.year()) || at.nanosecond() >= 1_000_000_000 {
+                    return Err(refuse(
+                        "outside the years 2000–2199, or a leap second".to_string(),
+                    ));
+                }
+                Ok(Self::starting_at(at))
             }
         }
     }
@@ -86,10 +97,10 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match &*self.0 {
             Source::System => Utc::now(),
-            Source::Shifted { origin, started } => {
-                *origin
-                    + chrono::Duration::from_std(started.elapsed()).unwrap_or(chrono::Duration::MAX)
-            }
+            Source::Shifted { origin, started } => chrono::Duration::from_std(started.elapsed())
+                .ok()
+                .and_then(|d| origin.checked_add_signed(d))
+                .unwrap_or(*origin),
             Source::Manual(tx) => *tx.borrow(),
         }
     }

@@ -58,7 +58,8 @@ impl ExitClass {
         match outcome {
             "ok" | "dry_run" | "nothing_to_do" => ExitClass::Ok,
             "breaker" => ExitClass::Breaker,
-            "partial" => ExitClass::Partial,
+            // A shutdown stopped the cycle part-way: what landed is recorded, the rest not sent.
+            "partial" | "interrupted" => ExitClass::Partial,
             _ => ExitClass::Failed,
         }
     }

@@ -206,16 +206,11 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock
         eprintln!("error: {e}");
         return ExitClass::of_login(&e).into();
     }
-    match run_cycle(
-        &client,
-        &settings,
-        &ledger,
-        mode,
-        &StopSignal::default(),
-        clock,
-    )
-    .await
-    {
+    let stop = StopSignal::default();
+    let on_signal = tokio::spawn(stop_on_signal(stop.clone(), client.clone()));
+    let result = run_cycle(&client, &settings, &ledger, mode, &stop, clock).await;
+    on_signal.abort();
+    match result {
         Ok(report) => {
             print_report(&report, json);
             exit_for(&report)
@@ -225,6 +220,34 @@ async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock
             ExitClass::of_cycle(&e).into()
         }
     }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM during `plan`/`once`: like the daemon, the writes on the wire
+/// finish, nothing new is sent, and the run is recorded `interrupted` (exit 4); a second
+/// signal exits at once (the next run reconciles the ledger).
+async fn stop_on_signal(stop: StopSignal, client: skill_tuner::genesys::GenesysClient) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!(
+        "stopping: writes on the wire finish, nothing new is sent (signal again to exit at once)"
+    );
+    stop.request();
+    client.shut_down();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("second signal: exiting at once; the next run reconciles the ledger");
+    std::process::exit(130);
 }
 
 /// 0 stopped cleanly, 1 the running cycle outlived the grace period or a second signal

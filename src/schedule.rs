@@ -81,12 +81,17 @@ impl Schedule {
                 expression: expression.to_string(),
                 reason: e.to_string(),
             })?;
-        Ok(Self {
+        let schedule = Self {
             cron,
             tz,
             expression: expression.to_string(),
             kind: kind_of(expression),
-        })
+        };
+        // `0 0 0 31 4 *` parses but never fires: a daemon on it would idle forever.
+        if schedule.next_after(reference_instant()).is_none() {
+            return Err(ScheduleError::Never(expression.to_string()));
+        }
+        Ok(schedule)
     }
 
     pub fn expression(&self) -> &str {
@@ -496,6 +501,19 @@ mod tests {
         assert!(
             preview.starts_with("#   2027-01-01 02:00:00 UTC  (2027-01-01T02:00:00Z)"),
             "{preview}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused() {
+        let e = Schedule::parse("0 0 0 31 4 *", "UTC").unwrap_err();
+        assert!(matches!(e, ScheduleError::Never(_)), "{e}");
+        assert_eq!(e.key(), "daemon.schedule");
+        // Rare is not never: 29 February comes every four years.
+        let leap = Schedule::parse("0 0 0 29 2 *", "UTC").unwrap();
+        assert_eq!(
+            leap.next_after(utc(2026, 3, 1, 0, 0)),
+            Some(utc(2028, 2, 29, 0, 0))
         );
     }
 

@@ -1249,3 +1249,56 @@ async fn a_ledger_from_before_triggers_is_migrated_and_lists_them() {
         .unwrap();
     assert_eq!(version, 2);
 }
+
+/// SIGTERM (or Ctrl-C) during `once`: the writes on the wire finish, nothing new is sent,
+/// the run is recorded `interrupted` with every row settled, and the exit code is 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_once_stops_it_gracefully() {
+    let dir = TempDir::new("once-term");
+    let ledger_path = dir.path().join("ledger.db");
+    let (sim, mut settings, _client) = start(60).await;
+    settings.genesys.max_concurrency = 2;
+    let config = config_file(dir.path(), &settings, &ledger_path);
+    sim.faults()
+        .latency_for("routingskills/bulk", Duration::from_millis(250));
+    let child = binary(&["once"], &config).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sim.org().write_count() < 2 {
+        assert!(Instant::now() < deadline, "no writes seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let ledger = Ledger::open(&ledger_path).unwrap();
+    assert!(ledger.unfinished_runs().unwrap().is_empty());
+    let run = &ledger.recent_runs(1).unwrap()[0];
+    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    let rows = ledger.changes(run.id).unwrap();
+    assert!(
+        rows.iter().all(|r| r.status != ChangeStatus::Planned),
+        "{rows:?}"
+    );
+    let applied = rows
+        .iter()
+        .filter(|r| r.status == ChangeStatus::Applied)
+        .count();
+    assert!(
+        applied >= 1 && applied < rows.len(),
+        "{applied} of {}",
+        rows.len()
+    );
+    for r in rows.iter().filter(|r| r.status == ChangeStatus::Applied) {
+        assert_eq!(org_value(&sim, r), Some(r.after));
+    }
+    sim.shutdown().await;
+}

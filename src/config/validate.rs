@@ -253,7 +253,14 @@ impl Settings {
             );
         }
 
-        if let Some(why) = crate::history::not_durable(&self.history.path) {
+        // A directory is a config mistake too (exit 2, not "a retry may help"); the path is
+        // where the ledger will be opened, `$STATE_DIRECTORY` applied.
+        let why = crate::history::not_durable(&self.history.path).or_else(|| {
+            crate::runtime::ledger_path(self)
+                .is_dir()
+                .then(|| "is a directory".to_string())
+        });
+        if let Some(why) = why {
             c.require(
                 false,
                 "history.path",
