@@ -6,7 +6,7 @@
 mod common;
 
 use common::sim::start_sim;
-use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
+use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use skill_tuner::history::Ledger;
 use skill_tuner::sim::{SimConfig, Simulator};
 use std::collections::{BTreeMap, HashSet};
@@ -386,6 +386,26 @@ async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
         .to_str()
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
+    // Prometheus asks for OpenMetrics first, and gets it.
+    let open = reqwest::Client::new()
+        .get(format!("http://{}/metrics", d.admin))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(open.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text; version=1.0.0"));
+    let open = open.text().await.unwrap();
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE skill_tuner_cycles counter\n"),
+        "{open}"
+    );
 
     let s = parse_prometheus(&text);
     assert_eq!(s["skill_tuner_cycle_duration_seconds_count"], 2.0);
@@ -398,13 +418,22 @@ async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
     assert!(s["skill_tuner_token_requests_total"] >= 1.0);
     assert!(s[r#"skill_tuner_changes_total{status="applied"}"#] >= 1.0);
     assert_eq!(s["skill_tuner_ready"], 1.0);
-    assert!(s.contains_key("skill_tuner_api_rate_limited_total"));
+    // Every route called has its latency histogram, its buckets adding up to its count.
+    let users = r#"method="GET",route="/api/v2/users""#;
+    let count = s[&format!("skill_tuner_api_request_duration_seconds_count{{{users}}}")];
+    assert!(count >= 1.0, "{text}");
+    assert_eq!(
+        s[&format!(r#"skill_tuner_api_request_duration_seconds_bucket{{{users},le="+Inf"}}"#)],
+        count
+    );
+    assert!(s[&format!("skill_tuner_api_request_duration_seconds_sum{{{users}}}")] > 0.0);
     assert!(s.contains_key(r#"skill_tuner_api_retries_total{reason="rate_limited"}"#));
     assert!(s.contains_key("skill_tuner_config_last_reload_success_timestamp_seconds"));
     assert!(
-        s.keys()
-            .any(|k| k.starts_with("skill_tuner_api_calls_total{endpoint=\"")
-                && k.contains("status=\"200\"")),
+        s.keys().any(
+            |k| k.starts_with("skill_tuner_api_calls_total{method=\"GET\",route=\"/api/")
+                && k.contains("status=\"200\"")
+        ),
         "{text}"
     );
     d.signal("INT");
@@ -454,14 +483,15 @@ async fn sd_notify_messages_arrive_on_the_notify_socket() {
     };
     wait_for("READY=1", &mut seen);
     // Pings at half the 1 s watchdog interval, from the loop: several within 2 s.
-    let before = seen.iter().filter(|m| *m == "WATCHDOG=1").count();
+    let ping = |m: &&String| m.lines().eq(["WATCHDOG=1"]);
+    let before = seen.iter().filter(ping).count();
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(2) {
         if let Ok(msg) = rx.recv_timeout(Duration::from_millis(100)) {
             seen.push(msg);
         }
     }
-    let pings = seen.iter().filter(|m| *m == "WATCHDOG=1").count() - before;
+    let pings = seen.iter().filter(ping).count() - before;
     assert!(pings >= 2, "watchdog pings in 2 s: {pings}; {seen:?}");
 
     d.wait_ready().await;
@@ -519,7 +549,9 @@ async fn login_down_at_start_keeps_the_daemon_up_but_not_ready_until_login_works
         &[],
     );
     let m = d
-        .wait_metrics("the admin listener", 20, |m| m.contains("skill_tuner_up 1"))
+        .wait_metrics("the admin listener", 20, |m| {
+            m.contains("skill_tuner_build_info{")
+        })
         .await;
     assert_eq!(metric(&m, "skill_tuner_token_valid"), Some(0.0));
     assert_eq!(d.get("/healthz").await.map(|r| r.0), Some(200));
@@ -565,7 +597,7 @@ async fn a_second_sigterm_exits_at_once_and_the_grace_period_bounds_the_wait() {
     for d in [&second, &grace] {
         d.wait_metrics("a cycle mid-apply", 30, |m| {
             metric(m, "skill_tuner_cycle_running") == Some(1.0)
-                && metric_or_zero(m, r#"skill_tuner_api_calls_total{endpoint="GET /api/v2/users/{id}/routingskills",status="200"}"#) >= 1.0
+                && metric_or_zero(m, r#"skill_tuner_api_calls_total{method="GET",route="/api/v2/users/{id}/routingskills",status="200"}"#) >= 1.0
         })
         .await;
     }
@@ -783,7 +815,7 @@ async fn sigterm_ends_a_retry_after_wait_and_records_the_run_interrupted() {
     // Mid-apply, every request from now on is told to come back in 170 s.
     sim.faults().storm_429(100_000, 170);
     d.wait_metrics("a request waiting on Retry-After", 30, |m| {
-        metric_or_zero(m, "skill_tuner_api_rate_limited_total") >= 1.0
+        api_calls_with_status(m, 429) >= 1.0
     })
     .await;
     let t0 = Instant::now();
@@ -848,8 +880,10 @@ async fn post_run_while_not_ready_answers_503_with_the_reason() {
         ),
         &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
     );
-    d.wait_metrics("the admin listener", 20, |m| m.contains("skill_tuner_up 1"))
-        .await;
+    d.wait_metrics("the admin listener", 20, |m| {
+        m.contains("skill_tuner_build_info{")
+    })
+    .await;
     let (status, body) = d.post_with("/run", Some(RUN_TOKEN)).await.unwrap();
     assert_eq!(status, 503, "POST /run while not ready: {body}");
     assert!(

@@ -25,7 +25,7 @@ mod common;
 use common::binary::{binary, config_file, output};
 use common::capture::Capture;
 use common::sim::{applied_agents, cycle, memory_ledger, other_than, skill_id, start_sim};
-use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
+use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
 use serde_json::Value;
 use skill_tuner::config::Settings;
@@ -974,15 +974,6 @@ fn edits_on_two(r: &Rig, changes: &[ChangeLine]) -> Vec<Edit> {
     edits
 }
 
-/// Sum of `skill_tuner_api_calls_total` samples with this status, over every endpoint.
-fn api_calls_with_status(text: &str, status: u16) -> f64 {
-    let label = format!("status=\"{status}\"}}");
-    text.lines()
-        .filter(|l| l.starts_with("skill_tuner_api_calls_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The `skill_tuner_config_info{fingerprint=…,schedule=…}` sample: the config in use.
 fn config_info(text: &str) -> String {
     text.lines()
@@ -1310,7 +1301,7 @@ async fn login_down_at_start() -> Tally {
     let mut d = Daemon::spawn(dir.path(), &settings.to_toml(), &[]);
     let m = d
         .wait_metrics("a failed login", 20, |m| {
-            m.contains("skill_tuner_up 1")
+            m.contains("skill_tuner_build_info{")
                 && metric_or_zero(m, "skill_tuner_token_failures_total") >= 1.0
         })
         .await;

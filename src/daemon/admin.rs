@@ -5,6 +5,7 @@
 //! `POST /run` starts a real cycle against the org, so it needs the run token, answers only
 //! when a cycle could actually start, and every request to it is logged with its peer.
 
+use super::metrics::Format;
 use super::Shared;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,16 +55,20 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.render(&shared.live_view());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+/// Prometheus text 0.0.4, or OpenMetrics when the scraper's `Accept` names it.
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let format = Format::from_accept(accept);
+    match shared.metrics.render(format) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "GET /metrics failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer …` header (empty when there is none).

@@ -40,7 +40,7 @@ use crate::report::CycleReport;
 use crate::runtime::{self, StartupError};
 use crate::schedule::{Schedule, ScheduleError};
 use chrono::{DateTime, Utc};
-use metrics::{LiveView, Metrics};
+use metrics::{LiveSource, LiveView, Metrics};
 use notify::Notifier;
 use secrecy::{ExposeSecret, SecretString};
 use signals::{Sig, Signals};
@@ -204,8 +204,10 @@ impl Shared {
             .try_send(())
             .map_err(|_| "a run is already requested")
     }
+}
 
-    pub fn live_view(&self) -> LiveView {
+impl LiveSource for Shared {
+    fn live_view(&self) -> LiveView {
         let ready = self.not_ready_reasons().is_empty();
         let v = self.view();
         LiveView {
@@ -321,6 +323,8 @@ pub async fn run(
         run_token: Mutex::new(None),
         clock: clock.clone(),
     });
+    let source: std::sync::Weak<Shared> = Arc::downgrade(&shared);
+    shared.metrics.attach(source);
 
     let listener = tokio::net::TcpListener::bind(&settings.daemon.admin_listen)
         .await

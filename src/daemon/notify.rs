@@ -1,11 +1,17 @@
-//! systemd's notification protocol (`sd_notify`): one datagram of `KEY=VALUE` lines to the
-//! socket named by `$NOTIFY_SOCKET`. Written here rather than taken from a crate because it is
-//! one `sendto` (the sd-notify crate also changed its API between 0.4 and 0.5).
+//! systemd's notification protocol (`sd_notify`) through the `sd-notify` crate.
+//!
+//! One case the crate cannot serve is kept here: an abstract socket (`NOTIFY_SOCKET=@name`,
+//! which sd_notify(3) allows). sd-notify 0.5 connects to the variable's value as a file
+//! path, so `@name` would never arrive; those datagrams are sent by [`Target::Abstract`],
+//! in the crate's own message format.
 //!
 //! Without `$NOTIFY_SOCKET` (not under systemd, a container) every call is a no-op. Sending
-//! is best effort: a failed notification is logged once at debug level, never fatal, because
-//! the daemon's work must not depend on its supervisor listening.
+//! is best effort: a failed notification is logged at debug level, never fatal, because the
+//! daemon's work must not depend on its supervisor listening.
 
+use sd_notify::NotifyState;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -17,10 +23,15 @@ pub struct Notifier {
 }
 
 #[derive(Debug)]
-struct Target {
-    socket: UnixDatagram,
-    addr: std::os::unix::net::SocketAddr,
-    display: String,
+enum Target {
+    /// A socket file: `sd_notify::notify` sends, reading `$NOTIFY_SOCKET` itself.
+    Crate,
+    /// An abstract socket, which the crate cannot reach.
+    Abstract {
+        socket: UnixDatagram,
+        addr: std::os::unix::net::SocketAddr,
+        name: String,
+    },
 }
 
 /// Why `$NOTIFY_SOCKET` could not be used.
@@ -46,24 +57,26 @@ impl Notifier {
 
     /// Reads `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` / `$WATCHDOG_PID` from the environment.
     pub fn from_env() -> Result<Self, NotifyError> {
-        let watchdog = watchdog_from(
-            std::env::var("WATCHDOG_USEC").ok().as_deref(),
-            std::env::var("WATCHDOG_PID").ok().as_deref(),
-            std::process::id(),
-        );
-        let target = match std::env::var("NOTIFY_SOCKET") {
-            Ok(name) if !name.is_empty() => Some(Target::connect(&name)?),
-            _ => None,
-        };
-        Ok(Self { target, watchdog })
+        // `WATCHDOG_USEC=0` means no watchdog; the crate would return a zero interval.
+        let watchdog = sd_notify::watchdog_enabled().filter(|d| !d.is_zero());
+        let socket = std::env::var_os("NOTIFY_SOCKET");
+        Self::for_name(socket.as_deref().unwrap_or_default(), watchdog)
     }
 
-    /// A notifier for an explicit socket name (tests).
-    pub fn for_socket(name: &str, watchdog: Option<Duration>) -> Result<Self, NotifyError> {
-        Ok(Self {
-            target: Some(Target::connect(name)?),
-            watchdog,
-        })
+    /// A notifier for the socket `name` names (empty: none).
+    fn for_name(name: &OsStr, watchdog: Option<Duration>) -> Result<Self, NotifyError> {
+        let bytes = name.as_bytes();
+        let target = match bytes.first() {
+            None => None,
+            Some(b'/') => Some(Target::Crate),
+            Some(b'@') => Some(Target::abstract_socket(&bytes[1..], name)?),
+            Some(_) => {
+                return Err(NotifyError::Unsupported(
+                    name.to_string_lossy().into_owned(),
+                ))
+            }
+        };
+        Ok(Self { target, watchdog })
     }
 
     /// True when a supervisor listens.
@@ -76,58 +89,69 @@ impl Notifier {
         self.watchdog
     }
 
-    /// Sends `state` (newline-separated `KEY=VALUE` lines).
-    pub fn send(&self, state: &str) {
-        if let Some(t) = &self.target {
-            if let Err(e) = t.socket.send_to_addr(state.as_bytes(), &t.addr) {
-                tracing::debug!(socket = %t.display, error = %e, "sd_notify failed");
-            }
+    fn send(&self, states: &[NotifyState<'_>]) {
+        let result = match &self.target {
+            None => return,
+            Some(Target::Crate) => sd_notify::notify(states),
+            Some(Target::Abstract { socket, addr, .. }) => socket
+                .send_to_addr(message(states).as_bytes(), addr)
+                .map(drop),
+        };
+        if let Err(e) = result {
+            let socket = match &self.target {
+                Some(Target::Abstract { name, .. }) => name.as_str(),
+                _ => "$NOTIFY_SOCKET",
+            };
+            tracing::debug!(socket, error = %e, "sd_notify failed");
         }
     }
 
     pub fn ready(&self, status: &str) {
-        self.send(&format!("READY=1\nSTATUS={status}"));
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
     /// `RELOADING=1` with the `MONOTONIC_USEC` systemd requires to order it with `READY=1`.
     pub fn reloading(&self) {
-        self.send(&format!(
-            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading the config",
-            monotonic_usec()
-        ));
+        let status = NotifyState::Status("reloading the config");
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[NotifyState::Reloading, now, status]),
+            Err(e) => {
+                tracing::debug!(error = %e, "no CLOCK_MONOTONIC for MONOTONIC_USEC");
+                self.send(&[NotifyState::Reloading, status]);
+            }
+        }
     }
 
     pub fn stopping(&self) {
-        self.send("STOPPING=1\nSTATUS=stopping");
+        self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 
     pub fn watchdog(&self) {
-        self.send("WATCHDOG=1");
+        self.send(&[NotifyState::Watchdog]);
     }
 
     pub fn status(&self, status: &str) {
-        self.send(&format!("STATUS={status}"));
+        self.send(&[NotifyState::Status(status)]);
     }
 }
 
+/// The datagram `sd_notify::notify` would send: one `KEY=VALUE` line per state.
+fn message(states: &[NotifyState<'_>]) -> String {
+    states.iter().map(|s| format!("{s}\n")).collect()
+}
+
 impl Target {
-    fn connect(name: &str) -> Result<Self, NotifyError> {
+    fn abstract_socket(abstract_name: &[u8], name: &OsStr) -> Result<Self, NotifyError> {
         let err = |source| NotifyError::Socket {
-            socket: name.to_string(),
+            socket: name.to_string_lossy().into_owned(),
             source,
         };
-        let addr = if let Some(abstract_name) = name.strip_prefix('@') {
-            abstract_addr(abstract_name.as_bytes()).map_err(err)?
-        } else if name.starts_with('/') {
-            std::os::unix::net::SocketAddr::from_pathname(name).map_err(err)?
-        } else {
-            return Err(NotifyError::Unsupported(name.to_string()));
-        };
+        let addr = abstract_addr(abstract_name).map_err(err)?;
         let socket = UnixDatagram::unbound().map_err(err)?;
-        Ok(Self {
+        Ok(Target::Abstract {
             socket,
             addr,
-            display: name.to_string(),
+            name: name.to_string_lossy().into_owned(),
         })
     }
 }
@@ -149,72 +173,20 @@ fn abstract_addr(_name: &[u8]) -> std::io::Result<std::os::unix::net::SocketAddr
     ))
 }
 
-/// The watchdog interval when it is meant for this process (`WATCHDOG_PID` unset or ours).
-fn watchdog_from(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
-    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
-    if let Some(pid) = pid {
-        if pid.trim().parse::<u32>().ok() != Some(own_pid) {
-            return None;
-        }
-    }
-    Some(Duration::from_micros(usec))
-}
-
-/// `CLOCK_MONOTONIC` in microseconds, the clock systemd compares `MONOTONIC_USEC` with.
-/// `std::time::Instant` does not expose its value, hence libc (already in the tree via tokio).
-pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer to a local.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn watchdog_only_for_our_pid() {
-        assert_eq!(
-            watchdog_from(Some("2000000"), None, 7),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            watchdog_from(Some("2000000"), Some("7"), 7),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(watchdog_from(Some("2000000"), Some("8"), 7), None);
-        assert_eq!(watchdog_from(Some("0"), None, 7), None);
-        assert_eq!(watchdog_from(Some("x"), None, 7), None);
-        assert_eq!(watchdog_from(None, None, 7), None);
+    fn a_socket_file_is_left_to_the_crate_and_no_socket_to_nobody() {
+        let n = Notifier::for_name(OsStr::new("/run/systemd/notify"), None).unwrap();
+        assert!(matches!(n.target, Some(Target::Crate)));
+        let n = Notifier::for_name(OsStr::new(""), Some(Duration::from_secs(2))).unwrap();
+        assert!(!n.is_enabled());
+        assert_eq!(n.watchdog_interval(), Some(Duration::from_secs(2)));
     }
 
-    #[test]
-    fn sends_to_a_path_socket() {
-        let dir = std::env::temp_dir().join(format!("st-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier::for_socket(path.to_str().unwrap(), None).unwrap();
-        n.reloading();
-        let mut buf = [0u8; 256];
-        let len = listener.recv(&mut buf).unwrap();
-        let text = std::str::from_utf8(&buf[..len]).unwrap();
-        assert!(text.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{text}");
-        let usec: u64 = text.lines().nth(1).unwrap()["MONOTONIC_USEC=".len()..]
-            .parse()
-            .unwrap();
-        assert!(usec > 0);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
+    /// The path the crate cannot take: `@name`, with MONOTONIC_USEC on RELOADING.
     #[cfg(target_os = "linux")]
     #[test]
     fn sends_to_an_abstract_socket() {
@@ -222,17 +194,25 @@ mod tests {
         let name = format!("skill-tuner-test-{}", std::process::id());
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let listener = UnixDatagram::bind_addr(&addr).unwrap();
-        let n = Notifier::for_socket(&format!("@{name}"), None).unwrap();
+        let n = Notifier::for_name(OsStr::new(&format!("@{name}")), None).unwrap();
         n.ready("ok");
         let mut buf = [0u8; 256];
         let len = listener.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"READY=1\nSTATUS=ok");
+        assert_eq!(&buf[..len], b"READY=1\nSTATUS=ok\n");
+        n.reloading();
+        let len = listener.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..len]).unwrap();
+        assert!(text.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{text}");
+        let usec: u64 = text.lines().nth(1).unwrap()["MONOTONIC_USEC=".len()..]
+            .parse()
+            .unwrap();
+        assert!(usec > 0);
     }
 
     #[test]
     fn relative_names_are_refused() {
         assert!(matches!(
-            Notifier::for_socket("relative.sock", None),
+            Notifier::for_name(OsStr::new("relative.sock"), None),
             Err(NotifyError::Unsupported(_))
         ));
     }

@@ -204,6 +204,8 @@ impl Transport {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.as_ref().clone());
         }
+        // Latency is measured from here: pacing and the concurrency slot are our own waits.
+        let sent = std::time::Instant::now();
         let result = match builder.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -218,7 +220,7 @@ impl Transport {
         let (status, headers, body) = match result {
             Ok(parts) => parts,
             Err(e) => {
-                self.stats.record_call(&label, "error");
+                self.stats.record_call(&label, "error", sent.elapsed());
                 let kind = if e.is_timeout() {
                     TransportKind::Timeout
                 } else if e.is_connect() {
@@ -252,7 +254,8 @@ impl Transport {
                 };
             }
         };
-        self.stats.record_call(&label, &status.to_string());
+        self.stats
+            .record_call(&label, &status.to_string(), sent.elapsed());
         self.pacer.observe(RateLimitHeaders::from_headers(&headers));
         let correlation_id = correlation_of(&headers);
         if (200..300).contains(&status) {

@@ -271,6 +271,15 @@ pub fn metric_or_zero(text: &str, name: &str) -> f64 {
     metric(text, name).unwrap_or(0.0)
 }
 
+/// Sum of `skill_tuner_api_calls_total` samples with this status, over every method and route.
+pub fn api_calls_with_status(text: &str, status: u16) -> f64 {
+    let label = format!("status=\"{status}\"}}");
+    text.lines()
+        .filter(|l| l.starts_with("skill_tuner_api_calls_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub fn cycles_total(text: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("skill_tuner_cycles_total{"))
