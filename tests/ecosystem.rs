@@ -545,14 +545,25 @@ async fn a_real_cycle_goes_through_genesys_proxy_with_its_credentials() {
     );
     assert!(!text.contains("pa55"), "{text}");
 
+    // At `trace`, where every HTTP library logs what it does.
     let out = output(skill_tuner(
         &["once", "--json", "--config", config.to_str().unwrap()],
-        &[("SKILL_TUNER_CLIENT_SECRET", &sim_secret())],
+        &[
+            ("SKILL_TUNER_CLIENT_SECRET", &sim_secret()),
+            ("RUST_LOG", "trace"),
+        ],
     ))
     .await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(!err.contains("pa55") && !stdout(&out).contains("pa55"));
+    let encoded = basic(credentials);
+    let encoded = encoded.trim_start_matches("Basic ");
+    for shown in [stdout(&out), err.clone()] {
+        assert!(
+            !shown.contains("pa55") && !shown.contains(encoded),
+            "the proxy password was printed"
+        );
+    }
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let seen = proxy.seen();
     let count = |pred: &dyn Fn(&Seen) -> bool| seen.iter().filter(|r| pred(r)).count() as u64;

@@ -69,11 +69,10 @@ pub fn mismatched_pair(client_id: &str, source: &SecretSource) -> Option<String>
     let paired = sources::non_blank(sources::CLIENT_ID_ENV)?;
     (paired != client_id.trim()).then(|| {
         format!(
-            "the client secret comes from {}, which goes with the OAuth client `{paired}` in {}, but `genesys.client_id` is `{client_id}`: the login will be refused unless the secret is that client's (set the secret in {} or `genesys.client_secret_file`, or remove `genesys.client_id` to use {})",
-            sources::CLIENT_SECRET_ENV,
-            sources::CLIENT_ID_ENV,
+            "the client secret comes from {secret_var}, which goes with the OAuth client `{paired}` in {id_var}, but `genesys.client_id` is `{client_id}`: the login will be refused unless that secret is also `{client_id}`'s (put this client's secret in {} or `genesys.client_secret_file`, or leave `genesys.client_id` unset to use {id_var})",
             "the variable named by `genesys.client_secret_env`",
-            sources::CLIENT_ID_ENV,
+            secret_var = sources::CLIENT_SECRET_ENV,
+            id_var = sources::CLIENT_ID_ENV,
         )
     })
 }
