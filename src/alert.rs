@@ -188,21 +188,28 @@ pub fn digest_body(
     }
 }
 
-/// Posts the digest, retrying 5xx and connection errors a few times. Returns the error text
-/// when it finally failed (reported, never fatal). The error names the webhook by scheme and
-/// host only: a Slack webhook's path is its credential, and the text reaches logs and reports.
-pub async fn post_webhook(url: &str, body: &serde_json::Value) -> Result<(), String> {
+/// Posts the digest with `http` (the API client's, so it leaves through the same proxy),
+/// retrying 5xx and connection errors a few times. Returns the error text when it finally
+/// failed (reported, never fatal). The error names the webhook by scheme and host only: a
+/// Slack webhook's path is its credential, and the text reaches logs and reports.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
     let shown = redact_after_host(url);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
     let mut last = String::new();
     for attempt in 0..3u32 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
         }
-        match http.post(url).json(body).send().await {
+        let sent = http
+            .post(url)
+            .timeout(Duration::from_secs(10))
+            .json(body)
+            .send()
+            .await;
+        match sent {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                 last = format!("webhook {shown} answered HTTP {}", r.status().as_u16());
@@ -226,9 +233,13 @@ mod tests {
     #[tokio::test]
     async fn a_failed_webhook_is_named_by_its_host_only() {
         let url = "http://user:PASSWORD@127.0.0.1:1/services/T000/B000/XXXXSECRET";
-        let err = post_webhook(url, &serde_json::json!({"text": "t"}))
-            .await
-            .unwrap_err();
+        let err = post_webhook(
+            &reqwest::Client::new(),
+            url,
+            &serde_json::json!({"text": "t"}),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("http://127.0.0.1:1/…"), "{err}");
         assert!(
             !err.contains("PASSWORD") && !err.contains("XXXXSECRET"),

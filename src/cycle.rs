@@ -289,7 +289,7 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
         report.outcome = "breaker".into();
         set_lines(report, skipped, settings);
         if mode != Mode::Plan {
-            send_digest(settings, report).await;
+            send_digest(client, settings, report).await;
         }
         return Ok(());
     }
@@ -342,7 +342,7 @@ async fn cycle_steps(run: &ThisRun<'_>, report: &mut CycleReport) -> Result<(), 
     alert_supervisors(run, &managers, &final_rows, report).await?;
     set_lines(report, final_rows, settings);
     partial_if_alerts_failed(report);
-    send_digest(settings, report).await;
+    send_digest(client, settings, report).await;
     partial_if_alerts_failed(report);
     Ok(())
 }
@@ -822,19 +822,22 @@ async fn alert_supervisors(
     Ok(())
 }
 
-async fn send_digest(settings: &Settings, report: &mut CycleReport) {
+/// Posts the webhook digest through the API client's HTTP client: the same proxy and trust.
+async fn send_digest(client: &GenesysClient, settings: &Settings, report: &mut CycleReport) {
     let hook = &settings.alerts.webhook;
     if !hook.enabled {
         return;
     }
     let body = alert::digest_body(hook.format, report);
-    report.alerts.webhook = Some(match alert::post_webhook(&hook.url, &body).await {
-        Ok(()) => "ok".into(),
-        Err(e) => {
-            tracing::warn!(error = %e, "webhook digest failed");
-            e
-        }
-    });
+    report.alerts.webhook = Some(
+        match alert::post_webhook(client.http(), &hook.url, &body).await {
+            Ok(()) => "ok".into(),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook digest failed");
+                e
+            }
+        },
+    );
 }
 
 /// The counts stored with the run (no per-change lines; those are in `changes`).

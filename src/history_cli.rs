@@ -22,33 +22,40 @@ pub enum HistoryCommand {
         /// How many of the most recent runs (at least 1).
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         limit: usize,
+        /// Print the runs as JSON instead of lines.
         #[arg(long)]
         json: bool,
     },
     /// One run's changes with their reasons (no credentials needed).
     Show {
+        /// The run's number (as `history` lists it).
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the run as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// What a run changed versus what the org holds now (reads the org).
     Diff {
+        /// The run's number (as `history` lists it).
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the comparison as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Restore the values a run replaced, where they still hold the run's values.
     Rollback {
+        /// The number of the run to roll back (as `history` lists it).
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
         /// Show what would be restored and left alone; write and record nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the rollback's report as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -56,13 +63,31 @@ pub enum HistoryCommand {
     Export {
         #[command(flatten)]
         config: ConfigArg,
-        /// csv or json
-        #[arg(long, default_value = "csv")]
-        format: ExportFormat,
+        /// The output format.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Csv)]
+        format: FormatArg,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+/// The formats `export` writes (a value enum, so `--help` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// One row per change, spreadsheet-safe (cells that would run as formulas are quoted).
+    Csv,
+    /// An array of the same rows.
+    Json,
+}
+
+impl From<FormatArg> for ExportFormat {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Csv => ExportFormat::Csv,
+            FormatArg::Json => ExportFormat::Json,
+        }
+    }
 }
 
 /// `--limit 0` is refused as a usage error: it would list nothing and read as "no runs
@@ -200,6 +225,7 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             format,
             output,
         } => ledger_for(&config, false, clock).map(|(_, ledger)| {
+            let format = ExportFormat::from(format);
             let written = match &output {
                 Some(path) => std::fs::File::create(path)
                     .map_err(HistoryError::from)

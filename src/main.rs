@@ -1,7 +1,7 @@
 //! The command-line edge: parses arguments, sets up logging, and turns library errors into
 //! messages and exit codes. Everything else lives in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
@@ -41,10 +41,13 @@ struct ConfigArg {
 enum Command {
     /// Start the embedded simulator, run `plan` then `once` against it, print both reports.
     Demo {
+        /// Agents in the simulated org.
         #[arg(long, default_value_t = 300)]
         agents: usize,
+        /// Routing skills in the simulated org.
         #[arg(long, default_value_t = 6)]
         skills: usize,
+        /// Seed of the simulated org: the same seed builds the same agents and metrics.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// The simulator's rate limit per minute (the real API's default is 300).
@@ -56,12 +59,16 @@ enum Command {
     },
     /// Run the embedded Genesys Cloud simulator standalone (for curl, or `--config config/demo.toml`).
     Sim {
+        /// Port on 127.0.0.1 to listen on.
         #[arg(long, default_value_t = 8089)]
         port: u16,
+        /// Agents in the simulated org.
         #[arg(long, default_value_t = 300)]
         agents: usize,
+        /// Routing skills in the simulated org.
         #[arg(long, default_value_t = 6)]
         skills: usize,
+        /// Seed of the simulated org: the same seed builds the same agents and metrics.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Requests per minute per token; 0 = unlimited.
@@ -77,6 +84,7 @@ enum Command {
     Plan {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -84,6 +92,7 @@ enum Command {
     Once {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -100,8 +109,10 @@ enum Command {
     },
     /// Measure one full cycle against the simulator: API calls, wall time, memory (one JSON line).
     Bench {
+        /// Agents in the simulated org.
         #[arg(long, default_value_t = 10_000)]
         agents: usize,
+        /// Routing skills in the simulated org.
         #[arg(long, default_value_t = 5)]
         skills: usize,
         /// Share of agents that need a change.
@@ -113,6 +124,7 @@ enum Command {
         /// Measure the naive per-agent read-then-write pattern instead.
         #[arg(long)]
         per_agent: bool,
+        /// Seed of the simulated org: the same seed builds the same agents and metrics.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
@@ -121,11 +133,31 @@ enum Command {
     BenchClient {
         #[command(flatten)]
         config: ConfigArg,
+        /// Measure the naive per-agent read-then-write pattern instead.
         #[arg(long)]
         per_agent: bool,
     },
     #[command(flatten)]
     History(history_cli::HistoryCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// E.g. `skill-tuner completions bash > /usr/share/bash-completion/completions/skill-tuner`;
+    /// the README's install section lists every shell.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write it and one per command to a directory.
+    ///
+    /// E.g. `skill-tuner man > /usr/local/share/man/man1/skill-tuner.1`, or
+    /// `skill-tuner man --out-dir /usr/local/share/man/man1` for every command's page.
+    Man {
+        /// Write `skill-tuner.1` and a `skill-tuner-<command>.1` for every command into this
+        /// directory (e.g. /usr/local/share/man/man1) instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -358,6 +390,20 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     })
 }
 
+/// Writes generated text to standard output; a reader that went away (`| head`) is no error.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitClass::Ok.into(),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitClass::Ok.into(),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitClass::Failed.into()
+        }
+    }
+}
+
 /// A clock moved by `SKILL_TUNER_NOW` is for tests and simulations; say so loudly.
 fn warn_if_shifted(clock: &Clock) {
     if !clock.is_system() {
@@ -475,6 +521,29 @@ async fn main() -> ExitCode {
             }
         }
         Command::History(command) => history_cli::run(command, &clock).await,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "skill-tuner", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man { out_dir } => {
+            let written = match &out_dir {
+                Some(dir) => clap_mangen::generate_to(Cli::command(), dir).map(|()| Vec::new()),
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(Cli::command())
+                        .render(&mut page)
+                        .map(|()| page)
+                }
+            };
+            match written {
+                Ok(page) => print_bytes(&page),
+                Err(e) => {
+                    eprintln!("error: cannot write the manual pages: {e}");
+                    ExitClass::Failed.into()
+                }
+            }
+        }
         Command::Run { config } => run_command(&config, clock).await,
         Command::CheckConfig { config } => {
             // `load` starts logging, so the permission warnings (config and secret file)
@@ -510,6 +579,13 @@ async fn main() -> ExitCode {
                     spacing.as_secs()
                 );
             }
+            match runtime::connection_lines(&config.config, &settings) {
+                Ok(lines) => lines.iter().for_each(|line| println!("# {line}")),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitClass::BadConfig.into();
+                }
+            }
             // `run` refuses to start without the run token its endpoint needs, or without the
             // secret: so does the check of its config.
             let strict = settings.genesys.strict_file_permissions;
@@ -526,6 +602,11 @@ async fn main() -> ExitCode {
             match skill_tuner::config::secret::load_client_secret(&settings.genesys) {
                 Ok((_, source)) => {
                     println!("# client secret: found in {source} (value not shown)");
+                    let id = &settings.genesys.client_id;
+                    if let Some(warning) = skill_tuner::config::secret::mismatched_pair(id, &source)
+                    {
+                        eprintln!("warning: {warning}");
+                    }
                     ExitClass::Ok.into()
                 }
                 Err(e) => {

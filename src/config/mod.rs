@@ -7,6 +7,7 @@
 //! [`secret`]).
 
 pub mod secret;
+pub mod sources;
 mod strict;
 mod validate;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use sources::{Origin, Sources};
 pub use validate::{ConfigError, Problem};
 
 /// Everything skill-tuner can be told.
@@ -37,7 +39,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GenesysSettings {
-    /// Region name (`eu-west-1`) or domain (`mypurecloud.ie`).
+    /// Region name (`eu-west-1`, `eu_west_1`) or domain (`mypurecloud.ie`). Unset in the
+    /// file and in `SKILL_TUNER__GENESYS__REGION`: `GENESYSCLOUD_REGION`, else `us-east-1`.
     pub region: String,
     /// Overrides `https://api.<domain>` (simulator, proxies).
     pub api_base_url: Option<String>,
@@ -45,7 +48,8 @@ pub struct GenesysSettings {
     pub login_base_url: Option<String>,
     /// Permit plain http to a host that is not loopback.
     pub allow_insecure_http: bool,
-    /// The OAuth client (client-credentials grant).
+    /// The OAuth client (client-credentials grant). Unset in the file and in
+    /// `SKILL_TUNER__GENESYS__CLIENT_ID`: `GENESYSCLOUD_OAUTHCLIENT_ID`.
     pub client_id: String,
     /// A file holding the client secret (mode 0600).
     pub client_secret_file: Option<PathBuf>,
@@ -53,6 +57,20 @@ pub struct GenesysSettings {
     pub client_secret_env: String,
     /// Refuse (instead of warn about) secret or config files readable by others.
     pub strict_file_permissions: bool,
+    /// Send every request (login, API, webhook digest) through this HTTP(S) proxy, e.g.
+    /// `http://proxy.corp:3128`; never with `user:password@` (see `proxy_credentials_file`).
+    /// Unset: the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment, loopback
+    /// always direct.
+    pub proxy: Option<String>,
+    /// A file holding the proxy's `user:password` (mode 0600); the systemd credential
+    /// `proxy_credentials` comes first.
+    pub proxy_credentials_file: Option<PathBuf>,
+    /// Hosts, domains (with their subdomains) or networks reached directly even with
+    /// `proxy` set, in `NO_PROXY` syntax (`intranet.corp`, `10.0.0.0/8`).
+    pub no_proxy: Vec<String>,
+    /// A PEM file of CA certificates trusted in addition to the OS trust store (the CA of a
+    /// TLS-intercepting proxy).
+    pub ca_bundle_file: Option<PathBuf>,
     /// Most requests per minute (the org's own limit can only lower it).
     pub rate_limit_per_minute: u32,
     pub burst: u32,
@@ -80,6 +98,10 @@ impl Default for GenesysSettings {
             client_secret_file: None,
             client_secret_env: "SKILL_TUNER_CLIENT_SECRET".into(),
             strict_file_permissions: false,
+            proxy: None,
+            proxy_credentials_file: None,
+            no_proxy: Vec::new(),
+            ca_bundle_file: None,
             rate_limit_per_minute: 300,
             burst: 5,
             max_concurrency: 8,
@@ -556,6 +578,16 @@ impl Settings {
     /// logging them: the command line loads the config before logging can start (the config
     /// says how to log), and a warning logged then would be lost.
     pub fn load_reporting(path: &Path, with_env: bool) -> Result<(Self, Vec<String>), ConfigError> {
+        let raw = Self::merged(path, with_env)?;
+        let settings = Self::from_raw(raw, path)?;
+        let warnings = secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
+        Ok((settings, warnings))
+    }
+
+    /// The file, with the environment when `with_env`: `SKILL_TUNER__SECTION__KEY` over the
+    /// file's keys, and under them the variables Genesys' own tools read
+    /// ([`sources::FALLBACKS`]), each recorded with its origin (see [`Sources`]).
+    fn merged(path: &Path, with_env: bool) -> Result<config::Config, ConfigError> {
         if !path.exists() {
             return Err(ConfigError::Missing(path.to_path_buf()));
         }
@@ -573,14 +605,23 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__"),
             );
+            // Defaults are the lowest layer: the file and the overrides above both win.
+            for (key, value) in sources::fallback_values() {
+                builder = builder
+                    .set_default(key, value)
+                    .map_err(|e| ConfigError::parse(path, e))?;
+            }
         }
-        let raw = builder.build().map_err(|e| {
+        builder.build().map_err(|e| {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             ConfigError::toml(path, &text, e)
-        })?;
-        let settings = Self::from_raw(raw, path)?;
-        let warnings = secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
-        Ok((settings, warnings))
+        })
+    }
+
+    /// Where the values of the keys Genesys' tools also set came from (`check-config`):
+    /// the same layers [`Settings::load`] merges, read again.
+    pub fn sources(path: &Path) -> Result<Sources, ConfigError> {
+        Ok(Sources::of(&Self::merged(path, true)?.cache, path))
     }
 
     /// Parses TOML text (no file, no environment), validated.
@@ -622,6 +663,8 @@ impl Settings {
         for url in [
             &mut shown.genesys.login_base_url,
             &mut shown.genesys.api_base_url,
+            // Refused with credentials in it; redacted all the same, should that ever change.
+            &mut shown.genesys.proxy,
         ]
         .into_iter()
         .flatten()

@@ -1,7 +1,7 @@
 //! Where the OAuth client secret comes from: a systemd credential, a file, or an environment
 //! variable — never the command line or the config file itself, and never printed.
 
-use super::{ConfigError, DaemonSettings, GenesysSettings};
+use super::{sources, ConfigError, DaemonSettings, GenesysSettings};
 use secrecy::SecretString;
 use std::path::Path;
 
@@ -27,7 +27,8 @@ impl std::fmt::Display for SecretSource {
 }
 
 /// Finds the client secret: `$CREDENTIALS_DIRECTORY/client_secret`, then
-/// `genesys.client_secret_file`, then the variable named by `genesys.client_secret_env`.
+/// `genesys.client_secret_file`, then the variable named by `genesys.client_secret_env`, then
+/// `GENESYSCLOUD_OAUTHCLIENT_SECRET` (the variable Genesys' CLI and Terraform provider read).
 pub fn load_client_secret(
     g: &GenesysSettings,
 ) -> Result<(SecretString, SecretSource), ConfigError> {
@@ -42,15 +43,38 @@ pub fn load_client_secret(
         let secret = read_secret_file(path, g.strict_file_permissions)?;
         return Ok((secret, SecretSource::File(path.clone())));
     }
-    match std::env::var(&g.client_secret_env) {
-        Ok(value) if !value.trim().is_empty() => {
-            Ok((SecretString::from(value.trim().to_string()), SecretSource::Env(g.client_secret_env.clone())))
+    for var in [g.client_secret_env.as_str(), sources::CLIENT_SECRET_ENV] {
+        if let Some(value) = sources::non_blank(var) {
+            return Ok((
+                SecretString::from(value),
+                SecretSource::Env(var.to_string()),
+            ));
         }
-        _ => Err(ConfigError::Secret(format!(
-            "no client secret for OAuth client `{}`: set the environment variable {}, or `genesys.client_secret_file`, or a systemd credential named `{CREDENTIAL_NAME}`",
-            g.client_id, g.client_secret_env
-        ))),
     }
+    Err(ConfigError::Secret(format!(
+        "no client secret for OAuth client `{}`: set the environment variable {} (or {}), or `genesys.client_secret_file`, or a systemd credential named `{CREDENTIAL_NAME}`",
+        g.client_id,
+        g.client_secret_env,
+        sources::CLIENT_SECRET_ENV
+    )))
+}
+
+/// A secret taken from `GENESYSCLOUD_OAUTHCLIENT_SECRET` belongs to the client in
+/// `GENESYSCLOUD_OAUTHCLIENT_ID`: when that variable names another client than
+/// `genesys.client_id`, the login will be refused, and this says why beforehand.
+pub fn mismatched_pair(client_id: &str, source: &SecretSource) -> Option<String> {
+    if *source != SecretSource::Env(sources::CLIENT_SECRET_ENV.into()) {
+        return None;
+    }
+    let paired = sources::non_blank(sources::CLIENT_ID_ENV)?;
+    (paired != client_id.trim()).then(|| {
+        format!(
+            "the client secret comes from {secret_var}, which goes with the OAuth client `{paired}` in {id_var}, but `genesys.client_id` is `{client_id}`: the login will be refused unless that secret is also `{client_id}`'s (put this client's secret in {} or `genesys.client_secret_file`, or leave `genesys.client_id` unset to use {id_var})",
+            "the variable named by `genesys.client_secret_env`",
+            secret_var = sources::CLIENT_SECRET_ENV,
+            id_var = sources::CLIENT_ID_ENV,
+        )
+    })
 }
 
 /// Reads a secret file; warns (or, strict, refuses) when others may read it.
@@ -85,6 +109,40 @@ fn read_credential_file(
         )));
     }
     Ok(SecretString::from(trimmed.to_string()))
+}
+
+/// The systemd credential holding the proxy's `user:password`.
+pub const PROXY_CREDENTIAL_NAME: &str = "proxy_credentials";
+
+/// Finds the proxy's `user:password`, like the client secret: the systemd credential
+/// `proxy_credentials`, then `genesys.proxy_credentials_file`. `Ok(None)` when neither is
+/// there (a proxy without authentication). Only read with `genesys.proxy` set: a proxy from
+/// the environment carries its own credentials in its URL.
+pub fn load_proxy_credentials(
+    g: &GenesysSettings,
+) -> Result<Option<(SecretString, SecretSource)>, ConfigError> {
+    let whence = format!(
+        "`genesys.proxy_credentials_file`, or the systemd credential `{PROXY_CREDENTIAL_NAME}`"
+    );
+    if let Some(path) = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|dir| Path::new(&dir).join(PROXY_CREDENTIAL_NAME))
+        .filter(|p| p.exists())
+    {
+        let text = read_credential_file(&path, false, "proxy credentials", &whence)?;
+        return Ok(Some((text, SecretSource::SystemdCredential(path))));
+    }
+    match &g.proxy_credentials_file {
+        Some(path) => {
+            let text = read_credential_file(
+                path,
+                g.strict_file_permissions,
+                "proxy credentials",
+                &whence,
+            )?;
+            Ok(Some((text, SecretSource::File(path.clone()))))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The systemd credential holding the bearer token of `POST /run`.

@@ -32,6 +32,13 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Secret(String),
+    /// A file a setting names cannot be used (the CA bundle, the proxy credentials).
+    #[error("`{key}` ({path}): {reason}", path = path.display())]
+    UnusableFile {
+        key: String,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -132,8 +139,12 @@ impl Settings {
         c.require(
             !g.client_id.trim().is_empty(),
             "genesys.client_id",
-            "the OAuth client id (client-credentials grant), a non-empty string",
+            format!(
+                "the OAuth client id (client-credentials grant), a non-empty string; or set the environment variable {}",
+                super::sources::CLIENT_ID_ENV
+            ),
         );
+        check_proxy(&mut c, g);
         c.require(
             g.rate_limit_per_minute >= 1,
             "genesys.rate_limit_per_minute",
@@ -354,6 +365,66 @@ impl Settings {
             }
         }
         problems
+    }
+}
+
+/// `genesys.proxy`: an http(s) URL with a host and nothing else, never with credentials in
+/// it (they belong in a private file); `no_proxy` entries; credentials only for a proxy.
+fn check_proxy(c: &mut Checker, g: &super::GenesysSettings) {
+    if let Some(raw) = &g.proxy {
+        // Echoed only without `user:password@`.
+        let shown = crate::text::redact_userinfo(raw).into_owned();
+        match reqwest::Url::parse(raw.trim()) {
+            Err(e) => c.require(
+                false,
+                "genesys.proxy",
+                format!("a proxy URL such as `http://proxy.corp:3128`, got `{shown}` ({e})"),
+            ),
+            Ok(url) => {
+                c.require(
+                    matches!(url.scheme(), "http" | "https"),
+                    "genesys.proxy",
+                    format!(
+                        "an http:// or https:// proxy URL, got scheme `{}`",
+                        url.scheme()
+                    ),
+                );
+                c.require(
+                    url.host_str().is_some_and(|h| !h.is_empty()),
+                    "genesys.proxy",
+                    format!("a proxy URL with a host, got `{shown}`"),
+                );
+                c.require(
+                    url.username().is_empty() && url.password().is_none(),
+                    "genesys.proxy",
+                    format!(
+                        "a proxy URL without `user:password@` (got `{shown}`): the config file is no place for a password; put `user:password` in the file named by `genesys.proxy_credentials_file` (mode 600) or in the systemd credential `{}`",
+                        super::secret::PROXY_CREDENTIAL_NAME
+                    ),
+                );
+                c.require(
+                    matches!(url.path(), "" | "/")
+                        && url.query().is_none()
+                        && url.fragment().is_none(),
+                    "genesys.proxy",
+                    format!("a proxy URL of scheme, host and port only, got `{shown}`"),
+                );
+            }
+        }
+    } else {
+        c.require(
+            g.proxy_credentials_file.is_none(),
+            "genesys.proxy_credentials_file",
+            "set only together with `genesys.proxy` (a proxy from HTTPS_PROXY or HTTP_PROXY carries its credentials in its own URL)",
+        );
+    }
+    for entry in &g.no_proxy {
+        let e = entry.trim();
+        c.require(
+            !e.is_empty() && !e.contains(',') && !e.contains(char::is_whitespace) && !e.contains("://"),
+            "genesys.no_proxy",
+            format!("host names, domains or networks such as `intranet.corp` or `10.0.0.0/8`, one per list item, got `{entry}`"),
+        );
     }
 }
 

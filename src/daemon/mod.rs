@@ -302,7 +302,10 @@ pub async fn run(
     let (secret, source) = secret::load_client_secret(&settings.genesys)
         .map_err(|e| DaemonError::Startup(e.into()))?;
     tracing::info!(%source, "client secret found");
-    let secret_digest = digest(&secret);
+    if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
+        tracing::warn!("{warning}");
+    }
+    let secret_digest = digest(&secret, &settings);
     let run_token = load_run_token(&settings).map_err(|e| DaemonError::Startup(e.into()))?;
     let client = runtime::client_with_secret(&settings, secret, &clock)?;
     // One daemon per ledger: a second one is refused (exit 5, naming the first) before it
@@ -930,7 +933,7 @@ fn prepare_reload(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> 
     // Credentials must be present even when the client is kept (a removed secret file would
     // otherwise surface only at the next restart); a rotated secret rebuilds the client.
     let (secret, _) = secret::load_client_secret(&settings.genesys)?;
-    let secret_digest = digest(&secret);
+    let secret_digest = digest(&secret, &settings);
     let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
         None
     } else {
@@ -1021,8 +1024,11 @@ fn apply_reload(path: &Path, cur: &mut Current, shared: &Shared, candidate: Cand
 }
 
 /// Compares secrets without keeping them twice: SipHash with a per-process random key, never
-/// logged or exported.
-fn digest(secret: &secrecy::SecretString) -> u64 {
+/// logged or exported. Besides the client secret it covers what the client is built from
+/// outside the config text — the proxy's credentials and the CA bundle's contents — so
+/// rotating either file rebuilds the client at the next reload (an unreadable one is
+/// refused when the client is built).
+fn digest(secret: &secrecy::SecretString, settings: &Settings) -> u64 {
     use secrecy::ExposeSecret;
     use std::hash::{BuildHasher, Hasher};
     static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
@@ -1031,6 +1037,21 @@ fn digest(secret: &secrecy::SecretString) -> u64 {
         .get_or_init(std::collections::hash_map::RandomState::new)
         .build_hasher();
     h.write(secret.expose_secret().as_bytes());
+    let g = &settings.genesys;
+    if g.proxy.is_some() {
+        if let Ok(Some((credentials, _))) = secret::load_proxy_credentials(g) {
+            h.write_u8(1);
+            h.write(credentials.expose_secret().as_bytes());
+        }
+    }
+    if let Some(bytes) = g
+        .ca_bundle_file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+    {
+        h.write_u8(2);
+        h.write(&bytes);
+    }
     h.finish()
 }
 

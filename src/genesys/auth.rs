@@ -262,7 +262,11 @@ impl TokenManager {
             Err(e) => {
                 self.stats.record_token_request(false);
                 return Err(login_error(
-                    format!("cannot reach {}: {}", self.shown_url, e.without_url()),
+                    format!(
+                        "cannot reach {}: {}",
+                        self.shown_url,
+                        super::error::with_causes(&e.without_url())
+                    ),
                     None,
                 ));
             }

@@ -58,7 +58,7 @@ pub enum ApiError {
         status: Option<u16>,
     },
     /// No answer: connect error, reset, or timeout.
-    #[error("{endpoint}: {kind}: {source}")]
+    #[error("{endpoint}: {kind}: {}", with_causes(source))]
     Transport {
         endpoint: String,
         kind: TransportKind,
@@ -200,6 +200,24 @@ impl ApiError {
             retry_after,
         }
     }
+}
+
+/// An error's text with its causes (`error sending request: client error (Connect): invalid
+/// peer certificate: UnknownIssuer`): reqwest's own text alone does not say whether DNS, a
+/// proxy or a certificate failed. Any `user:password@` in it is shown as `***@`.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        // hyper and reqwest often repeat the inner text in the outer one.
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    crate::text::redact_userinfo(&text).into_owned()
 }
 
 #[cfg(test)]

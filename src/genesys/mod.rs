@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 pub mod models;
+pub mod network;
 pub mod pacer;
 pub mod region;
 pub mod retry;
@@ -20,6 +21,7 @@ pub mod transport;
 
 pub use auth::Credentials;
 pub use error::ApiError;
+pub use network::Network;
 pub use region::Endpoints;
 pub use retry::RetryPolicy;
 pub use stats::{ApiStats, StatsSnapshot};
@@ -70,6 +72,8 @@ pub struct ClientConfig {
     pub bulk_skills_per_call: usize,
     /// Wall-clock time, for `Retry-After` given as an HTTP date.
     pub clock: crate::clock::Clock,
+    /// Proxy and extra trust (default: the proxy environment, loopback direct; the OS store).
+    pub network: Network,
 }
 
 impl ClientConfig {
@@ -86,6 +90,7 @@ impl ClientConfig {
             retry_budget: 500,
             bulk_skills_per_call: BULK_SKILLS_MAX,
             clock: crate::clock::Clock::system(),
+            network: Network::default(),
         }
     }
 }
@@ -145,15 +150,20 @@ impl std::fmt::Debug for GenesysClient {
 impl GenesysClient {
     /// Builds the client; sends nothing yet.
     pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+        let cannot_build = |reason: String| ApiError::Invalid {
+            endpoint: "client".into(),
+            reason: format!("cannot build the HTTP client: {reason}"),
+        };
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("skill-tuner/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        let http = config
+            .network
+            .apply(builder)
+            .map_err(|e| cannot_build(e.to_string()))?
             .build()
-            .map_err(|e| ApiError::Invalid {
-                endpoint: "client".into(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+            .map_err(|e| cannot_build(e.to_string()))?;
         let stats = Arc::new(ApiStats::default());
         let token_url = region::join(&config.endpoints.login_base, "/oauth/token");
         let auth = Arc::new(auth::TokenManager::new(
@@ -221,6 +231,12 @@ impl GenesysClient {
 
     pub fn client_id(&self) -> &str {
         self.t().auth.client_id()
+    }
+
+    /// The HTTP client underneath, with the configured proxy and trust: for the requests to
+    /// other places that must leave the machine the same way (the webhook digest).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.t().http
     }
 
     /// The counters of every call made so far.

@@ -31,7 +31,7 @@ pub const REGIONS: &[(&str, &str)] = &[
 /// Why a region or base URL was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegionError {
-    #[error("unknown region `{0}`: expected a region name (e.g. `eu-west-1`) or a domain (e.g. `mypurecloud.ie`); known: {known}", known = known_regions())]
+    #[error("unknown region `{0}`: expected a region name (e.g. `eu-west-1` or `eu_west_1`) or a domain (e.g. `mypurecloud.ie`); known: {known}", known = known_regions())]
     Unknown(String),
     #[error("`{url}` is not a valid base URL: {reason}")]
     BadUrl { url: String, reason: String },
@@ -47,12 +47,21 @@ fn known_regions() -> String {
         .join(", ")
 }
 
-/// Resolves a region name (`eu-west-1`) or domain (`mypurecloud.ie`) to its domain.
+/// Resolves a region to its domain, in every spelling Genesys' own tools accept, ignoring
+/// case and surrounding blanks:
+///
+/// - the AWS region name (`eu-west-1`): the Terraform provider's `aws_region` and
+///   `GENESYSCLOUD_REGION`, the `gc` CLI's `environment`;
+/// - the same name with underscores (`eu_west_1`, `EU_WEST_1`): the SDKs' region constants
+///   (Go `platformclientv2`, Python and Java `PureCloudRegionHosts`);
+/// - the domain (`mypurecloud.ie`): the CLI's `environment`, the JavaScript SDK's
+///   `setEnvironment`.
 pub fn domain_of(region: &str) -> Result<&'static str, RegionError> {
     let wanted = region.trim().to_ascii_lowercase();
+    let as_name = wanted.replace('_', "-");
     REGIONS
         .iter()
-        .find(|(name, domain)| *name == wanted || *domain == wanted)
+        .find(|(name, domain)| *name == as_name || *domain == wanted)
         .map(|(_, domain)| *domain)
         .ok_or_else(|| RegionError::Unknown(region.to_string()))
 }
@@ -156,6 +165,37 @@ mod tests {
         let e = Endpoints::resolve("usw2.pure.cloud", None, None, false).unwrap();
         assert_eq!(e.api_base.host_str(), Some("api.usw2.pure.cloud"));
         assert_eq!(REGIONS.len(), 18);
+    }
+
+    #[test]
+    fn aws_names_resolve_in_any_case() {
+        assert_eq!(domain_of("eu-west-1"), Ok("mypurecloud.ie"));
+        assert_eq!(domain_of("EU-West-1"), Ok("mypurecloud.ie"));
+        assert_eq!(domain_of(" ap-southeast-2 "), Ok("mypurecloud.com.au"));
+        assert_eq!(domain_of("eusc-de-east-1"), Ok("edee1.eusc-pure.cloud"));
+    }
+
+    #[test]
+    fn sdk_constant_spellings_resolve() {
+        assert_eq!(domain_of("eu_central_2"), Ok("euc2.pure.cloud"));
+        assert_eq!(domain_of("us_east_1"), Ok("mypurecloud.com"));
+        assert_eq!(domain_of("US_EAST_2"), Ok("use2.us-gov-pure.cloud"));
+        assert_eq!(domain_of("Ap_Northeast_3"), Ok("apne3.pure.cloud"));
+        // Every region has its underscore form.
+        for (name, domain) in REGIONS {
+            assert_eq!(domain_of(&name.replace('-', "_")), Ok(*domain), "{name}");
+        }
+    }
+
+    #[test]
+    fn domains_resolve_in_any_case() {
+        assert_eq!(domain_of("mypurecloud.ie"), Ok("mypurecloud.ie"));
+        assert_eq!(domain_of("MyPureCloud.DE"), Ok("mypurecloud.de"));
+        assert_eq!(domain_of("usw2.pure.cloud"), Ok("usw2.pure.cloud"));
+        // A domain is matched as written: underscores are not a domain spelling.
+        assert!(domain_of("usw2_pure_cloud").is_err());
+        assert!(domain_of("eu-moon-1").is_err());
+        assert!(domain_of("").is_err());
     }
 
     #[test]

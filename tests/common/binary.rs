@@ -21,7 +21,8 @@ pub fn binary(args: &[&str], config: &Path) -> Command {
 }
 
 /// `skill-tuner <args> --config <config>` with `secret` in `SKILL_TUNER_CLIENT_SECRET`, no
-/// config, credentials or state directory from the environment, and stdout and stderr piped.
+/// config, credentials, state directory or `GENESYSCLOUD_*` fallbacks from the environment,
+/// and stdout and stderr piped.
 pub fn binary_with_secret(args: &[&str], config: &Path, secret: &str, rust_log: &str) -> Command {
     let mut cmd = Command::new(super::BIN);
     cmd.args(args)
@@ -32,6 +33,9 @@ pub fn binary_with_secret(args: &[&str], config: &Path, secret: &str, rust_log: 
         .env_remove("SKILL_TUNER_CONFIG")
         .env_remove("CREDENTIALS_DIRECTORY")
         .env_remove("STATE_DIRECTORY")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
+        .env_remove("GENESYSCLOUD_REGION")
         .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

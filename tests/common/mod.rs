@@ -92,6 +92,9 @@ impl Daemon {
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("STATE_DIRECTORY")
             .env_remove("SKILL_TUNER_CONFIG")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
+            .env_remove("GENESYSCLOUD_REGION")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
