@@ -161,7 +161,12 @@ pub async fn run_cycle(
     // only) before this one plans, so nothing is applied twice or left unrecorded.
     let reconciled = crate::history::reconcile_unfinished(client, ledger).await?;
     if !reconciled.is_empty() {
-        tracing::warn!(closed = ?reconciled.closed, left_unfinished = ?reconciled.left_unfinished, "reconciled runs left unfinished by an interruption");
+        let ids = |runs: &mut dyn Iterator<Item = i64>| {
+            runs.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+        };
+        let closed = ids(&mut reconciled.closed.iter().map(|r| r.run_id));
+        let left = ids(&mut reconciled.left_unfinished.iter().map(|r| r.run_id));
+        tracing::warn!(closed = %closed, left_unfinished = %left, "reconciled runs left unfinished by an interruption");
     }
     let run_id = ledger.begin_run_with_trigger(
         mode.as_str(),

@@ -167,8 +167,16 @@ fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 }
 
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // An invalid RUST_LOG is said, not silently replaced by `log.level`.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&text).unwrap_or_else(|e| {
+                eprintln!("warning: RUST_LOG=`{text}` is not a log filter ({e}); using log.level = `{level}`");
+                tracing_subscriber::EnvFilter::new(level)
+            })
+        }
+        _ => tracing_subscriber::EnvFilter::new(level),
+    };
     // Colours only on a terminal: journald, files and log shippers get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -176,7 +184,14 @@ fn init_logging(level: &str, format: LogFormat) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        // One flat object per event: its fields at the top level beside `level`, `target`
+        // and the current span (not the span list as well), as log shippers expect.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Human => builder.try_init(),
     };
 }

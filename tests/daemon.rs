@@ -1330,3 +1330,82 @@ async fn started_inside_a_dst_change_the_next_run_is_in_the_future() {
         );
     }
 }
+
+/// Every metric the shipped alerting rules and Grafana dashboard name is one the daemon
+/// exports (histogram series by their `_bucket`/`_sum`/`_count` samples, counters with
+/// their `_total`), so neither silently watches nothing after a rename.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_files_name_only_exported_metrics() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("monitoring");
+    let d = Daemon::spawn(
+        &dir.0,
+        &config_text(&sim, &dir.0, r#"schedule = "0 0 2 * * *""#, ""),
+        &[],
+    );
+    d.wait_ready().await;
+    let text = d.metrics().await;
+    let mut exported = HashSet::new();
+    for line in text.lines() {
+        let (name, kind) = match line.strip_prefix("# TYPE ") {
+            Some(rest) => {
+                let mut parts = rest.split_whitespace();
+                (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                )
+            }
+            None if !line.starts_with('#') => {
+                (line.split(['{', ' ']).next().unwrap_or_default(), "")
+            }
+            None => continue,
+        };
+        exported.insert(name.to_string());
+        match kind {
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    exported.insert(format!("{name}{suffix}"));
+                }
+            }
+            "counter" => {
+                exported.insert(format!("{name}_total"));
+            }
+            _ => {}
+        }
+    }
+    let named = |text: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &text[i..];
+            let starts = rest.starts_with("skill_tuner_") || rest.starts_with("process_");
+            let boundary =
+                i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+            if starts && boundary {
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                out.push(rest[..end].to_string());
+                i += end;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    };
+    for file in [
+        "deploy/monitoring/skill-tuner-alerts.yml",
+        "deploy/monitoring/grafana-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let names = named(&text);
+        assert!(names.len() >= 8, "{file} names too few metrics: {names:?}");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{file} names `{name}`, which /metrics does not export:\n{text}"
+            );
+        }
+    }
+}

@@ -1066,3 +1066,53 @@ fn export_format_is_a_value_enum_listing_its_values() {
         stderr(&out)
     );
 }
+
+/// JSON logs are one flat object per event (fields beside `level` and `message`, values not
+/// wrapped in `Some(…)`), and an invalid `RUST_LOG` is reported instead of ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_flat_and_a_bad_rust_log_is_reported() {
+    let sim = start_sim(10, |_| {}).await;
+    let dir = TempDir::new("json-logs");
+    let mut settings = relaxed(&sim);
+    settings.log.format = skill_tuner::config::LogFormat::Json;
+    let config = config_file(dir.path(), &settings, &dir.path().join("ledger.db"));
+    let run = |rust_log: &str| {
+        common::binary::binary_with_secret(
+            &["plan"],
+            &config,
+            &skill_tuner::sim::SimConfig::default().client_secret,
+            rust_log,
+        )
+    };
+    let out = output(run("info")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let shifted = events
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("clock is shifted"))
+        })
+        .expect("the shifted-clock warning");
+    assert!(shifted.get("fields").is_none(), "{shifted}");
+    assert_eq!(shifted["variable"], "SKILL_TUNER_NOW");
+    assert!(events.iter().all(|e| e.get("spans").is_none()), "{stderr}");
+    assert!(!stderr.contains("Some("), "{stderr}");
+
+    let out = output(run("info,,=[")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RUST_LOG=`info,,=[` is not a log filter"),
+        "{stderr}"
+    );
+    sim.shutdown().await;
+}

@@ -32,7 +32,18 @@ const DURATION_BUCKETS: [f64; 11] = [
 
 /// Outcomes and reasons exported at 0 before they first happen, so `rate()` and alerts on
 /// them see a series from the start.
-const OUTCOMES: [&str; 5] = ["ok", "partial", "breaker", "failed", "dry_run"];
+const OUTCOMES: [&str; 6] = [
+    "ok",
+    "partial",
+    "breaker",
+    "failed",
+    "dry_run",
+    "interrupted",
+];
+/// Every change status, exported at 0 from the start so dashboards and alerts find the series.
+const CHANGE_STATUSES: [&str; 7] = [
+    "planned", "applied", "conflict", "failed", "skipped", "held", "rejected",
+];
 const SKIP_REASONS: [&str; 3] = ["overlap", "not_ready", "min_spacing"];
 
 /// A one-label set (`outcome`, `status`, `reason`, `result`).
@@ -167,6 +178,7 @@ impl Metrics {
         let zeroes = [
             (&self.cycles, "outcome", &OUTCOMES[..]),
             (&self.ticks_skipped, "reason", &SKIP_REASONS[..]),
+            (&self.changes, "status", &CHANGE_STATUSES[..]),
             (&self.reloads, "result", &["ok", "failed"][..]),
         ];
         for (family, key, values) in zeroes {

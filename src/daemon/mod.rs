@@ -377,10 +377,10 @@ pub async fn run(
         config = %config_path.display(),
         schedule = %cur.schedule.expression(),
         time_zone = %cur.settings.daemon.time_zone,
-        next_run = ?next_fire.map(|t| t.to_rfc3339()),
+        next_run = %next_fire.map_or_else(|| "none".to_string(), |t| t.to_rfc3339()),
         admin = %admin_addr,
         run_endpoint = cur.settings.daemon.enable_run_endpoint,
-        watchdog = ?notifier.watchdog_interval(),
+        watchdog_secs = notifier.watchdog_interval().map_or(0.0, |w| w.as_secs_f64()),
         "skill-tuner daemon started"
     );
     notifier.ready(&status_line(&cur, next_fire, None));
