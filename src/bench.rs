@@ -12,7 +12,7 @@
 
 use crate::clock::{Clock, NOW_ENV};
 use crate::config::{Component, Components, Settings, SkillPolicy};
-use crate::sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 
 /// The instant the bench's simulated org stands at (a Wednesday noon).

@@ -9,7 +9,7 @@ use crate::cycle::{run_cycle, Mode, StopSignal};
 use crate::history::Ledger;
 use crate::report::CycleReport;
 use crate::runtime::{self, StartupError};
-use crate::sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, Simulator};
 use secrecy::SecretString;
 
 /// What the demo runs against.

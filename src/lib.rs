@@ -4,12 +4,13 @@
 
 pub mod alert;
 pub mod apply;
+#[cfg(feature = "simulator")]
 pub mod bench;
-pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod exit;
 pub mod genesys;
@@ -21,5 +22,7 @@ pub mod report;
 pub mod runtime;
 pub mod schedule;
 pub mod score;
-pub mod sim;
 pub mod text;
+
+/// The injected clock (its own crate, shared with the simulator): `skill_tuner::clock::Clock`.
+pub use skill_tuner_clock as clock;

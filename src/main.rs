@@ -5,9 +5,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+#[cfg(feature = "simulator")]
+use skill_tuner::demo;
 use skill_tuner::exit::{self, ExitClass};
 use skill_tuner::report::CycleReport;
-use skill_tuner::{demo, runtime};
+use skill_tuner::runtime;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,6 +41,7 @@ struct ConfigArg {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "simulator")]
     /// Start the embedded simulator, run `plan` then `once` against it, print both reports.
     Demo {
         /// Agents in the simulated org.
@@ -57,6 +60,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "simulator")]
     /// Run the embedded Genesys Cloud simulator standalone (for curl, or `--config config/demo.toml`).
     Sim {
         /// Port on 127.0.0.1 to listen on.
@@ -107,6 +111,7 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    #[cfg(feature = "simulator")]
     /// Measure one full cycle against the simulator: API calls, wall time, memory (one JSON line).
     Bench {
         /// Agents in the simulated org.
@@ -128,6 +133,7 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    #[cfg(feature = "simulator")]
     /// (internal) The measured side of `bench`.
     #[command(hide = true)]
     BenchClient {
@@ -160,6 +166,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "simulator")]
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -323,6 +330,7 @@ async fn run_command(config: &ConfigArg, clock: Clock) -> ExitCode {
     }
 }
 
+#[cfg(feature = "simulator")]
 async fn demo_command(options: demo::DemoOptions, json: bool, clock: Clock) -> ExitCode {
     init_logging("warn", LogFormat::Human);
     eprintln!(
@@ -361,13 +369,14 @@ async fn demo_command(options: demo::DemoOptions, json: bool, clock: Clock) -> E
     }
 }
 
-async fn sim_command(port: u16, config: skill_tuner::sim::SimConfig) -> ExitCode {
+#[cfg(feature = "simulator")]
+async fn sim_command(port: u16, config: genesys_sim::SimConfig) -> ExitCode {
     init_logging("info", LogFormat::Human);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let id = config.client_id.clone();
     let secret = config.client_secret.clone();
     let agents = config.agents;
-    let sim = match skill_tuner::sim::Simulator::start_on(config, addr).await {
+    let sim = match genesys_sim::Simulator::start_on(config, addr).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot start the simulator on {addr}: {e}");
@@ -444,6 +453,7 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
+        #[cfg(feature = "simulator")]
         Command::Demo {
             agents,
             skills,
@@ -463,6 +473,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        #[cfg(feature = "simulator")]
         Command::Sim {
             port,
             agents,
@@ -471,7 +482,7 @@ async fn main() -> ExitCode {
             rate,
             now,
         } => {
-            let config = skill_tuner::sim::SimConfig {
+            let config = genesys_sim::SimConfig {
                 agents,
                 skills,
                 seed,
@@ -484,6 +495,7 @@ async fn main() -> ExitCode {
         }
         Command::Plan { config, json } => cycle_command(&config, Mode::Plan, json, &clock).await,
         Command::Once { config, json } => cycle_command(&config, Mode::Once, json, &clock).await,
+        #[cfg(feature = "simulator")]
         Command::Bench {
             agents,
             skills,
@@ -519,6 +531,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "simulator")]
         Command::BenchClient { config, per_agent } => {
             let settings = match load(&config) {
                 Ok(s) => s,

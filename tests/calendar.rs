@@ -127,7 +127,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
     sim.shutdown().await;
 }
 
-fn skill_id_of(sim: &skill_tuner::sim::Simulator, name: &str) -> String {
+fn skill_id_of(sim: &genesys_sim::Simulator, name: &str) -> String {
     common::sim::skill_id(sim, name)
 }
 

@@ -4,13 +4,13 @@
 mod common;
 
 use common::sim::client_config_for;
+use genesys_sim::{SimConfig, Simulator};
 use secrecy::SecretString;
 use skill_tuner::genesys::error::TransportKind;
 use skill_tuner::genesys::models::{UserRoutingSkillPost, WorkitemCreate};
 use skill_tuner::genesys::{
     AggregateSource, ApiError, ClientConfig, Credentials, Endpoints, GenesysClient, RetryPolicy,
 };
-use skill_tuner::sim::{SimConfig, Simulator};
 use std::time::Duration;
 
 async fn sim(config: SimConfig) -> Simulator {

@@ -6,6 +6,7 @@ mod common;
 use common::sim::{
     cycle, memory_ledger, skill_id, start_sim, test_now, transparent, transparent_changes,
 };
+use genesys_sim::Simulator;
 use skill_tuner::config::{OnConflict, Settings};
 use skill_tuner::cycle::Mode;
 use skill_tuner::demo::{settings_for, sim_secret};
@@ -13,7 +14,6 @@ use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeStatus, Ledger};
 use skill_tuner::report::CycleReport;
 use skill_tuner::runtime;
-use skill_tuner::sim::Simulator;
 
 struct Rig {
     sim: Simulator,

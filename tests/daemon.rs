@@ -7,8 +7,8 @@ mod common;
 
 use common::sim::start_sim;
 use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};
+use genesys_sim::{SimConfig, Simulator};
 use skill_tuner::history::Ledger;
-use skill_tuner::sim::{SimConfig, Simulator};
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

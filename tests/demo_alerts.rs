@@ -7,7 +7,7 @@ mod common;
 use common::binary::{binary, config_file, output};
 use common::sim::{relaxed, start_sim};
 use common::{free_port, TempDir, BIN};
-use skill_tuner::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;

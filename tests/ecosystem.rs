@@ -101,11 +101,11 @@ fn source_line(out: &str, key: &str) -> String {
 }
 
 fn sim_secret() -> String {
-    skill_tuner::sim::SimConfig::default().client_secret
+    genesys_sim::SimConfig::default().client_secret
 }
 
 fn sim_client_id() -> String {
-    skill_tuner::sim::SimConfig::default().client_id
+    genesys_sim::SimConfig::default().client_id
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1080,7 +1080,7 @@ async fn json_logs_are_flat_and_a_bad_rust_log_is_reported() {
         common::binary::binary_with_secret(
             &["plan"],
             &config,
-            &skill_tuner::sim::SimConfig::default().client_secret,
+            &genesys_sim::SimConfig::default().client_secret,
             rust_log,
         )
     };

@@ -6,8 +6,8 @@
 #   bash tests/faketime-matrix.sh                 # the whole matrix
 #   bash tests/faketime-matrix.sh '2026-12-31 12:00:00'   # one date
 #
-# Needs `faketime` (Debian: apt-get install faketime). Not part of `cargo test`: it runs the
-# whole suite twelve times.
+# Needs `faketime` (Debian: apt-get install faketime). Not part of `cargo test --workspace`:
+# it runs the whole suite twelve times.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 command -v faketime >/dev/null || { echo "faketime is not installed (apt-get install faketime)" >&2; exit 2; }
@@ -18,7 +18,7 @@ if [ $# -gt 0 ]; then dates=("$@"); else
 fi
 zones=(Europe/Berlin America/New_York)
 
-mapfile -t bins < <(cargo test --no-run --message-format=json 2>/dev/null | python3 -c '
+mapfile -t bins < <(cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
 import sys, json
 for line in sys.stdin:
     m = json.loads(line)

@@ -27,6 +27,7 @@ use common::capture::Capture;
 use common::sim::{applied_agents, cycle, memory_ledger, other_than, skill_id, start_sim};
 use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use futures_util::FutureExt;
+use genesys_sim::{Faults, Simulator};
 use serde_json::Value;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::Mode;
@@ -35,7 +36,6 @@ use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
 use skill_tuner::report::{ChangeLine, CycleReport};
 use skill_tuner::runtime;
-use skill_tuner::sim::{Faults, Simulator};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -214,7 +214,7 @@ fn logs() -> &'static Capture {
         let capture = Capture::default();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "skill_tuner=debug,skill_tuner::sim=warn",
+                "skill_tuner=debug,genesys_sim=warn",
             ))
             .with_ansi(false)
             .with_writer(capture.clone())

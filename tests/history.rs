@@ -9,6 +9,7 @@ use common::sim::{
     transparent, transparent_changes,
 };
 use common::TempDir;
+use genesys_sim::Simulator;
 use serde_json::Value;
 use skill_tuner::config::Settings;
 use skill_tuner::cycle::Mode;
@@ -17,7 +18,6 @@ use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
 use skill_tuner::history::{reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError};
 use skill_tuner::report::CycleReport;
-use skill_tuner::sim::Simulator;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -1065,7 +1065,7 @@ async fn org_edited_names_cannot_forge_output_or_log_lines() {
     settings.alerts.threshold = 0.0;
     let path = dir.path().join("ledger.db");
     let config = config_file(dir.path(), &settings, &path);
-    let secret = skill_tuner::sim::SimConfig::default().client_secret;
+    let secret = genesys_sim::SimConfig::default().client_secret;
 
     let out = output(binary_with_secret(&["once"], &config, &secret, "info")).await;
     let stdout = String::from_utf8_lossy(&out.stdout);

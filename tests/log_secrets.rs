@@ -5,8 +5,8 @@ mod common;
 
 use common::capture::Capture;
 use common::sim::client_config_for;
+use genesys_sim::{SimConfig, Simulator};
 use skill_tuner::genesys::GenesysClient;
-use skill_tuner::sim::{SimConfig, Simulator};
 
 fn client_for(sim: &Simulator, secret: &str) -> GenesysClient {
     GenesysClient::new(client_config_for(sim, secret)).unwrap()

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use genesys_sim::{SimConfig, Simulator};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
-use skill_tuner::sim::{SimConfig, Simulator};
 
 const ID: &str = "skill-tuner-demo";
 const SECRET: &str = "demo-secret-not-for-production";
@@ -142,7 +142,7 @@ fn shape(template: &str) -> String {
 
 /// The simulator's route a request took: same method, the most specific fitting template.
 fn route_of(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
-    skill_tuner::sim::route_templates()
+    genesys_sim::route_templates()
         .iter()
         .filter(|(m, _)| *m == method)
         .filter_map(|&(m, t)| Some((common::contract::path_fits(t, path)?, m, t)))
@@ -259,7 +259,7 @@ async fn a_recorded_cycle_keeps_to_the_api_contract() {
             *answered.entry(format!("{method} {template}")).or_default() += 1;
         }
     }
-    for &(method, template) in skill_tuner::sim::route_templates() {
+    for &(method, template) in genesys_sim::route_templates() {
         if is_sim_control(template) {
             continue;
         }
@@ -410,7 +410,7 @@ async fn recorded_cycle(sim: &Simulator) {
 async fn the_route_table_is_the_router() {
     let sim = Simulator::start(SimConfig::default()).await.expect("start");
     let http = Client::new();
-    let routes = skill_tuner::sim::route_templates();
+    let routes = genesys_sim::route_templates();
     for &(_, template) in routes {
         let path = template.replace('{', "x-").replace('}', "");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {

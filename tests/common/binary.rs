@@ -1,8 +1,8 @@
 //! The real `skill-tuner` binary as a one-shot command (`once`, `plan`, `history`, …): its
 //! config file, the secret in the environment, and its captured output.
 
+use genesys_sim::SimConfig;
 use skill_tuner::config::Settings;
-use skill_tuner::sim::SimConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

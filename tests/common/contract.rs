@@ -4,9 +4,9 @@
 //! and the models' entries. Unknown fields (either direction), missing required fields,
 //! values of the wrong type and values outside an enum are all reported, with the JSON path.
 
+use genesys_sim::Exchange;
 use serde::Deserialize;
 use serde_json::Value;
-use skill_tuner::sim::Exchange;
 use std::collections::BTreeMap;
 
 pub const CONTRACT_FILE: &str = concat!(

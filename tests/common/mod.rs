@@ -14,7 +14,7 @@ pub mod capture;
 pub mod contract;
 pub mod sim;
 
-use skill_tuner::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

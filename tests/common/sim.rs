@@ -3,6 +3,7 @@
 //! transparent policy must change.
 
 use chrono::{DateTime, Utc};
+use genesys_sim::{SimConfig, Simulator};
 use secrecy::SecretString;
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
@@ -11,7 +12,6 @@ use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints, GenesysClient};
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
 use skill_tuner::report::CycleReport;
-use skill_tuner::sim::{SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A simulator with `agents` agents and no rate limit, standing still at [`test_now`];

@@ -1,0 +1,211 @@
+//! Embedded Genesys Cloud simulator.
+//!
+//! An in-process axum server on loopback that serves every path skill-tuner's client uses,
+//! with the JSON shapes of Genesys' SDK models (.NET SDK 270.0.0, `build/docs/`; see the
+//! repository's `docs/genesys-api.md`), error bodies and headers, so the real client runs
+//! unchanged against it; the repository's `tests/sim_contract.rs` checks every answer of a
+//! recorded cycle against `tests/contract/genesys-contract.toml`. The login host and the API host are the
+//! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
+//!
+//! The org is synthetic and deterministic from [`SimConfig::seed`]; per-day performance is
+//! derived on demand from a hash, never stored, so 100 000 agents fit comfortably. "Today"
+//! is [`SimConfig::clock`]'s: start the simulator at any instant and the same seed gives the
+//! same history for the same days. Tests
+//! steer failures through [`Faults`], read request counts through [`RequestCounters`] and
+//! inspect or edit the org through [`OrgHandle`].
+//!
+//! The simulator never depends on the product: the only thing they share is the injected
+//! clock (`skill-tuner-clock`). Inside, `http` is the edge (router, middleware, errors,
+//! paging, query strings, renderings), `routes` the handlers per API area, `state` what the
+//! handlers share (org, workitems, tokens, counters, faults, recorder) and `data` the
+//! synthetic numbers and the analytics engine. Only what the product and its tests use is
+//! public; everything else is `pub(crate)`.
+//!
+//! # Sim choices (where Genesys documents nothing; `docs/genesys-api.md` §9)
+//! - Org: one supervisor per 12 agents (no skills, `manager` of their team); `agents/50`
+//!   (at least 2) inactive agents who still hold skills; 2 divisions ("Home", "Europe");
+//!   groups "Team North"/"Team South" split teams alternately; 3 queues named after the first
+//!   3 skills whose members are the active agents who held that skill at generation.
+//! - Paging: `/users` and `/routing/skills` allow `pageSize` 1..=500 (default 25);
+//!   `/routingskills` and queue members allow 1..=100. A page past the end is an empty 200.
+//!   Every listing carries exactly the fields of its SDK model: queue members
+//!   (`QueueMemberEntityListing`) have no `total`, `pageCount` or `lastUri`, org limits
+//!   (`LimitsEntityListing`) only `entities`; group individuals take no paging parameters
+//!   and come in one answer. Bulk-write responses list all the user's skills in one page.
+//! - Bulk writes: entries are validated in order and the first bad one is reported; duplicate
+//!   ids in one body: the last wins; the 409 fault is checked after validation.
+//!   [`OrgHandle::write_count`] counts successful bulk requests (PATCH or PUT), not skills.
+//! - Analytics (see `data::aggregate`): a UTC day's numbers count at its noon; granularity buckets
+//!   follow `timeZone` (any IANA zone). Modelled: `groupBy` queries, dimension predicates,
+//!   the dimensions `userId`, `queueId`, `mediaType` (always `voice`) and
+//!   `requestedRoutingSkillId` (not for evaluations, as in the SDK), the metrics the
+//!   simulator has data for, and `flattenMultivaluedDimensions` (a no-op: every modelled
+//!   dimension is single-valued). Anything else the SDK allows (other dimensions and
+//!   metrics, topN/bottomN, views, metric predicates, ranges, months in `granularity`,
+//!   `alternateTimeDimension`) is a 400 naming the field. Days not yet ended by the
+//!   simulator's clock have no data. Metrics are generated for the skills an agent held at
+//!   generation (later PATCHes do not change history). Inactive agents keep their history.
+//!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
+//! - Rate limit: a fixed 60 s window per token opening at its first API call; every
+//!   authenticated API call counts (including injected failures); unlimited (0) is
+//!   advertised as `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and reset 60.
+//! - Faults: `fail_next`, `storm_429` and `malformed_next` act on `/api/v2` only (use
+//!   `login_down` for the token endpoint); latency applies to every path except `/_sim/`.
+//! - Workitems: `count` is the number of matches overall; `after` is an opaque cursor; at
+//!   most three filters, one of them `EQ` on `assigneeId`, `queueId` or `typeId` (workbins
+//!   are not modelled); filters on `externalTag`, `typeId`, `statusId`, `statusCategory`,
+//!   `assigneeId`, `queueId`, `id`, `name` with `EQ`/`NEQ`/`IN`. A body field the simulator
+//!   does not model is a 400 naming it. `customFields` are stored unchecked.
+
+#![warn(unreachable_pub)]
+
+mod config;
+mod data;
+mod http;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skill_tuner_clock::Clock;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::SimConfig;
+pub use http::server::route_templates;
+pub use state::counters::RequestCounters;
+pub use state::faults::Faults;
+pub use state::record::Exchange;
+pub use state::world::{MetricStats, OrgHandle, TruthStats};
+
+use state::Shared;
+
+/// A running simulator. Dropping it stops the server too; [`Simulator::shutdown`] waits.
+#[derive(Debug)]
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on an ephemeral loopback port (`127.0.0.1:0`).
+    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on `addr`.
+    pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+        let (seed, agents, skills) = (config.seed, config.agents, config.skills);
+        let (clock, worktype_id) = (config.clock.clone(), config.worktype_id);
+        // Generating a large org is CPU work; keep it off the async worker.
+        let world = tokio::task::spawn_blocking(move || {
+            let mut world = state::world::World::new(seed, agents, skills, clock);
+            if let Some(id) = worktype_id {
+                world.tasks.worktype_id = id;
+            }
+            world
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            config,
+            world: Arc::new(world),
+            faults: Arc::new(Faults::default()),
+            tokens: state::tokens::Tokens::default(),
+            counters: state::counters::Counters::default(),
+            recorder: state::record::Recorder::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let router = http::server::router(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "simulator server stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, agents, skills, seed, "simulator started");
+        Ok(Simulator {
+            addr,
+            shared,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: both the login and the API base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The simulator's clock (share it with the product under test).
+    pub fn clock(&self) -> Clock {
+        self.shared.config.clock.clone()
+    }
+
+    /// The fault switchboard.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> RequestCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// The access tokens issued so far (unexpired), so a test can grep outputs for them.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.tokens.issued()
+    }
+
+    /// Every exchange recorded so far (empty unless [`SimConfig::record`] is set).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.recorder.snapshot()
+    }
+
+    pub fn clear_exchanges(&self) {
+        self.shared.recorder.clear();
+    }
+
+    pub fn reset_counters(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// Read and modify the synthetic org.
+    pub fn org(&self) -> OrgHandle {
+        OrgHandle::new(self.shared.world.clone())
+    }
+
+    /// Stops the server: waits up to 2 s for open connections to finish, then aborts them.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

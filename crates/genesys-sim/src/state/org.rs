@@ -1,0 +1,356 @@
+//! The synthetic organisation: divisions, skills, users, queues, groups.
+//!
+//! Per-user data is kept compact (a UUID, a few small integers and the held skills) because the
+//! simulator must hold 100 000 agents; names and e-mails are re-derived from the index.
+//! The only mutable part is each user's skill list and version, behind one `RwLock`.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use uuid::Uuid;
+
+use crate::data::rng::{domain, uuid_for, Rng};
+
+const SKILL_NAMES: [&str; 6] = [
+    "Billing",
+    "Sales",
+    "Technical Support",
+    "Retention",
+    "Spanish",
+    "Claims",
+];
+const FIRST_NAMES: [&str; 24] = [
+    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Liam", "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera",
+    "Wen", "Yusuf",
+];
+const LAST_NAMES: [&str; 20] = [
+    "Anders", "Brown", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen",
+    "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Rossi", "Schmidt", "Tanaka",
+    "Weber",
+];
+pub(crate) const DIVISION_NAMES: [&str; 2] = ["Home", "Europe"];
+pub(crate) const GROUP_NAMES: [&str; 2] = ["Team North", "Team South"];
+/// How many agents one supervisor manages (sim choice).
+const TEAM_SIZE: usize = 12;
+
+/// What kind of user this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Agent,
+    Supervisor,
+}
+
+/// Immutable facts about a user.
+#[derive(Debug, Clone)]
+pub(crate) struct UserInfo {
+    pub(crate) id: Uuid,
+    pub(crate) role: Role,
+    pub(crate) active: bool,
+    pub(crate) division: u8,
+    pub(crate) manager: Option<u32>,
+    /// Index into [`GROUP_NAMES`] for agents.
+    pub(crate) group: Option<u8>,
+    /// Skills held at generation time: the pairs that have conversation data.
+    pub(crate) original_skills: Box<[u16]>,
+}
+
+/// The mutable part of a user.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UserSkills {
+    pub(crate) version: u32,
+    pub(crate) skills: Vec<(u16, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Skill {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Queue {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) skill: u16,
+}
+
+/// The whole org.
+#[derive(Debug)]
+pub(crate) struct Org {
+    pub(crate) seed: u64,
+    pub(crate) skills: Vec<Skill>,
+    pub(crate) divisions: Vec<Uuid>,
+    pub(crate) users: Vec<UserInfo>,
+    pub(crate) queues: Vec<Queue>,
+    pub(crate) groups: Vec<Uuid>,
+    user_index: HashMap<Uuid, u32>,
+    skill_index: HashMap<Uuid, u16>,
+    state: RwLock<Vec<UserSkills>>,
+    /// Names an admin changed (tests): user index → name.
+    renamed: RwLock<HashMap<u32, String>>,
+}
+
+fn skill_name(i: usize) -> String {
+    SKILL_NAMES
+        .get(i)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("Skill {:02}", i + 1))
+}
+
+/// A starting proficiency as a person would have set it: mostly whole or half numbers, and
+/// mostly in line with the agent's ability — but about a fifth are stale (set long ago, or
+/// by guesswork), which is what skill-tuner exists to find.
+fn initial_proficiency(r: &mut Rng, ability: f64) -> f64 {
+    let spread = if r.unit() < 0.2 { 1.5 } else { 0.25 };
+    let raw = (2.4 + 1.1 * ability + spread * r.normal()).clamp(0.0, 5.0);
+    let roll = r.unit();
+    if roll < 0.65 {
+        raw.round()
+    } else if roll < 0.9 {
+        (raw * 2.0).round() / 2.0
+    } else {
+        (raw * 100.0).round() / 100.0
+    }
+}
+
+impl Org {
+    /// Builds the org for `agents` active agents holding skills from a catalogue of `skills`.
+    pub(crate) fn generate(seed: u64, agents: usize, skills: usize) -> Org {
+        let skill_list: Vec<Skill> = (0..skills)
+            .map(|i| Skill {
+                id: uuid_for(seed, domain::SKILL, i as u64),
+                name: skill_name(i),
+            })
+            .collect();
+        let divisions = (0..DIVISION_NAMES.len())
+            .map(|i| uuid_for(seed, domain::DIVISION, i as u64))
+            .collect();
+        let supervisors = agents.div_ceil(TEAM_SIZE);
+        let inactive = if agents == 0 { 0 } else { (agents / 50).max(2) };
+        let total = supervisors + agents + inactive;
+        let mut users = Vec::with_capacity(total);
+        let mut state = Vec::with_capacity(total);
+        for s in 0..supervisors {
+            users.push(UserInfo {
+                id: uuid_for(seed, domain::USER, users.len() as u64),
+                role: Role::Supervisor,
+                active: true,
+                division: (s % 2) as u8,
+                manager: None,
+                group: None,
+                original_skills: Box::new([]),
+            });
+            state.push(UserSkills {
+                version: 1,
+                skills: Vec::new(),
+            });
+        }
+        let max_held = skills.min(5) as u64;
+        for a in 0..agents + inactive {
+            let index = users.len() as u32;
+            let team = a % agents.max(1) / TEAM_SIZE;
+            let mut r = Rng::keyed(&[seed, domain::ROSTER, index as u64]);
+            let agent = crate::data::synth::agent_traits(seed, index);
+            let held = if max_held == 0 {
+                0
+            } else {
+                1 + r.below(max_held)
+            };
+            let mut chosen: Vec<u16> = Vec::new();
+            while (chosen.len() as u64) < held {
+                // Earlier skills are more common, like a real catalogue.
+                let s = (r.unit().powf(1.6) * skills as f64) as u16;
+                if !chosen.contains(&s) {
+                    chosen.push(s);
+                }
+            }
+            let mut held_skills = Vec::with_capacity(chosen.len());
+            for &s in &chosen {
+                let pair = crate::data::synth::pair_traits(seed, index, s, &agent);
+                held_skills.push((s, initial_proficiency(&mut r, pair.ability)));
+            }
+            users.push(UserInfo {
+                id: uuid_for(seed, domain::USER, index as u64),
+                role: Role::Agent,
+                active: a < agents,
+                division: (team % 2) as u8,
+                manager: (supervisors > 0).then_some((team % supervisors.max(1)) as u32),
+                group: Some((team % 2) as u8),
+                original_skills: chosen.into_boxed_slice(),
+            });
+            state.push(UserSkills {
+                version: 1 + r.below(5) as u32,
+                skills: held_skills,
+            });
+        }
+        let queues = (0..skills.min(3))
+            .map(|i| Queue {
+                id: uuid_for(seed, domain::QUEUE, i as u64),
+                name: skill_list[i].name.clone(),
+                skill: i as u16,
+            })
+            .collect();
+        let groups = (0..GROUP_NAMES.len())
+            .map(|i| uuid_for(seed, domain::GROUP, i as u64))
+            .collect();
+        let user_index = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id, i as u32))
+            .collect();
+        let skill_index = skill_list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i as u16))
+            .collect();
+        Org {
+            seed,
+            skills: skill_list,
+            divisions,
+            users,
+            queues,
+            groups,
+            user_index,
+            skill_index,
+            state: RwLock::new(state),
+            renamed: RwLock::default(),
+        }
+    }
+
+    /// Resolves a user id string (any UUID spelling); `None` if unknown or malformed.
+    pub(crate) fn user_by_id(&self, id: &str) -> Option<u32> {
+        let uuid = Uuid::parse_str(id).ok()?;
+        self.user_index.get(&uuid).copied()
+    }
+
+    pub(crate) fn skill_by_id(&self, id: &str) -> Option<u16> {
+        let uuid = Uuid::parse_str(id).ok()?;
+        self.skill_index.get(&uuid).copied()
+    }
+
+    pub(crate) fn queue_by_id(&self, id: &str) -> Option<usize> {
+        let uuid = Uuid::parse_str(id).ok()?;
+        self.queues.iter().position(|q| q.id == uuid)
+    }
+
+    pub(crate) fn group_by_id(&self, id: &str) -> Option<u8> {
+        let uuid = Uuid::parse_str(id).ok()?;
+        self.groups.iter().position(|g| *g == uuid).map(|g| g as u8)
+    }
+
+    /// "First Last", derived from the index, unless an admin renamed the user.
+    pub(crate) fn user_name(&self, index: u32) -> String {
+        if let Some(name) = self
+            .renamed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return name.clone();
+        }
+        self.generated_name(index)
+    }
+
+    fn generated_name(&self, index: u32) -> String {
+        let mut r = Rng::keyed(&[self.seed, domain::USER, index as u64, 77]);
+        let first = FIRST_NAMES[r.below(FIRST_NAMES.len() as u64) as usize];
+        let last = LAST_NAMES[r.below(LAST_NAMES.len() as u64) as usize];
+        format!("{first} {last}")
+    }
+
+    /// An admin renames a user (any text: the org does not restrict it).
+    pub(crate) fn rename_user(&self, index: u32, name: String) {
+        self.renamed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, name);
+    }
+
+    /// A unique e-mail (the index disambiguates repeated names).
+    pub(crate) fn user_email(&self, index: u32) -> String {
+        let name = self.generated_name(index).to_lowercase().replace(' ', ".");
+        format!("{name}.{index}@example.com")
+    }
+
+    /// Active agents: users that hold skills and are not inactive.
+    pub(crate) fn is_active_agent(&self, index: u32) -> bool {
+        let u = &self.users[index as usize];
+        u.role == Role::Agent && u.active
+    }
+
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, Vec<UserSkills>> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_state(&self) -> RwLockWriteGuard<'_, Vec<UserSkills>> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Current skills of a user (clone, so no lock is held by callers).
+    pub(crate) fn user_skills(&self, index: u32) -> UserSkills {
+        self.read_state()
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Upserts skills; bumps the version if anything changed.
+    pub(crate) fn upsert_skills(&self, index: u32, changes: &[(u16, f64)]) {
+        let mut state = self.write_state();
+        let Some(user) = state.get_mut(index as usize) else {
+            return;
+        };
+        let mut changed = false;
+        for &(skill, prof) in changes {
+            match user.skills.iter_mut().find(|(s, _)| *s == skill) {
+                Some(slot) => {
+                    if slot.1 != prof {
+                        slot.1 = prof;
+                        changed = true;
+                    }
+                }
+                None => {
+                    user.skills.push((skill, prof));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            user.version += 1;
+        }
+    }
+
+    /// Replaces all skills (the semantics of `PUT .../routingskills/bulk`).
+    pub(crate) fn replace_skills(&self, index: u32, skills: Vec<(u16, f64)>) {
+        let mut state = self.write_state();
+        if let Some(user) = state.get_mut(index as usize) {
+            user.skills = skills;
+            user.version += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_org_has_expected_shape() {
+        let org = Org::generate(42, 300, 6);
+        let agents: Vec<u32> = (0..org.users.len() as u32)
+            .filter(|&i| org.is_active_agent(i))
+            .collect();
+        assert_eq!(agents.len(), 300);
+        assert_eq!(org.skills[2].name, "Technical Support");
+        let state = org.read_state();
+        for &a in &agents {
+            let held = &state[a as usize].skills;
+            assert!((1..=5).contains(&held.len()));
+            assert!(held.iter().all(|(_, p)| (0.0..=5.0).contains(p)));
+            assert!(org.users[a as usize].manager.is_some());
+        }
+        assert!(org.users.iter().any(|u| !u.active));
+        assert_eq!(Org::generate(42, 10, 9).skills[7].name, "Skill 08");
+    }
+}
