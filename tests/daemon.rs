@@ -155,15 +155,12 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_a_broken_config(
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
-    let sim = sim_60().await;
-    // Slow bulk writes, two at a time: the cycle is mid-apply for several seconds.
-    sim.faults()
-        .latency_for("routingskills/bulk", Duration::from_millis(800));
-    let dir = TempDir::new("term");
+/// A daemon whose start-up cycle is mid-apply: bulk writes take `latency`, two at a time, and
+/// the first has landed.
+async fn mid_apply_daemon(sim: &Simulator, dir: &TempDir, latency: Duration) -> Daemon {
+    sim.faults().latency_for("routingskills/bulk", latency);
     let config = config_text(
-        &sim,
+        sim,
         &dir.0,
         "schedule = \"0 0 2 * * *\"\nrun_on_start = true",
         "",
@@ -181,6 +178,16 @@ async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
         assert!(d.alive(), "daemon died:\n{}", d.logs());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
+    let sim = sim_60().await;
+    // Slow bulk writes, two at a time: the cycle is mid-apply for several seconds.
+    let dir = TempDir::new("term");
+    let mut d = mid_apply_daemon(&sim, &dir, Duration::from_millis(800)).await;
+    let org = sim.org();
     d.signal("TERM");
     let status = d.wait_exit(30).await;
     assert_eq!(status.code(), Some(0), "logs:\n{}", d.logs());
@@ -791,27 +798,9 @@ async fn a_revoked_token_with_login_down_is_not_ready_until_login_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_a_retry_after_wait_and_records_the_run_interrupted() {
     let sim = sim_60().await;
-    sim.faults()
-        .latency_for("routingskills/bulk", Duration::from_millis(300));
     let dir = TempDir::new("retry-after");
-    let config = config_text(
-        &sim,
-        &dir.0,
-        "schedule = \"0 0 2 * * *\"\nrun_on_start = true",
-        "",
-    )
-    .replace("burst = 50", "burst = 50\nmax_concurrency = 2");
-    let mut d = Daemon::spawn(&dir.0, &config, &[]);
+    let mut d = mid_apply_daemon(&sim, &dir, Duration::from_millis(300)).await;
     let org = sim.org();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while org.write_count() < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "no write started; logs:\n{}",
-            d.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // Mid-apply, every request from now on is told to come back in 170 s.
     sim.faults().storm_429(100_000, 170);
     d.wait_metrics("a request waiting on Retry-After", 30, |m| {
