@@ -606,6 +606,12 @@ async fn main() -> ExitCode {
                     "# minimum spacing between cycle starts: {} s",
                     spacing.as_secs()
                 );
+                if schedule
+                    .shortest_interval(clock.now())
+                    .is_some_and(|s| s < std::time::Duration::from_secs(60))
+                {
+                    println!("# warning: daemon.schedule runs more often than once a minute: each run moves skills up to max_step again and calls the API again; tuning needs days of data, so a daily or hourly schedule is the usual choice");
+                }
             }
             match runtime::connection_lines(&config.config, &settings) {
                 Ok(lines) => lines.iter().for_each(|line| println!("# {line}")),
