@@ -364,9 +364,13 @@ pub async fn rollback(
     }
     if run.finished_at.is_none() {
         if dry_run {
-            return Err(HistoryError::Refused(format!(
-                "run #{run_id} is unfinished (interrupted?); it is reconciled at the next cycle or real rollback, so a dry run cannot tell yet what it applied"
-            )));
+            // A run another process is still writing is not "interrupted": say which it is.
+            let why = if ledger.is_live(run_id)? {
+                "is still in progress in another skill-tuner (see `history`); roll it back once it has finished"
+            } else {
+                "is unfinished (interrupted); it is reconciled at the next cycle or real rollback, so a dry run cannot tell yet what it applied"
+            };
+            return Err(HistoryError::Refused(format!("run #{run_id} {why}")));
         }
         // Settle what the interruption left (reads only), so we know what was applied.
         reconcile_unfinished(client, ledger).await?;
