@@ -361,20 +361,25 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
-    let sim = sim_60().await;
-    let dir = TempDir::new("metrics");
-    let mut d = Daemon::spawn(
+/// A daemon on a nightly schedule with `POST /run` on, its token `RUN_TOKEN`.
+fn spawn_with_run_endpoint(sim: &Simulator, dir: &TempDir) -> Daemon {
+    Daemon::spawn(
         &dir.0,
         &config_text(
-            &sim,
+            sim,
             &dir.0,
             "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
             "",
         ),
         &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_after_runs_by_post_and_sigusr1() {
+    let sim = sim_60().await;
+    let dir = TempDir::new("metrics");
+    let mut d = spawn_with_run_endpoint(&sim, &dir);
     d.wait_ready().await;
     assert_eq!(
         d.post_with("/run", Some(RUN_TOKEN)).await.map(|r| r.0),
@@ -859,16 +864,7 @@ async fn post_run_while_not_ready_answers_503_with_the_reason() {
     let sim = sim_60().await;
     sim.faults().login_down(true);
     let dir = TempDir::new("run-not-ready");
-    let mut d = Daemon::spawn(
-        &dir.0,
-        &config_text(
-            &sim,
-            &dir.0,
-            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
-            "",
-        ),
-        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
-    );
+    let mut d = spawn_with_run_endpoint(&sim, &dir);
     d.wait_metrics("the admin listener", 20, |m| {
         m.contains("skill_tuner_build_info{")
     })
@@ -944,16 +940,7 @@ async fn a_non_loopback_admin_address_needs_admin_public() {
 async fn post_run_needs_the_bearer_token_and_probes_do_not() {
     let sim = sim_60().await;
     let dir = TempDir::new("run-token");
-    let mut d = Daemon::spawn(
-        &dir.0,
-        &config_text(
-            &sim,
-            &dir.0,
-            "schedule = \"0 0 2 * * *\"\nenable_run_endpoint = true",
-            "",
-        ),
-        &[("SKILL_TUNER_RUN_TOKEN", RUN_TOKEN)],
-    );
+    let mut d = spawn_with_run_endpoint(&sim, &dir);
     d.wait_ready().await;
     let wrong = "wrong-token-7c1d9b2e44aa0f31";
     for token in [None, Some(wrong), Some("")] {
