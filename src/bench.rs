@@ -11,9 +11,15 @@
 //! same options measure the same org and the same changes on any day the bench is run.
 
 use crate::clock::{Clock, NOW_ENV};
+use crate::collect::CollectError;
 use crate::config::{Component, Components, Settings, SkillPolicy};
+use crate::cycle::CycleError;
+use crate::genesys::ApiError;
+use crate::history::LedgerError;
+use crate::runtime::StartupError;
 use genesys_sim::{SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The instant the bench's simulated org stands at (a Wednesday noon).
 pub const BENCH_NOW: &str = "2026-06-10T12:00:00Z";
@@ -51,6 +57,46 @@ pub struct BenchResult {
     pub peak_rss_mb: f64,
     /// Wall time of scoring and planning every agent (single thread).
     pub plan_ms: u64,
+}
+
+/// Why the bench could not measure. The child's own failures reach the parent only as its
+/// exit status and output ([`BenchError::ClientFailed`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("BENCH_NOW: {0}")]
+    Instant(#[from] chrono::ParseError),
+    #[error("cannot start the simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run the bench client: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the bench client failed ({status}): {stdout}")]
+    ClientFailed {
+        status: std::process::ExitStatus,
+        stdout: String,
+    },
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+    #[error(transparent)]
+    Cycle(#[from] CycleError),
+}
+
+fn file_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BenchError + '_ {
+    move |source| BenchError::File {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What the child reports back.
@@ -173,10 +219,8 @@ pub fn lower_bound_calls(
 }
 
 /// Starts the simulator, prepares the org, runs the child, and computes the result.
-pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchResult, String> {
-    let now = chrono::DateTime::parse_from_rfc3339(BENCH_NOW)
-        .map_err(|e| format!("BENCH_NOW: {e}"))?
-        .with_timezone(&chrono::Utc);
+pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchResult, BenchError> {
+    let now = chrono::DateTime::parse_from_rfc3339(BENCH_NOW)?.with_timezone(&chrono::Utc);
     let sim = Simulator::start(SimConfig {
         agents: options.agents,
         skills: options.skills,
@@ -186,14 +230,13 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    .map_err(BenchError::Simulator)?;
     let dir = std::env::temp_dir().join(format!("skill-tuner-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
     let settings = bench_settings(&sim, options.rate, &dir.join("bench.db"));
     let changed = prepare_org(&sim, &settings, options.changed);
     let config = dir.join("bench.toml");
-    std::fs::write(&config, settings.to_toml())
-        .map_err(|e| format!("{}: {e}", config.display()))?;
+    std::fs::write(&config, settings.to_toml()).map_err(file_error(&config))?;
     sim.reset_counters();
 
     let mut command = tokio::process::Command::new(exe);
@@ -211,16 +254,16 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     if options.per_agent {
         command.arg("--per-agent");
     }
-    let output = command
-        .output()
-        .await
-        .map_err(|e| format!("cannot run the bench client: {e}"))?;
+    let output = command.output().await.map_err(BenchError::Spawn)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let run: ClientRun = stdout
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| format!("the bench client failed ({}): {stdout}", output.status))?;
+        .ok_or_else(|| BenchError::ClientFailed {
+            status: output.status,
+            stdout: stdout.to_string(),
+        })?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let counters = sim.counters();
@@ -263,16 +306,14 @@ pub async fn client_run(
     settings: &Settings,
     per_agent: bool,
     clock: &Clock,
-) -> Result<ClientRun, String> {
-    let client = crate::runtime::connect(settings, clock).map_err(|e| e.to_string())?;
+) -> Result<ClientRun, BenchError> {
+    let client = crate::runtime::connect(settings, clock)?;
     let started = std::time::Instant::now();
-    crate::runtime::start_client(&client, settings)
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::runtime::start_client(&client, settings).await?;
     let (changed, outcome, plan_ms) = if per_agent {
         per_agent_pattern(&client, settings, clock).await?
     } else {
-        let ledger = crate::runtime::open_ledger(settings, clock).map_err(|e| e.to_string())?;
+        let ledger = crate::runtime::open_ledger(settings, clock)?;
         let stop = crate::cycle::StopSignal::default();
         let report = crate::cycle::run_cycle(
             &client,
@@ -282,8 +323,7 @@ pub async fn client_run(
             &stop,
             clock,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         (
             report.agents_changed,
             report.outcome.clone(),
@@ -307,20 +347,15 @@ async fn per_agent_pattern(
     client: &crate::genesys::GenesysClient,
     settings: &Settings,
     clock: &Clock,
-) -> Result<(usize, String, u64), String> {
+) -> Result<(usize, String, u64), BenchError> {
     let snapshot =
-        crate::collect::collect(client, &settings.scope, &settings.metrics, 1, clock.now())
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::collect::collect(client, &settings.scope, &settings.metrics, 1, clock.now()).await?;
     let planned = std::time::Instant::now();
     let plan = crate::plan::plan(&snapshot, &settings.policy, &settings.breaker);
     let plan_ms = planned.elapsed().as_millis() as u64;
     let mut changed = 0;
     for (ai, agent) in snapshot.agents.iter().enumerate() {
-        let current = client
-            .user_skills(&agent.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let current = client.user_skills(&agent.id).await?;
         let mut body: Vec<crate::genesys::models::UserRoutingSkillPost> = current
             .iter()
             .map(|s| crate::genesys::models::UserRoutingSkillPost {
@@ -339,10 +374,7 @@ async fn per_agent_pattern(
             }
         }
         changed += usize::from(any);
-        client
-            .patch_user_skills(&agent.id, &body)
-            .await
-            .map_err(|e| e.to_string())?;
+        client.patch_user_skills(&agent.id, &body).await?;
     }
     Ok((changed, "ok".into(), plan_ms))
 }
