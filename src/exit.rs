@@ -4,6 +4,7 @@
 //! config (restarting cannot help) from a failure worth retrying.
 
 use crate::cycle::CycleError;
+use crate::daemon::DaemonError;
 use crate::genesys::ApiError;
 use crate::history::LedgerError;
 use crate::runtime::StartupError;
@@ -94,6 +95,15 @@ impl ExitClass {
             CycleError::UnknownSkills(_) => ExitClass::BadConfig,
             CycleError::Ledger(e) => Self::of_ledger(e),
             CycleError::Collect(_) => ExitClass::Failed,
+        }
+    }
+
+    /// A daemon that could not start: an unusable admin address or schedule is config.
+    pub fn of_daemon(error: &DaemonError) -> Self {
+        match error {
+            DaemonError::Signals(_) => ExitClass::Failed,
+            DaemonError::Startup(e) => Self::of_startup(e),
+            DaemonError::AdminListen { .. } | DaemonError::Schedule(_) => ExitClass::BadConfig,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! skill-tuner: tunes Genesys Cloud routing-skill proficiencies from agent performance.
 //!
-//! The library holds everything; `main.rs` is only the command-line edge.
+//! The library holds everything; the command-line edge (`main.rs` and `src/cli/`) is
+//! binary-only.
 
 pub mod alert;
 pub mod apply;

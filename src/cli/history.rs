@@ -1,17 +1,18 @@
-//! The history subcommands' command-line edge (`history`, `show`, `diff`, `rollback`,
-//! `export`). Kept out of `main.rs` so the two evolve without stepping on each other; the
-//! work is in [`skill_tuner::history::commands`], this only parses, prints and picks exit codes.
+//! The history commands (`history`, `show`, `diff`, `rollback`, `export`): the work is in
+//! [`skill_tuner::history::commands`]; this parses, opens, prints and picks the exit status.
 
-use super::{load, ConfigArg};
+use super::output::print;
+use super::setup::load;
+use super::{ConfigArg, Failure};
 use clap::Subcommand;
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
 use skill_tuner::exit::ExitClass;
+use skill_tuner::genesys::GenesysClient;
 use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum HistoryCommand {
@@ -106,145 +107,75 @@ fn ledger_for(
     config: &ConfigArg,
     write: bool,
     clock: &Clock,
-) -> Result<(Settings, Ledger), ExitCode> {
+) -> Result<(Settings, Ledger), Failure> {
     let settings = load(config)?;
-    let opened = if write {
-        runtime::open_ledger(&settings, clock)
+    let ledger = if write {
+        runtime::open_ledger(&settings, clock)?
     } else {
-        runtime::open_ledger_read_only(&settings)
+        runtime::open_ledger_read_only(&settings)?
     };
-    match opened {
-        Ok(ledger) => Ok((settings, ledger)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitClass::of_ledger(&e).into())
-        }
-    }
+    Ok((settings, ledger))
 }
 
-async fn client_for(
-    settings: &Settings,
-    clock: &Clock,
-) -> Result<skill_tuner::genesys::GenesysClient, ExitCode> {
-    let client = runtime::connect(settings, clock).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(ExitClass::of_startup(&e))
-    })?;
-    runtime::start_client(&client, settings)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(ExitClass::of_login(&e))
-        })?;
+/// A logged-in client, for the commands that read the org.
+async fn client_for(settings: &Settings, clock: &Clock) -> Result<GenesysClient, Failure> {
+    let client = runtime::connect(settings, clock)?;
+    runtime::start_client(&client, settings).await?;
     Ok(client)
 }
 
-fn print<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> String) {
-    if json {
-        match serde_json::to_string_pretty(value) {
-            Ok(t) => println!("{t}"),
-            Err(e) => eprintln!("error: cannot render as JSON: {e}"),
-        }
-    } else {
-        print!("{}", text(value));
-    }
-}
-
-/// A refused request (rolling back a dry run or a rollback, an unfinished run) is a failed
-/// command, not a bad config: 2 stays reserved for what restarting cannot fix.
-fn fail(e: HistoryError) -> ExitCode {
-    eprintln!("error: {e}");
-    match &e {
-        HistoryError::Ledger(l) => ExitClass::of_ledger(l),
-        _ => ExitClass::Failed,
-    }
-    .into()
-}
-
-pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
-    let result = match command {
+pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Failure> {
+    match command {
         HistoryCommand::History {
             config,
             limit,
             json,
-        } => ledger_for(&config, false, clock).map(|(_, ledger)| {
-            match commands::history(&ledger, limit) {
-                Ok(lines) => {
-                    print(&lines, json, |l| commands::render_history(l));
-                    ExitClass::Ok.into()
-                }
-                Err(e) => fail(e),
-            }
-        }),
-        HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config, false, clock).map(|(_, ledger)| {
-                match commands::show(&ledger, run) {
-                    Ok(detail) => {
-                        print(&detail, json, commands::render_show);
-                        ExitClass::Ok.into()
-                    }
-                    Err(e) => fail(e),
-                }
-            })
+        } => {
+            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let lines = commands::history(&ledger, limit)?;
+            print(&lines, json, |l| commands::render_history(l));
         }
-        HistoryCommand::Diff { run, config, json } => match ledger_for(&config, false, clock) {
-            Ok((settings, ledger)) => match client_for(&settings, clock).await {
-                Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
-                    Ok(diff) => {
-                        print(&diff, json, commands::render_diff);
-                        ExitClass::Ok.into()
-                    }
-                    Err(e) => fail(e),
-                }),
-                Err(code) => Err(code),
-            },
-            Err(code) => Err(code),
-        },
+        HistoryCommand::Show { run, config, json } => {
+            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let detail = commands::show(&ledger, run)?;
+            print(&detail, json, commands::render_show);
+        }
+        HistoryCommand::Diff { run, config, json } => {
+            let (settings, ledger) = ledger_for(&config, false, clock)?;
+            let client = client_for(&settings, clock).await?;
+            let diff = commands::diff(&client, &ledger, run).await?;
+            print(&diff, json, commands::render_diff);
+        }
         HistoryCommand::Rollback {
             run,
             config,
             dry_run,
             json,
-        } => match ledger_for(&config, true, clock) {
-            Ok((settings, ledger)) => match client_for(&settings, clock).await {
-                Ok(client) => Ok(
-                    match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
-                        Ok(report) => {
-                            print(&report, json, commands::render_rollback);
-                            ExitClass::of_outcome(&report.outcome).into()
-                        }
-                        Err(e) => fail(e),
-                    },
-                ),
-                Err(code) => Err(code),
-            },
-            Err(code) => Err(code),
-        },
+        } => {
+            let (settings, ledger) = ledger_for(&config, true, clock)?;
+            let client = client_for(&settings, clock).await?;
+            let report = commands::rollback(&client, &settings, &ledger, run, dry_run).await?;
+            print(&report, json, commands::render_rollback);
+            return Ok(ExitClass::of_outcome(&report.outcome));
+        }
         HistoryCommand::Export {
             config,
             format,
             output,
-        } => ledger_for(&config, false, clock).map(|(_, ledger)| {
+        } => {
+            let (_, ledger) = ledger_for(&config, false, clock)?;
             let format = ExportFormat::from(format);
-            let written = match &output {
-                Some(path) => std::fs::File::create(path)
-                    .map_err(HistoryError::from)
-                    .and_then(|file| {
-                        let mut out = std::io::BufWriter::new(file);
-                        commands::export(&ledger, format, &mut out)
-                    }),
-                None => commands::export(&ledger, format, &mut std::io::stdout().lock()),
-            };
-            match written {
-                Ok(n) => {
-                    if let Some(path) = &output {
-                        eprintln!("exported {n} changes to {}", path.display());
-                    }
-                    ExitClass::Ok.into()
+            let n = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path).map_err(HistoryError::from)?;
+                    commands::export(&ledger, format, &mut std::io::BufWriter::new(file))?
                 }
-                Err(e) => fail(e),
+                None => commands::export(&ledger, format, &mut std::io::stdout().lock())?,
+            };
+            if let Some(path) = &output {
+                eprintln!("exported {n} changes to {}", path.display());
             }
-        }),
-    };
-    result.unwrap_or_else(|code| code)
+        }
+    }
+    Ok(ExitClass::Ok)
 }

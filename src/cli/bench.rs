@@ -1,0 +1,38 @@
+//! `bench` and its hidden child `bench-client`: one JSON line each.
+
+use super::output::print_json;
+use super::setup::{init_logging, load};
+use super::{BenchArgs, BenchClientArgs, Failure};
+use skill_tuner::bench::{self, BenchOptions};
+use skill_tuner::clock::Clock;
+use skill_tuner::config::LogFormat;
+use skill_tuner::exit::ExitClass;
+
+pub async fn run(args: BenchArgs) -> Result<ExitClass, Failure> {
+    init_logging("warn", LogFormat::Human);
+    let options = BenchOptions {
+        agents: args.agents,
+        skills: args.skills,
+        changed: args.changed,
+        rate: args.rate,
+        per_agent: args.per_agent,
+        seed: args.seed,
+    };
+    // The child is this same executable, run as `bench-client`.
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(
+            ExitClass::Failed,
+            format!("cannot find this executable: {e}"),
+        )
+    })?;
+    let result = bench::run(&options, &exe).await?;
+    print_json(&result, false);
+    Ok(ExitClass::Ok)
+}
+
+pub async fn client(args: BenchClientArgs, clock: &Clock) -> Result<ExitClass, Failure> {
+    let settings = load(&args.config)?;
+    let run = bench::client_run(&settings, args.per_agent, clock).await?;
+    print_json(&run, false);
+    Ok(ExitClass::Ok)
+}

@@ -1,0 +1,64 @@
+//! `check-config`: the effective settings, the schedule's next runs, where the connection
+//! settings came from, and whether the secrets `run` needs are there (never their values).
+
+use super::setup::load;
+use super::{ConfigArg, Failure};
+use skill_tuner::clock::Clock;
+use skill_tuner::config::secret;
+use skill_tuner::config::Settings;
+use skill_tuner::exit::ExitClass;
+use skill_tuner::runtime;
+use skill_tuner::schedule::{self, Schedule};
+use std::time::Duration;
+
+pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {
+    // `load` starts logging, so the permission warnings (config and secret file) reach the
+    // operator instead of being dropped.
+    let settings = load(&config)?;
+    println!(
+        "# {} is valid; effective settings (defaults filled in):",
+        config.config.display()
+    );
+    print!("{}", settings.to_shown_toml());
+    print_schedule(&settings, clock);
+    for line in runtime::connection_lines(&config.config, &settings)? {
+        println!("# {line}");
+    }
+    // `run` refuses to start without the run token its endpoint needs, or without the
+    // secret: so does the check of its config.
+    let strict = settings.genesys.strict_file_permissions;
+    if let Some((_, source)) = secret::run_token_if_enabled(&settings.daemon, strict)? {
+        println!("# POST /run token: found in {source} (value not shown)");
+    }
+    let (_, source) = secret::load_client_secret(&settings.genesys)?;
+    println!("# client secret: found in {source} (value not shown)");
+    if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(ExitClass::Ok)
+}
+
+/// The next five runs and the spacing between cycle starts; validation already refused a
+/// schedule that does not parse.
+fn print_schedule(settings: &Settings, clock: &Clock) {
+    let Ok(schedule) = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)
+    else {
+        return;
+    };
+    println!(
+        "# next five runs of daemon.schedule ({}):",
+        settings.daemon.time_zone
+    );
+    print!("{}", schedule::describe_upcoming(&schedule, clock.now(), 5));
+    let spacing = schedule::min_spacing(settings.daemon.min_spacing_secs, &schedule, clock.now());
+    println!(
+        "# minimum spacing between cycle starts: {} s",
+        spacing.as_secs()
+    );
+    if schedule
+        .shortest_interval(clock.now())
+        .is_some_and(|s| s < Duration::from_secs(60))
+    {
+        println!("# warning: daemon.schedule runs more often than once a minute: each run moves skills up to max_step again and calls the API again; tuning needs days of data, so a daily or hourly schedule is the usual choice");
+    }
+}

@@ -1,0 +1,213 @@
+//! The command line's types and the work behind each command, binary-side: the library
+//! knows nothing of argument parsing, printing or exit statuses.
+//!
+//! Each command group has a module that loads what it needs, calls the library and prints;
+//! every failure comes back as a [`Failure`], which `main` turns into the one `error:` line
+//! and the exit status.
+
+#[cfg(feature = "simulator")]
+pub mod bench;
+pub mod check_config;
+pub mod cycle;
+#[cfg(feature = "simulator")]
+pub mod demo;
+pub mod docs;
+mod failure;
+pub mod history;
+mod output;
+mod setup;
+#[cfg(feature = "simulator")]
+pub mod sim;
+
+pub use failure::Failure;
+
+use clap::{Parser, Subcommand};
+use skill_tuner::exit::{self, ExitClass};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "skill-tuner",
+    version,
+    about = "Tunes Genesys Cloud routing-skill proficiencies from agent performance, safely and explainably.",
+    after_help = exit::HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ConfigArg {
+    /// The TOML config file (`SKILL_TUNER__SECTION__KEY` variables override its keys).
+    #[arg(
+        long,
+        short,
+        env = "SKILL_TUNER_CONFIG",
+        default_value = "/etc/skill-tuner/skill-tuner.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    #[cfg(feature = "simulator")]
+    /// Start the embedded simulator, run `plan` then `once` against it, print both reports.
+    Demo(DemoArgs),
+    #[cfg(feature = "simulator")]
+    /// Run the embedded Genesys Cloud simulator standalone (for curl, or `--config config/demo.toml`).
+    Sim(SimArgs),
+    /// Dry run: collect, score and plan; print the planned changes; write nothing.
+    Plan(CycleArgs),
+    /// Run one real cycle now.
+    Once(CycleArgs),
+    /// Run as a daemon: cycles on `daemon.schedule`; SIGHUP reloads, SIGUSR1 runs now,
+    /// SIGTERM/SIGINT stop gracefully; `/healthz`, `/readyz`, `/metrics` on `daemon.admin_listen`.
+    Run(ConfigOnly),
+    /// Validate a config file and print the effective settings (secrets are never settings).
+    CheckConfig(ConfigOnly),
+    #[cfg(feature = "simulator")]
+    /// Measure one full cycle against the simulator: API calls, wall time, memory (one JSON line).
+    Bench(BenchArgs),
+    #[cfg(feature = "simulator")]
+    /// (internal) The measured side of `bench`.
+    #[command(hide = true)]
+    BenchClient(BenchClientArgs),
+    #[command(flatten)]
+    History(history::HistoryCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// E.g. `skill-tuner completions bash > /usr/share/bash-completion/completions/skill-tuner`;
+    /// the README's install section lists every shell.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write it and one per command to a directory.
+    ///
+    /// E.g. `skill-tuner man > /usr/local/share/man/man1/skill-tuner.1`, or
+    /// `skill-tuner man --out-dir /usr/local/share/man/man1` for every command's page.
+    Man(ManArgs),
+}
+
+// The argument structs carry no doc comment of their own: the variant's is the command's
+// help text.
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Agents in the simulated org.
+    #[arg(long, default_value_t = 300)]
+    pub agents: usize,
+    /// Routing skills in the simulated org.
+    #[arg(long, default_value_t = 6)]
+    pub skills: usize,
+    /// Seed of the simulated org: the same seed builds the same agents and metrics.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The simulator's rate limit per minute (the real API's default is 300).
+    #[arg(long, default_value_t = 2400)]
+    pub rate: u32,
+    /// Print the two reports as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 to listen on.
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Agents in the simulated org.
+    #[arg(long, default_value_t = 300)]
+    pub agents: usize,
+    /// Routing skills in the simulated org.
+    #[arg(long, default_value_t = 6)]
+    pub skills: usize,
+    /// Seed of the simulated org: the same seed builds the same agents and metrics.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Requests per minute per token; 0 = unlimited.
+    #[arg(long, default_value_t = 300)]
+    pub rate: u32,
+    /// Start the simulator's clock at this instant (RFC 3339, e.g. 2027-03-28T01:30:00Z):
+    /// "today" and the days with data follow it. Run the product with
+    /// SKILL_TUNER_NOW set to the same instant so both agree.
+    #[arg(long, value_parser = sim::parse_instant)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(clap::Args)]
+pub struct CycleArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ConfigOnly {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Agents in the simulated org.
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+    /// Routing skills in the simulated org.
+    #[arg(long, default_value_t = 5)]
+    pub skills: usize,
+    /// Share of agents that need a change.
+    #[arg(long, default_value_t = 0.2)]
+    pub changed: f64,
+    /// The simulator's rate limit, requests per minute.
+    #[arg(long, default_value_t = 300)]
+    pub rate: u32,
+    /// Measure the naive per-agent read-then-write pattern instead.
+    #[arg(long)]
+    pub per_agent: bool,
+    /// Seed of the simulated org: the same seed builds the same agents and metrics.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct BenchClientArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Measure the naive per-agent read-then-write pattern instead.
+    #[arg(long)]
+    pub per_agent: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(clap::Args)]
+pub struct ManArgs {
+    /// Write `skill-tuner.1` and a `skill-tuner-<command>.1` for every command into this
+    /// directory (e.g. /usr/local/share/man/man1) instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Parses the command line. `--help` and `--version` exit 0; any other parse error is a
+/// usage error, 64 rather than clap's 2, which means "bad config" here. Clap prints its own
+/// message either way.
+pub fn parse() -> Result<Cli, ExitClass> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.exit_code() == 0 {
+            ExitClass::Ok
+        } else {
+            ExitClass::Usage
+        }
+    })
+}
