@@ -6,7 +6,8 @@
 //! when a cycle could actually start, and every request to it is logged with its peer.
 
 use super::metrics::Format;
-use super::Shared;
+use super::{DaemonError, Shared};
+use crate::config::DaemonSettings;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,37 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Binds `daemon.admin_listen` and serves [`router`] in the background; returns the address
+/// bound (empty if the system cannot tell).
+pub(super) async fn serve(
+    settings: &DaemonSettings,
+    shared: Arc<Shared>,
+) -> Result<String, DaemonError> {
+    let listener = tokio::net::TcpListener::bind(&settings.admin_listen)
+        .await
+        .map_err(|source| DaemonError::AdminListen {
+            addr: settings.admin_listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().ok();
+    let admin_addr = local.map(|a| a.to_string()).unwrap_or_default();
+    if local.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            admin = %admin_addr,
+            run_endpoint = settings.enable_run_endpoint,
+            "the admin listener is not loopback (daemon.admin_public = true): /healthz, /readyz and /metrics answer anyone who reaches it; restrict who can"
+        );
+    }
+    let router = router(shared);
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
+    Ok(admin_addr)
+}
 
 /// The router over the daemon's shared state. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: `POST /run` logs its peer.
