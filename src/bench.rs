@@ -244,8 +244,9 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
         .arg("bench-client")
         .arg("--config")
         .arg(&config)
+        // Where the child's settings look for the secret.
         .env(
-            "SKILL_TUNER_CLIENT_SECRET",
+            &settings.genesys.client_secret_env,
             SimConfig::default().client_secret,
         )
         .env(NOW_ENV, sim.clock().now().to_rfc3339())

@@ -3,7 +3,7 @@
 use crate::clock::Clock;
 use crate::config::{secret, ConfigError, Settings};
 use crate::genesys::network::{ExplicitProxy, Network, ProxyCredentials};
-use crate::genesys::{ApiError, ClientConfig, Credentials, Endpoints, GenesysClient, RetryPolicy};
+use crate::genesys::{ApiError, ClientConfig, Credentials, Endpoints, GenesysClient};
 use crate::history::{Ledger, LedgerError};
 use secrecy::SecretString;
 use std::path::PathBuf;
@@ -190,13 +190,7 @@ pub fn client_with_secret(
     config.max_concurrency = g.max_concurrency;
     config.request_timeout = Duration::from_secs(g.request_timeout_secs);
     config.token_refresh_margin = Duration::from_secs(g.token_refresh_margin_secs);
-    config.retry = RetryPolicy {
-        max_attempts: g.retry.max_attempts,
-        base_delay: Duration::from_millis(g.retry.base_delay_ms),
-        max_delay: Duration::from_millis(g.retry.max_delay_ms),
-        max_elapsed: Duration::from_secs(g.retry.max_elapsed_secs),
-        max_retry_after: Duration::from_secs(g.retry.max_retry_after_secs),
-    };
+    config.retry = g.retry.policy();
     config.retry_budget = g.retry.budget;
     config.bulk_skills_per_call = g.bulk_skills_per_call;
     config.clock = clock.clone();

@@ -1,7 +1,9 @@
 //! `[genesys]`: how to reach the org, and how hard to push it.
 
+use crate::genesys::{defaults, RetryPolicy, BULK_SKILLS_MAX};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to reach the org.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -70,12 +72,12 @@ impl Default for GenesysSettings {
             proxy_credentials_file: None,
             no_proxy: Vec::new(),
             ca_bundle_file: None,
-            rate_limit_per_minute: 300,
-            burst: 5,
-            max_concurrency: 8,
-            bulk_skills_per_call: crate::genesys::BULK_SKILLS_MAX,
-            request_timeout_secs: 16,
-            token_refresh_margin_secs: 300,
+            rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+            burst: defaults::BURST,
+            max_concurrency: defaults::MAX_CONCURRENCY,
+            bulk_skills_per_call: BULK_SKILLS_MAX,
+            request_timeout_secs: defaults::REQUEST_TIMEOUT.as_secs(),
+            token_refresh_margin_secs: defaults::TOKEN_REFRESH_MARGIN.as_secs(),
             limits_namespace: "platform.api".into(),
             rate_limit_key: "client.credentials.token.rate.per.minute".into(),
             retry: RetrySettings::default(),
@@ -96,15 +98,55 @@ pub struct RetrySettings {
     pub budget: u32,
 }
 
+/// The client's own retry policy and quota, in the units the settings use.
 impl Default for RetrySettings {
     fn default() -> Self {
+        let policy = RetryPolicy::default();
         Self {
-            max_attempts: 6,
-            base_delay_ms: 500,
-            max_delay_ms: 30_000,
-            max_elapsed_secs: 180,
-            max_retry_after_secs: 180,
-            budget: 500,
+            max_attempts: policy.max_attempts,
+            base_delay_ms: millis(policy.base_delay),
+            max_delay_ms: millis(policy.max_delay),
+            max_elapsed_secs: policy.max_elapsed.as_secs(),
+            max_retry_after_secs: policy.max_retry_after.as_secs(),
+            budget: defaults::RETRY_BUDGET,
         }
+    }
+}
+
+impl RetrySettings {
+    /// The client's retry policy these settings describe (the quota is the client's own field).
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            max_elapsed: Duration::from_secs(self.max_elapsed_secs),
+            max_retry_after: Duration::from_secs(self.max_retry_after_secs),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_retry_settings_describe_the_clients_default_policy() {
+        assert_eq!(RetrySettings::default().policy(), RetryPolicy::default());
+        let custom = RetrySettings {
+            max_attempts: 2,
+            base_delay_ms: 250,
+            max_delay_ms: 1_000,
+            max_elapsed_secs: 9,
+            max_retry_after_secs: 7,
+            budget: 1,
+        };
+        let policy = custom.policy();
+        assert_eq!(policy.base_delay, Duration::from_millis(250));
+        assert_eq!(policy.max_retry_after, Duration::from_secs(7));
     }
 }

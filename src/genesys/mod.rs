@@ -42,6 +42,22 @@ pub const USER_SKILLS_PAGE_SIZE: u32 = 50;
 /// The default of `genesys.bulk_skills_per_call`: the Terraform provider's limit ("restricts
 /// skills adds to 50 per call"); the SDK's body schema sets no maximum (`docs/genesys-api.md` §5).
 pub const BULK_SKILLS_MAX: usize = 50;
+/// The client's pacing, timing and retry-quota defaults. The `[genesys]` settings start from
+/// these, so a client built without settings (tests, tools) behaves like a default config.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Requests per minute: the real API's default per-token limit.
+    pub const RATE_LIMIT_PER_MINUTE: u32 = 300;
+    pub const BURST: u32 = 5;
+    pub const MAX_CONCURRENCY: usize = 8;
+    /// Per attempt (the Go SDK uses 16 s).
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(16);
+    pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+    /// Retry quota tokens shared by all calls.
+    pub const RETRY_BUDGET: u32 = 500;
+}
+
 /// Page size for queue members (.NET SDK 270.0.0 `RoutingApi.md`, GetRoutingQueueMembers:
 /// "Max value is 100"). Group individuals come in one answer, unpaged.
 pub const MEMBER_PAGE_SIZE: u32 = 100;
@@ -81,13 +97,13 @@ impl ClientConfig {
         Self {
             endpoints,
             credentials,
-            rate_limit_per_minute: 300,
-            burst: 5,
-            max_concurrency: 8,
-            request_timeout: Duration::from_secs(16),
-            token_refresh_margin: Duration::from_secs(300),
+            rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+            burst: defaults::BURST,
+            max_concurrency: defaults::MAX_CONCURRENCY,
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            token_refresh_margin: defaults::TOKEN_REFRESH_MARGIN,
             retry: RetryPolicy::default(),
-            retry_budget: 500,
+            retry_budget: defaults::RETRY_BUDGET,
             bulk_skills_per_call: BULK_SKILLS_MAX,
             clock: crate::clock::Clock::system(),
             network: Network::default(),
