@@ -11,9 +11,9 @@ use skill_tuner::exit::ExitClass;
 /// The exit status is the `once` cycle's.
 pub async fn run(args: DemoArgs, clock: Clock) -> Result<ExitClass, Failure> {
     let options = DemoOptions {
-        agents: args.agents,
-        skills: args.skills,
-        seed: args.seed,
+        agents: args.org.agents,
+        skills: args.org.skills,
+        seed: args.org.seed,
         rate_limit_per_minute: args.rate,
     };
     init_logging("warn", LogFormat::Human);

@@ -90,9 +90,10 @@ pub enum Command {
 // The argument structs carry no doc comment of their own: the variant's is the command's
 // help text.
 
+/// The simulated org of `demo` and `sim`.
 #[cfg(feature = "simulator")]
 #[derive(clap::Args)]
-pub struct DemoArgs {
+pub struct OrgArgs {
     /// Agents in the simulated org.
     #[arg(long, default_value_t = 300)]
     pub agents: usize,
@@ -102,6 +103,13 @@ pub struct DemoArgs {
     /// Seed of the simulated org: the same seed builds the same agents and metrics.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub org: OrgArgs,
     /// The simulator's rate limit per minute (the real API's default is 300).
     #[arg(long, default_value_t = 2400)]
     pub rate: u32,
@@ -116,15 +124,8 @@ pub struct SimArgs {
     /// Port on 127.0.0.1 to listen on.
     #[arg(long, default_value_t = 8089)]
     pub port: u16,
-    /// Agents in the simulated org.
-    #[arg(long, default_value_t = 300)]
-    pub agents: usize,
-    /// Routing skills in the simulated org.
-    #[arg(long, default_value_t = 6)]
-    pub skills: usize,
-    /// Seed of the simulated org: the same seed builds the same agents and metrics.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub org: OrgArgs,
     /// Requests per minute per token; 0 = unlimited.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,

@@ -16,9 +16,9 @@ pub fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String
 
 pub async fn run(args: SimArgs, clock: Clock) -> Result<ExitClass, Failure> {
     let config = genesys_sim::SimConfig {
-        agents: args.agents,
-        skills: args.skills,
-        seed: args.seed,
+        agents: args.org.agents,
+        skills: args.org.skills,
+        seed: args.org.seed,
         rate_limit_per_minute: args.rate,
         clock: args.now.map_or(clock, Clock::starting_at),
         worktype_id: demo::demo_worktype_id(),
