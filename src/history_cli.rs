@@ -1,13 +1,13 @@
 //! The history subcommands' command-line edge (`history`, `show`, `diff`, `rollback`,
 //! `export`). Kept out of `main.rs` so the two evolve without stepping on each other; the
-//! work is in [`skill_tuner::history::commands`], this only parses, prints and picks exit codes.
+//! work is in [`skill_tuner::audit`], this only parses, prints and picks exit codes.
 
 use super::{load, ConfigArg};
 use clap::Subcommand;
+use skill_tuner::audit::{self, AuditError, ExportFormat};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
 use skill_tuner::exit::ExitClass;
-use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
 use std::path::PathBuf;
@@ -152,10 +152,10 @@ fn print<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> St
 
 /// A refused request (rolling back a dry run or a rollback, an unfinished run) is a failed
 /// command, not a bad config: 2 stays reserved for what restarting cannot fix.
-fn fail(e: HistoryError) -> ExitCode {
+fn fail(e: AuditError) -> ExitCode {
     eprintln!("error: {e}");
     match &e {
-        HistoryError::Ledger(l) => ExitClass::of_ledger(l),
+        AuditError::Ledger(l) => ExitClass::of_ledger(l),
         _ => ExitClass::Failed,
     }
     .into()
@@ -168,30 +168,28 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             limit,
             json,
         } => ledger_for(&config, false, clock).map(|(_, ledger)| {
-            match commands::history(&ledger, limit) {
+            match audit::history(&ledger, limit) {
                 Ok(lines) => {
-                    print(&lines, json, |l| commands::render_history(l));
+                    print(&lines, json, |l| audit::render_history(l));
                     ExitClass::Ok.into()
                 }
                 Err(e) => fail(e),
             }
         }),
         HistoryCommand::Show { run, config, json } => {
-            ledger_for(&config, false, clock).map(|(_, ledger)| {
-                match commands::show(&ledger, run) {
-                    Ok(detail) => {
-                        print(&detail, json, commands::render_show);
-                        ExitClass::Ok.into()
-                    }
-                    Err(e) => fail(e),
+            ledger_for(&config, false, clock).map(|(_, ledger)| match audit::show(&ledger, run) {
+                Ok(detail) => {
+                    print(&detail, json, audit::render_show);
+                    ExitClass::Ok.into()
                 }
+                Err(e) => fail(e),
             })
         }
         HistoryCommand::Diff { run, config, json } => match ledger_for(&config, false, clock) {
             Ok((settings, ledger)) => match client_for(&settings, clock).await {
-                Ok(client) => Ok(match commands::diff(&client, &ledger, run).await {
+                Ok(client) => Ok(match audit::diff(&client, &ledger, run).await {
                     Ok(diff) => {
-                        print(&diff, json, commands::render_diff);
+                        print(&diff, json, audit::render_diff);
                         ExitClass::Ok.into()
                     }
                     Err(e) => fail(e),
@@ -208,10 +206,10 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
         } => match ledger_for(&config, true, clock) {
             Ok((settings, ledger)) => match client_for(&settings, clock).await {
                 Ok(client) => Ok(
-                    match commands::rollback(&client, &settings, &ledger, run, dry_run).await {
+                    match audit::rollback(&client, &settings, &ledger, run, dry_run).await {
                         Ok(report) => {
-                            print(&report, json, commands::render_rollback);
-                            ExitClass::of_outcome(&report.outcome).into()
+                            print(&report, json, audit::render_rollback);
+                            ExitClass::of_outcome(report.outcome).into()
                         }
                         Err(e) => fail(e),
                     },
@@ -228,12 +226,12 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> ExitCode {
             let format = ExportFormat::from(format);
             let written = match &output {
                 Some(path) => std::fs::File::create(path)
-                    .map_err(HistoryError::from)
+                    .map_err(AuditError::from)
                     .and_then(|file| {
                         let mut out = std::io::BufWriter::new(file);
-                        commands::export(&ledger, format, &mut out)
+                        audit::export(&ledger, format, &mut out)
                     }),
-                None => commands::export(&ledger, format, &mut std::io::stdout().lock()),
+                None => audit::export(&ledger, format, &mut std::io::stdout().lock()),
             };
             match written {
                 Ok(n) => {

@@ -2,11 +2,9 @@
 //!
 //! The library holds everything; `main.rs` is only the command-line edge.
 
-pub mod alert;
-pub mod apply;
+pub mod audit;
 #[cfg(feature = "simulator")]
 pub mod bench;
-pub mod collect;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
@@ -17,11 +15,7 @@ pub mod genesys;
 pub mod hash;
 pub mod history;
 pub mod org;
-pub mod plan;
-pub mod report;
 pub mod runtime;
-pub mod schedule;
-pub mod score;
 pub mod text;
 
 /// The injected clock (its own crate, shared with the simulator): `skill_tuner::clock::Clock`.

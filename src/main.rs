@@ -4,11 +4,11 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::{LogFormat, Settings};
+use skill_tuner::cycle::report::CycleReport;
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 #[cfg(feature = "simulator")]
 use skill_tuner::demo;
 use skill_tuner::exit::{self, ExitClass};
-use skill_tuner::report::CycleReport;
 use skill_tuner::runtime;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -233,7 +233,7 @@ fn print_report(report: &CycleReport, json: bool) {
 }
 
 fn exit_for(report: &CycleReport) -> ExitCode {
-    ExitClass::of_outcome(&report.outcome).into()
+    ExitClass::of_outcome(report.outcome).into()
 }
 
 async fn cycle_command(config: &ConfigArg, mode: Mode, json: bool, clock: &Clock) -> ExitCode {
@@ -585,7 +585,7 @@ async fn main() -> ExitCode {
                 config.config.display()
             );
             print!("{}", settings.to_shown_toml());
-            if let Ok(schedule) = skill_tuner::schedule::Schedule::parse(
+            if let Ok(schedule) = skill_tuner::daemon::schedule::Schedule::parse(
                 &settings.daemon.schedule,
                 &settings.daemon.time_zone,
             ) {
@@ -595,9 +595,9 @@ async fn main() -> ExitCode {
                 );
                 print!(
                     "{}",
-                    skill_tuner::schedule::describe_upcoming(&schedule, clock.now(), 5)
+                    skill_tuner::daemon::schedule::describe_upcoming(&schedule, clock.now(), 5)
                 );
-                let spacing = skill_tuner::schedule::min_spacing(
+                let spacing = skill_tuner::daemon::schedule::min_spacing(
                     settings.daemon.min_spacing_secs,
                     &schedule,
                     clock.now(),

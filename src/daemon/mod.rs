@@ -29,19 +29,20 @@
 pub mod admin;
 pub mod metrics;
 pub mod notify;
+pub mod schedule;
 pub mod signals;
 
 use crate::clock::Clock;
 use crate::config::{secret, ConfigError, Settings};
-use crate::cycle::{run_cycle, CycleError, Mode, StopSignal, Trigger};
+use crate::cycle::report::CycleReport;
+use crate::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::history::Ledger;
-use crate::report::CycleReport;
+use crate::history::{Ledger, RunTrigger};
 use crate::runtime::{self, StartupError};
-use crate::schedule::{Schedule, ScheduleError};
 use chrono::{DateTime, Utc};
 use metrics::{LiveSource, LiveView, Metrics};
 use notify::Notifier;
+use schedule::{Schedule, ScheduleError};
 use secrecy::{ExposeSecret, SecretString};
 use signals::{Sig, Signals};
 use std::future::Future;
@@ -97,7 +98,7 @@ pub fn effective_min_spacing(
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Duration {
-    crate::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
+    schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
 }
 
 /// State the admin listener reads; the loop writes it.
@@ -403,7 +404,7 @@ pub async fn run(
         }
         if start_pending && running.is_none() && ready(&mut cur, &shared) {
             start_pending = false;
-            running = Some(start_cycle(&cur, Trigger::Startup, &shared));
+            running = Some(start_cycle(&cur, RunTrigger::Startup, &shared));
         }
         if let Some(run) = running.as_mut().filter(|r| !r.announced) {
             run.announced = true;
@@ -434,7 +435,7 @@ pub async fn run(
                         &mut running,
                         &mut cur,
                         &shared,
-                        Trigger::Schedule,
+                        RunTrigger::Schedule,
                         tick.to_rfc3339(),
                     );
                 }
@@ -447,7 +448,7 @@ pub async fn run(
                     &mut running,
                     &mut cur,
                     &shared,
-                    Trigger::Http,
+                    RunTrigger::Http,
                     String::new(),
                 );
             }
@@ -456,7 +457,7 @@ pub async fn run(
                     &mut running,
                     &mut cur,
                     &shared,
-                    Trigger::Signal,
+                    RunTrigger::Signal,
                     String::new(),
                 );
             }
@@ -732,7 +733,7 @@ fn try_start(
     running: &mut Option<Running>,
     cur: &mut Current,
     shared: &Shared,
-    trigger: Trigger,
+    trigger: RunTrigger,
     tick: String,
 ) {
     let trigger_name = trigger.as_str();
@@ -769,7 +770,7 @@ fn try_start(
     *running = Some(start_cycle(cur, trigger, shared));
 }
 
-fn start_cycle(cur: &Current, trigger: Trigger, shared: &Shared) -> Running {
+fn start_cycle(cur: &Current, trigger: RunTrigger, shared: &Shared) -> Running {
     let stop = StopSignal::default();
     let client = cur.client.clone();
     let cycle_client = client.clone();
