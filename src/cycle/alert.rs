@@ -9,7 +9,7 @@
 //! Alert failures are retried and reported, and never undo the writes.
 
 use super::report::{CycleReport, WEBHOOK_OK};
-use super::rows::PlannedChange;
+use super::rows::{over_threshold, PlannedChange};
 use super::{CycleError, ThisRun};
 use crate::config::{AlertSettings, WebhookFormat, WebhookSettings};
 use crate::genesys::models::WorkitemCreate;
@@ -20,12 +20,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Whether a change is big enough to tell a supervisor about (and, with `hold_for_review`,
-/// to wait for one): |target − current| ≥ `alerts.threshold`.
-pub(crate) fn over_threshold(alerts: &AlertSettings, current: f64, target: Option<f64>) -> bool {
-    target.is_some_and(|t| (t - current).abs() >= alerts.threshold)
-}
 
 /// Files workitems for over-threshold changes (applied or held) and logs every one.
 pub(super) async fn alert_supervisors(

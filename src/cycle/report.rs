@@ -1,9 +1,8 @@
 //! Step 6, report: the cycle summary — a table for people, JSON for machines — built up as
 //! the steps go, and the counts recorded with the run.
 
-use super::alert::over_threshold;
 use super::plan::{BreakerTrip, Plan};
-use super::rows::PlannedChange;
+use super::rows::{over_threshold, PlannedChange};
 use crate::config::AlertSettings;
 use crate::genesys::StatsSnapshot;
 use crate::history::{ChangeStatus, RunMode, RunOutcome};

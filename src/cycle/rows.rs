@@ -1,7 +1,6 @@
 //! The plan as the rest of the cycle carries it: one ledger row per change, with what its
 //! write needs that the ledger does not record.
 
-use super::alert::over_threshold;
 use super::plan::{Keep, Plan, PlannedItem};
 use crate::config::AlertSettings;
 use crate::history::{change_id, ChangeRecord, ChangeStatus, ScoreJson};
@@ -15,6 +14,12 @@ pub(crate) struct PlannedChange {
     pub record: ChangeRecord,
     /// The agent lacks the skill: the write adds it (`add_missing_skills`).
     pub adds_skill: bool,
+}
+
+/// Whether a change is big enough to tell a supervisor about (and, with `hold_for_review`,
+/// to wait for one): |target − current| ≥ `alerts.threshold`.
+pub(super) fn over_threshold(alerts: &AlertSettings, current: f64, target: Option<f64>) -> bool {
+    target.is_some_and(|t| (t - current).abs() >= alerts.threshold)
 }
 
 /// Changes whose agent and skill have a proposal waiting for review are not re-proposed.
