@@ -3,7 +3,7 @@
 
 /// Whether two proficiencies are the same value. They are doubles: compared with a tolerance
 /// far below any real step.
-pub fn same(a: f64, b: f64) -> bool {
+pub(crate) fn same(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-6
 }
 

@@ -109,7 +109,7 @@ pub fn redact_after_host(url: &str) -> String {
 
 /// `text` cut to at most `max` characters, the last of them `…` when anything was cut (table
 /// columns, workitem names and descriptions, which have length limits).
-pub fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

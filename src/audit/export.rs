@@ -33,7 +33,7 @@ impl std::str::FromStr for ExportFormat {
 
 /// One change with its run's context: a flat row, the same in CSV and JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExportRow {
+pub(crate) struct ExportRow {
     pub run_id: i64,
     pub run_mode: Option<RunMode>,
     /// What started the run (empty when unknown).
@@ -58,7 +58,7 @@ pub struct ExportRow {
     pub score: Option<ScoreJson>,
 }
 
-/// The CSV header, in [`ExportRow`] field order.
+/// The CSV header, in the field order of each exported row (JSON uses the same names).
 pub const CSV_HEADER: [&str; 21] = [
     "run_id",
     "run_mode",
@@ -84,7 +84,7 @@ pub const CSV_HEADER: [&str; 21] = [
 ];
 
 /// Every change row in the ledger, oldest first, with its run's mode and timestamps.
-pub fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, AuditError> {
+pub(crate) fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, AuditError> {
     let runs: HashMap<i64, RunRecord> = ledger.all_runs()?.into_iter().map(|r| (r.id, r)).collect();
     Ok(ledger
         .all_changes()?
@@ -182,7 +182,7 @@ fn write_csv_record(
 /// a formula to Excel, LibreOffice and Google Sheets (`=HYPERLINK(…)`, `+cmd|' /C calc'!A0`),
 /// so it gets a leading `'` (OWASP's CSV-injection rule). Agent and skill names come from the
 /// org, where anyone with admin rights can edit them.
-pub fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
+pub(crate) fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Cow::Owned(format!("'{text}"))
     } else {
@@ -192,7 +192,7 @@ pub fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
 
 /// Quotes a field when it holds a comma, a quote, a line break or edge spaces; quotes are
 /// doubled (RFC 4180). Reasons and details are free text, so this matters.
-pub fn csv_field(field: &str) -> String {
+pub(crate) fn csv_field(field: &str) -> String {
     let needs =
         field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ');
     if needs {

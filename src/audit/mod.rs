@@ -11,10 +11,7 @@ mod render;
 mod rollback;
 
 pub use diff::{diff, DiffLine, DiffStatus, RunDiff};
-pub use export::{
-    csv_field, export, export_rows, spreadsheet_safe, ExportFormat, ExportRow, UnknownFormat,
-    CSV_HEADER,
-};
+pub use export::{export, ExportFormat, UnknownFormat, CSV_HEADER};
 pub use render::{render_diff, render_history, render_rollback, render_show};
 pub use rollback::{rollback, RollbackLine, RollbackReport};
 

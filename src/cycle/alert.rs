@@ -246,7 +246,7 @@ pub async fn file_workitems(
 ///
 /// The whole report is rendered only when the JSON format asks for it: at 100 000 agents it
 /// is large.
-pub fn digest_body(format: WebhookFormat, report: &CycleReport) -> serde_json::Value {
+pub(crate) fn digest_body(format: WebhookFormat, report: &CycleReport) -> serde_json::Value {
     match format {
         WebhookFormat::Slack => serde_json::json!({ "text": report.digest_text() }),
         WebhookFormat::Json => serde_json::to_value(report).unwrap_or_default(),
@@ -256,7 +256,7 @@ pub fn digest_body(format: WebhookFormat, report: &CycleReport) -> serde_json::V
 /// Why the webhook digest did not arrive. It names the webhook by scheme and host only: a
 /// Slack webhook's path is its credential, and the text reaches logs and reports.
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error("webhook {url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("webhook {url}: {source}")]
@@ -270,7 +270,7 @@ pub enum WebhookError {
 /// Posts the digest with `http` (the API client's, so it leaves through the same proxy),
 /// retrying 5xx, 429 and connection errors a few times. The last error is returned when it
 /// finally failed (reported, never fatal).
-pub async fn post_webhook(
+pub(crate) async fn post_webhook(
     http: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,

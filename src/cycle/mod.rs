@@ -2,7 +2,7 @@
 //!
 //! 1. [`collect`] the in-scope agents, their current skills and their metrics;
 //! 2. [`score`] and 3. [`plan`] with the guardrails, then the blast-radius breaker;
-//! 4. apply ([`apply`], through the one [`write`] path): one bulk write per changed agent,
+//! 4. apply (`apply.rs`, through the one write path, [`write`]): one bulk write per changed agent,
 //!    re-reading first so that a person's edit is never overwritten — after recording the
 //!    whole plan in the ledger (write-ahead);
 //! 5. [`alert`] supervisors about over-threshold changes (workitems, webhook digest, log);

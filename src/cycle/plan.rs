@@ -111,14 +111,14 @@ impl Plan {
             .filter(|i| matches!(i.decision, Decision::Change { .. }))
     }
 
-    pub fn agents_changing(&self) -> usize {
+    pub(crate) fn agents_changing(&self) -> usize {
         let mut agents: Vec<AgentIx> = self.changes().map(|i| i.agent).collect();
         agents.sort_unstable();
         agents.dedup();
         agents.len()
     }
 
-    pub fn keep_counts(&self) -> &BTreeMap<&'static str, usize> {
+    pub(crate) fn keep_counts(&self) -> &BTreeMap<&'static str, usize> {
         &self.kept
     }
 

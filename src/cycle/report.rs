@@ -33,12 +33,12 @@ pub struct AlertSummary {
     pub workitems_created: usize,
     pub workitems_existing: usize,
     pub workitems_failed: usize,
-    /// `None` when the webhook is off; `Some("ok")` ([`WEBHOOK_OK`]) or the error.
+    /// `None` when the webhook is off; `Some("ok")` or the error.
     pub webhook: Option<String>,
 }
 
 /// What [`AlertSummary::webhook`] says of a digest that was delivered.
-pub const WEBHOOK_OK: &str = "ok";
+pub(crate) const WEBHOOK_OK: &str = "ok";
 
 /// The summary of one cycle.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -282,7 +282,7 @@ impl CycleReport {
     }
 
     /// The one-line digest text for chat webhooks (people read it: names are escaped).
-    pub fn digest_text(&self) -> String {
+    pub(crate) fn digest_text(&self) -> String {
         let mut text = format!(
             "skill-tuner run {} ({}): {} — {} agents changed ({} up, {} down), {} conflicts, {} failed, {} held for review",
             self.run_id, self.mode, self.outcome, self.agents_changed, self.skills_up, self.skills_down, self.conflicts, self.failed, self.held_for_review

@@ -348,7 +348,7 @@ impl GenesysClient {
 
     /// [`GenesysClient::user_skills`] as skill id → proficiency: the form every comparison
     /// with a planned or recorded value reads (before a write, in a diff, in reconciliation).
-    pub async fn user_proficiencies(
+    pub(crate) async fn user_proficiencies(
         &self,
         user_id: &str,
     ) -> Result<std::collections::HashMap<String, f64>, ApiError> {

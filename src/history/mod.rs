@@ -16,9 +16,9 @@ pub mod writer_lock;
 
 pub use open::not_durable;
 pub use reconcile::{reconcile_unfinished, ReconcileReport};
+pub(crate) use records::change_id;
 pub use records::{
-    change_id, ChangeRecord, ChangeStatus, RunMode, RunOutcome, RunRecord, RunTrigger, ScoreJson,
-    UnknownValue,
+    ChangeRecord, ChangeStatus, RunMode, RunOutcome, RunRecord, RunTrigger, ScoreJson, UnknownValue,
 };
 
 use crate::clock::Clock;

@@ -125,7 +125,7 @@ stored_enum! {
 impl RunMode {
     /// The trigger of a mode that is its own trigger (the command-line ones); a daemon run
     /// names what started it.
-    pub fn own_trigger(self) -> Option<RunTrigger> {
+    pub(crate) fn own_trigger(self) -> Option<RunTrigger> {
         match self {
             RunMode::Plan => Some(RunTrigger::Plan),
             RunMode::Once => Some(RunTrigger::Once),
@@ -209,7 +209,7 @@ impl PartialEq for ScoreJson {
 
 /// Our id for a change: the same inputs give the same id, so a retried or restarted cycle
 /// recognises its own workitems (`externalTag`) and ledger rows.
-pub fn change_id(
+pub(crate) fn change_id(
     agent_id: &str,
     skill_id: &str,
     before: f64,
@@ -223,7 +223,7 @@ pub fn change_id(
 /// One change as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRecord {
-    /// Deterministic id ([`change_id`]; also the workitem `externalTag`).
+    /// Deterministic id (the same inputs give the same id; also the workitem `externalTag`).
     pub change_id: String,
     pub run_id: i64,
     pub agent_id: String,

@@ -45,7 +45,7 @@ impl Ledger {
     }
 
     /// [`Ledger::begin_run`], recording what started the run.
-    pub fn begin_run_with_trigger(
+    pub(crate) fn begin_run_with_trigger(
         &self,
         mode: RunMode,
         trigger: RunTrigger,
@@ -84,7 +84,7 @@ impl Ledger {
     }
 
     /// Ends a run with its outcome and summary counts.
-    pub fn finish_run(
+    pub(crate) fn finish_run(
         &self,
         run_id: i64,
         outcome: RunOutcome,
@@ -214,7 +214,7 @@ impl Ledger {
     }
 
     /// Remembers the workitem filed for a change.
-    pub fn set_workitem(
+    pub(crate) fn set_workitem(
         &self,
         run_id: i64,
         change_id: &str,
