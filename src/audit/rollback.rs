@@ -106,6 +106,7 @@ pub async fn rollback(
         rollback_of: run_id,
         run_id: None,
         dry_run,
+        // A real rollback says below how it ended.
         outcome: RunOutcome::DryRun,
         restored: Vec::new(),
         left_alone: Vec::new(),
