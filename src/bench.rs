@@ -11,8 +11,8 @@
 //! same options measure the same org and the same changes on any day the bench is run.
 
 use crate::clock::{Clock, NOW_ENV};
-use crate::collect::CollectError;
 use crate::config::{Component, Components, Settings, SkillPolicy};
+use crate::cycle::collect::CollectError;
 use crate::cycle::CycleError;
 use crate::genesys::ApiError;
 use crate::history::LedgerError;
@@ -107,7 +107,7 @@ pub struct ClientRun {
     pub agents_changed: usize,
     pub retries: u64,
     pub plan_ms: u64,
-    pub outcome: String,
+    pub outcome: crate::history::RunOutcome,
 }
 
 /// Handle time only, every change the full way: targets follow from the simulator's truth.
@@ -151,7 +151,7 @@ pub fn bench_settings(sim: &Simulator, rate: u32, history: &std::path::Path) -> 
 /// `changed` of them one step of 1.0 away. Returns how many agents need a change.
 pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize {
     let org = sim.org();
-    let (start, end) = crate::collect::window(&settings.metrics, sim.clock().now());
+    let (start, end) = crate::cycle::collect::window(&settings.metrics, sim.clock().now());
     let policy = &settings.policy.default;
     let Some(aht) = policy.components.handle_time else {
         return 0;
@@ -168,8 +168,8 @@ pub fn prepare_org(sim: &Simulator, settings: &Settings, changed: f64) -> usize 
                 continue;
             }
             let secs = truth.t_handle_sum_ms as f64 / truth.t_handle_count as f64 / 1000.0;
-            let score = crate::score::ramp(secs, aht.target, aht.limit);
-            let target = crate::score::round_to(5.0 * score, policy.round_to);
+            let score = crate::cycle::score::ramp(secs, aht.target, aht.limit);
+            let target = crate::cycle::score::round_to(5.0 * score, policy.round_to);
             let value = if pick && !stale_done {
                 stale_done = true;
                 if target <= 4.0 {
@@ -325,11 +325,7 @@ pub async fn client_run(
             clock,
         )
         .await?;
-        (
-            report.agents_changed,
-            report.outcome.clone(),
-            report.plan_ms,
-        )
+        (report.agents_changed, report.outcome, report.plan_ms)
     };
     let wall_s = started.elapsed().as_secs_f64();
     Ok(ClientRun {
@@ -348,11 +344,12 @@ async fn per_agent_pattern(
     client: &crate::genesys::GenesysClient,
     settings: &Settings,
     clock: &Clock,
-) -> Result<(usize, String, u64), BenchError> {
+) -> Result<(usize, crate::history::RunOutcome, u64), BenchError> {
     let snapshot =
-        crate::collect::collect(client, &settings.scope, &settings.metrics, 1, clock.now()).await?;
+        crate::cycle::collect::collect(client, &settings.scope, &settings.metrics, 1, clock.now())
+            .await?;
     let planned = std::time::Instant::now();
-    let plan = crate::plan::plan(&snapshot, &settings.policy, &settings.breaker);
+    let plan = crate::cycle::plan::plan(&snapshot, &settings.policy, &settings.breaker);
     let plan_ms = planned.elapsed().as_millis() as u64;
     let mut changed = 0;
     for (ai, agent) in snapshot.agents.iter().enumerate() {
@@ -377,5 +374,5 @@ async fn per_agent_pattern(
         changed += usize::from(any);
         client.patch_user_skills(&agent.id, &body).await?;
     }
-    Ok((changed, "ok".into(), plan_ms))
+    Ok((changed, crate::history::RunOutcome::Ok, plan_ms))
 }

@@ -4,10 +4,10 @@
 
 use crate::clock::Clock;
 use crate::config::{Settings, WebhookFormat};
+use crate::cycle::report::CycleReport;
 use crate::cycle::CycleError;
 use crate::cycle::{run_cycle, Mode, StopSignal};
 use crate::history::Ledger;
-use crate::report::CycleReport;
 use crate::runtime::{self, StartupError};
 use genesys_sim::{SimConfig, Simulator};
 use secrecy::SecretString;

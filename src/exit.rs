@@ -6,7 +6,7 @@
 use crate::cycle::CycleError;
 use crate::daemon::DaemonError;
 use crate::genesys::ApiError;
-use crate::history::LedgerError;
+use crate::history::{LedgerError, RunOutcome};
 use crate::runtime::StartupError;
 
 /// What a command's exit status says.
@@ -54,14 +54,14 @@ impl ExitClass {
         }
     }
 
-    /// A cycle's (or rollback's) recorded outcome.
-    pub fn of_outcome(outcome: &str) -> Self {
+    /// A cycle's (or rollback's) outcome.
+    pub fn of_outcome(outcome: RunOutcome) -> Self {
         match outcome {
-            "ok" | "dry_run" | "nothing_to_do" => ExitClass::Ok,
-            "breaker" => ExitClass::Breaker,
+            RunOutcome::Ok | RunOutcome::DryRun | RunOutcome::NothingToDo => ExitClass::Ok,
+            RunOutcome::Breaker => ExitClass::Breaker,
             // A shutdown stopped the cycle part-way: what landed is recorded, the rest not sent.
-            "partial" | "interrupted" => ExitClass::Partial,
-            _ => ExitClass::Failed,
+            RunOutcome::Partial | RunOutcome::Interrupted => ExitClass::Partial,
+            RunOutcome::Failed => ExitClass::Failed,
         }
     }
 
@@ -139,11 +139,13 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_their_codes() {
-        assert_eq!(ExitClass::of_outcome("ok").code(), 0);
-        assert_eq!(ExitClass::of_outcome("dry_run").code(), 0);
-        assert_eq!(ExitClass::of_outcome("nothing_to_do").code(), 0);
-        assert_eq!(ExitClass::of_outcome("breaker").code(), 3);
-        assert_eq!(ExitClass::of_outcome("partial").code(), 4);
-        assert_eq!(ExitClass::of_outcome("failed").code(), 1);
+        let code = |outcome| ExitClass::of_outcome(outcome).code();
+        assert_eq!(code(RunOutcome::Ok), 0);
+        assert_eq!(code(RunOutcome::DryRun), 0);
+        assert_eq!(code(RunOutcome::NothingToDo), 0);
+        assert_eq!(code(RunOutcome::Breaker), 3);
+        assert_eq!(code(RunOutcome::Partial), 4);
+        assert_eq!(code(RunOutcome::Interrupted), 4);
+        assert_eq!(code(RunOutcome::Failed), 1);
     }
 }

@@ -3,11 +3,9 @@
 //! The library holds everything; the command-line edge (`main.rs` and `src/cli/`) is
 //! binary-only.
 
-pub mod alert;
-pub mod apply;
+pub mod audit;
 #[cfg(feature = "simulator")]
 pub mod bench;
-pub mod collect;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
@@ -18,11 +16,7 @@ pub mod genesys;
 pub mod hash;
 pub mod history;
 pub mod org;
-pub mod plan;
-pub mod report;
 pub mod runtime;
-pub mod schedule;
-pub mod score;
 pub mod text;
 
 /// The injected clock (its own crate, shared with the simulator): `skill_tuner::clock::Clock`.

@@ -1,6 +1,12 @@
 //! What one cycle knows about the org: in-scope agents with their current skills and their
 //! metrics, held compactly (indices, not string keys) so that 100 000 agents fit in a few MB.
 
+/// Whether two proficiencies are the same value. They are doubles: compared with a tolerance
+/// far below any real step.
+pub(crate) fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
 /// Index of an agent in [`Snapshot::agents`].
 pub type AgentIx = u32;
 /// Index of a skill in [`Snapshot::skills`].

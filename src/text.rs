@@ -107,6 +107,17 @@ pub fn redact_after_host(url: &str) -> String {
     }
 }
 
+/// `text` cut to at most `max` characters, the last of them `…` when anything was cut (table
+/// columns, workitem names and descriptions, which have length limits).
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

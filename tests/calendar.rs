@@ -12,10 +12,11 @@ use chrono_tz::Tz;
 use common::sim::{
     client_for, cycle, instant, memory_ledger, relaxed, start_sim, transparent, transparent_changes,
 };
+use skill_tuner::audit;
 use skill_tuner::clock::Clock;
 use skill_tuner::cycle::Mode;
-use skill_tuner::history::{commands, ChangeStatus};
-use skill_tuner::schedule::Schedule;
+use skill_tuner::daemon::schedule::Schedule;
+use skill_tuner::history::{ChangeStatus, RunOutcome};
 use std::collections::BTreeMap;
 
 /// Runs plan, once, a second plan and the history commands at `at`, in `zone`.
@@ -34,7 +35,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
 
     // The window: whole local days, ending at the start of today in `zone`.
     let tz: Tz = zone.parse().unwrap();
-    let (start, end) = skill_tuner::collect::window(&settings.metrics, at);
+    let (start, end) = skill_tuner::cycle::collect::window(&settings.metrics, at);
     let local_today = at.with_timezone(&tz).date_naive();
     assert_eq!(end.with_timezone(&tz).date_naive(), local_today);
     assert_eq!(end.with_timezone(&tz).time(), NaiveTime::MIN);
@@ -56,10 +57,10 @@ async fn full_cycle_at(at: &str, zone: &str) {
     let plan = cycle(&sim, &client, &settings, &ledger, Mode::Plan)
         .await
         .unwrap();
-    assert_eq!(plan.outcome, "dry_run", "{}", plan.render_table(5));
+    assert_eq!(plan.outcome, RunOutcome::DryRun, "{}", plan.render_table(5));
     assert_eq!(
         plan.interval,
-        skill_tuner::collect::interval_string(start, end)
+        skill_tuner::cycle::collect::interval_string(start, end)
     );
     assert_eq!(plan.started_at, at.to_rfc3339());
     let planned: BTreeMap<(String, String), f64> = plan
@@ -83,7 +84,7 @@ async fn full_cycle_at(at: &str, zone: &str) {
     let once = cycle(&sim, &client, &settings, &ledger, Mode::Once)
         .await
         .unwrap();
-    assert_eq!(once.outcome, "ok", "{}", once.render_table(5));
+    assert_eq!(once.outcome, RunOutcome::Ok, "{}", once.render_table(5));
     let rows = ledger.changes(once.run_id).unwrap();
     assert_eq!(rows.len(), expected.len());
     for row in &rows {
@@ -103,16 +104,16 @@ async fn full_cycle_at(at: &str, zone: &str) {
     assert!(again.changes.is_empty(), "{}", again.render_table(5));
 
     // history: three runs, stamped by the shared clock, newest first.
-    let lines = commands::history(&ledger, 10).unwrap();
+    let lines = audit::history(&ledger, 10).unwrap();
     assert_eq!(lines.len(), 3);
     let stamp = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     for run in ledger.recent_runs(10).unwrap() {
         assert_eq!(run.started_at, stamp);
         assert_eq!(run.finished_at.as_deref(), Some(stamp.as_str()));
     }
-    let rendered = commands::render_history(&lines);
+    let rendered = audit::render_history(&lines);
     assert!(rendered.contains(&stamp), "{rendered}");
-    let shown = commands::render_show(&commands::show(&ledger, once.run_id).unwrap());
+    let shown = audit::render_show(&audit::show(&ledger, once.run_id).unwrap());
     assert!(shown.contains("applied"), "{shown}");
 
     // The daemon's schedules in this zone: the next tick is strictly in the future.

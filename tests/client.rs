@@ -232,9 +232,9 @@ async fn analytics_queries_use_documented_shapes_and_absent_means_no_data() {
     let ids: Vec<String> = sim.org().agent_ids().into_iter().take(100).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let now = sim.clock().now();
-    let (start, end) = skill_tuner::collect::window(&Default::default(), now);
-    let interval = skill_tuner::collect::interval_string(start, end);
-    let query = skill_tuner::collect::batch_query(
+    let (start, end) = skill_tuner::cycle::collect::window(&Default::default(), now);
+    let interval = skill_tuner::cycle::collect::interval_string(start, end);
+    let query = skill_tuner::cycle::collect::batch_query(
         &refs,
         &interval,
         &["userId", "requestedRoutingSkillId"],
@@ -265,12 +265,18 @@ async fn analytics_queries_use_documented_shapes_and_absent_means_no_data() {
             );
         }
     }
-    let q = skill_tuner::collect::batch_query(&refs, &interval, &["userId"], &["oTotalScore"], &[]);
+    let q = skill_tuner::cycle::collect::batch_query(
+        &refs,
+        &interval,
+        &["userId"],
+        &["oTotalScore"],
+        &[],
+    );
     client
         .aggregates(AggregateSource::Evaluations, &q)
         .await
         .unwrap();
-    let q = skill_tuner::collect::batch_query(
+    let q = skill_tuner::cycle::collect::batch_query(
         &refs,
         &interval,
         &["userId"],
@@ -286,7 +292,8 @@ async fn analytics_queries_use_documented_shapes_and_absent_means_no_data() {
     // is not retried.
     let too_many: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
     let refs: Vec<&str> = too_many.iter().map(String::as_str).collect();
-    let q = skill_tuner::collect::batch_query(&refs, &interval, &["userId"], &["tHandle"], &[]);
+    let q =
+        skill_tuner::cycle::collect::batch_query(&refs, &interval, &["userId"], &["tHandle"], &[]);
     sim.reset_counters();
     let err = client
         .aggregates(AggregateSource::Conversations, &q)

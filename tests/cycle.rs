@@ -8,11 +8,11 @@ use common::sim::{
 };
 use genesys_sim::Simulator;
 use skill_tuner::config::{OnConflict, Settings};
+use skill_tuner::cycle::report::CycleReport;
 use skill_tuner::cycle::Mode;
 use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::GenesysClient;
-use skill_tuner::history::{ChangeStatus, Ledger};
-use skill_tuner::report::CycleReport;
+use skill_tuner::history::{ChangeStatus, Ledger, RunOutcome};
 use skill_tuner::runtime;
 
 struct Rig {
@@ -58,7 +58,7 @@ async fn once_writes_exactly_the_independently_computed_proficiencies() {
     assert!(expected.len() > 10, "the seeded org has stale skills");
 
     let report = r.run(Mode::Once).await;
-    assert_eq!(report.outcome, "ok", "{}", report.render_table(5));
+    assert_eq!(report.outcome, RunOutcome::Ok, "{}", report.render_table(5));
     assert_eq!(report.skills_up + report.skills_down, expected.len());
 
     let mut checked = 0;
@@ -99,12 +99,12 @@ async fn once_writes_exactly_the_independently_computed_proficiencies() {
 async fn plan_writes_nothing() {
     let r = rig(150).await;
     let report = r.run(Mode::Plan).await;
-    assert_eq!(report.outcome, "dry_run");
+    assert_eq!(report.outcome, RunOutcome::DryRun);
     assert!(!report.changes.is_empty());
     assert!(report
         .changes
         .iter()
-        .all(|c| c.status == "planned" || c.status == "held"));
+        .all(|c| c.status == ChangeStatus::Planned || c.status == ChangeStatus::Held));
     assert_eq!(r.sim.org().write_count(), 0);
     assert_eq!(
         r.sim
@@ -128,7 +128,7 @@ async fn a_persons_concurrent_edit_is_never_overwritten() {
     let victim = plan
         .changes
         .iter()
-        .find(|c| c.status == "planned")
+        .find(|c| c.status == ChangeStatus::Planned)
         .unwrap()
         .clone();
     let skill_id = skill_id(&r.sim, &victim.skill);
@@ -147,7 +147,7 @@ async fn a_persons_concurrent_edit_is_never_overwritten() {
         .iter()
         .find(|c| c.agent_id == victim.agent_id && c.skill == victim.skill)
         .unwrap();
-    assert_eq!(line.status, "conflict");
+    assert_eq!(line.status, ChangeStatus::Conflict);
     let recorded = r.ledger.changes(report.run_id).unwrap();
     assert!(recorded
         .iter()
@@ -162,7 +162,7 @@ async fn replan_on_conflict_starts_from_the_persons_value() {
     let victim = plan
         .changes
         .iter()
-        .find(|c| c.status == "planned" && c.proposed > c.current)
+        .find(|c| c.status == ChangeStatus::Planned && c.proposed > c.current)
         .unwrap()
         .clone();
     let skill_id = skill_id(&r.sim, &victim.skill);
@@ -188,7 +188,7 @@ async fn empty_analytics_trips_the_breaker_and_changes_nothing() {
     // The simulated org only has voice: asking for chat returns no groups at all.
     r.settings.metrics.media_types = vec!["chat".into()];
     let report = r.run(Mode::Once).await;
-    assert_eq!(report.outcome, "breaker");
+    assert_eq!(report.outcome, RunOutcome::Breaker);
     assert_eq!(report.breaker.as_ref().unwrap().rule, "empty_metrics");
     assert_eq!(r.sim.org().write_count(), 0);
     assert_eq!(
@@ -221,17 +221,17 @@ async fn one_failing_agent_does_not_abort_the_cycle() {
         .faults()
         .fail_next(5, 500, &format!("{failing}/routingskills/bulk"));
     let report = r.run(Mode::Once).await;
-    assert_eq!(report.outcome, "partial");
+    assert_eq!(report.outcome, RunOutcome::Partial);
     let failed: Vec<_> = report
         .changes
         .iter()
-        .filter(|c| c.status == "failed")
+        .filter(|c| c.status == ChangeStatus::Failed)
         .collect();
     assert!(!failed.is_empty() && failed.iter().all(|c| c.agent_id == failing));
     let applied = report
         .changes
         .iter()
-        .filter(|c| c.status == "applied")
+        .filter(|c| c.status == ChangeStatus::Applied)
         .count();
     assert_eq!(applied + failed.len(), report.changes.len());
     assert_eq!(
@@ -249,7 +249,7 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
     let over: Vec<_> = report
         .changes
         .iter()
-        .filter(|c| c.alert && c.status == "applied")
+        .filter(|c| c.alert && c.status == ChangeStatus::Applied)
         .collect();
     assert!(!over.is_empty());
     assert_eq!(report.alerts.workitems_created, over.len());
@@ -267,9 +267,9 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
     }
     assert_eq!(org.webhook_posts().len(), 1);
     // Filing the same alerts again (a retry, a restart) finds them by externalTag.
-    let again: Vec<skill_tuner::alert::AlertItem> = over
+    let again: Vec<skill_tuner::cycle::alert::AlertItem> = over
         .iter()
-        .map(|c| skill_tuner::alert::AlertItem {
+        .map(|c| skill_tuner::cycle::alert::AlertItem {
             change_id: c.change_id.clone(),
             agent_id: c.agent_id.clone(),
             agent_name: c.agent.clone(),
@@ -282,11 +282,16 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
             explanation: String::new(),
         })
         .collect();
-    let filed =
-        skill_tuner::alert::file_workitems(&r.client, &r.settings.alerts, &again, test_now()).await;
+    let filed = skill_tuner::cycle::alert::file_workitems(
+        &r.client,
+        &r.settings.alerts,
+        &again,
+        test_now(),
+    )
+    .await;
     assert!(filed
         .iter()
-        .all(|(_, f)| matches!(f, skill_tuner::alert::Filed::AlreadyThere(_))));
+        .all(|(_, f)| matches!(f, skill_tuner::cycle::alert::Filed::AlreadyThere(_))));
     assert_eq!(org.workitems().len(), items.len());
 }
 
@@ -298,12 +303,19 @@ async fn a_dry_run_with_hold_for_review_leaves_nothing_waiting() {
     r.settings.alerts.threshold = 1.0;
     r.settings.alerts.hold_for_review = true;
     let plan = r.run(Mode::Plan).await;
-    let would_hold = plan.changes.iter().filter(|c| c.status == "held").count();
+    let would_hold = plan
+        .changes
+        .iter()
+        .filter(|c| c.status == ChangeStatus::Held)
+        .count();
     assert!(would_hold >= 2, "{}", plan.render_table(5));
     assert!(r.ledger.held_changes().unwrap().is_empty());
     let once = r.run(Mode::Once).await;
     assert_eq!(
-        once.changes.iter().filter(|c| c.status == "held").count(),
+        once.changes
+            .iter()
+            .filter(|c| c.status == ChangeStatus::Held)
+            .count(),
         would_hold,
         "{}",
         once.render_table(5)
@@ -320,7 +332,7 @@ async fn held_changes_apply_only_after_approval() {
     let held: Vec<_> = first
         .changes
         .iter()
-        .filter(|c| c.status == "held")
+        .filter(|c| c.status == ChangeStatus::Held)
         .cloned()
         .collect();
     assert!(held.len() >= 2, "{}", first.render_table(5));

@@ -8,7 +8,7 @@ mod common;
 use common::sim::start_sim;
 use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use genesys_sim::{SimConfig, Simulator};
-use skill_tuner::history::Ledger;
+use skill_tuner::history::{Ledger, RunOutcome};
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -200,7 +200,7 @@ async fn sigterm_during_a_cycle_exits_zero_and_leaves_no_agent_half_applied() {
         run.finished_at.is_some(),
         "the outcome was recorded: {run:?}"
     );
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"), "{run:?}");
+    assert_eq!(run.outcome, Some(RunOutcome::Interrupted), "{run:?}");
     let changes = ledger.changes(run.id).unwrap();
     let mut by_agent: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for c in &changes {
@@ -830,7 +830,7 @@ async fn sigterm_ends_a_retry_after_wait_and_records_the_run_interrupted() {
     let runs = ledger.recent_runs(10).unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = &runs[0];
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"), "{run:?}");
+    assert_eq!(run.outcome, Some(RunOutcome::Interrupted), "{run:?}");
     assert!(run.finished_at.is_some(), "{run:?}");
     let lock = format!("{}.run-{}.lock", path.display(), run.id);
     assert!(!Path::new(&lock).exists(), "the run's lock is left: {lock}");

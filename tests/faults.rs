@@ -30,11 +30,11 @@ use futures_util::FutureExt;
 use genesys_sim::{Faults, Simulator};
 use serde_json::Value;
 use skill_tuner::config::Settings;
+use skill_tuner::cycle::report::{ChangeLine, CycleReport};
 use skill_tuner::cycle::Mode;
 use skill_tuner::demo::sim_secret;
 use skill_tuner::genesys::GenesysClient;
-use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
-use skill_tuner::report::{ChangeLine, CycleReport};
+use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger, RunOutcome};
 use skill_tuner::runtime;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -289,7 +289,7 @@ impl Rig {
         report
             .changes
             .into_iter()
-            .filter(|c| c.status == "planned")
+            .filter(|c| c.status == ChangeStatus::Planned)
             .collect()
     }
 
@@ -479,7 +479,7 @@ async fn storm_429() -> Tally {
         format!("retries_rate_limited = {}", report.api.retries_rate_limited),
     );
     t.require(
-        report.outcome == "ok",
+        report.outcome == RunOutcome::Ok,
         format!("outcome {}", report.outcome),
     );
     t.require(report.failed == 0, "a change failed");
@@ -521,7 +521,7 @@ async fn burst_5xx() -> Tally {
         "the agent whose write got a 500 is not `failed`",
     );
     t.require(
-        report.outcome == "partial",
+        report.outcome == RunOutcome::Partial,
         format!("outcome {}", report.outcome),
     );
     check_run(&mut t, &r, &report, writes_before, &[]);
@@ -558,7 +558,7 @@ async fn latency_and_timeouts() -> Tally {
         ),
     );
     t.require(
-        report.outcome == "ok",
+        report.outcome == RunOutcome::Ok,
         format!("outcome {}", report.outcome),
     );
     check_run(&mut t, &r, &report, writes_before, &[]);
@@ -597,7 +597,7 @@ async fn token_revoked_mid_cycle() -> Tally {
         ),
     );
     t.require(
-        report.outcome == "ok",
+        report.outcome == RunOutcome::Ok,
         format!("outcome {}", report.outcome),
     );
     check_run(&mut t, &r, &report, writes_before, &[]);
@@ -630,7 +630,7 @@ async fn malformed_bodies() -> Tally {
     let runs = r.ledger.recent_runs(1).unwrap();
     t.require(
         runs.first()
-            .is_some_and(|run| run.outcome.as_deref() == Some("failed")),
+            .is_some_and(|run| run.outcome == Some(RunOutcome::Failed)),
         format!("the failed run is recorded as {runs:?}"),
     );
     expect_log(&mut t, "unreadable response body");
@@ -659,7 +659,7 @@ async fn malformed_bodies() -> Tally {
         ),
     );
     t.require(
-        report.outcome == "ok",
+        report.outcome == RunOutcome::Ok,
         format!("outcome {}", report.outcome),
     );
     check_run(&mut t, &r, &report, writes_before, &[]);
@@ -854,7 +854,7 @@ async fn kill_9_mid_apply() -> Tally {
     let ledger = Ledger::open(&ledger_path).unwrap();
     let run = ledger.run(killed).unwrap();
     t.require(
-        run.outcome.as_deref() == Some("interrupted"),
+        run.outcome == Some(RunOutcome::Interrupted),
         format!("killed run outcome {:?}", run.outcome),
     );
     let first_rows = ledger.changes(killed).unwrap();
@@ -1245,7 +1245,7 @@ async fn sigterm_mid_cycle() -> Tally {
         .unwrap();
     t.require(
         run.first()
-            .is_some_and(|run| run.outcome.as_deref() == Some("interrupted")),
+            .is_some_and(|run| run.outcome == Some(RunOutcome::Interrupted)),
         format!("the stopped run is recorded as {run:?}"),
     );
     // All or nothing per agent: a person's skill is theirs, the rest applied or skipped.

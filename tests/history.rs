@@ -11,13 +11,15 @@ use common::sim::{
 use common::TempDir;
 use genesys_sim::Simulator;
 use serde_json::Value;
+use skill_tuner::audit::{self, AuditError, DiffStatus, ExportFormat};
 use skill_tuner::config::Settings;
+use skill_tuner::cycle::report::CycleReport;
 use skill_tuner::cycle::Mode;
 use skill_tuner::genesys::models::UserRoutingSkillPost;
 use skill_tuner::genesys::GenesysClient;
-use skill_tuner::history::commands::{self, DiffStatus, ExportFormat, HistoryError};
-use skill_tuner::history::{reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError};
-use skill_tuner::report::CycleReport;
+use skill_tuner::history::{
+    reconcile_unfinished, ChangeRecord, ChangeStatus, Ledger, LedgerError, RunMode, RunOutcome,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -48,7 +50,7 @@ async fn once(
     let report = cycle(sim, client, settings, ledger, Mode::Once)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "ok", "{report:?}");
+    assert_eq!(report.outcome, RunOutcome::Ok, "{report:?}");
     let applied: Vec<ChangeRecord> = ledger
         .changes(report.run_id)
         .unwrap()
@@ -106,7 +108,7 @@ async fn rollback_restores_exactly_and_is_recorded() {
 
     // A dry run shows the plan and neither writes nor records anything.
     let runs_before = ledger.recent_runs(100).unwrap().len();
-    let dry = commands::rollback(&client, &settings, &ledger, run_id, true)
+    let dry = audit::rollback(&client, &settings, &ledger, run_id, true)
         .await
         .unwrap();
     assert_eq!(dry.restored.len(), applied.len());
@@ -114,10 +116,10 @@ async fn rollback_restores_exactly_and_is_recorded() {
     assert_eq!(sim.org().write_count(), writes_before);
     assert_eq!(ledger.recent_runs(100).unwrap().len(), runs_before);
 
-    let report = commands::rollback(&client, &settings, &ledger, run_id, false)
+    let report = audit::rollback(&client, &settings, &ledger, run_id, false)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "ok");
+    assert_eq!(report.outcome, RunOutcome::Ok);
     assert_eq!(report.restored.len(), applied.len());
     assert!(report.left_alone.is_empty() && report.failed.is_empty());
     for c in &applied {
@@ -129,22 +131,22 @@ async fn rollback_restores_exactly_and_is_recorded() {
     // The rollback is a run of its own, with its own applied rows.
     let rb_id = report.run_id.unwrap();
     let rb = ledger.run(rb_id).unwrap();
-    assert_eq!(rb.mode, "rollback");
+    assert_eq!(rb.mode, RunMode::Rollback);
     assert_eq!(rb.rollback_of, Some(run_id));
-    assert_eq!(rb.outcome.as_deref(), Some("ok"));
+    assert_eq!(rb.outcome, Some(RunOutcome::Ok));
     let rows = ledger.changes(rb_id).unwrap();
     assert_eq!(rows.len(), applied.len());
     assert!(rows.iter().all(|r| r.status == ChangeStatus::Applied));
     assert!(rows.iter().all(|r| r.correlation_id.is_some()));
 
     // Rolling back a rollback is refused (re-applying old output bypasses the guardrails).
-    let err = commands::rollback(&client, &settings, &ledger, rb_id, false)
+    let err = audit::rollback(&client, &settings, &ledger, rb_id, false)
         .await
         .unwrap_err();
-    assert!(matches!(err, HistoryError::Refused(_)), "{err}");
+    assert!(matches!(err, AuditError::Refused(_)), "{err}");
     // Rolling back the same run again finds everything changed since: nothing is written.
     let writes = sim.org().write_count();
-    let again = commands::rollback(&client, &settings, &ledger, run_id, false)
+    let again = audit::rollback(&client, &settings, &ledger, run_id, false)
         .await
         .unwrap();
     assert!(again.restored.is_empty());
@@ -164,7 +166,7 @@ async fn rollback_leaves_a_later_human_edit_alone() {
         .org()
         .set_proficiency(&edited.agent_id, &edited.skill_id, human));
 
-    let report = commands::rollback(&client, &settings, &ledger, run_id, false)
+    let report = audit::rollback(&client, &settings, &ledger, run_id, false)
         .await
         .unwrap();
     assert_eq!(
@@ -176,7 +178,7 @@ async fn rollback_leaves_a_later_human_edit_alone() {
     assert_eq!(report.left_alone[0].skill_id, edited.skill_id);
     assert_eq!(report.left_alone[0].agent_id, edited.agent_id);
     assert_eq!(report.left_alone[0].now, Some(human));
-    assert!(commands::render_rollback(&report).contains("left alone"));
+    assert!(audit::render_rollback(&report).contains("left alone"));
     for c in &applied[1..] {
         assert_eq!(org_value(&sim, c), Some(c.before));
     }
@@ -207,7 +209,7 @@ async fn diff_reports_each_change_against_the_org() {
         other_than(changed.before, changed.after),
     );
 
-    let diff = commands::diff(&client, &ledger, run_id).await.unwrap();
+    let diff = audit::diff(&client, &ledger, run_id).await.unwrap();
     let status: BTreeMap<&str, DiffStatus> = diff
         .lines
         .iter()
@@ -224,10 +226,10 @@ async fn diff_reports_each_change_against_the_org() {
         .find(|l| l.change_id == changed.change_id)
         .unwrap();
     assert_eq!(line.now, org_value(&sim, changed));
-    assert!(commands::render_diff(&diff).contains("changed_since"));
+    assert!(audit::render_diff(&diff).contains("changed_since"));
 
     // A dry run applied nothing.
-    let dry = commands::diff(&client, &ledger, plan.run_id).await.unwrap();
+    let dry = audit::diff(&client, &ledger, plan.run_id).await.unwrap();
     assert!(!dry.lines.is_empty());
     assert!(dry.lines.iter().all(|l| l.status == DiffStatus::NotApplied));
     sim.shutdown().await;
@@ -274,34 +276,29 @@ async fn export_csv_and_json_parse_back() {
     let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
         .await
         .unwrap();
-    assert_eq!(report.outcome, "ok", "{report:?}");
+    assert_eq!(report.outcome, RunOutcome::Ok, "{report:?}");
     let run_id = report.run_id;
-    commands::rollback(&client, &settings, &ledger, run_id, false)
+    audit::rollback(&client, &settings, &ledger, run_id, false)
         .await
         .unwrap();
     let all = ledger.all_changes().unwrap();
 
     let mut csv = Vec::new();
-    let n = commands::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
+    let n = audit::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
     assert_eq!(n, all.len());
     let rows = parse_csv(&String::from_utf8(csv).unwrap());
     assert_eq!(rows.len(), all.len() + 1);
-    assert_eq!(rows[0], commands::CSV_HEADER.map(String::from).to_vec());
-    let col = |name: &str| {
-        commands::CSV_HEADER
-            .iter()
-            .position(|h| *h == name)
-            .unwrap()
-    };
+    assert_eq!(rows[0], audit::CSV_HEADER.map(String::from).to_vec());
+    let col = |name: &str| audit::CSV_HEADER.iter().position(|h| *h == name).unwrap();
     for (row, change) in rows[1..].iter().zip(&all) {
-        assert_eq!(row.len(), commands::CSV_HEADER.len());
+        assert_eq!(row.len(), audit::CSV_HEADER.len());
         assert_eq!(row[col("change_id")], change.change_id);
         assert_eq!(row[col("reason")], change.reason);
         assert_eq!(row[col("status")], change.status.as_str());
         assert_eq!(row[col("before")].parse::<f64>().unwrap(), change.before);
         assert_eq!(row[col("after")].parse::<f64>().unwrap(), change.after);
         let run = ledger.run(change.run_id).unwrap();
-        assert_eq!(row[col("run_mode")], run.mode);
+        assert_eq!(row[col("run_mode")], run.mode.as_str());
         assert_eq!(row[col("run_started_at")], run.started_at);
         if let Some(score) = &change.score {
             let parsed: Value = serde_json::from_str(&row[col("score")]).unwrap();
@@ -313,7 +310,7 @@ async fn export_csv_and_json_parse_back() {
     assert!(all.iter().any(|c| c.reason.contains(',')));
 
     let mut json = Vec::new();
-    commands::export(&ledger, ExportFormat::Json, &mut json).unwrap();
+    audit::export(&ledger, ExportFormat::Json, &mut json).unwrap();
     let parsed: Vec<Value> = serde_json::from_slice(&json).unwrap();
     assert_eq!(parsed.len(), all.len());
     assert_eq!(parsed[0]["change_id"], all[0].change_id.as_str());
@@ -325,7 +322,12 @@ async fn export_csv_and_json_parse_back() {
 
 /// Records a plan for `n` agents' first skills (after = before ± 1) as a run a crash left
 /// unfinished.
-fn crashed_run(sim: &Simulator, ledger: &Ledger, mode: &str, n: usize) -> (i64, Vec<ChangeRecord>) {
+fn crashed_run(
+    sim: &Simulator,
+    ledger: &Ledger,
+    mode: RunMode,
+    n: usize,
+) -> (i64, Vec<ChangeRecord>) {
     let run_id = ledger.begin_run(mode, "test", None).unwrap();
     let rows: Vec<ChangeRecord> = sim
         .org()
@@ -383,7 +385,7 @@ async fn write(client: &GenesysClient, c: &ChangeRecord) {
 async fn reconcile_settles_a_crashed_run_without_writing() {
     let (sim, _settings, client) = start(10).await;
     let ledger = memory_ledger(&sim);
-    let (run_id, rows) = crashed_run(&sim, &ledger, "once", 6);
+    let (run_id, rows) = crashed_run(&sim, &ledger, RunMode::Once, 6);
     // 0: written and confirmed; 1, 2: written, crash before the mark; 3, 4: never written;
     // 5: a person changed it meanwhile.
     write(&client, &rows[0]).await;
@@ -402,7 +404,7 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
     sim.org()
         .set_proficiency(&rows[5].agent_id, &rows[5].skill_id, human);
     // A dry run that was interrupted too.
-    let (plan_run, _) = crashed_run(&sim, &ledger, "plan", 2);
+    let (plan_run, _) = crashed_run(&sim, &ledger, RunMode::Plan, 2);
 
     // A read failure leaves the run unfinished (retried at the next start).
     let bad = format!("users/{}/routingskills", rows[3].agent_id);
@@ -413,7 +415,7 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
     assert_eq!(first.left_unfinished[0].run_id, run_id);
     assert!(ledger.run(run_id).unwrap().finished_at.is_none());
     let dry = ledger.run(plan_run).unwrap();
-    assert_eq!(dry.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(dry.outcome, Some(RunOutcome::Interrupted));
     assert!(ledger
         .changes(plan_run)
         .unwrap()
@@ -430,7 +432,7 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
     );
 
     let run = ledger.run(run_id).unwrap();
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(run.outcome, Some(RunOutcome::Interrupted));
     let status = statuses(&ledger, run_id);
     use ChangeStatus::*;
     assert_eq!(
@@ -460,15 +462,15 @@ async fn reconcile_settles_a_crashed_run_without_writing() {
 async fn every_cycle_reconciles_first() {
     let (sim, settings, client) = start(10).await;
     let ledger = memory_ledger(&sim);
-    let (run_id, rows) = crashed_run(&sim, &ledger, "scheduled", 3);
+    let (run_id, rows) = crashed_run(&sim, &ledger, RunMode::Scheduled, 3);
     write(&client, &rows[0]).await;
     let writes = sim.org().write_count();
     let report = plan_cycle(&sim, &client, &settings, &ledger).await;
     assert_eq!(sim.org().write_count(), writes);
     assert!(ledger.unfinished_runs().unwrap().is_empty());
     assert_eq!(
-        ledger.run(run_id).unwrap().outcome.as_deref(),
-        Some("interrupted")
+        ledger.run(run_id).unwrap().outcome,
+        Some(RunOutcome::Interrupted)
     );
     let status = statuses(&ledger, run_id);
     assert_eq!(
@@ -603,7 +605,7 @@ async fn kill_9_mid_apply_then_restart_reconciles_without_double_apply() {
     assert_eq!(sim.org().write_count(), writes_at_kill);
     let ledger = Ledger::open(&ledger_path).unwrap();
     let run = ledger.run(killed).unwrap();
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(run.outcome, Some(RunOutcome::Interrupted));
     let changes = ledger.changes(killed).unwrap();
     let mut applied = BTreeSet::new();
     for c in &changes {
@@ -682,7 +684,7 @@ async fn a_run_in_progress_elsewhere_is_not_reconciled() {
     let (sim, _settings, client) = start(5).await;
     // "Another process": a second handle on the same file, with a run in progress.
     let owner = Ledger::open(&path).unwrap();
-    let run_id = owner.begin_run("scheduled", "h", None).unwrap();
+    let run_id = owner.begin_run(RunMode::Scheduled, "h", None).unwrap();
     let ours = Ledger::open(&path).unwrap();
     assert!(reconcile_unfinished(&client, &ours)
         .await
@@ -694,8 +696,8 @@ async fn a_run_in_progress_elsewhere_is_not_reconciled() {
     let report = reconcile_unfinished(&client, &ours).await.unwrap();
     assert_eq!(report.closed.len(), 1);
     assert_eq!(
-        ours.run(run_id).unwrap().outcome.as_deref(),
-        Some("interrupted")
+        ours.run(run_id).unwrap().outcome,
+        Some(RunOutcome::Interrupted)
     );
     sim.shutdown().await;
 }
@@ -795,7 +797,7 @@ async fn reconcile_treats_an_unwritten_added_skill_as_not_applied() {
             Some((a, missing.0))
         })
         .expect("an agent without some skill");
-    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let run_id = ledger.begin_run(RunMode::Once, "h", None).unwrap();
     let row = ChangeRecord {
         change_id: "add-1".into(),
         run_id,
@@ -1125,7 +1127,7 @@ async fn org_edited_names_cannot_forge_output_or_log_lines() {
 #[test]
 fn export_csv_neutralises_formula_cells_and_keeps_numbers() {
     let ledger = Ledger::in_memory().unwrap();
-    let run_id = ledger.begin_run("once", "h", None).unwrap();
+    let run_id = ledger.begin_run(RunMode::Once, "h", None).unwrap();
     let hostile = [
         (
             "=HYPERLINK(\"http://evil.example/\",\"click\")",
@@ -1157,7 +1159,7 @@ fn export_csv_neutralises_formula_cells_and_keeps_numbers() {
         .collect();
     ledger.record_plan(&rows).unwrap();
     let mut csv = Vec::new();
-    commands::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
+    audit::export(&ledger, ExportFormat::Csv, &mut csv).unwrap();
     let table = parse_csv(&String::from_utf8(csv).unwrap());
     let col = |name: &str| table[0].iter().position(|h| h == name).unwrap();
     for (row, (agent, skill)) in table[1..].iter().zip(hostile) {
@@ -1282,7 +1284,7 @@ async fn sigterm_during_once_stops_it_gracefully() {
     let ledger = Ledger::open(&ledger_path).unwrap();
     assert!(ledger.unfinished_runs().unwrap().is_empty());
     let run = &ledger.recent_runs(1).unwrap()[0];
-    assert_eq!(run.outcome.as_deref(), Some("interrupted"));
+    assert_eq!(run.outcome, Some(RunOutcome::Interrupted));
     let rows = ledger.changes(run.id).unwrap();
     assert!(
         rows.iter().all(|r| r.status != ChangeStatus::Planned),

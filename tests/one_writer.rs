@@ -16,7 +16,7 @@ use serde_json::Value;
 use skill_tuner::config::{OnConflict, Settings};
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
-use skill_tuner::history::Ledger;
+use skill_tuner::history::{ChangeStatus, Ledger, RunMode};
 use skill_tuner::runtime;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -252,7 +252,7 @@ async fn once_and_rollback_run_while_the_daemon_idles_and_exit_5_mid_cycle() {
         .recent_runs(50)
         .unwrap();
     assert_eq!(runs.len(), 3, "{runs:?}");
-    assert_eq!(runs[0].mode, "scheduled");
+    assert_eq!(runs[0].mode, RunMode::Scheduled);
 
     sim.faults()
         .latency_for("routingskills/bulk", Duration::ZERO);
@@ -444,14 +444,14 @@ async fn cycle_with_edits(
     let plan = run(Mode::Plan).await.unwrap();
     // With re-plan, the policy's own value is its target (a person at the planned step
     // would just be moved on); without, the planned value.
-    let own = |c: &skill_tuner::report::ChangeLine| match on_conflict {
+    let own = |c: &skill_tuner::cycle::report::ChangeLine| match on_conflict {
         OnConflict::Skip => Some(c.proposed),
         OnConflict::Replan => c.target.filter(|t| (t - c.current).abs() > 1e-6),
     };
     let candidates: Vec<_> = plan
         .changes
         .iter()
-        .filter(|c| c.status == "planned" && own(c).is_some())
+        .filter(|c| c.status == ChangeStatus::Planned && own(c).is_some())
         .collect();
     assert!(candidates.len() >= matching + other, "{}", candidates.len());
     for c in &candidates[..matching] {

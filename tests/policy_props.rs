@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use skill_tuner::config::{Component, Components, SkillPolicy};
+use skill_tuner::cycle::plan::{decide, Decision};
+use skill_tuner::cycle::score::{score, SkillPopulation};
 use skill_tuner::org::{PairMetrics, ScoreStat};
-use skill_tuner::plan::{decide, Decision};
-use skill_tuner::score::{score, SkillPopulation};
 
 const EPS: f64 = 1e-9;
 

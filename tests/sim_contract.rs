@@ -307,6 +307,7 @@ async fn a_recorded_cycle_keeps_to_the_api_contract() {
 /// edit, once with hold-for-review, the supervisor's verdicts, once again, rollback.
 async fn recorded_cycle(sim: &Simulator) {
     use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
+    use skill_tuner::history::ChangeStatus;
 
     let org = sim.org();
     let mut settings = common::sim::relaxed(sim);
@@ -359,11 +360,14 @@ async fn recorded_cycle(sim: &Simulator) {
     let held: Vec<_> = first
         .changes
         .iter()
-        .filter(|c| c.status == "held")
+        .filter(|c| c.status == ChangeStatus::Held)
         .collect();
     assert!(held.len() >= 2, "{}", first.render_table(5));
     assert!(
-        first.changes.iter().any(|c| c.status == "applied"),
+        first
+            .changes
+            .iter()
+            .any(|c| c.status == ChangeStatus::Applied),
         "{}",
         first.render_table(5)
     );
@@ -396,10 +400,9 @@ async fn recorded_cycle(sim: &Simulator) {
     }
     let second = run(Mode::Once).await.expect("second once");
     assert_eq!(second.approved_applied, 1);
-    let rollback =
-        skill_tuner::history::commands::rollback(&client, &settings, &ledger, first.run_id, false)
-            .await
-            .expect("rollback");
+    let rollback = skill_tuner::audit::rollback(&client, &settings, &ledger, first.run_id, false)
+        .await
+        .expect("rollback");
     assert!(!rollback.restored.is_empty(), "{rollback:?}");
 }
 

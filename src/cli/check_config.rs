@@ -6,9 +6,9 @@ use super::{ConfigArg, Failure};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::secret;
 use skill_tuner::config::Settings;
+use skill_tuner::daemon::schedule::{self, Schedule};
 use skill_tuner::exit::ExitClass;
 use skill_tuner::runtime;
-use skill_tuner::schedule::{self, Schedule};
 use std::time::Duration;
 
 pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {

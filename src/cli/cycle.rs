@@ -25,7 +25,7 @@ pub async fn once(args: CycleArgs, mode: Mode, clock: &Clock) -> Result<ExitClas
     on_signal.abort();
     let report = result?;
     print(&report, args.json, |r| r.render_table(50));
-    Ok(ExitClass::of_outcome(&report.outcome))
+    Ok(ExitClass::of_outcome(report.outcome))
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM during `plan`/`once`: like the daemon, the writes on the wire

@@ -42,5 +42,5 @@ pub async fn run(args: DemoArgs, clock: Clock) -> Result<ExitClass, Failure> {
             outcome.writes, outcome.workitems, outcome.webhook_posts
         );
     }
-    Ok(ExitClass::of_outcome(&outcome.once.outcome))
+    Ok(ExitClass::of_outcome(outcome.once.outcome))
 }

@@ -2,13 +2,13 @@
 //! after `error:` and the exit status, here and nowhere else. The classes themselves are the
 //! library's table ([`ExitClass`]), which the README, `--help` and the systemd unit quote.
 
+use skill_tuner::audit::AuditError;
 use skill_tuner::clock::ClockEnvError;
 use skill_tuner::config::ConfigError;
 use skill_tuner::cycle::CycleError;
 use skill_tuner::daemon::DaemonError;
 use skill_tuner::exit::ExitClass;
 use skill_tuner::genesys::ApiError;
-use skill_tuner::history::commands::HistoryError;
 use skill_tuner::history::LedgerError;
 use skill_tuner::runtime::StartupError;
 use std::fmt::Display;
@@ -74,8 +74,8 @@ classified! {
     DaemonError => ExitClass::of_daemon;
     // A refused request (rolling back a dry run or a rollback, an unfinished run) is a
     // failed command, not a bad config: 2 stays reserved for what restarting cannot fix.
-    HistoryError => |e| match e {
-        HistoryError::Ledger(l) => ExitClass::of_ledger(l),
+    AuditError => |e| match e {
+        AuditError::Ledger(l) => ExitClass::of_ledger(l),
         _ => ExitClass::Failed,
     };
 }

@@ -1,15 +1,15 @@
 //! The history commands (`history`, `show`, `diff`, `rollback`, `export`): the work is in
-//! [`skill_tuner::history::commands`]; this parses, opens, prints and picks the exit status.
+//! [`skill_tuner::audit`]; this parses, opens, prints and picks the exit status.
 
 use super::output::print;
 use super::setup::load;
 use super::{ConfigArg, Failure};
 use clap::Subcommand;
+use skill_tuner::audit::{self, AuditError, ExportFormat};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
 use skill_tuner::exit::ExitClass;
 use skill_tuner::genesys::GenesysClient;
-use skill_tuner::history::commands::{self, ExportFormat, HistoryError};
 use skill_tuner::history::Ledger;
 use skill_tuner::runtime;
 use std::path::PathBuf;
@@ -132,19 +132,19 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
             json,
         } => {
             let (_, ledger) = ledger_for(&config, false, clock)?;
-            let lines = commands::history(&ledger, limit)?;
-            print(&lines, json, |l| commands::render_history(l));
+            let lines = audit::history(&ledger, limit)?;
+            print(&lines, json, |l| audit::render_history(l));
         }
         HistoryCommand::Show { run, config, json } => {
             let (_, ledger) = ledger_for(&config, false, clock)?;
-            let detail = commands::show(&ledger, run)?;
-            print(&detail, json, commands::render_show);
+            let detail = audit::show(&ledger, run)?;
+            print(&detail, json, audit::render_show);
         }
         HistoryCommand::Diff { run, config, json } => {
             let (settings, ledger) = ledger_for(&config, false, clock)?;
             let client = client_for(&settings, clock).await?;
-            let diff = commands::diff(&client, &ledger, run).await?;
-            print(&diff, json, commands::render_diff);
+            let diff = audit::diff(&client, &ledger, run).await?;
+            print(&diff, json, audit::render_diff);
         }
         HistoryCommand::Rollback {
             run,
@@ -154,9 +154,9 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         } => {
             let (settings, ledger) = ledger_for(&config, true, clock)?;
             let client = client_for(&settings, clock).await?;
-            let report = commands::rollback(&client, &settings, &ledger, run, dry_run).await?;
-            print(&report, json, commands::render_rollback);
-            return Ok(ExitClass::of_outcome(&report.outcome));
+            let report = audit::rollback(&client, &settings, &ledger, run, dry_run).await?;
+            print(&report, json, audit::render_rollback);
+            return Ok(ExitClass::of_outcome(report.outcome));
         }
         HistoryCommand::Export {
             config,
@@ -167,10 +167,10 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
             let format = ExportFormat::from(format);
             let n = match &output {
                 Some(path) => {
-                    let file = std::fs::File::create(path).map_err(HistoryError::from)?;
-                    commands::export(&ledger, format, &mut std::io::BufWriter::new(file))?
+                    let file = std::fs::File::create(path).map_err(AuditError::from)?;
+                    audit::export(&ledger, format, &mut std::io::BufWriter::new(file))?
                 }
-                None => commands::export(&ledger, format, &mut std::io::stdout().lock())?,
+                None => audit::export(&ledger, format, &mut std::io::stdout().lock())?,
             };
             if let Some(path) = &output {
                 eprintln!("exported {n} changes to {}", path.display());

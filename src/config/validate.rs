@@ -283,11 +283,11 @@ impl Settings {
         }
 
         let d = &self.daemon;
-        match crate::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
+        match crate::daemon::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
             Err(e) => c.require(false, e.key(), e.to_string()),
             Ok(schedule) => {
                 if d.jitter_secs > 0 {
-                    let bound = crate::schedule::jitter_bound(&schedule);
+                    let bound = crate::daemon::schedule::jitter_bound(&schedule);
                     c.require(
                         d.jitter_secs <= bound.as_secs(),
                         "daemon.jitter_secs",
@@ -300,11 +300,11 @@ impl Settings {
                 }
                 if let Some(spacing) = d.min_spacing_secs {
                     c.require(
-                        spacing <= crate::schedule::MAX_MIN_SPACING.as_secs(),
+                        spacing <= crate::daemon::schedule::MAX_MIN_SPACING.as_secs(),
                         "daemon.min_spacing_secs",
                         format!(
                             "at most {} s (one week), got {spacing}",
-                            crate::schedule::MAX_MIN_SPACING.as_secs()
+                            crate::daemon::schedule::MAX_MIN_SPACING.as_secs()
                         ),
                     );
                 }

@@ -2,9 +2,10 @@
 
 use super::current::Current;
 use super::shared::Shared;
-use crate::cycle::{run_cycle, CycleError, Mode, StopSignal, Trigger};
+use crate::cycle::report::CycleReport;
+use crate::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use crate::genesys::GenesysClient;
-use crate::report::CycleReport;
+use crate::history::RunTrigger;
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +36,7 @@ pub(super) fn try_start(
     running: &mut Option<Running>,
     cur: &mut Current,
     shared: &Shared,
-    trigger: Trigger,
+    trigger: RunTrigger,
     tick: String,
 ) {
     let trigger_name = trigger.as_str();
@@ -72,7 +73,7 @@ pub(super) fn try_start(
     *running = Some(start_cycle(cur, trigger, shared));
 }
 
-pub(super) fn start_cycle(cur: &Current, trigger: Trigger, shared: &Shared) -> Running {
+pub(super) fn start_cycle(cur: &Current, trigger: RunTrigger, shared: &Shared) -> Running {
     let stop = StopSignal::default();
     let client = cur.client.clone();
     let cycle_client = client.clone();

@@ -32,6 +32,7 @@ mod cycles;
 pub mod metrics;
 pub mod notify;
 mod reload;
+pub mod schedule;
 mod shared;
 pub mod signals;
 mod ticks;
@@ -41,10 +42,11 @@ pub use shared::Shared;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::cycle::{CycleError, Trigger};
-use crate::report::CycleReport;
+use crate::cycle::report::CycleReport;
+use crate::cycle::CycleError;
+use crate::daemon::schedule::{Schedule, ScheduleError};
+use crate::history::RunTrigger;
 use crate::runtime::StartupError;
-use crate::schedule::{Schedule, ScheduleError};
 use chrono::{DateTime, Utc};
 use current::Current;
 use cycles::{finish_cycle, poll_running, start_cycle, try_start, Running};
@@ -96,7 +98,7 @@ pub fn effective_min_spacing(
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Duration {
-    crate::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
+    crate::daemon::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
 }
 
 /// What woke the loop.
@@ -169,7 +171,7 @@ pub async fn run(
         }
         if start_pending && running.is_none() && cur.ready(&shared) {
             start_pending = false;
-            running = Some(start_cycle(&cur, Trigger::Startup, &shared));
+            running = Some(start_cycle(&cur, RunTrigger::Startup, &shared));
         }
         if let Some(run) = running.as_mut().filter(|r| !r.announced) {
             run.announced = true;
@@ -199,7 +201,7 @@ pub async fn run(
             Event::Tick => {
                 if let Some(tick) = ticks.tick {
                     let tick = tick.to_rfc3339();
-                    try_start(&mut running, &mut cur, &shared, Trigger::Schedule, tick);
+                    try_start(&mut running, &mut cur, &shared, RunTrigger::Schedule, tick);
                 }
                 ticks = ticks.following(
                     &cur.schedule,
@@ -214,7 +216,7 @@ pub async fn run(
                     &mut running,
                     &mut cur,
                     &shared,
-                    Trigger::Http,
+                    RunTrigger::Http,
                     String::new(),
                 );
                 None
@@ -224,7 +226,7 @@ pub async fn run(
                     &mut running,
                     &mut cur,
                     &shared,
-                    Trigger::Signal,
+                    RunTrigger::Signal,
                     String::new(),
                 );
                 None

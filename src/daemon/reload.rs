@@ -4,10 +4,10 @@
 use super::current::{digest, load_run_token, open_ledger_logged, Current};
 use super::shared::Shared;
 use crate::config::{secret, ConfigError, Settings};
+use crate::daemon::schedule::{Schedule, ScheduleError};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::history::Ledger;
 use crate::runtime::{self, StartupError};
-use crate::schedule::{Schedule, ScheduleError};
 use secrecy::SecretString;
 use std::future::Future;
 use std::path::Path;

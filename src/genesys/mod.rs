@@ -362,6 +362,16 @@ impl GenesysClient {
         .await
     }
 
+    /// [`GenesysClient::user_skills`] as skill id → proficiency: the form every comparison
+    /// with a planned or recorded value reads (before a write, in a diff, in reconciliation).
+    pub(crate) async fn user_proficiencies(
+        &self,
+        user_id: &str,
+    ) -> Result<std::collections::HashMap<String, f64>, ApiError> {
+        let skills = self.user_skills(user_id).await?;
+        Ok(skills.into_iter().map(|s| (s.id, s.proficiency)).collect())
+    }
+
     /// Upserts the listed skills with `PATCH …/routingskills/bulk`, 50 per call. Never the
     /// replacing `PUT …/bulk`. Absolute values, so a retried write is harmless.
     /// Returns the user's skills as the last call reported them, and its correlation id.

@@ -7,20 +7,17 @@
 //! never writes to the org — so the next cycle plans from the truth and nothing is applied
 //! twice or left unrecorded.
 
-use super::{ChangeRecord, ChangeStatus, Ledger, LedgerError};
-use crate::apply::same;
+use super::{ChangeRecord, ChangeStatus, Ledger, LedgerError, RunMode, RunOutcome};
 use crate::genesys::GenesysClient;
+use crate::org::same;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-
-/// Outcome label given to a run closed by reconciliation.
-pub const INTERRUPTED: &str = "interrupted";
+use std::collections::BTreeMap;
 
 /// What reconciliation found for one run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReconciledRun {
     pub run_id: i64,
-    pub mode: String,
+    pub mode: RunMode,
     /// Found holding the planned value: the write landed before the interruption.
     pub applied: usize,
     /// Found holding the value the plan started from: never written.
@@ -39,7 +36,7 @@ pub struct UnreconciledRun {
 /// Everything one reconciliation pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReconcileReport {
-    /// Runs closed as `interrupted`.
+    /// Runs closed as [`RunOutcome::Interrupted`].
     pub closed: Vec<ReconciledRun>,
     /// Runs left unfinished because the org could not be read.
     pub left_unfinished: Vec<UnreconciledRun>,
@@ -75,12 +72,15 @@ pub async fn reconcile_unfinished(
         }
         let mut found = ReconciledRun {
             run_id: run.id,
-            mode: run.mode.clone(),
-            ..ReconciledRun::default()
+            mode: run.mode,
+            applied: 0,
+            skipped: 0,
+            conflict: 0,
         };
-        if run.mode == "plan" {
+        if run.mode == RunMode::Plan {
             // A dry run writes nothing to the org: its `planned` rows are the whole story.
-            ledger.finish_run(run.id, INTERRUPTED, &summary(&found, "dry run interrupted"))?;
+            let note = summary(&found, "dry run interrupted");
+            ledger.finish_run(run.id, RunOutcome::Interrupted, &note)?;
             report.closed.push(found);
             continue;
         }
@@ -91,8 +91,8 @@ pub async fn reconcile_unfinished(
         }
         let mut read_errors = Vec::new();
         for (agent_id, rows) in by_agent {
-            let skills: HashMap<String, f64> = match client.user_skills(agent_id).await {
-                Ok(skills) => skills.into_iter().map(|s| (s.id, s.proficiency)).collect(),
+            let skills = match client.user_proficiencies(agent_id).await {
+                Ok(skills) => skills,
                 Err(e) => {
                     tracing::warn!(run_id = run.id, agent = agent_id, error = %e, "cannot read an agent to reconcile an interrupted run; will retry at the next start");
                     read_errors.push(format!("agent {agent_id}: {e}"));
@@ -143,7 +143,7 @@ pub async fn reconcile_unfinished(
         if read_errors.is_empty() {
             ledger.finish_run(
                 run.id,
-                INTERRUPTED,
+                RunOutcome::Interrupted,
                 &summary(&found, "reconciled against the org after an interruption"),
             )?;
             report.closed.push(found);

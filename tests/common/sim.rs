@@ -7,11 +7,11 @@ use genesys_sim::{SimConfig, Simulator};
 use secrecy::SecretString;
 use skill_tuner::clock::Clock;
 use skill_tuner::config::Settings;
+use skill_tuner::cycle::report::CycleReport;
 use skill_tuner::cycle::{run_cycle, CycleError, Mode, StopSignal};
 use skill_tuner::demo::{settings_for, sim_secret};
 use skill_tuner::genesys::{ClientConfig, Credentials, Endpoints, GenesysClient};
 use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger};
-use skill_tuner::report::CycleReport;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A simulator with `agents` agents and no rate limit, standing still at [`test_now`];
@@ -147,7 +147,7 @@ pub fn transparent_changes(
         (420.0, 720.0),
         "the oracle assumes these"
     );
-    let (start, end) = skill_tuner::collect::window(&settings.metrics, sim.clock().now());
+    let (start, end) = skill_tuner::cycle::collect::window(&settings.metrics, sim.clock().now());
     let org = sim.org();
     let mut out = BTreeMap::new();
     for agent in org.agent_ids() {

@@ -15,8 +15,9 @@ mod scrape;
 mod tests;
 
 use crate::clock::Clock;
+use crate::cycle::report::CycleReport;
 use crate::genesys::StatsSnapshot;
-use crate::report::CycleReport;
+use crate::history::{ChangeStatus, RunOutcome};
 use process::{process_age_secs, Process};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,18 +35,14 @@ const DURATION_BUCKETS: [f64; 11] = [
 ];
 
 /// Outcomes and reasons exported at 0 before they first happen, so `rate()` and alerts on
-/// them see a series from the start.
-const OUTCOMES: [&str; 6] = [
-    "ok",
-    "partial",
-    "breaker",
-    "failed",
-    "dry_run",
-    "interrupted",
-];
-/// Every change status, exported at 0 from the start so dashboards and alerts find the series.
-const CHANGE_STATUSES: [&str; 7] = [
-    "planned", "applied", "conflict", "failed", "skipped", "held", "rejected",
+/// them see a series from the start (so is every change status).
+const OUTCOMES: [RunOutcome; 6] = [
+    RunOutcome::Ok,
+    RunOutcome::Partial,
+    RunOutcome::Breaker,
+    RunOutcome::Failed,
+    RunOutcome::DryRun,
+    RunOutcome::Interrupted,
 ];
 const SKIP_REASONS: [&str; 3] = ["overlap", "not_ready", "min_spacing"];
 
@@ -178,10 +175,12 @@ impl Metrics {
     }
 
     fn register(mut self) -> Self {
+        let outcomes = OUTCOMES.map(RunOutcome::as_str);
+        let statuses: Vec<&str> = ChangeStatus::ALL.iter().map(|s| s.as_str()).collect();
         let zeroes = [
-            (&self.cycles, "outcome", &OUTCOMES[..]),
+            (&self.cycles, "outcome", &outcomes[..]),
             (&self.ticks_skipped, "reason", &SKIP_REASONS[..]),
-            (&self.changes, "status", &CHANGE_STATUSES[..]),
+            (&self.changes, "status", &statuses[..]),
             (&self.reloads, "result", &["ok", "failed"][..]),
         ];
         for (family, key, values) in zeroes {
@@ -260,11 +259,11 @@ impl Metrics {
     /// Counts a finished cycle.
     pub fn record_cycle(&self, report: &CycleReport) {
         self.cycles
-            .get_or_create(&label("outcome", &report.outcome))
+            .get_or_create(&label("outcome", report.outcome.as_str()))
             .inc();
         for line in &report.changes {
             self.changes
-                .get_or_create(&label("status", &line.status))
+                .get_or_create(&label("status", line.status.as_str()))
                 .inc();
         }
         self.conflicts.inc_by(report.conflicts as u64);
@@ -281,14 +280,16 @@ impl Metrics {
         self.observe_duration(report.duration_ms as f64 / 1000.0);
         let now = secs_of(&self.clock);
         *lock(&self.kept.last_cycle) = Some(now);
-        if matches!(report.outcome.as_str(), "ok" | "dry_run") {
+        if matches!(report.outcome, RunOutcome::Ok | RunOutcome::DryRun) {
             self.last_success.set(now);
         }
     }
 
     /// Counts a cycle that could not run at all.
     pub fn record_cycle_error(&self, duration_secs: f64) {
-        self.cycles.get_or_create(&label("outcome", "failed")).inc();
+        self.cycles
+            .get_or_create(&label("outcome", RunOutcome::Failed.as_str()))
+            .inc();
         self.observe_duration(duration_secs);
         *lock(&self.kept.last_cycle) = Some(secs_of(&self.clock));
     }

@@ -44,11 +44,11 @@ fn sample_metrics() -> (Metrics, Arc<Fixed>) {
     let weak: Weak<Fixed> = Arc::downgrade(&source);
     m.attach(weak);
     let report = CycleReport {
-        outcome: "ok".into(),
+        outcome: RunOutcome::Ok,
         duration_ms: 2500,
         conflicts: 2,
         conflicts_matching_policy: 1,
-        changes: vec![crate::report::ChangeLine {
+        changes: vec![crate::cycle::report::ChangeLine {
             change_id: "c1".into(),
             agent_id: "a1".into(),
             agent: "Agent One".into(),
@@ -56,7 +56,7 @@ fn sample_metrics() -> (Metrics, Arc<Fixed>) {
             current: 1.0,
             target: Some(2.0),
             proposed: 2.0,
-            status: "applied".into(),
+            status: ChangeStatus::Applied,
             alert: false,
             reason: String::new(),
         }],

@@ -3,16 +3,16 @@
 //!
 //! Guardrails, in order, for one agent and skill:
 //! 1. minimum interactions (else no change);
-//! 2. shrinkage toward the skill's population mean (in [`crate::score`]);
+//! 2. shrinkage toward the skill's population mean (in [`super::score`]);
 //! 3. floor and ceiling on the target;
 //! 4. smoothing: move `smoothing` of the way from current to target;
 //! 5. maximum step per cycle;
 //! 6. rounding to the step, toward the current value (so rounding never exceeds the step);
 //! 7. dead band: a change smaller than it is not made.
 
+use super::score::{populations, score_agent_skill, Score};
 use crate::config::{BreakerSettings, PolicySettings, SkillPolicy};
 use crate::org::{AgentIx, SkillIx, Snapshot};
-use crate::score::{populations, score_agent_skill, Score};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -59,8 +59,8 @@ pub struct PlannedItem {
     pub skill: SkillIx,
     /// The proficiency the plan was computed against (the roster read).
     pub current: f64,
-    /// Whether the agent holds the skill now (false only with `add_missing_skills`).
-    pub held: bool,
+    /// The agent lacks the skill and the change adds it (only with `add_missing_skills`).
+    pub adds_skill: bool,
     pub score: Option<Score>,
     pub decision: Decision,
 }
@@ -75,11 +75,6 @@ impl PlannedItem {
             Decision::Change { to } => Some(to),
             Decision::Keep(_) => None,
         }
-    }
-
-    /// |target − current|, the size an alert is judged by.
-    pub fn gap(&self) -> f64 {
-        self.target().map_or(0.0, |t| (t - self.current).abs())
     }
 }
 
@@ -101,7 +96,7 @@ pub struct Plan {
     pub kept: BTreeMap<&'static str, usize>,
     pub breaker: Option<BreakerTrip>,
     pub agents_considered: usize,
-    /// Held agent-skill pairs in scope.
+    /// In-scope agent-skill pairs the agent holds.
     pub pairs: usize,
     pub pairs_with_data: usize,
     /// Changes that cross a whole-number proficiency (skill-expression groups move agents
@@ -116,14 +111,14 @@ impl Plan {
             .filter(|i| matches!(i.decision, Decision::Change { .. }))
     }
 
-    pub fn agents_changing(&self) -> usize {
+    pub(crate) fn agents_changing(&self) -> usize {
         let mut agents: Vec<AgentIx> = self.changes().map(|i| i.agent).collect();
         agents.sort_unstable();
         agents.dedup();
         agents.len()
     }
 
-    pub fn keep_counts(&self) -> &BTreeMap<&'static str, usize> {
+    pub(crate) fn keep_counts(&self) -> &BTreeMap<&'static str, usize> {
         &self.kept
     }
 
@@ -138,8 +133,8 @@ impl Plan {
     }
 }
 
-/// Applies guardrails 3–7 to a target. Pure: `apply` calls it again after a conflict when
-/// configured to re-plan from a person's value.
+/// Applies guardrails 3–7 to a target. Pure: the write path calls it again after a conflict
+/// when configured to re-plan from a person's value.
 pub fn decide(policy: &SkillPolicy, current: f64, target: f64) -> Decision {
     // NaN compares false everywhere below and would come out as `Change { to: NaN }`:
     // without a real current value and target there is nothing to decide.
@@ -179,15 +174,15 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
     };
     for (ai, agent) in snapshot.agents.iter().enumerate() {
         let mut pairs: Vec<(SkillIx, f64, bool)> =
-            agent.skills.iter().map(|(s, p)| (*s, *p, true)).collect();
+            agent.skills.iter().map(|(s, p)| (*s, *p, false)).collect();
         if policies.add_missing_skills {
             for (skill, _) in &agent.metrics {
                 if agent.proficiency(*skill).is_none() {
-                    pairs.push((*skill, 0.0, false));
+                    pairs.push((*skill, 0.0, true));
                 }
             }
         }
-        for (skill, current, held) in pairs {
+        for (skill, current, adds_skill) in pairs {
             if !snapshot
                 .tunable
                 .get(usize::from(skill))
@@ -214,11 +209,11 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                 (None, _) => Decision::Keep(Keep::NoData),
                 (Some(s), _) => decide(policy, current, s.target),
             };
-            if held {
+            if !adds_skill {
                 plan.pairs += 1;
             }
             let Decision::Change { to } = decision else {
-                if held {
+                if !adds_skill {
                     if let Decision::Keep(keep) = &decision {
                         *plan.kept.entry(keep.label()).or_insert(0) += 1;
                     }
@@ -232,7 +227,7 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                 agent: ai as AgentIx,
                 skill,
                 current,
-                held,
+                adds_skill,
                 score,
                 decision,
             });
@@ -455,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn only_held_skills_unless_configured() {
+    fn only_skills_the_agent_holds_unless_configured() {
         let mut a = agent(1, 1.0, Some(metrics(100, 200.0)));
         a.skills.clear();
         let s = snapshot(vec![a]);
@@ -467,6 +462,6 @@ mod tests {
         };
         let some = plan(&s, &adding, &BreakerSettings::default());
         assert_eq!(some.items.len(), 1);
-        assert!(!some.items[0].held);
+        assert!(some.items[0].adds_skill);
     }
 }

@@ -29,7 +29,7 @@ pub struct SkillPopulation {
 }
 
 /// Per-skill population means, from every in-scope agent's metrics.
-pub fn populations(snapshot: &Snapshot) -> Vec<SkillPopulation> {
+pub(crate) fn populations(snapshot: &Snapshot) -> Vec<SkillPopulation> {
     let mut sums = vec![(0u64, 0f64, 0u64); snapshot.skills.len()];
     for agent in &snapshot.agents {
         for (skill, m) in &agent.metrics {
@@ -202,7 +202,7 @@ pub fn score(
 }
 
 /// Scores an agent on a skill with the snapshot's context.
-pub fn score_agent_skill(
+pub(crate) fn score_agent_skill(
     policy: &SkillPolicy,
     agent: &Agent,
     skill: SkillIx,

@@ -8,13 +8,90 @@
 //!
 //! Alert failures are retried and reported, and never undo the writes.
 
-use crate::config::{AlertSettings, WebhookFormat};
+use super::report::{CycleReport, WEBHOOK_OK};
+use super::rows::{over_threshold, PlannedChange};
+use super::{CycleError, ThisRun};
+use crate::config::{AlertSettings, WebhookFormat, WebhookSettings};
 use crate::genesys::models::WorkitemCreate;
 use crate::genesys::GenesysClient;
-use crate::text::{redact_after_host, Printable};
+use crate::history::ChangeStatus;
+use crate::text::{clip, redact_after_host, Printable};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Files workitems for over-threshold changes (applied or held) and logs every one.
+pub(super) async fn alert_supervisors(
+    run: &ThisRun<'_>,
+    alerts: &AlertSettings,
+    managers: &HashMap<String, Arc<str>>,
+    rows: &[PlannedChange],
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let items: Vec<AlertItem> = rows
+        .iter()
+        .map(|r| &r.record)
+        .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
+        .filter(|r| over_threshold(alerts, r.before, r.target))
+        .map(|r| AlertItem {
+            change_id: r.change_id.clone(),
+            agent_id: r.agent_id.clone(),
+            agent_name: r.agent_name.clone(),
+            manager_id: managers.get(&r.agent_id).map(|m| m.to_string()),
+            skill_name: r.skill_name.clone(),
+            current: r.before,
+            target: r.target.unwrap_or(r.after),
+            proposed: r.after,
+            held_for_review: r.status == ChangeStatus::Held,
+            explanation: r.reason.clone(),
+        })
+        .collect();
+    report.alerts.over_threshold = items.len();
+    for item in &items {
+        tracing::info!(agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change");
+    }
+    if !alerts.workitem.enabled {
+        return Ok(());
+    }
+    for (change_id, filed) in file_workitems(run.client, alerts, &items, run.now).await {
+        let workitem = match filed {
+            Filed::Created(id) => {
+                report.alerts.workitems_created += 1;
+                id
+            }
+            Filed::AlreadyThere(id) => {
+                report.alerts.workitems_existing += 1;
+                id
+            }
+            Filed::Failed(_) => {
+                report.alerts.workitems_failed += 1;
+                continue;
+            }
+        };
+        run.ledger.set_workitem(run.run_id, &change_id, &workitem)?;
+    }
+    Ok(())
+}
+
+/// Posts the webhook digest through the API client's HTTP client: the same proxy and trust.
+pub(super) async fn send_digest(
+    client: &GenesysClient,
+    hook: &WebhookSettings,
+    report: &mut CycleReport,
+) {
+    if !hook.enabled {
+        return;
+    }
+    let body = digest_body(hook.format, report);
+    report.alerts.webhook = Some(match post_webhook(client.http(), &hook.url, &body).await {
+        Ok(()) => WEBHOOK_OK.into(),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook digest failed");
+            e.to_string()
+        }
+    });
+}
 
 /// One over-threshold change to tell a supervisor about.
 #[derive(Debug, Clone, Serialize)]
@@ -39,15 +116,6 @@ pub enum Filed {
     /// Found by `externalTag`: filed by an earlier attempt or run.
     AlreadyThere(String),
     Failed(String),
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 fn workitem_body(
@@ -178,52 +246,68 @@ pub async fn file_workitems(
 ///
 /// The whole report is rendered only when the JSON format asks for it: at 100 000 agents it
 /// is large.
-pub fn digest_body(
-    format: WebhookFormat,
-    report: &crate::report::CycleReport,
-) -> serde_json::Value {
+pub(crate) fn digest_body(format: WebhookFormat, report: &CycleReport) -> serde_json::Value {
     match format {
         WebhookFormat::Slack => serde_json::json!({ "text": report.digest_text() }),
         WebhookFormat::Json => serde_json::to_value(report).unwrap_or_default(),
     }
 }
 
-/// Posts the digest with `http` (the API client's, so it leaves through the same proxy),
-/// retrying 5xx and connection errors a few times. Returns the error text when it finally
-/// failed (reported, never fatal). The error names the webhook by scheme and host only: a
+/// Why the webhook digest did not arrive. It names the webhook by scheme and host only: a
 /// Slack webhook's path is its credential, and the text reaches logs and reports.
-pub async fn post_webhook(
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WebhookError {
+    #[error("webhook {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("webhook {url}: {source}")]
+    Send {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// Posts the digest with `http` (the API client's, so it leaves through the same proxy),
+/// retrying 5xx, 429 and connection errors a few times. The last error is returned when it
+/// finally failed (reported, never fatal).
+pub(crate) async fn post_webhook(
     http: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), WebhookError> {
     let shown = redact_after_host(url);
-    let mut last = String::new();
-    for attempt in 0..3u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
-        }
+    let mut attempt = 0u32;
+    loop {
         let sent = http
             .post(url)
             .timeout(Duration::from_secs(10))
             .json(body)
             .send()
             .await;
-        match sent {
+        let (error, retry) = match sent {
             Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                last = format!("webhook {shown} answered HTTP {}", r.status().as_u16());
-            }
             Ok(r) => {
-                return Err(format!(
-                    "webhook {shown} answered HTTP {}",
-                    r.status().as_u16()
-                ))
+                let status = r.status();
+                let error = WebhookError::Status {
+                    url: shown.clone(),
+                    status: status.as_u16(),
+                };
+                (error, status.is_server_error() || status.as_u16() == 429)
             }
-            Err(e) => last = format!("webhook {shown}: {}", e.without_url()),
+            Err(e) => {
+                let error = WebhookError::Send {
+                    url: shown.clone(),
+                    source: e.without_url(),
+                };
+                (error, true)
+            }
+        };
+        attempt += 1;
+        if !retry || attempt == 3 {
+            return Err(error);
         }
+        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
     }
-    Err(last)
 }
 
 #[cfg(test)]
@@ -239,7 +323,8 @@ mod tests {
             &serde_json::json!({"text": "t"}),
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("http://127.0.0.1:1/…"), "{err}");
         assert!(
             !err.contains("PASSWORD") && !err.contains("XXXXSECRET"),

@@ -1,8 +1,12 @@
-//! The cycle summary: a table for people, JSON for machines.
+//! Step 6, report: the cycle summary — a table for people, JSON for machines — built up as
+//! the steps go, and the counts recorded with the run.
 
+use super::plan::{BreakerTrip, Plan};
+use super::rows::{over_threshold, PlannedChange};
+use crate::config::AlertSettings;
 use crate::genesys::StatsSnapshot;
-use crate::plan::BreakerTrip;
-use crate::text::{printable, Printable as P};
+use crate::history::{ChangeStatus, RunMode, RunOutcome};
+use crate::text::{clip, printable, Printable as P};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +21,7 @@ pub struct ChangeLine {
     pub current: f64,
     pub target: Option<f64>,
     pub proposed: f64,
-    /// planned / applied / conflict / failed / skipped / held …
-    pub status: String,
+    pub status: ChangeStatus,
     pub alert: bool,
     pub reason: String,
 }
@@ -34,14 +37,17 @@ pub struct AlertSummary {
     pub webhook: Option<String>,
 }
 
+/// What [`AlertSummary::webhook`] says of a digest that was delivered.
+pub(crate) const WEBHOOK_OK: &str = "ok";
+
 /// The summary of one cycle.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CycleReport {
     pub run_id: i64,
-    pub mode: String,
-    /// `ok`, `dry_run`, `breaker`, `partial` (some writes or alerts failed, or writes were
-    /// stopped), `failed`.
-    pub outcome: String,
+    pub mode: RunMode,
+    /// `partial` when some writes or alerts failed, `interrupted` when a shutdown stopped the
+    /// writes.
+    pub outcome: RunOutcome,
     pub interval: String,
     pub started_at: String,
     pub duration_ms: u64,
@@ -67,6 +73,110 @@ pub struct CycleReport {
     pub api: StatsSnapshot,
     pub changes: Vec<ChangeLine>,
     pub error: Option<String>,
+}
+
+/// Filled in by the steps, in order.
+impl CycleReport {
+    /// What the plan says, before anything is written.
+    pub(super) fn summarise_plan(
+        &mut self,
+        plan: &Plan,
+        rows: &[PlannedChange],
+        alerts: &AlertSettings,
+    ) {
+        let records = || rows.iter().map(|r| &r.record);
+        self.agents_considered = plan.agents_considered;
+        self.agents_changed = plan.agents_changing();
+        self.skills_up = records().filter(|r| r.after > r.before).count();
+        self.skills_down = records().filter(|r| r.after < r.before).count();
+        self.held_for_review = records().filter(|r| r.status == ChangeStatus::Held).count();
+        self.alerts.over_threshold = records()
+            .filter(|r| over_threshold(alerts, r.before, r.target))
+            .count();
+        self.threshold_crossings = plan.threshold_crossings;
+        self.breaker = plan.breaker.clone();
+        for (label, n) in plan.keep_counts() {
+            if matches!(*label, "dead_band" | "at_target") {
+                self.unchanged += n;
+            } else {
+                self.skipped.insert(label.to_string(), *n);
+            }
+        }
+    }
+
+    /// How the writes ended: conflicts, failures, and the outcome so far.
+    pub(super) fn count_settled(&mut self, rows: &[PlannedChange], matching_policy: usize) {
+        let count = |status| rows.iter().filter(|r| r.record.status == status).count();
+        self.conflicts = count(ChangeStatus::Conflict);
+        self.conflicts_matching_policy = matching_policy;
+        self.failed = count(ChangeStatus::Failed);
+        // Agents skipped here were stopped by a shutdown (before their write, or while it
+        // waited): the run was interrupted, whatever else happened.
+        self.outcome = if count(ChangeStatus::Skipped) > 0 {
+            RunOutcome::Interrupted
+        } else if self.failed > 0 {
+            RunOutcome::Partial
+        } else {
+            RunOutcome::Ok
+        };
+    }
+
+    /// An alert that never reached a supervisor (a workitem, the digest) is a part of the
+    /// cycle that failed: the cycle is `partial`, not `ok`.
+    pub(super) fn partial_if_alerts_failed(&mut self) {
+        let failed = self.alerts.workitems_failed > 0
+            || self
+                .alerts
+                .webhook
+                .as_deref()
+                .is_some_and(|w| w != WEBHOOK_OK);
+        if failed && self.outcome == RunOutcome::Ok {
+            self.outcome = RunOutcome::Partial;
+        }
+    }
+
+    /// The change lines, made from the rows (consumed: their strings move, not copy).
+    pub(super) fn set_lines(&mut self, rows: Vec<PlannedChange>, alerts: &AlertSettings) {
+        self.changes = rows
+            .into_iter()
+            .map(|PlannedChange { record: r, .. }| ChangeLine {
+                alert: over_threshold(alerts, r.before, r.target),
+                status: r.status,
+                reason: match r.detail {
+                    Some(d) => format!("{} [{d}]", r.reason),
+                    None => r.reason,
+                },
+                change_id: r.change_id,
+                agent_id: r.agent_id,
+                agent: r.agent_name,
+                skill: r.skill_name,
+                current: r.before,
+                target: r.target,
+                proposed: r.after,
+            })
+            .collect();
+    }
+
+    /// The counts recorded with the run (no per-change lines; those are in `changes`).
+    pub(super) fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agents_considered": self.agents_considered,
+            "agents_changed": self.agents_changed,
+            "skills_up": self.skills_up,
+            "skills_down": self.skills_down,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "conflicts": self.conflicts,
+            "conflicts_matching_policy": self.conflicts_matching_policy,
+            "failed": self.failed,
+            "held_for_review": self.held_for_review,
+            "approved_applied": self.approved_applied,
+            "breaker": self.breaker,
+            "alerts": self.alerts,
+            "api_calls": self.api_calls_total,
+            "error": self.error,
+        })
+    }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -155,7 +265,7 @@ impl CycleReport {
                     c.current,
                     fmt_opt(c.target),
                     c.proposed,
-                    P(&c.status),
+                    c.status,
                     if c.alert { "!" } else { " " },
                     P(&c.reason)
                 );
@@ -172,7 +282,7 @@ impl CycleReport {
     }
 
     /// The one-line digest text for chat webhooks (people read it: names are escaped).
-    pub fn digest_text(&self) -> String {
+    pub(crate) fn digest_text(&self) -> String {
         let mut text = format!(
             "skill-tuner run {} ({}): {} — {} agents changed ({} up, {} down), {} conflicts, {} failed, {} held for review",
             self.run_id, self.mode, self.outcome, self.agents_changed, self.skills_up, self.skills_down, self.conflicts, self.failed, self.held_for_review
@@ -192,14 +302,6 @@ impl CycleReport {
             );
         }
         text
-    }
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
     }
 }
 
@@ -224,7 +326,7 @@ mod tests {
                 current: 1.0,
                 target: Some(2.0),
                 proposed: 1.5,
-                status: "applied".into(),
+                status: ChangeStatus::Applied,
                 alert: true,
                 reason: hostile.into(),
             }],

@@ -275,7 +275,7 @@ fn reference_instant() -> DateTime<Utc> {
 }
 
 /// The most `daemon.jitter_secs` may be: the schedule's shortest interval, at most a day.
-pub fn jitter_bound(schedule: &Schedule) -> Duration {
+pub(crate) fn jitter_bound(schedule: &Schedule) -> Duration {
     const DAY: Duration = Duration::from_secs(86_400);
     schedule
         .shortest_interval(reference_instant())
@@ -283,7 +283,7 @@ pub fn jitter_bound(schedule: &Schedule) -> Duration {
 }
 
 /// The longest `daemon.min_spacing_secs` accepted.
-pub const MAX_MIN_SPACING: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const MAX_MIN_SPACING: Duration = Duration::from_secs(7 * 86_400);
 
 /// The derived minimum spacing between cycle starts: half the schedule's shortest interval
 /// over the year from `now`, at most an hour (a schedule with a single run: an hour).

@@ -1,0 +1,352 @@
+//! The one write path. Everything skill-tuner writes to the org — a cycle's plan, changes
+//! approved in review, a rollback — goes through [`WritePath::write_batch`]: one bulk write
+//! per agent, never overwriting a person's edit, each outcome marked in the ledger as soon as
+//! the API answered.
+//!
+//! The API has no version or ETag on routing skills (`docs/genesys-api.md` §5), so the
+//! protection is ours: right before writing an agent we re-read its skills and compare each
+//! with the value the change was computed against. A skill a person changed is left alone (a
+//! `conflict`), or, for a cycle's own plan and when configured, re-planned from the person's
+//! value. On a 409 we re-read and re-decide (bounded) instead of resending the same body.
+
+use super::plan::{decide, Decision};
+use super::StopSignal;
+use crate::config::{ApplySettings, OnConflict, SkillPolicy};
+use crate::genesys::models::UserRoutingSkillPost;
+use crate::genesys::{ApiError, GenesysClient};
+use crate::history::{ChangeStatus, Ledger, LedgerError};
+use crate::org::same;
+use futures_util::stream::{self, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+
+/// Whose writes a batch holds. It decides how strictly a skill found changed is treated and
+/// how each outcome reads in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A cycle's plan, under `apply.*` (which may re-plan from a person's value).
+    Plan,
+    /// Changes approved in review: the approved value or nothing.
+    Review,
+    /// A rollback of run `of`: the value it replaced or nothing.
+    Rollback { of: i64 },
+}
+
+/// How to re-plan a change from a person's value (`apply.on_conflict = "replan"`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Replan<'a> {
+    pub target: f64,
+    pub policy: &'a SkillPolicy,
+}
+
+/// One skill to write, and the ledger row its outcome settles.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteItem<'a> {
+    pub run_id: i64,
+    pub change_id: &'a str,
+    pub agent_id: &'a str,
+    pub skill_id: &'a str,
+    /// The value the change was computed against.
+    pub before: f64,
+    pub after: f64,
+    /// Whether the agent lacks the skill and this write adds it (`add_missing_skills`).
+    pub adds_skill: bool,
+    /// Only a cycle's own changes can be re-planned.
+    pub replan: Option<Replan<'a>>,
+}
+
+/// What happened to one skill.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// The API confirmed `value` (it may differ from the plan after a re-plan).
+    Applied {
+        value: f64,
+        correlation_id: Option<String>,
+    },
+    /// A person's value was found and left alone.
+    Conflict { found: Option<f64> },
+    Failed {
+        error: String,
+        correlation_id: Option<String>,
+    },
+    /// Not written: the process is stopping, and no request of this agent's write reached
+    /// the server (it was waiting on pacing, a `Retry-After` or a backoff).
+    NotSent { reason: String },
+    /// Not attempted: a stop was requested before this agent's write began.
+    Stopped,
+}
+
+impl Outcome {
+    fn correlation_id(&self) -> Option<&str> {
+        match self {
+            Outcome::Applied { correlation_id, .. } | Outcome::Failed { correlation_id, .. } => {
+                correlation_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How a rollback words a skill it leaves alone (in the ledger and in its report).
+pub(crate) fn changed_since(run_id: i64, now: Option<f64>) -> String {
+    format!(
+        "changed since run #{run_id} (now {}); left alone",
+        now.map_or("no such skill".into(), |v| format!("{v:.2}"))
+    )
+}
+
+impl Purpose {
+    /// The ledger status and detail `outcome` is recorded with; `None` leaves the row as it
+    /// is.
+    fn record(self, outcome: &Outcome) -> Option<(ChangeStatus, String)> {
+        use ChangeStatus as S;
+        let stopped = "shutdown requested before this agent's write";
+        Some(match (self, outcome) {
+            (_, Outcome::Failed { error, .. }) => (S::Failed, error.clone()),
+            (Purpose::Plan, Outcome::Applied { value, .. }) => {
+                (S::Applied, format!("applied {value:.2}"))
+            }
+            (Purpose::Plan, Outcome::Conflict { found }) => (
+                S::Conflict,
+                format!(
+                    "a person set {} since our read; left alone",
+                    found.map_or("nothing".into(), |f| format!("{f:.2}"))
+                ),
+            ),
+            (Purpose::Plan, Outcome::NotSent { reason }) => {
+                (S::Skipped, format!("shutdown: not written ({reason})"))
+            }
+            (Purpose::Plan, Outcome::Stopped) => (S::Skipped, stopped.into()),
+            (Purpose::Review, Outcome::Applied { .. }) => {
+                (S::Applied, "approved in review; applied".into())
+            }
+            (Purpose::Review, Outcome::Conflict { .. }) => (
+                S::Conflict,
+                "approved, but a person changed the skill since; left alone".into(),
+            ),
+            // Stopping: the approved change stays held for the next cycle.
+            (Purpose::Review, Outcome::NotSent { .. } | Outcome::Stopped) => return None,
+            (Purpose::Rollback { .. }, Outcome::Applied { value, .. }) => {
+                (S::Applied, format!("restored {value:.2}"))
+            }
+            (Purpose::Rollback { of }, Outcome::Conflict { found }) => {
+                (S::Conflict, changed_since(of, *found))
+            }
+            (Purpose::Rollback { .. }, Outcome::NotSent { reason }) => (S::Failed, reason.clone()),
+            (Purpose::Rollback { .. }, Outcome::Stopped) => (S::Failed, stopped.into()),
+        })
+    }
+}
+
+/// One write's outcome, and what the ledger now says of it.
+#[derive(Debug)]
+pub(crate) struct Written<'i> {
+    pub item: &'i WriteItem<'i>,
+    pub outcome: Outcome,
+    /// `None`: the ledger row was left as it was.
+    pub recorded: Option<(ChangeStatus, String)>,
+}
+
+/// What every write goes through: the org, the ledger that accounts for it, and how.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WritePath<'a> {
+    pub client: &'a GenesysClient,
+    pub ledger: &'a Ledger,
+    pub apply: &'a ApplySettings,
+    /// Agents written at once (`genesys.max_concurrency`).
+    pub concurrency: usize,
+}
+
+impl WritePath<'_> {
+    /// Writes `items`, one bulk write per agent, concurrently within the client's limits, and
+    /// marks each in the ledger as soon as its agent's write answered. One agent's failure
+    /// never stops the others; once `stop` is requested no further agent is started.
+    pub(crate) async fn write_batch<'i>(
+        &self,
+        purpose: Purpose,
+        items: &'i [WriteItem<'i>],
+        stop: &StopSignal,
+    ) -> Result<Vec<Written<'i>>, LedgerError> {
+        // An approval or a rollback is for exactly one value: re-read always, and a person's
+        // edit since is left alone, never re-planned, whatever `apply.*` says.
+        let strict;
+        let apply = match purpose {
+            Purpose::Plan => self.apply,
+            Purpose::Review | Purpose::Rollback { .. } => {
+                strict = ApplySettings {
+                    verify_before_write: true,
+                    on_conflict: OnConflict::Skip,
+                    ..self.apply.clone()
+                };
+                &strict
+            }
+        };
+        let mut by_agent: BTreeMap<&str, Vec<&WriteItem>> = BTreeMap::new();
+        for item in items {
+            by_agent.entry(item.agent_id).or_default().push(item);
+        }
+        let client = self.client;
+        let mut writes = stream::iter(by_agent)
+            .map(|(agent_id, items)| async move {
+                if stop.is_requested() {
+                    return items.into_iter().map(|i| (i, Outcome::Stopped)).collect();
+                }
+                write_agent(client, apply, agent_id, &items).await
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut written = Vec::with_capacity(items.len());
+        while let Some(outcomes) = writes.next().await {
+            for (item, outcome) in outcomes {
+                if let Outcome::Failed { error, .. } = &outcome {
+                    tracing::warn!(agent = item.agent_id, %error, "write failed");
+                }
+                let recorded = purpose.record(&outcome);
+                if let Some((status, detail)) = &recorded {
+                    self.ledger.mark(
+                        item.run_id,
+                        &[item.change_id],
+                        *status,
+                        outcome.correlation_id(),
+                        Some(detail),
+                    )?;
+                }
+                written.push(Written {
+                    item,
+                    outcome,
+                    recorded,
+                });
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The outcome of an API error for the items it stopped: given up at shutdown with nothing
+/// sent is [`Outcome::NotSent`]; anything else (a timeout may have landed) is a failure.
+fn failed(e: &ApiError, context: &str) -> Outcome {
+    match e {
+        ApiError::Cancelled {
+            maybe_sent: false, ..
+        } => Outcome::NotSent {
+            reason: format!("{context}{e}"),
+        },
+        _ => Outcome::Failed {
+            error: format!("{context}{e}"),
+            correlation_id: e.correlation_id().map(String::from),
+        },
+    }
+}
+
+/// Writes one agent's changes. Never returns an error: every item gets an outcome.
+async fn write_agent<'i>(
+    client: &GenesysClient,
+    settings: &ApplySettings,
+    agent_id: &str,
+    items: &[&'i WriteItem<'i>],
+) -> Vec<(&'i WriteItem<'i>, Outcome)> {
+    let mut outcomes: HashMap<&str, Outcome> = HashMap::new();
+    let mut pending: Vec<&WriteItem> = items.to_vec();
+    let mut attempts = 0;
+    while !pending.is_empty() {
+        attempts += 1;
+        let fresh = if settings.verify_before_write || attempts > 1 {
+            match client.user_proficiencies(agent_id).await {
+                Ok(skills) => Some(skills),
+                Err(e) => {
+                    for item in pending {
+                        outcomes.insert(item.change_id, failed(&e, "re-read before write: "));
+                    }
+                    break;
+                }
+            }
+        } else {
+            None
+        };
+        let mut writes: Vec<(&WriteItem, f64)> = Vec::new();
+        for item in pending.drain(..) {
+            let Some(fresh) = &fresh else {
+                writes.push((item, item.after));
+                continue;
+            };
+            let now = fresh.get(item.skill_id).copied();
+            if now.is_some_and(|v| same(v, item.after)) && attempts > 1 {
+                // Our earlier write landed (a 409 can hide a success): nothing to do.
+                outcomes.insert(
+                    item.change_id,
+                    Outcome::Applied {
+                        value: item.after,
+                        correlation_id: None,
+                    },
+                );
+                continue;
+            }
+            let unchanged = match now {
+                Some(v) => !item.adds_skill && same(v, item.before),
+                None => item.adds_skill,
+            };
+            if unchanged {
+                writes.push((item, item.after));
+                continue;
+            }
+            match (settings.on_conflict, now, item.replan) {
+                (OnConflict::Replan, Some(found), Some(replan)) => {
+                    match decide(replan.policy, found, replan.target) {
+                        Decision::Change { to } => writes.push((item, to)),
+                        Decision::Keep(_) => {
+                            outcomes
+                                .insert(item.change_id, Outcome::Conflict { found: Some(found) });
+                        }
+                    }
+                }
+                _ => {
+                    tracing::info!(agent = agent_id, skill = %item.skill_id, planned_from = item.before, found = ?now, "a person changed this skill since our read; leaving it");
+                    outcomes.insert(item.change_id, Outcome::Conflict { found: now });
+                }
+            }
+        }
+        if writes.is_empty() {
+            break;
+        }
+        let body: Vec<UserRoutingSkillPost> = writes
+            .iter()
+            .map(|(item, value)| UserRoutingSkillPost {
+                id: item.skill_id.to_string(),
+                proficiency: *value,
+            })
+            .collect();
+        match client.patch_user_skills(agent_id, &body).await {
+            Ok((_, correlation_id)) => {
+                for (item, value) in writes {
+                    outcomes.insert(
+                        item.change_id,
+                        Outcome::Applied {
+                            value,
+                            correlation_id: correlation_id.clone(),
+                        },
+                    );
+                }
+            }
+            Err(e)
+                if e.is_version_conflict()
+                    && attempts <= settings.max_conflict_retries as usize =>
+            {
+                tracing::info!(agent = agent_id, error = %e, "write conflict; re-reading and re-deciding");
+                pending = writes.into_iter().map(|(item, _)| item).collect();
+            }
+            Err(e) => {
+                for (item, _) in writes {
+                    outcomes.insert(item.change_id, failed(&e, ""));
+                }
+            }
+        }
+    }
+    items
+        .iter()
+        .map(|&item| {
+            let outcome = outcomes.remove(item.change_id).unwrap_or(Outcome::Failed {
+                error: "gave up after repeated write conflicts".into(),
+                correlation_id: None,
+            });
+            (item, outcome)
+        })
+        .collect()
+}
