@@ -1,7 +1,26 @@
 //! skill-tuner: tunes Genesys Cloud routing-skill proficiencies from agent performance.
 //!
-//! The library holds everything; the command-line edge (`main.rs` and `src/cli/`) is
-//! binary-only.
+//! # Layout
+//!
+//! Read from the top down; no module imports one above it.
+//!
+//! - [`daemon`]: the long-running service — cron schedule and its loop, SIGHUP reload,
+//!   SIGTERM shutdown, the admin listener, Prometheus metrics, sd_notify.
+//! - [`cycle`]: one pass of the pipeline, top to bottom in `cycle/mod.rs`: collect → score →
+//!   plan (guardrails, breaker) → apply (through the one write path) → alert → report.
+//! - [`audit`]: what people do with past runs — history, show, diff, rollback (through the
+//!   cycle's write path), export.
+//! - [`history`]: the ledger itself — run and change records, reconcile after a crash, the
+//!   single-writer lock.
+//! - [`genesys`]: the API client — regions, OAuth, the pacer and retry layer, typed endpoints.
+//! - [`config`]: settings, their validation (errors name the file and field) and secrets.
+//! - [`org`], [`runtime`], [`exit`], [`text`], [`hash`]: the shared snapshot of the org, live
+//!   parts built from settings, exit codes, safe text, stable hashes.
+//! - [`demo`](mod@demo), [`bench`](mod@bench) (feature `simulator`): the same cycle against the embedded
+//!   Genesys Cloud simulator, the `genesys-sim` crate.
+//!
+//! The command-line edge (`main.rs` and `src/cli/`) is binary-only: it parses, dispatches and
+//! turns library errors into messages and exit codes in one place.
 
 pub mod audit;
 #[cfg(feature = "simulator")]

@@ -2,7 +2,7 @@
 //!
 //! One case the crate cannot serve is kept here: an abstract socket (`NOTIFY_SOCKET=@name`,
 //! which sd_notify(3) allows). sd-notify 0.5 connects to the variable's value as a file
-//! path, so `@name` would never arrive; those datagrams are sent by [`Target::Abstract`],
+//! path, so `@name` would never arrive; those datagrams are sent by `Target::Abstract`,
 //! in the crate's own message format.
 //!
 //! Without `$NOTIFY_SOCKET` (not under systemd, a container) every call is a no-op. Sending

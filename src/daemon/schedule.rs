@@ -119,7 +119,7 @@ impl Schedule {
     }
 
     /// The shortest time between two consecutive ticks over the next year from `from`
-    /// (looking at up to [`SPACING_SAMPLE`] ticks); `None` for a schedule with fewer than two.
+    /// (looking at up to `SPACING_SAMPLE` ticks); `None` for a schedule with fewer than two.
     pub fn shortest_interval(&self, from: DateTime<Utc>) -> Option<Duration> {
         let horizon = from + chrono::Duration::days(366);
         let mut shortest: Option<chrono::Duration> = None;
