@@ -4,7 +4,7 @@
 //!
 //! Read from the top down; no module imports one above it.
 //!
-//! - [`daemon`]: the long-running service — cron schedule and its loop, SIGHUP reload,
+//! - [`daemon`]: the long-running service — the loop that sleeps to each scheduled tick, SIGHUP reload,
 //!   SIGTERM shutdown, the admin listener, Prometheus metrics, sd_notify.
 //! - [`cycle`]: one pass of the pipeline, top to bottom in `cycle/mod.rs`: collect → score →
 //!   plan (guardrails, breaker) → apply (through the one write path) → alert → report.
@@ -13,7 +13,8 @@
 //! - [`history`]: the ledger itself — run and change records, reconcile after a crash, the
 //!   single-writer lock.
 //! - [`genesys`]: the API client — regions, OAuth, the pacer and retry layer, typed endpoints.
-//! - [`config`]: settings, their validation (errors name the file and field) and secrets.
+//! - [`config`]: settings, their validation (errors name the file and field), secrets and
+//!   the cron schedule type (with its daylight-saving rule).
 //! - [`org`], [`runtime`], [`exit`], [`text`], [`hash`]: the shared snapshot of the org, live
 //!   parts built from settings, exit codes, safe text, stable hashes.
 //! - [`demo`](mod@demo), [`bench`](mod@bench) (feature `simulator`): the same cycle against the embedded

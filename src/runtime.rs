@@ -225,36 +225,18 @@ pub async fn start_client(client: &GenesysClient, settings: &Settings) -> Result
     Ok(())
 }
 
-/// Where the ledger lives: relative paths resolve against `$STATE_DIRECTORY` (systemd).
-pub fn ledger_path(settings: &Settings) -> PathBuf {
-    let path = &settings.history.path;
-    if path.is_relative() {
-        if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-            // systemd may pass several, colon-separated; the first is ours.
-            let first = dir
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            return PathBuf::from(first).join(path);
-        }
-    }
-    path.clone()
-}
-
 /// Opens the ledger named by the settings, timestamping with `clock`.
 pub fn open_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
-    Ok(Ledger::open(&ledger_path(settings))?.with_clock(clock.clone()))
+    Ok(Ledger::open(&settings.history.ledger_path())?.with_clock(clock.clone()))
 }
 
 /// Opens the ledger named by the settings for a daemon, holding its daemon lock (one daemon
 /// per ledger) for as long as the handle lives.
 pub fn open_daemon_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
-    Ledger::open_for_daemon(&ledger_path(settings), clock)
+    Ledger::open_for_daemon(&settings.history.ledger_path(), clock)
 }
 
 /// Opens the ledger named by the settings for the commands that only read it.
 pub fn open_ledger_read_only(settings: &Settings) -> Result<Ledger, LedgerError> {
-    Ledger::open_read_only(&ledger_path(settings))
+    Ledger::open_read_only(&settings.history.ledger_path())
 }

@@ -14,8 +14,8 @@ use common::sim::{
 };
 use skill_tuner::audit;
 use skill_tuner::clock::Clock;
+use skill_tuner::config::schedule::Schedule;
 use skill_tuner::cycle::Mode;
-use skill_tuner::daemon::schedule::Schedule;
 use skill_tuner::history::{ChangeStatus, RunOutcome};
 use std::collections::BTreeMap;
 

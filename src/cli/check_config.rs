@@ -4,9 +4,9 @@
 use super::setup::load;
 use super::{ConfigArg, Failure};
 use skill_tuner::clock::Clock;
+use skill_tuner::config::schedule::{self, Schedule};
 use skill_tuner::config::secret;
 use skill_tuner::config::Settings;
-use skill_tuner::daemon::schedule::{self, Schedule};
 use skill_tuner::exit::ExitClass;
 use skill_tuner::runtime;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 mod alerts;
 mod genesys;
 mod policy;
+pub mod schedule;
 pub mod secret;
 mod service;
 pub mod sources;

@@ -21,6 +21,25 @@ impl Default for HistorySettings {
     }
 }
 
+impl HistorySettings {
+    /// Where the ledger lives: a relative path resolves against `$STATE_DIRECTORY` (systemd).
+    pub fn ledger_path(&self) -> PathBuf {
+        if self.path.is_relative() {
+            if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+                // systemd may pass several, colon-separated; the first is ours.
+                let first = dir
+                    .to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                return PathBuf::from(first).join(&self.path);
+            }
+        }
+        self.path.clone()
+    }
+}
+
 /// The long-running daemon.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

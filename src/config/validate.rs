@@ -267,7 +267,8 @@ impl Settings {
         // A directory is a config mistake too (exit 2, not "a retry may help"); the path is
         // where the ledger will be opened, `$STATE_DIRECTORY` applied.
         let why = crate::history::not_durable(&self.history.path).or_else(|| {
-            crate::runtime::ledger_path(self)
+            self.history
+                .ledger_path()
                 .is_dir()
                 .then(|| "is a directory".to_string())
         });
@@ -283,11 +284,11 @@ impl Settings {
         }
 
         let d = &self.daemon;
-        match crate::daemon::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
+        match crate::config::schedule::Schedule::parse(&d.schedule, &d.time_zone) {
             Err(e) => c.require(false, e.key(), e.to_string()),
             Ok(schedule) => {
                 if d.jitter_secs > 0 {
-                    let bound = crate::daemon::schedule::jitter_bound(&schedule);
+                    let bound = crate::config::schedule::jitter_bound(&schedule);
                     c.require(
                         d.jitter_secs <= bound.as_secs(),
                         "daemon.jitter_secs",
@@ -300,11 +301,11 @@ impl Settings {
                 }
                 if let Some(spacing) = d.min_spacing_secs {
                     c.require(
-                        spacing <= crate::daemon::schedule::MAX_MIN_SPACING.as_secs(),
+                        spacing <= crate::config::schedule::MAX_MIN_SPACING.as_secs(),
                         "daemon.min_spacing_secs",
                         format!(
                             "at most {} s (one week), got {spacing}",
-                            crate::daemon::schedule::MAX_MIN_SPACING.as_secs()
+                            crate::config::schedule::MAX_MIN_SPACING.as_secs()
                         ),
                     );
                 }

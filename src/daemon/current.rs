@@ -1,11 +1,11 @@
 //! The live parts built from one config — settings, schedule, API client and its login,
 //! ledger, run token — and how each is obtained.
 
-use super::shared::Shared;
+use super::shared::{InUse, Shared};
 use super::DaemonError;
 use crate::clock::Clock;
+use crate::config::schedule::Schedule;
 use crate::config::{secret, ConfigError, Settings};
-use crate::daemon::schedule::Schedule;
 use crate::genesys::GenesysClient;
 use crate::history::{Ledger, LedgerError};
 use crate::runtime::{self, StartupError};
@@ -33,6 +33,26 @@ pub(super) struct Current {
 }
 
 impl Current {
+    /// The parts to publish to [`Shared`]: after start-up and after every reload.
+    pub(super) fn in_use(&self) -> InUse {
+        InUse {
+            client: self.client.clone(),
+            ledger_open: self.ledger.is_some(),
+            fingerprint: self.settings.fingerprint(),
+            schedule: format!(
+                "{} {}",
+                self.schedule.expression(),
+                self.settings.daemon.time_zone
+            ),
+            min_spacing: super::effective_min_spacing(
+                &self.settings,
+                &self.schedule,
+                self.clock.now(),
+            ),
+            run_token: self.run_token.clone(),
+        }
+    }
+
     /// The parts for the start-up config. Refused: an unusable schedule, secret or run token,
     /// and a ledger another daemon holds; a ledger that cannot open for any other reason leaves
     /// the daemon up but not ready. Nothing is sent to the org yet (see [`Current::log_in`]).
@@ -129,7 +149,7 @@ fn ledger_logged(opened: Result<Ledger, LedgerError>, settings: &Settings) -> Op
     match opened {
         Ok(l) => Some(Arc::new(l)),
         Err(e) => {
-            tracing::error!(error = %e, path = %runtime::ledger_path(settings).display(), "cannot open the history ledger: no cycles run until it opens (retried at each tick and on SIGHUP); not ready");
+            tracing::error!(error = %e, path = %settings.history.ledger_path().display(), "cannot open the history ledger: no cycles run until it opens (retried at each tick and on SIGHUP); not ready");
             None
         }
     }

@@ -32,7 +32,6 @@ mod cycles;
 pub mod metrics;
 pub mod notify;
 mod reload;
-pub mod schedule;
 mod shared;
 pub mod signals;
 mod ticks;
@@ -41,10 +40,10 @@ pub use reload::ReloadError;
 pub use shared::Shared;
 
 use crate::clock::Clock;
+use crate::config::schedule::{Schedule, ScheduleError};
 use crate::config::Settings;
 use crate::cycle::report::CycleReport;
 use crate::cycle::CycleError;
-use crate::daemon::schedule::{Schedule, ScheduleError};
 use crate::history::RunTrigger;
 use crate::runtime::StartupError;
 use chrono::{DateTime, Utc};
@@ -98,7 +97,7 @@ pub fn effective_min_spacing(
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Duration {
-    crate::daemon::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
+    crate::config::schedule::min_spacing(settings.daemon.min_spacing_secs, schedule, now)
 }
 
 /// What woke the loop.
@@ -134,7 +133,7 @@ pub async fn run(
         cur.settings.daemon.jitter_secs,
     );
     shared.set_next_run(ticks.fire);
-    shared.publish(&cur);
+    shared.publish(cur.in_use());
     let mut start_pending = cur.settings.daemon.run_on_start;
     let mut running: Option<Running> = None;
     let mut reloading: Option<PendingReload> = None;

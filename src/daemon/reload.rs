@@ -3,8 +3,8 @@
 
 use super::current::{digest, load_run_token, open_ledger_logged, Current};
 use super::shared::Shared;
+use crate::config::schedule::{Schedule, ScheduleError};
 use crate::config::{secret, ConfigError, Settings};
-use crate::daemon::schedule::{Schedule, ScheduleError};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::history::Ledger;
 use crate::runtime::{self, StartupError};
@@ -140,7 +140,7 @@ fn prepare(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> {
     let run_token = load_run_token(&settings)?;
     // A new `history.path` must open (else the reload fails); the same path that could not
     // be opened before is retried without failing the reload over it (not a config problem).
-    let ledger = if runtime::ledger_path(&settings) != runtime::ledger_path(&cur.settings) {
+    let ledger = if settings.history.ledger_path() != cur.settings.history.ledger_path() {
         Some(Some(Arc::new(runtime::open_daemon_ledger(
             &settings, &cur.clock,
         )?)))
@@ -210,7 +210,7 @@ fn apply(path: &Path, cur: &mut Current, shared: &Shared, candidate: Candidate) 
         // With the new settings: the login, the token refresher and the org's rate limit.
         cur.log_in();
     }
-    shared.publish(cur);
+    shared.publish(cur.in_use());
     shared.metrics.record_reload(true);
     tracing::info!(
         config = %path.display(),

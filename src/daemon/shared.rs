@@ -1,7 +1,6 @@
 //! What the daemon shows outside the loop: the state the admin listener and `/metrics` read
 //! (the loop writes it), and systemd's STATUS= line.
 
-use super::current::Current;
 use super::metrics::{LiveSource, LiveView, Metrics};
 use crate::clock::Clock;
 use crate::genesys::GenesysClient;
@@ -22,6 +21,17 @@ pub struct Shared {
     run_token: Mutex<Option<SecretString>>,
     /// For the RFC 3339 time a throttled `POST /run` is told.
     pub(super) clock: Clock,
+}
+
+/// What the loop has in use, as the admin listener and status line show it.
+pub(super) struct InUse {
+    pub client: GenesysClient,
+    pub ledger_open: bool,
+    pub fingerprint: String,
+    /// The schedule and its time zone, as shown.
+    pub schedule: String,
+    pub min_spacing: Duration,
+    pub run_token: Option<SecretString>,
 }
 
 #[derive(Debug, Default)]
@@ -134,19 +144,15 @@ impl Shared {
     }
 
     /// Shows the parts in use: after start-up and after every reload.
-    pub(super) fn publish(&self, cur: &Current) {
+    pub(super) fn publish(&self, parts: InUse) {
         let mut v = self.view();
-        v.client = Some(cur.client.clone());
-        v.ledger_open = cur.ledger.is_some();
-        v.fingerprint = cur.settings.fingerprint();
-        v.schedule = format!(
-            "{} {}",
-            cur.schedule.expression(),
-            cur.settings.daemon.time_zone
-        );
-        v.min_spacing = super::effective_min_spacing(&cur.settings, &cur.schedule, cur.clock.now());
+        v.client = Some(parts.client);
+        v.ledger_open = parts.ledger_open;
+        v.fingerprint = parts.fingerprint;
+        v.schedule = parts.schedule;
+        v.min_spacing = parts.min_spacing;
         drop(v);
-        *self.token_slot() = cur.run_token.clone();
+        *self.token_slot() = parts.run_token;
     }
 
     pub(super) fn set_ledger_open(&self) {

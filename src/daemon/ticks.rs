@@ -1,7 +1,7 @@
 //! When the next scheduled cycle fires: the schedule's next tick plus its jitter.
 
 use crate::clock::Clock;
-use crate::daemon::schedule::Schedule;
+use crate::config::schedule::Schedule;
 use chrono::{DateTime, Utc};
 
 /// The schedule's next tick and when it fires (the tick plus a random jitter).

@@ -1,5 +1,8 @@
 //! Cron schedules evaluated in a time zone, daylight-saving changes included.
 //!
+//! A setting type: config validation refuses a schedule that never fires or a spacing it
+//! cannot honour, and the daemon's loop (`daemon/ticks.rs`) sleeps until each next tick.
+//!
 //! Why not tokio-cron-scheduler's job loop: it fixes the UTC offset when the job is created
 //! (an hour off after a DST change), lets a long job overlap the next tick, and does not wait
 //! for running jobs on shutdown. We compute each next tick ourselves (croner parses and
