@@ -1,7 +1,7 @@
 //! History, diff, rollback, export and crash reconciliation, against the embedded simulator
 //! on 127.0.0.1 (and, for kill -9, the real binary).
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{

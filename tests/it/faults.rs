@@ -20,7 +20,7 @@
 //! `tests/daemon.rs` (`tests/common`), check the same invariants on its ledger, and find the
 //! fault in its `/metrics` and its log file.
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, config_file, output};
 use common::capture::Capture;

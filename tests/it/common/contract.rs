@@ -120,7 +120,8 @@ impl Contract {
     }
 
     /// Problems of the contract itself: unparsable types, unknown enums, operations whose
-    /// models are missing, entries without a doc path.
+    /// models are missing, entries without a doc path or with an SDK version of their own
+    /// that is not one.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         let check =
@@ -164,6 +165,29 @@ impl Contract {
         for (at, doc) in docs {
             if !doc.starts_with("build/") {
                 out.push(format!("{at}: doc `{doc}` is not a path in {}", self.sdk));
+            }
+        }
+        // An entry's own SDK version says where it was read when that is not the file's.
+        let versions = self
+            .operations
+            .iter()
+            .map(|(id, o)| (format!("operations.{id}"), &o.sdk_version))
+            .chain(
+                self.models
+                    .iter()
+                    .map(|(id, m)| (format!("models.{id}"), &m.sdk_version)),
+            );
+        for (at, version) in versions {
+            let Some(version) = version else { continue };
+            let numeric = version.split('.').count() == 3
+                && version
+                    .split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !numeric || *version == self.sdk_version {
+                out.push(format!(
+                    "{at}: sdk_version `{version}` must be a version other than the file's {}",
+                    self.sdk_version
+                ));
             }
         }
         out
