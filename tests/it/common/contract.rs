@@ -153,31 +153,21 @@ impl Contract {
                 check(&mut out, &format!("models.{name}.{field}"), ty, false);
             }
         }
-        let docs = self
+        // Every entry names its doc in the SDK, and its own SDK version where it was read from
+        // another than the file's.
+        let entries = self
             .operations
             .iter()
-            .map(|(id, o)| (format!("operations.{id}"), &o.doc))
+            .map(|(id, o)| (format!("operations.{id}"), &o.doc, &o.sdk_version))
             .chain(
                 self.models
                     .iter()
-                    .map(|(id, m)| (format!("models.{id}"), &m.doc)),
+                    .map(|(id, m)| (format!("models.{id}"), &m.doc, &m.sdk_version)),
             );
-        for (at, doc) in docs {
+        for (at, doc, version) in entries {
             if !doc.starts_with("build/") {
                 out.push(format!("{at}: doc `{doc}` is not a path in {}", self.sdk));
             }
-        }
-        // An entry's own SDK version says where it was read when that is not the file's.
-        let versions = self
-            .operations
-            .iter()
-            .map(|(id, o)| (format!("operations.{id}"), &o.sdk_version))
-            .chain(
-                self.models
-                    .iter()
-                    .map(|(id, m)| (format!("models.{id}"), &m.sdk_version)),
-            );
-        for (at, version) in versions {
             let Some(version) = version else { continue };
             let numeric = version.split('.').count() == 3
                 && version
