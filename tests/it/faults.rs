@@ -1255,7 +1255,13 @@ async fn stop_daemon(t: &mut Tally, d: &mut Daemon) {
     );
 }
 
-fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
+/// Requires a line with `needle` in the daemon's log, waiting a while for it: the daemon's
+/// state (`/readyz`, `/metrics`) can change a moment before the line that tells of it is written.
+async fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.logs().contains(needle) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let logs = d.logs();
     t.require(
         logs.contains(needle),
@@ -1336,7 +1342,7 @@ async fn sighup_broken_config() -> Tally {
         "the broken config's breaker tripped the cycle",
     );
     stop_daemon(&mut t, &mut d).await;
-    expect_daemon_log(&mut t, &d, "keeping the running config");
+    expect_daemon_log(&mut t, &d, "keeping the running config").await;
     r.sim.shutdown().await;
     t
 }
@@ -1447,7 +1453,7 @@ async fn sigterm_mid_apply() -> Tally {
         "stopping: the running cycle finishes its writes in flight",
         "stopped after the running cycle finished",
     ] {
-        expect_daemon_log(&mut t, &d, needle);
+        expect_daemon_log(&mut t, &d, needle).await;
     }
     r.sim.shutdown().await;
     t
@@ -1525,7 +1531,7 @@ async fn login_down_at_start() -> Tally {
         "not ready after login came back",
     );
     for needle in ["login failed; not ready, retrying", "logged in; ready"] {
-        expect_daemon_log(&mut t, &d, needle);
+        expect_daemon_log(&mut t, &d, needle).await;
     }
 
     daemon_cycle_with_edits(&mut t, &d, &r, &plan, &dir.path().join("ledger.db"), 0.0).await;
