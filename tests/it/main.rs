@@ -11,7 +11,7 @@
 //!
 //! Tests share this process, so none sets environment variables or the current directory
 //! (a child process gets its environment through `Command::env`), every port is chosen by the
-//! kernel and every file lives in a [`common::TempDir`]. The one process-global tracing
+//! kernel and every test writes in a directory of its own (a [`common::TempDir`]). The one process-global tracing
 //! subscriber belongs to [`faults`], which routes each event to the scenario it belongs to.
 //! `tests/log_secrets.rs` stays a binary of its own: it must capture what every thread of its
 //! process logs.
