@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test binary with the wall clock moved to each date of the calendar matrix
-# (libfaketime; the monotonic clock stays real so timeouts behave), in two time zones, and
-# prints one line per date and zone with the passed/failed counts.
+# Runs every test binary (tests/it, tests/log_secrets.rs and the crates' unit tests) with the
+# wall clock moved to each date of the calendar matrix (libfaketime; the monotonic clock stays
+# real so timeouts behave), in two time zones, and prints one line per date and zone with the
+# passed/failed counts and the names of the tests that failed.
 #
 #   bash tests/faketime-matrix.sh                 # the whole matrix
 #   bash tests/faketime-matrix.sh '2026-12-31 12:00:00'   # one date
@@ -39,7 +40,7 @@ for d in "${dates[@]}"; do
       p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line"); f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
       [ -n "$line" ] || { f=1; p=0; }
       passed=$((passed + p)); failed=$((failed + f))
-      if [ "$f" != 0 ]; then failures+=("$(basename "$b"): $(grep -E '^    [a-z_:]+$' <<<"$out" | tr -d ' ' | paste -sd, -)"); fi
+      if [ "$f" != 0 ]; then failures+=("$(basename "$b"): $(grep -E '^    [a-z0-9_:]+$' <<<"$out" | tr -d ' ' | paste -sd, -)"); fi
     done
     echo "$d UTC  TZ=$tz  $passed passed, $failed failed"
     for f in "${failures[@]}"; do echo "    $f"; done

@@ -1,6 +1,11 @@
-//! Secrets never reach the logs. In a test binary of its own: tracing caches per-callsite
-//! interest process-wide, so a scoped subscriber racing with other tests could miss events.
+//! Secrets never reach the logs. In a test binary of its own, apart from `tests/it`: it
+//! installs the process-global tracing subscriber, the only kind that also sees what the
+//! client's background tasks (the token refresher) log, and it must see nothing but its own
+//! client's events, which no test running beside it may add to.
 
+// This binary uses a part of the shared helpers; `tests/it` uses all of them.
+#[allow(dead_code)]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::capture::Capture;

@@ -1,13 +1,10 @@
-//! Helpers shared by the integration test targets: temp dirs, the in-process simulator with
+//! Helpers shared by the integration tests: temp dirs, the in-process simulator with
 //! relaxed settings and a client for it ([`sim`]), the real binary as a one-shot command
 //! ([`binary`]), log capture ([`capture`]), the API contract and its checker ([`contract`]),
-//! and, for `tests/daemon.rs` and `tests/faults.rs`, a free admin port, the `skill-tuner run`
+//! and, for the daemon, fault and one-writer tests, a free admin port, the `skill-tuner run`
 //! daemon with its admin endpoints and signals, and `/metrics` parsing.
 //!
 //! Built for a loaded 2-core machine: every wait polls with a generous deadline.
-
-// Each test target uses a different subset.
-#![allow(dead_code)]
 
 pub mod binary;
 pub mod capture;

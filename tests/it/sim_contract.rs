@@ -3,7 +3,7 @@
 //! answer, against the project's API contract (`tests/contract/genesys-contract.toml`), then
 //! the simulator's behaviour endpoint by endpoint.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! real binary against the simulator on loopback: 0 ok, 1 failed, 2 bad config or
 //! credentials, 3 breaker, 4 partial, 5 another writer holds the ledger, 64 usage.
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{relaxed, start_sim};

@@ -1,12 +1,13 @@
 //! History, diff, rollback, export and crash reconciliation, against the embedded simulator
-//! on 127.0.0.1 (and, for kill -9, the real binary).
+//! on 127.0.0.1, in process and through the real binary. A kill -9 mid-apply and the restart
+//! after it are a fault scenario (`faults::kill_9_mid_apply_and_restart`).
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, binary_with_secret, config_file, output};
 use common::sim::{
-    applied_agents, client_for, cycle, memory_ledger, org_value, other_than, relaxed, start_sim,
-    transparent, transparent_changes,
+    client_for, cycle, memory_ledger, org_value, other_than, relaxed, start_sim, transparent,
+    transparent_changes,
 };
 use common::TempDir;
 use genesys_sim::Simulator;
@@ -550,130 +551,6 @@ async fn once_refuses_a_corrupt_ledger_without_writing() {
     assert!(stderr.contains(&ledger.display().to_string()), "{stderr}");
     assert!(stderr.contains("refusing to run"), "{stderr}");
     assert_eq!(sim.org().write_count(), 0);
-    sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_apply_then_restart_reconciles_without_double_apply() {
-    let dir = TempDir::new("kill9");
-    let ledger_path = dir.path().join("ledger.db");
-    let (sim, mut settings, _client) = start(60).await;
-    // Move straight to the target so a re-plan of an applied skill finds nothing to do:
-    // any write of the same skill in the next run would be a double apply.
-    settings.policy.default.smoothing = 1.0;
-    settings.policy.default.max_step = 5.0;
-    settings.genesys.max_concurrency = 2;
-    let config = config_file(dir.path(), &settings, &ledger_path);
-    sim.faults()
-        .latency_for("routingskills/bulk", Duration::from_millis(250));
-
-    let mut child = binary(&["once"], &config).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sim.org().write_count() < 4 {
-        assert!(Instant::now() < deadline, "no writes seen");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // Let writes that were in flight at the kill land (or not) before we look.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    sim.faults()
-        .latency_for("routingskills/bulk", Duration::ZERO);
-    let writes_at_kill = sim.org().write_count();
-
-    // The killed run is unfinished, with rows still `planned`.
-    let killed = {
-        let ledger = Ledger::open(&ledger_path).unwrap();
-        let unfinished = ledger.unfinished_runs().unwrap();
-        assert_eq!(unfinished.len(), 1);
-        let changes = ledger.changes(unfinished[0].id).unwrap();
-        assert!(changes.iter().any(|c| c.status == ChangeStatus::Planned));
-        unfinished[0].id
-    };
-
-    // `plan` reconciles first (and writes nothing).
-    let out = output(binary(&["plan", "--json"], &config)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(sim.org().write_count(), writes_at_kill);
-    let ledger = Ledger::open(&ledger_path).unwrap();
-    let run = ledger.run(killed).unwrap();
-    assert_eq!(run.outcome, Some(RunOutcome::Interrupted));
-    let changes = ledger.changes(killed).unwrap();
-    let mut applied = BTreeSet::new();
-    for c in &changes {
-        let now = org_value(&sim, c);
-        match c.status {
-            ChangeStatus::Applied => {
-                assert_eq!(now, Some(c.after), "{c:?}");
-                applied.insert((c.agent_id.clone(), c.skill_id.clone()));
-            }
-            ChangeStatus::Skipped => assert_eq!(now, Some(c.before), "{c:?}"),
-            ChangeStatus::Conflict => {
-                assert!(now != Some(c.after) && now != Some(c.before), "{c:?}")
-            }
-            other => panic!("unsettled change after reconciliation: {other:?} {c:?}"),
-        }
-    }
-    assert!(!applied.is_empty());
-    let count = |s: ChangeStatus| changes.iter().filter(|c| c.status == s).count();
-    eprintln!(
-        "killed run #{killed}: {} writes before the kill; reconciled {} applied, {} skipped, {} conflict",
-        writes_at_kill,
-        count(ChangeStatus::Applied),
-        count(ChangeStatus::Skipped),
-        count(ChangeStatus::Conflict)
-    );
-    assert!(
-        count(ChangeStatus::Skipped) > 0,
-        "the kill came too late to test anything"
-    );
-    let agents_applied = applied_agents(&changes);
-    assert!(agents_applied.len() as u64 <= writes_at_kill);
-    drop(ledger);
-
-    // `once` again: finishes the job without touching what was already applied.
-    let out = output(binary(&["once", "--json"], &config)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let second = report["run_id"].as_i64().unwrap();
-    let ledger = Ledger::open(&ledger_path).unwrap();
-    let rows = ledger.changes(second).unwrap();
-    let again: Vec<_> = rows
-        .iter()
-        .filter(|r| applied.contains(&(r.agent_id.clone(), r.skill_id.clone())))
-        .collect();
-    assert!(again.is_empty(), "applied changes planned again: {again:?}");
-    let agents_written: BTreeSet<&str> = rows
-        .iter()
-        .filter(|r| r.status == ChangeStatus::Applied)
-        .map(|r| r.agent_id.as_str())
-        .collect();
-    assert_eq!(
-        sim.org().write_count() - writes_at_kill,
-        agents_written.len() as u64,
-        "one write per agent the second run changed, none for the first run's"
-    );
-    // Everything the killed run skipped is now applied by the second run.
-    for c in changes.iter().filter(|c| c.status == ChangeStatus::Skipped) {
-        assert!(
-            rows.iter().any(|r| r.agent_id == c.agent_id
-                && r.skill_id == c.skill_id
-                && r.status == ChangeStatus::Applied),
-            "{c:?}"
-        );
-    }
     sim.shutdown().await;
 }
 

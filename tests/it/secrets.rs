@@ -8,7 +8,7 @@
 //! every token the simulator issued. Secret files readable by others warn (or, strict,
 //! refuse), and there is no way to pass the secret on the command line.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::binary::{binary_with_secret, output as run};

@@ -1,7 +1,7 @@
 //! Bad input: every invalid config value is refused with an error that names its
 //! key and the form that was expected, so a person can fix the file without reading code.
 
-mod common;
+use crate::common;
 
 use skill_tuner::config::{secret, ConfigError, GenesysSettings, Settings};
 use skill_tuner::cycle::{run_cycle, CycleError, Mode, StopSignal};

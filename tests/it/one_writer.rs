@@ -5,7 +5,7 @@
 //!
 //! Built for a loaded 2-core machine: every wait polls with a generous deadline.
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, output};
 use common::capture::Capture;

@@ -3,7 +3,7 @@
 //!
 //! Built for a loaded 2-core machine: every wait polls with a generous deadline.
 
-mod common;
+use crate::common;
 
 use common::sim::start_sim;
 use common::{api_calls_with_status, cycles_total, metric, metric_or_zero, Daemon, TempDir};

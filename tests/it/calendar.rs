@@ -5,7 +5,7 @@
 //! is computed from the simulator's ground truth for the window actually used, never from
 //! the day the tests happen to run.
 
-mod common;
+use crate::common;
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;

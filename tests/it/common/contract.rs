@@ -120,7 +120,8 @@ impl Contract {
     }
 
     /// Problems of the contract itself: unparsable types, unknown enums, operations whose
-    /// models are missing, entries without a doc path.
+    /// models are missing, entries without a doc path or with an SDK version of their own
+    /// that is not one.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         let check =
@@ -152,18 +153,31 @@ impl Contract {
                 check(&mut out, &format!("models.{name}.{field}"), ty, false);
             }
         }
-        let docs = self
+        // Every entry names its doc in the SDK, and its own SDK version where it was read from
+        // another than the file's.
+        let entries = self
             .operations
             .iter()
-            .map(|(id, o)| (format!("operations.{id}"), &o.doc))
+            .map(|(id, o)| (format!("operations.{id}"), &o.doc, &o.sdk_version))
             .chain(
                 self.models
                     .iter()
-                    .map(|(id, m)| (format!("models.{id}"), &m.doc)),
+                    .map(|(id, m)| (format!("models.{id}"), &m.doc, &m.sdk_version)),
             );
-        for (at, doc) in docs {
+        for (at, doc, version) in entries {
             if !doc.starts_with("build/") {
                 out.push(format!("{at}: doc `{doc}` is not a path in {}", self.sdk));
+            }
+            let Some(version) = version else { continue };
+            let numeric = version.split('.').count() == 3
+                && version
+                    .split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !numeric || *version == self.sdk_version {
+                out.push(format!(
+                    "{at}: sdk_version `{version}` must be a version other than the file's {}",
+                    self.sdk_version
+                ));
             }
         }
         out

@@ -1,7 +1,7 @@
 //! End-to-end cycles against the embedded simulator: what `once` writes, what `plan` does
 //! not, and every safety rule of the issue.
 
-mod common;
+use crate::common;
 
 use common::sim::{
     cycle, memory_ledger, skill_id, start_sim, test_now, transparent, transparent_changes,

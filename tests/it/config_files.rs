@@ -1,7 +1,7 @@
 //! The shipped config files parse, and `config/skill-tuner.toml` documents exactly the
 //! defaults (so the file cannot drift from the code).
 
-mod common;
+use crate::common;
 
 use common::TempDir;
 use skill_tuner::config::Settings;

@@ -2,7 +2,7 @@
 //! files its workitems (the simulator creates the worktype the file names), and a cycle
 //! whose workitems all fail is `partial` (exit 4), never plain `ok`.
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, config_file, output};
 use common::sim::{relaxed, start_sim};

@@ -5,7 +5,7 @@
 //!
 //! Loopback only: the simulator, a minimal forward proxy and a TLS endpoint, all started here.
 
-mod common;
+use crate::common;
 
 use common::binary::{config_file, output};
 use common::sim::{relaxed, start_sim, TEST_NOW};

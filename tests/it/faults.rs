@@ -11,16 +11,23 @@
 //! - every fault is visible: in the client's counters (the report's `api` block) matching
 //!   the simulator's, and in the captured logs where the code logs it.
 //!
-//! `cargo test --test faults -- --nocapture` prints
-//! `faults: N injected, N survived, 0 lost, 0 overwritten`, computed from the scenarios.
+//! Each scenario is a test of its own, runnable by name (`cargo test --test it
+//! faults::retry_after_429`); all of them share the rig, the checks and the runner [`run`].
+//! A scenario collects its problems in a [`Tally`] instead of panicking, so its row is
+//! printed whatever it found; the runner then fails the test on any problem.
 //!
-//! Scenarios are entries of one table ([`scenarios`]), each returning a [`Tally`]. The
-//! daemon's scenarios (SIGHUP with a broken config, SIGTERM mid-cycle, login down at
-//! start-up) drive the real `skill-tuner run` binary with the helpers shared with
-//! `tests/daemon.rs` (`tests/common`), check the same invariants on its ledger, and find the
-//! fault in its `/metrics` and its log file.
+//! The summary is kept without running anything twice: every scenario test prints its own
+//! row, and the test that completes the table ([`SCENARIOS`], in whatever order they finish)
+//! also prints the totals line `faults: N injected, N survived, 0 lost, 0 overwritten` and
+//! checks that enough faults fired in all. `cargo test --test it faults:: -- --nocapture`
+//! shows the table; a single scenario run alone shows its row only.
+//!
+//! The daemon's scenarios (SIGHUP with a broken config, SIGTERM mid-cycle, login down at
+//! start-up) drive the real `skill-tuner run` binary with the helpers shared with the daemon
+//! tests (`common`), check the same invariants on its ledger, and find the fault in its
+//! `/metrics` and its log file.
 
-mod common;
+use crate::common;
 
 use common::binary::{binary, config_file, output};
 use common::capture::Capture;
@@ -38,21 +45,98 @@ use skill_tuner::history::{ChangeRecord, ChangeStatus, Ledger, RunOutcome};
 use skill_tuner::runtime;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 const BULK: &str = "/api/v2/users/{id}/routingskills/bulk";
 
-// ---------------------------------------------------------------- scenario table and tally
+// ---------------------------------------------------------------- the scenarios, one test each
 
-/// What one scenario did and found. Problems are collected, not panicked on, so the summary
-/// line is printed even when a scenario breaks an invariant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_429() {
+    run("429 storm", storm_429()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_5xx() {
+    run("5xx burst", burst_5xx()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_spike_and_timeouts() {
+    run("latency spike and timeouts", latency_and_timeouts()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_revoked_mid_cycle() {
+    run("token revoked mid-cycle", token_revoked()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_truncated_bodies() {
+    run("malformed and truncated bodies", malformed_bodies()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_edits_between_read_and_write() {
+    run("human edits between read and write", human_edits()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_apply_and_restart() {
+    run("kill -9 mid-apply and restart", kill_9_mid_apply()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_faults_in_one_cycle() {
+    run("all faults in one cycle", everything_at_once()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_config() {
+    run("SIGHUP with a broken config", sighup_broken_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_cycle() {
+    run("SIGTERM mid-cycle", sigterm_mid_apply()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_down_at_start_up() {
+    run("login down at start-up", login_down_at_start()).await;
+}
+
+/// Every scenario's name: the totals line is printed once all of them have a row.
+const SCENARIOS: [&str; 11] = [
+    "429 storm",
+    "5xx burst",
+    "latency spike and timeouts",
+    "token revoked mid-cycle",
+    "malformed and truncated bodies",
+    "human edits between read and write",
+    "kill -9 mid-apply and restart",
+    "all faults in one cycle",
+    "SIGHUP with a broken config",
+    "SIGTERM mid-cycle",
+    "login down at start-up",
+];
+
+// ---------------------------------------------------------------- tally, runner and summary
+
+/// What one scenario did and found. Problems are collected, not panicked on, so the row is
+/// printed even when a scenario breaks an invariant.
 #[derive(Debug, Default)]
 struct Tally {
+    /// Set by [`run`].
     name: &'static str,
     /// Fault events that actually fired (counted where they are observable).
     injected: u64,
@@ -64,13 +148,6 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(name: &'static str) -> Self {
-        Tally {
-            name,
-            ..Tally::default()
-        }
-    }
-
     fn require(&mut self, ok: bool, what: impl Into<String>) {
         if !ok {
             self.problems.push(what.into());
@@ -86,141 +163,200 @@ impl Tally {
     }
 }
 
+/// The rows of the scenarios finished so far in this process, and when the first started.
+struct Table {
+    rows: Vec<Tally>,
+    started: Option<Instant>,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    rows: Vec::new(),
+    started: None,
+});
+
+fn table() -> std::sync::MutexGuard<'static, Table> {
+    // The lock is never held across a panic, but a poisoned table still holds whole rows.
+    TABLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs one scenario with its own captured logs, prints its row (and, if it completes the
+/// table, the totals), and fails the test on any problem it found. A panic in the scenario (a
+/// broken setup) is one of its problems, so its row is not lost.
+///
 /// Not `Send`: `run_cycle`'s future is not provably `Send` (a higher-ranked lifetime in its
-/// write stream), so scenarios run inline on the test's task, one after another.
-type ScenarioFuture = Pin<Box<dyn Future<Output = Tally>>>;
-
-/// One row of the table: a name and the async fn that runs it.
-struct Scenario {
-    name: &'static str,
-    run: fn() -> ScenarioFuture,
-}
-
-fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "429 storm",
-            run: || Box::pin(storm_429()),
-        },
-        Scenario {
-            name: "5xx burst",
-            run: || Box::pin(burst_5xx()),
-        },
-        Scenario {
-            name: "latency spike and timeouts",
-            run: || Box::pin(latency_and_timeouts()),
-        },
-        Scenario {
-            name: "token revoked mid-cycle",
-            run: || Box::pin(token_revoked_mid_cycle()),
-        },
-        Scenario {
-            name: "malformed and truncated bodies",
-            run: || Box::pin(malformed_bodies()),
-        },
-        Scenario {
-            name: "human edits between read and write",
-            run: || Box::pin(human_edits()),
-        },
-        Scenario {
-            name: "kill -9 mid-apply and restart",
-            run: || Box::pin(kill_9_mid_apply()),
-        },
-        Scenario {
-            name: "all faults in one cycle",
-            run: || Box::pin(everything_at_once()),
-        },
-        Scenario {
-            name: "SIGHUP with a broken config",
-            run: || Box::pin(sighup_broken_config()),
-        },
-        Scenario {
-            name: "SIGTERM mid-cycle",
-            run: || Box::pin(sigterm_mid_cycle()),
-        },
-        Scenario {
-            name: "login down at start-up",
-            run: || Box::pin(login_down_at_start()),
-        },
-    ]
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_suite() {
-    logs(); // install the capturing subscriber before anything logs
-    let started = Instant::now();
-    let mut tallies = Vec::new();
-    for scenario in scenarios() {
-        let t0 = Instant::now();
-        logs().clear();
-        // A panic in a scenario (a broken setup) is a failed scenario, not a lost summary.
-        let tally = match AssertUnwindSafe((scenario.run)()).catch_unwind().await {
-            Ok(t) => t,
-            Err(panic) => {
-                let mut t = Tally::new(scenario.name);
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                t.problems.push(format!("panicked: {text}"));
-                t
-            }
-        };
-        eprintln!(
-            "  {:<36} {:>3} injected  {:>2} lost  {:>2} overwritten  {:>5} ms  {}",
-            tally.name,
-            tally.injected,
-            tally.lost,
-            tally.overwritten,
-            t0.elapsed().as_millis(),
-            if tally.problems.is_empty() {
-                "ok".to_string()
-            } else {
-                format!("PROBLEMS: {:?}", tally.problems)
-            }
-        );
-        tallies.push(tally);
+/// write stream), so a scenario runs inline on its test's task.
+async fn run(name: &'static str, scenario: impl Future<Output = Tally>) {
+    assert!(SCENARIOS.contains(&name), "{name:?} is not in SCENARIOS");
+    install_log_router();
+    let t0 = Instant::now();
+    table().started.get_or_insert(t0);
+    let outcome = SCENARIO_LOGS
+        .scope(
+            Capture::default(),
+            AssertUnwindSafe(scenario).catch_unwind(),
+        )
+        .await;
+    let mut tally = outcome.unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Tally {
+            problems: vec![format!("panicked: {text}")],
+            ..Tally::default()
+        }
+    });
+    tally.name = name;
+    eprintln!(
+        "  {:<36} {:>3} injected  {:>2} lost  {:>2} overwritten  {:>5} ms  {}",
+        tally.name,
+        tally.injected,
+        tally.lost,
+        tally.overwritten,
+        t0.elapsed().as_millis(),
+        if tally.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("PROBLEMS: {:?}", tally.problems)
+        }
+    );
+    let (problems, lost, overwritten, injected) = (
+        tally.problems.clone(),
+        tally.lost,
+        tally.overwritten,
+        tally.injected,
+    );
+    let totals = {
+        let mut table = table();
+        table.rows.push(tally);
+        let complete = SCENARIOS
+            .iter()
+            .all(|n| table.rows.iter().any(|t| t.name == *n));
+        complete.then(|| totals(&table))
+    };
+    assert!(problems.is_empty(), "{name}: {problems:#?}");
+    assert_eq!(lost, 0);
+    assert_eq!(overwritten, 0);
+    assert!(
+        injected >= 1,
+        "{name}: no fault fired, which proves nothing"
+    );
+    // The scenario that completed the table checks the totals when every row is clean; a
+    // scenario with problems fails its own test.
+    if let Some((injected, survived, all_clean)) = totals {
+        if all_clean {
+            assert_eq!(survived, injected);
+            assert!(
+                injected >= 40,
+                "too few faults fired to prove anything: {injected}"
+            );
+        }
     }
-    let injected: u64 = tallies.iter().map(|t| t.injected).sum();
-    let survived: u64 = tallies.iter().map(Tally::survived).sum();
-    let lost: u64 = tallies.iter().map(|t| t.lost).sum();
-    let overwritten: u64 = tallies.iter().map(|t| t.overwritten).sum();
+}
+
+/// Prints the totals line over every scenario's row; returns (injected, survived, whether
+/// every row is clean).
+fn totals(table: &Table) -> (u64, u64, bool) {
+    let rows = &table.rows;
+    let injected: u64 = rows.iter().map(|t| t.injected).sum();
+    let survived: u64 = rows.iter().map(Tally::survived).sum();
+    let lost: u64 = rows.iter().map(|t| t.lost).sum();
+    let overwritten: u64 = rows.iter().map(|t| t.overwritten).sum();
     println!(
         "faults: {injected} injected, {survived} survived, {lost} lost, {overwritten} overwritten"
     );
-    eprintln!("fault suite took {} ms", started.elapsed().as_millis());
-    let problems: Vec<String> = tallies
-        .iter()
-        .flat_map(|t| t.problems.iter().map(move |p| format!("{}: {p}", t.name)))
-        .collect();
-    assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(lost, 0);
-    assert_eq!(overwritten, 0);
-    assert_eq!(survived, injected);
-    assert!(
-        injected >= 40,
-        "too few faults fired to prove anything: {injected}"
-    );
+    if let Some(started) = table.started {
+        eprintln!(
+            "fault scenarios took {} ms from the first start to the last end",
+            started.elapsed().as_millis()
+        );
+    }
+    (
+        injected,
+        survived,
+        rows.iter().all(|t| t.problems.is_empty()),
+    )
 }
 
 // ---------------------------------------------------------------- captured logs
 
-/// Everything the library logs (debug and up), for the "visible in the logs" checks.
-/// Scenarios run one after another, so clearing at the start of each isolates them.
-fn logs() -> &'static Capture {
-    static LOGS: OnceLock<Capture> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let capture = Capture::default();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "skill_tuner=debug,genesys_sim=warn",
-            ))
-            .with_ansi(false)
-            .with_writer(capture.clone())
-            .try_init();
-        capture
-    })
+tokio::task_local! {
+    /// The captured logs of the scenario this task is running.
+    static SCENARIO_LOGS: Capture;
+}
+
+/// Everything the library logs (debug and up) in the running scenario, for the "visible in
+/// the logs" checks.
+fn logs() -> Capture {
+    SCENARIO_LOGS.with(Capture::clone)
+}
+
+/// Installs, once per process, the global subscriber that hands each event to the capture of
+/// the scenario whose task emitted it ([`SCENARIO_LOGS`]). Scenarios run beside each other
+/// and beside the rest of this binary's tests, so one shared capture would mix their logs;
+/// an event from elsewhere (another test, a task a scenario spawned) is dropped, so a check
+/// can miss a line but never find another test's.
+fn install_log_router() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(LogRouter))
+            .expect("the fault scenarios own this binary's global tracing subscriber");
+    });
+}
+
+struct LogRouter;
+
+impl LogRouter {
+    /// What the scenarios read: `skill_tuner=debug,genesys_sim=warn`.
+    fn wanted(meta: &Metadata<'_>) -> bool {
+        let target = meta.target();
+        meta.is_event()
+            && ((target.starts_with("skill_tuner") && *meta.level() <= Level::DEBUG)
+                || (target.starts_with("genesys_sim") && *meta.level() <= Level::WARN))
+    }
+}
+
+impl<S: Subscriber> Layer<S> for LogRouter {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        // Sometimes: whether an event is captured depends on the task that emits it.
+        if Self::wanted(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::DEBUG)
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        Self::wanted(meta) && SCENARIO_LOGS.try_with(|_| ()).is_ok()
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let _ = SCENARIO_LOGS.try_with(|capture| {
+            let meta = event.metadata();
+            let mut line = LogLine(format!("{} {}:", meta.level(), meta.target()));
+            event.record(&mut line);
+            line.0.push('\n');
+            let _ = capture.clone().write_all(line.0.as_bytes());
+        });
+    }
+}
+
+/// One event as text: the message, then every field as `name=value`.
+struct LogLine(String);
+
+impl tracing::field::Visit for LogLine {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let _ = match field.name() {
+            "message" => write!(self.0, " {value:?}"),
+            name => write!(self.0, " {name}={value:?}"),
+        };
+    }
 }
 
 fn expect_log(t: &mut Tally, needle: &str) {
@@ -380,7 +516,7 @@ fn check_rows(
             ChangeStatus::Applied => close(now, c.after) && edit_of(c).is_none(),
             ChangeStatus::Conflict => match edit_of(c) {
                 Some(v) => close(now, v),
-                None => !close(now, c.before),
+                None => !close(now, c.before) && !close(now, c.after),
             },
             ChangeStatus::Skipped | ChangeStatus::Failed => close(now, c.before),
             other => {
@@ -460,7 +596,7 @@ fn served_faults(sim: &Simulator) -> u64 {
 /// 429s before the cycle and a second storm in the middle of the writes: every one is waited
 /// out (`Retry-After`), none fails a change, none makes a write land twice.
 async fn storm_429() -> Tally {
-    let mut t = Tally::new("429 storm");
+    let mut t = Tally::default();
     let r = rig("storm", 40).await;
     r.sim
         .faults()
@@ -491,7 +627,7 @@ async fn storm_429() -> Tally {
 /// Retryable 502/503/504 on reads, analytics and writes are retried; a 500 on one agent's
 /// write is not (it fails that agent's changes, the org keeps `before`, others proceed).
 async fn burst_5xx() -> Tally {
-    let mut t = Tally::new("5xx burst");
+    let mut t = Tally::default();
     let r = rig("5xx", 40).await;
     let plan = one_per_agent(&r.preview().await);
     let victim = plan[0].agent_id.clone();
@@ -533,7 +669,7 @@ async fn burst_5xx() -> Tally {
 /// A latency spike longer than the request timeout on the analytics queries (the first
 /// attempt times out and is retried once the spike is over), and slow writes.
 async fn latency_and_timeouts() -> Tally {
-    let mut t = Tally::new("latency spike and timeouts");
+    let mut t = Tally::default();
     let sim = sim_40().await;
     let mut settings = relaxed(&sim);
     settings.genesys.request_timeout_secs = 1;
@@ -568,8 +704,8 @@ async fn latency_and_timeouts() -> Tally {
 
 /// Every token is revoked after the first write: the next calls get 401, one new token is
 /// fetched, each refused call is repeated once, and the cycle finishes.
-async fn token_revoked_mid_cycle() -> Tally {
-    let mut t = Tally::new("token revoked mid-cycle");
+async fn token_revoked() -> Tally {
+    let mut t = Tally::default();
     let r = rig("revoke", 40).await;
     r.sim
         .faults()
@@ -609,7 +745,7 @@ async fn token_revoked_mid_cycle() -> Tally {
 /// landed (it was a 2xx) and must not be sent again; two bad catalogue reads in a row fail
 /// the cycle before it writes anything.
 async fn malformed_bodies() -> Tally {
-    let mut t = Tally::new("malformed and truncated bodies");
+    let mut t = Tally::default();
     let r = rig("malformed", 40).await;
     let plan = one_per_agent(&r.preview().await);
     let victim = plan[0].agent_id.clone();
@@ -671,7 +807,7 @@ async fn malformed_bodies() -> Tally {
 /// lands just after the re-read and the server answers 409 (re-read, see it, leave it); one
 /// agent gets 409s with no edit at all (re-read, re-decide, write once).
 async fn human_edits() -> Tally {
-    let mut t = Tally::new("human edits between read and write");
+    let mut t = Tally::default();
     let r = rig("edits", 40).await;
     let plan = one_per_agent(&r.preview().await);
     assert!(plan.len() >= 3, "need three changing agents: {plan:?}");
@@ -708,7 +844,7 @@ async fn human_edits() -> Tally {
 /// writes, 5xx on reads, analytics and writes, a timeout spike, truncated bodies on reads and
 /// on a write, and a token revocation mid-apply.
 async fn everything_at_once() -> Tally {
-    let mut t = Tally::new("all faults in one cycle");
+    let mut t = Tally::default();
     let sim = sim_40().await;
     let mut settings = relaxed(&sim);
     settings.genesys.request_timeout_secs = 1;
@@ -797,16 +933,18 @@ async fn everything_at_once() -> Tally {
 
 // ---------------------------------------------------------------- kill -9 (real binary)
 
-/// `once` in the real binary is killed with SIGKILL in the middle of its writes; the next
-/// start reconciles the killed run against the org (no write), and a second `once` finishes
-/// the job without writing any skill the killed run already applied.
+/// `once` in the real binary is killed with SIGKILL in the middle of its writes. The next
+/// start — a `plan`, which writes nothing — reconciles the killed run against the org: every
+/// row settled and true to the org, one write per agent it applied, the run `interrupted`.
+/// A second `once` then finishes the job without writing any skill the killed run applied.
 async fn kill_9_mid_apply() -> Tally {
-    let mut t = Tally::new("kill -9 mid-apply and restart");
+    let mut t = Tally::default();
     let dir = TempDir::new("kill9");
     let ledger_path = dir.path().join("ledger.db");
     let sim = sim_40().await;
     let mut settings = relaxed(&sim);
-    // Straight to the target, so a re-plan of an applied skill finds nothing to do.
+    // Straight to the target, so a re-plan of an applied skill finds nothing to do: any write
+    // of the same skill in the next run would be a double apply.
     settings.policy.default.smoothing = 1.0;
     settings.policy.default.max_step = 5.0;
     settings.genesys.max_concurrency = 2;
@@ -834,32 +972,53 @@ async fn kill_9_mid_apply() -> Tally {
         .latency_for("routingskills/bulk", Duration::ZERO);
     let writes_at_kill = sim.org().write_count();
 
+    // The killed run is unfinished, with rows still `planned`.
     let killed = {
         let ledger = Ledger::open(&ledger_path).unwrap();
         let unfinished = ledger.unfinished_runs().unwrap();
         t.require(unfinished.len() == 1, "the killed run is not unfinished");
-        unfinished[0].id
+        let Some(run) = unfinished.first() else {
+            return t;
+        };
+        t.require(
+            ledger
+                .changes(run.id)
+                .unwrap()
+                .iter()
+                .any(|c| c.status == ChangeStatus::Planned),
+            "no row of the killed run is left `planned`",
+        );
+        run.id
     };
 
-    // The restart: `once` reconciles first, then finishes the job.
-    let out = output(binary(&["once", "--json"], &config)).await;
+    // The restart: `plan` reconciles first, and writes nothing.
+    let out = output(binary(&["plan", "--json"], &config)).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     t.require(out.status.success(), format!("restart failed: {stderr}"));
     t.require(
         stderr.contains("reconciled runs left unfinished by an interruption"),
         format!("the restart did not log the reconciliation: {stderr}"),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let second = report["run_id"].as_i64().unwrap();
+    t.require(
+        sim.org().write_count() == writes_at_kill,
+        "the reconciling `plan` wrote to the org",
+    );
     let ledger = Ledger::open(&ledger_path).unwrap();
     let run = ledger.run(killed).unwrap();
     t.require(
         run.outcome == Some(RunOutcome::Interrupted),
         format!("killed run outcome {:?}", run.outcome),
     );
+    // Every row of the killed run against the org, and its writes: one per agent it applied.
     let first_rows = ledger.changes(killed).unwrap();
-    let second_rows = ledger.changes(second).unwrap();
-    // The killed run's rows against the org, and its writes: one per agent it applied.
+    check_rows(&mut t, &sim, &first_rows, writes_at_kill, &[]);
+    let count = |s: ChangeStatus| first_rows.iter().filter(|c| c.status == s).count();
+    eprintln!(
+        "killed run #{killed}: {writes_at_kill} writes before the kill; reconciled {} applied, {} skipped, {} conflict",
+        count(ChangeStatus::Applied),
+        count(ChangeStatus::Skipped),
+        count(ChangeStatus::Conflict)
+    );
     let applied_first: BTreeSet<(String, String)> = first_rows
         .iter()
         .filter(|c| c.status == ChangeStatus::Applied)
@@ -867,19 +1026,26 @@ async fn kill_9_mid_apply() -> Tally {
         .collect();
     t.require(!applied_first.is_empty(), "nothing applied before the kill");
     t.require(
-        first_rows.iter().any(|c| c.status == ChangeStatus::Skipped),
+        count(ChangeStatus::Skipped) > 0,
         "the kill came too late to test anything",
     );
-    let first_agents: BTreeSet<&str> = applied_first.iter().map(|(a, _)| a.as_str()).collect();
+    drop(ledger);
+
+    // `once` again: finishes the job.
+    let out = output(binary(&["once", "--json"], &config)).await;
     t.require(
-        first_agents.len() as u64 == writes_at_kill,
+        out.status.success(),
         format!(
-            "{writes_at_kill} writes before the kill, {} agents reconciled as applied",
-            first_agents.len()
+            "once after the kill failed: {}",
+            String::from_utf8_lossy(&out.stderr)
         ),
     );
-    // Skipped rows of the killed run were re-planned by the second run; check the second run's
-    // rows against the org, and the killed run's rows that the second did not touch.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = report["run_id"].as_i64().unwrap();
+    let ledger = Ledger::open(&ledger_path).unwrap();
+    let second_rows = ledger.changes(second).unwrap();
+    // Skipped rows of the killed run were re-planned by the second run; the killed run's rows
+    // that the second did not touch still agree with the org.
     let touched: BTreeSet<(String, String)> = second_rows
         .iter()
         .map(|c| (c.agent_id.clone(), c.skill_id.clone()))
@@ -889,7 +1055,13 @@ async fn kill_9_mid_apply() -> Tally {
         .filter(|c| !touched.contains(&(c.agent_id.clone(), c.skill_id.clone())))
         .cloned()
         .collect();
-    check_rows(&mut t, &sim, &untouched, first_agents.len() as u64, &[]);
+    check_rows(
+        &mut t,
+        &sim,
+        &untouched,
+        applied_agents(&first_rows).len() as u64,
+        &[],
+    );
     let again: Vec<_> = second_rows
         .iter()
         .filter(|c| applied_first.contains(&(c.agent_id.clone(), c.skill_id.clone())))
@@ -900,6 +1072,7 @@ async fn kill_9_mid_apply() -> Tally {
             "applied before the kill and planned again: {again:?}"
         ));
     }
+    // One write per agent the second run changed, none for the killed run's.
     let writes_second = sim.org().write_count() - writes_at_kill;
     check_rows(&mut t, &sim, &second_rows, writes_second, &[]);
     for c in first_rows
@@ -1087,7 +1260,13 @@ async fn stop_daemon(t: &mut Tally, d: &mut Daemon) {
     );
 }
 
-fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
+/// Requires a line with `needle` in the daemon's log, waiting a while for it: the daemon's
+/// state (`/readyz`, `/metrics`) can change a moment before the line that tells of it is written.
+async fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.logs().contains(needle) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let logs = d.logs();
     t.require(
         logs.contains(needle),
@@ -1100,7 +1279,7 @@ fn expect_daemon_log(t: &mut Tally, d: &Daemon, needle: &str) {
 /// log names the key or file), the daemon stays alive and ready with the old config, and the
 /// next cycle runs by the old config (the breaker does not trip) and keeps people's edits.
 async fn sighup_broken_config() -> Tally {
-    let mut t = Tally::new("SIGHUP with a broken config");
+    let mut t = Tally::default();
     let sim = sim_40().await;
     let dir = TempDir::new("hup");
     let settings = daemon_settings(&sim, dir.path());
@@ -1168,7 +1347,7 @@ async fn sighup_broken_config() -> Tally {
         "the broken config's breaker tripped the cycle",
     );
     stop_daemon(&mut t, &mut d).await;
-    expect_daemon_log(&mut t, &d, "keeping the running config");
+    expect_daemon_log(&mut t, &d, "keeping the running config").await;
     r.sim.shutdown().await;
     t
 }
@@ -1177,8 +1356,8 @@ async fn sighup_broken_config() -> Tally {
 /// edits on the first agents): the writes in flight finish, no new one starts, exit 0; every
 /// agent's changes are all applied or all skipped (a person's skill aside), the ledger agrees
 /// with the org and no edit is overwritten.
-async fn sigterm_mid_cycle() -> Tally {
-    let mut t = Tally::new("SIGTERM mid-cycle");
+async fn sigterm_mid_apply() -> Tally {
+    let mut t = Tally::default();
     let sim = sim_40().await;
     let dir = TempDir::new("term");
     let mut settings = daemon_settings(&sim, dir.path());
@@ -1279,7 +1458,7 @@ async fn sigterm_mid_cycle() -> Tally {
         "stopping: the running cycle finishes its writes in flight",
         "stopped after the running cycle finished",
     ] {
-        expect_daemon_log(&mut t, &d, needle);
+        expect_daemon_log(&mut t, &d, needle).await;
     }
     r.sim.shutdown().await;
     t
@@ -1290,7 +1469,7 @@ async fn sigterm_mid_cycle() -> Tally {
 /// counted in `/metrics` and logged; once login works it becomes ready by itself and its next
 /// cycle keeps the invariants.
 async fn login_down_at_start() -> Tally {
-    let mut t = Tally::new("login down at start-up");
+    let mut t = Tally::default();
     let sim = sim_40().await;
     let dir = TempDir::new("login");
     let settings = daemon_settings(&sim, dir.path());
@@ -1357,7 +1536,7 @@ async fn login_down_at_start() -> Tally {
         "not ready after login came back",
     );
     for needle in ["login failed; not ready, retrying", "logged in; ready"] {
-        expect_daemon_log(&mut t, &d, needle);
+        expect_daemon_log(&mut t, &d, needle).await;
     }
 
     daemon_cycle_with_edits(&mut t, &d, &r, &plan, &dir.path().join("ledger.db"), 0.0).await;

@@ -1,7 +1,7 @@
 //! Contract tests: every client call against the embedded simulator on loopback, plus the
 //! auth, retry and rate-limit behaviour the issue asks for.
 
-mod common;
+use crate::common;
 
 use common::sim::client_config_for;
 use genesys_sim::{SimConfig, Simulator};
