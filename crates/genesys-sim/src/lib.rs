@@ -64,6 +64,7 @@ mod data;
 mod http;
 mod routes;
 mod state;
+mod twin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,12 +74,14 @@ use skill_tuner_clock::Clock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::SimConfig;
+pub use config::{MethodMix, SimConfig, TwinConfig, TwinConfigError};
 pub use http::server::route_templates;
 pub use state::counters::RequestCounters;
 pub use state::faults::Faults;
+pub use state::org::EvalMethod;
 pub use state::record::Exchange;
 pub use state::world::{MetricStats, OrgHandle, TruthStats};
+pub use twin::{gini, DayOutcome, QueueInfo, Totals, TruthEntry, TwinError, TwinHandle};
 
 use state::Shared;
 
@@ -101,9 +104,14 @@ impl Simulator {
     pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
         let (clock, worktype_id) = (config.clock.clone(), config.worktype_id);
+        let twin = config.twin.clone();
+        if let Some(t) = &twin {
+            t.validate()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
         // Generating a large org is CPU work; keep it off the async worker.
         let world = tokio::task::spawn_blocking(move || {
-            let mut world = state::world::World::new(seed, agents, skills, clock);
+            let mut world = state::world::World::new(seed, agents, skills, clock, twin.as_ref());
             if let Some(id) = worktype_id {
                 world.tasks.worktype_id = id;
             }
@@ -181,6 +189,11 @@ impl Simulator {
     /// Read and modify the synthetic org.
     pub fn org(&self) -> OrgHandle {
         OrgHandle::new(self.shared.world.clone())
+    }
+
+    /// The closed-loop twin, when [`SimConfig::twin`] is set.
+    pub fn twin(&self) -> Option<TwinHandle> {
+        TwinHandle::new(self.shared.world.clone())
     }
 
     /// Stops the server: waits up to 2 s for open connections to finish, then aborts them.
