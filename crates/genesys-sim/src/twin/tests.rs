@@ -243,6 +243,42 @@ fn analytics_answers_are_the_sums_of_the_handled_interactions() {
     let total: Totals = t.total();
     assert_eq!(total.offered, arrivals.len() as u64);
     assert_eq!(total.answered, log.len() as u64);
+    let day1 = t.handle.first_day() + Duration::days(1);
+    let o = t.handle.outcome(day1).expect("an ended day");
+    assert_eq!(o.date, day1);
+    let n = log
+        .iter()
+        .filter(|e| e.day == t.handle_first_day() + 1)
+        .count();
+    assert_eq!(o.total.answered, n as u64);
+    assert_eq!(o.work.iter().map(|&w| u64::from(w)).sum::<u64>(), n as u64);
+    assert!(t.handle.outcome(day1 + Duration::days(5)).is_none());
+
+    // The test-side truth (`OrgHandle::metrics_truth`) is the same sum, over the queues.
+    let org = crate::state::world::OrgHandle::new(t.world.clone());
+    let (user, skill, _) = t.ids(log[0].m);
+    let truth = org
+        .metrics_truth(
+            &user,
+            &skill,
+            start() - Duration::hours(6),
+            start() + Duration::days(3),
+        )
+        .expect("data");
+    let mine: Vec<&LogEntry> = log
+        .iter()
+        .filter(|e| {
+            let (u, s, _) = t.ids(e.m);
+            u == user && s == skill
+        })
+        .collect();
+    assert_eq!(truth.n_conversations, mine.len() as u64);
+    assert_eq!(
+        truth.t_handle_sum_ms,
+        mine.iter()
+            .map(|e| i64::from(e.handled.handle))
+            .sum::<i64>()
+    );
 
     // Evaluations per user; surveys per user and queue.
     let evals = groups(&t.query(
