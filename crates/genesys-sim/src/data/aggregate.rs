@@ -33,6 +33,7 @@ use crate::data::synth::{self, ConvMetric, Stat, CONV_METRICS, EVAL_METRICS, SUR
 use crate::state::org::{Org, Role};
 use crate::state::world::World;
 use crate::twin::layout::{Layout, NO_AGENT};
+use crate::twin::records::DayData;
 use crate::twin::TwinState;
 
 const DAY: i64 = 86_400;
@@ -224,6 +225,13 @@ impl Engine<'_> {
         acc
     }
 
+    /// The query's days the twin has records for.
+    fn twin_days<'t>(&self, twin: TwinView<'t>) -> impl Iterator<Item = (i64, &'t DayData)> + 't {
+        self.days
+            .clone()
+            .filter_map(move |day| Some((day, twin.state.day(twin.layout.first_day, day)?)))
+    }
+
     /// The twin's queue-side rows: `nOffered` per (queue, requested skill).
     fn run_twin_pools(&self, acc: &mut Acc, twin: TwinView<'_>) {
         if !self.sources.iter().any(|s| s.queue_side) {
@@ -238,10 +246,8 @@ impl Engine<'_> {
             if !self.selects(&row) {
                 continue;
             }
-            for day in self.days.clone() {
-                if let Some(data) = twin.state.day(twin.layout.first_day, day) {
-                    self.add(acc, &row, day, &data.pools[p].conv(), true);
-                }
+            for (day, data) in self.twin_days(twin) {
+                self.add(acc, &row, day, &data.pools[p].conv(), true);
             }
         }
     }
@@ -268,10 +274,7 @@ impl Engine<'_> {
                 if !self.selects(&row) {
                     continue;
                 }
-                for day in self.days.clone() {
-                    let Some(data) = twin.state.day(l.first_day, day) else {
-                        continue;
-                    };
+                for (day, data) in self.twin_days(twin) {
                     let record = &data.pairs[m as usize];
                     match kind {
                         Kind::Conversations => self.add(&mut acc, &row, day, &record.conv(), false),

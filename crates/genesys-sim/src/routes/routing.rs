@@ -37,6 +37,20 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// A parameter with two values: `false` for `no` (or when absent), `true` for `yes`;
+/// anything else is a 400 naming it.
+fn either(params: &Params, key: &str, no: &str, yes: &str) -> ApiResult<bool> {
+    match params.get(key) {
+        None => Ok(false),
+        Some(v) if v == no => Ok(false),
+        Some(v) if v == yes => Ok(true),
+        Some(other) => Err(ApiError::invalid_value(
+            key,
+            format!("{key} must be {no} or {yes}, got {other}"),
+        )),
+    }
+}
+
 /// `GET /api/v2/routing/queues?pageSize&pageNumber&sortOrder&name&id…&divisionId…` →
 /// `QueueEntityListing`, sorted by name. No simulated queue has a peer or a canned-response
 /// library, so `peerId`, `cannedResponseLibraryId` and `hasPeer=true` select none;
@@ -47,26 +61,8 @@ pub(crate) async fn queues(
 ) -> ApiResult<Json<Value>> {
     let params = Params::parse(q.as_deref());
     let paging = Paging::from_params(&params, 25, MAX_QUEUE_PAGE)?;
-    let descending = match params.get("sortOrder") {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_value(
-                "sortOrder",
-                format!("sortOrder must be asc or desc, got {other}"),
-            ))
-        }
-    };
-    let has_peer = match params.get("hasPeer") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_value(
-                "hasPeer",
-                format!("hasPeer must be true or false, got {other}"),
-            ))
-        }
-    };
+    let descending = either(&params, "sortOrder", "asc", "desc")?;
+    let has_peer = either(&params, "hasPeer", "false", "true")?;
     let org = &app.world.org;
     let name = params.get("name");
     let ids = params.get_all("id");

@@ -221,6 +221,12 @@ fn skill_name(i: usize) -> String {
 fn initial_proficiency(r: &mut Rng, ability: f64) -> f64 {
     let spread = if r.unit() < 0.2 { 1.5 } else { 0.25 };
     let raw = (2.4 + 1.1 * ability + spread * r.normal()).clamp(0.0, 5.0);
+    as_set_by_hand(r, raw)
+}
+
+/// A proficiency as a person types it: mostly whole stars (65 %), else halves (25 %), else
+/// two decimals.
+pub(crate) fn as_set_by_hand(r: &mut Rng, raw: f64) -> f64 {
     let roll = r.unit();
     if roll < 0.65 {
         raw.round()

@@ -8,7 +8,7 @@
 
 use crate::config::{MethodMix, TwinConfig};
 use crate::data::rng::{domain, Rng};
-use crate::state::org::EvalMethod;
+use crate::state::org::{as_set_by_hand, EvalMethod};
 
 /// One arrival-rate slot: 15 minutes.
 pub(crate) const SLOT_MS: u32 = 15 * 60 * 1000;
@@ -202,14 +202,7 @@ fn rating(r: &mut Rng, ability: f64, config: &TwinConfig) -> f64 {
         config.rating_noise
     };
     let raw = (2.5 + ability + spread * r.gaussian()).clamp(0.0, 5.0);
-    let roll = r.unit();
-    if roll < 0.65 {
-        raw.round()
-    } else if roll < 0.9 {
-        (raw * 2.0).round() / 2.0
-    } else {
-        (raw * 100.0).round() / 100.0
-    }
+    as_set_by_hand(r, raw)
 }
 
 /// Shares rounded to whole queues (largest remainder), as a method per queue position.
