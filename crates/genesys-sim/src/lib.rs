@@ -53,6 +53,7 @@
 //! let twin = sim.twin().expect("configured");          // TwinHandle
 //! for d in 0..days {
 //!     clock.set(start + d days at 06:00);               // yesterday has ended
+//!     twin.simulate_ended_days();                       // so no API request waits for it
 //!     // static: nothing; oracle: twin.set_proficiencies(&twin.oracle_proficiencies(today))
 //!     // tuned: run the product's cycle against sim.base_url() (reads ended days, writes)
 //! }
@@ -63,7 +64,11 @@
 //! [`TwinHandle`] also gives the hidden truth ([`TwinHandle::truth`], for an oracle and for
 //! judging a scorer), the queues with their case mix ([`TwinHandle::queues`]) and the
 //! placement confound ([`TwinHandle::placement_correlation`]). Its methods block (a day of
-//! 10 000 agents takes a few tenths of a second): call them from a blocking context.
+//! 10 000 agents takes a few tenths of a second): call them from a blocking context. An
+//! analytics request that finds days to simulate simulates them first, which at that size
+//! can outlast a client's request timeout for the history days: hence the explicit
+//! `simulate_ended_days` above. Set `retain_days` for long runs of large twins (a day's
+//! records take about 108 bytes per agent × queue × requested skill).
 //!
 //! # Sim choices (where Genesys documents nothing; `docs/genesys-api.md` §9)
 //! - Org: one supervisor per 12 agents (no skills, `manager` of their team); `agents/50`
