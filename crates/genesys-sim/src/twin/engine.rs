@@ -5,7 +5,8 @@
 //! and ends, completions (a heap of busy agents) and proficiency changes (from the org's
 //! journal, at the instants they were made) are merged by time. Idle agents wait in one
 //! FIFO per pool (queue × requested skill), oldest idle first; an agent who becomes busy
-//! is not searched for in the other pools but invalidated by a stamp, and skipped when met.
+//! is not searched for in the other pools but invalidated by a stamp (one per agent, so
+//! the stamps stay in the fastest cache), and skipped when met.
 //! Waiting interactions queue per pool, oldest first; a caller whose patience ran out is
 //! counted as abandoned when the queue is next looked at. Buffers are reused from day to
 //! day, so a day allocates only its records.
@@ -22,7 +23,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use crate::data::rng::{domain, Rng};
 use crate::state::org::EvalMethod;
 use crate::twin::layout::{
-    is_weekend, Layout, ABILITY_ON_HANDLE, ABILITY_ON_TRANSFER, ALERT_SECS, DAY_MS, SLOTS, SLOT_MS,
+    is_weekend, Layout, PoolSpec, ABILITY_ON_HANDLE, ABILITY_ON_TRANSFER, ALERT_SECS, DAY_MS,
+    SLOTS, SLOT_MS,
 };
 use crate::twin::records::{DayData, Handled, PairDay, PoolDay};
 
@@ -35,12 +37,13 @@ const COMPACT_AFTER: usize = 32;
 /// Handle times are kept between 10 s and 4 h.
 const HANDLE_MS: (f64, f64) = (10_000.0, 14_400_000.0);
 
-/// An agent's place in a pool: valid while the membership's stamp has not moved on. The
+/// An agent's place in a pool: valid while the agent's stamp has not moved on. The
 /// proficiency rides along (and is updated in place when it changes mid-spell), so a BEST
 /// scan reads one dense stamp per entry and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Entry {
     pub(crate) m: u32,
+    pub(crate) agent: u32,
     pub(crate) stamp: u32,
     /// `NaN`: the skill is not held.
     pub(crate) prof: f32,
@@ -62,14 +65,15 @@ pub(crate) struct PoolState {
 
 impl PoolState {
     /// The membership the next interaction is routed to, taken out of the idle FIFO (or
-    /// left in place to go stale when its stamp moves on). `stamps` holds each membership's
+    /// left in place to go stale when its stamp moves on). `stamps` holds each agent's
     /// current idle-spell stamp. `None`: nobody eligible is idle.
     pub(crate) fn pick(&mut self, method: EvalMethod, stamps: &[u32]) -> Option<u32> {
         if method == EvalMethod::Best {
             return self.pick_best(stamps);
         }
         while let Some(e) = self.idle.pop_front() {
-            if stamps[e.m as usize] != e.stamp || (method == EvalMethod::All && e.prof.is_nan()) {
+            if stamps[e.agent as usize] != e.stamp || (method == EvalMethod::All && e.prof.is_nan())
+            {
                 continue;
             }
             return Some(e.m);
@@ -81,7 +85,7 @@ impl PoolState {
     /// proficiency; the first such (the longest idle) on ties.
     fn pick_best(&mut self, stamps: &[u32]) -> Option<u32> {
         while let Some(e) = self.idle.front() {
-            if stamps[e.m as usize] == e.stamp {
+            if stamps[e.agent as usize] == e.stamp {
                 break;
             }
             self.idle.pop_front();
@@ -89,7 +93,7 @@ impl PoolState {
         let (mut best, mut best_prof) = (usize::MAX, f32::NEG_INFINITY);
         let (mut seen, mut stale) = (0, 0);
         for (i, e) in self.idle.iter().enumerate() {
-            let valid = stamps[e.m as usize] == e.stamp;
+            let valid = stamps[e.agent as usize] == e.stamp;
             stale += usize::from(!valid);
             // NaN (not held) is never greater, and does not count toward the window.
             let eligible = valid && !e.prof.is_nan();
@@ -107,7 +111,7 @@ impl PoolState {
             self.idle.pop_front();
         } else if stale > COMPACT_AFTER {
             self.idle
-                .retain(|e| stamps[e.m as usize] == e.stamp && e.m != m);
+                .retain(|e| stamps[e.agent as usize] == e.stamp && e.m != m);
         }
         Some(m)
     }
@@ -169,20 +173,41 @@ pub(crate) struct Engine {
     /// Per membership, persistent: proficiencies as of the simulated instant (`NaN`: the
     /// skill is not held).
     pub(crate) profs: Vec<f32>,
-    /// Per membership: the current idle spell.
+    /// Per agent: the current idle spell.
     stamps: Vec<u32>,
     pools: Vec<PoolState>,
     agents: Vec<AgentState>,
     arrivals: Vec<Arrival>,
     heap: BinaryHeap<Reverse<u64>>,
-    /// Per pair: today's true ability.
-    ability: Vec<f64>,
+    /// Per pair: today's true ability and what follows from it.
+    ability: Vec<Ability>,
     cumulative: Vec<f64>,
     /// Tests only: every handled interaction, and every arrival as (day, pool, time).
     #[cfg(test)]
     pub(crate) log: Option<Vec<LogEntry>>,
     #[cfg(test)]
     pub(crate) arrival_log: Option<Vec<(i64, u32, u32)>>,
+}
+
+/// An agent's ability on a skill today, with the factors handling needs (computed once a
+/// day, not per interaction).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ability {
+    value: f64,
+    /// Handle-time factor, e^(−0.25 a).
+    speed: f64,
+    /// Transfer-probability factor, e^(−0.45 a).
+    transfer: f64,
+}
+
+impl Ability {
+    fn new(value: f64) -> Ability {
+        Ability {
+            value,
+            speed: (-ABILITY_ON_HANDLE * value).exp(),
+            transfer: (-ABILITY_ON_TRANSFER * value).exp(),
+        }
+    }
 }
 
 /// The day being simulated and its records.
@@ -198,7 +223,7 @@ impl Engine {
     pub(crate) fn new(layout: &Layout, prof: impl Fn(usize) -> f32) -> Engine {
         Engine {
             profs: (0..layout.memb.len()).map(prof).collect(),
-            stamps: vec![0; layout.memb.len()],
+            stamps: vec![0; layout.agents.len()],
             pools: (0..layout.pools.len())
                 .map(|_| PoolState::default())
                 .collect(),
@@ -211,7 +236,7 @@ impl Engine {
             ],
             arrivals: Vec::new(),
             heap: BinaryHeap::new(),
-            ability: vec![0.0; layout.pairs.len()],
+            ability: vec![Ability::default(); layout.pairs.len()],
             cumulative: vec![0.0; layout.pools.len()],
             #[cfg(test)]
             log: None,
@@ -228,7 +253,7 @@ impl Engine {
         changes: &[TimedChange],
     ) -> DayData {
         for (p, a) in self.ability.iter_mut().enumerate() {
-            *a = layout.ability(p, day);
+            *a = Ability::new(layout.ability(p, day));
         }
         self.generate_arrivals(layout, day);
         for pool in &mut self.pools {
@@ -287,7 +312,7 @@ impl Engine {
                 if e.end {
                     match self.agents[e.agent as usize].mode {
                         Mode::Idle => {
-                            self.invalidate(layout, e.agent);
+                            self.invalidate(e.agent);
                             self.agents[e.agent as usize].mode = Mode::Off;
                         }
                         Mode::Busy => self.agents[e.agent as usize].leaving = true,
@@ -371,15 +396,14 @@ impl Engine {
         };
         *prof = c.prof;
         let p = layout.memb[c.m as usize].pool as usize;
-        self.pools[p].update(c.m, self.stamps[c.m as usize], c.prof);
+        let agent = layout.memb[c.m as usize].agent;
+        self.pools[p].update(c.m, self.stamps[agent as usize], c.prof);
     }
 
     /// Every place of agent `a` in the pools goes stale.
-    fn invalidate(&mut self, layout: &Layout, a: u32) {
-        let (s, e) = layout.agents[a as usize].memb;
-        for stamp in &mut self.stamps[s as usize..e as usize] {
-            *stamp = stamp.wrapping_add(1);
-        }
+    fn invalidate(&mut self, a: u32) {
+        let stamp = &mut self.stamps[a as usize];
+        *stamp = stamp.wrapping_add(1);
     }
 
     fn eligible(&self, layout: &Layout, m: u32) -> bool {
@@ -416,7 +440,7 @@ impl Engine {
             let p = layout.memb[m as usize].pool as usize;
             if let Some(w) = self.pools[p].waiting.pop_front() {
                 self.agents[a as usize].mode = Mode::Busy;
-                self.invalidate(layout, a);
+                self.invalidate(a);
                 self.serve(d, m, w.arrival, w.idx, t);
                 return;
             }
@@ -427,7 +451,8 @@ impl Engine {
                 let p = layout.memb[m as usize].pool as usize;
                 self.pools[p].idle.push_back(Entry {
                     m,
-                    stamp: self.stamps[m as usize],
+                    agent: a,
+                    stamp: self.stamps[a as usize],
                     prof: self.profs[m as usize],
                 });
             }
@@ -442,7 +467,7 @@ impl Engine {
             Some(m) => {
                 let a = layout.memb[m as usize].agent;
                 self.agents[a as usize].mode = Mode::Busy;
-                self.invalidate(layout, a);
+                self.invalidate(a);
                 self.serve(d, m, arrival.t, idx, arrival.t);
             }
             None => {
@@ -473,8 +498,7 @@ impl Engine {
             layout,
             d.day,
             idx,
-            pool.handle_ms,
-            pool.transfer,
+            pool,
             queue.handle_mult,
             ability,
             now - arrival,
@@ -504,15 +528,13 @@ impl Engine {
 
 /// The work of one interaction: the case draws are the interaction's own (keyed by its
 /// arrival number), the agent's ability scales them.
-#[allow(clippy::too_many_arguments)]
 fn handle(
     layout: &Layout,
     day: i64,
     idx: u32,
-    handle_ms: f64,
-    transfer: f64,
+    pool: &PoolSpec,
     difficulty: f64,
-    ability: f64,
+    ability: Ability,
     wait_ms: u32,
 ) -> Handled {
     let config = &layout.config;
@@ -521,10 +543,11 @@ fn handle(
     let (u_acw, u_hold, u_hold_len, u_alert) = (r.unit(), r.unit(), r.unit(), r.unit());
     let (u_transfer, u_blind, u_eval, u_survey) = (r.unit(), r.unit(), r.unit(), r.unit());
     let sigma = layout.sigma;
-    let mean = handle_ms * (-ABILITY_ON_HANDLE * ability).exp();
+    let mean = pool.handle_ms * ability.speed;
+    let a = ability.value;
     let total = (mean * (sigma * z - sigma * sigma / 2.0).exp()).clamp(HANDLE_MS.0, HANDLE_MS.1);
     let acw = total * (0.08 + 0.12 * u_acw);
-    let p_hold = (0.25 - 0.05 * ability).clamp(0.05, 0.5);
+    let p_hold = (0.25 - 0.05 * a).clamp(0.05, 0.5);
     let held = if u_hold < p_hold {
         total * (0.04 + 0.14 * u_hold_len)
     } else {
@@ -536,20 +559,20 @@ fn handle(
         held.round() as u32,
     );
     let alert = ((ALERT_SECS.0 + (ALERT_SECS.1 - ALERT_SECS.0) * u_alert) * 1000.0).round() as u32;
-    let p_transfer = (transfer * (-ABILITY_ON_TRANSFER * ability).exp()).clamp(0.002, 0.6);
+    let p_transfer = (pool.transfer * ability.transfer).clamp(0.002, 0.6);
     let transferred = u_transfer < p_transfer;
     let score = |x: f64| x.round().clamp(0.0, 100.0) as u8;
     let evaluation = (u_eval < config.evaluation_share).then(|| {
         (
-            score(78.0 + 7.0 * ability + 6.0 * r.gaussian()),
-            score(88.0 + 5.0 * ability + 5.0 * r.gaussian()),
+            score(78.0 + 7.0 * a + 6.0 * r.gaussian()),
+            score(88.0 + 5.0 * a + 5.0 * r.gaussian()),
         )
     });
     let survey = (u_survey < config.survey_share).then(|| {
         // Long waits, transfers and hard cases leave customers less satisfied.
         let waited = (f64::from(wait_ms) / 60_000.0 * 1.5).min(10.0);
         let s = score(
-            72.0 + 9.0 * ability
+            72.0 + 9.0 * a
                 - 6.0 * (difficulty - 1.0)
                 - waited
                 - if transferred { 8.0 } else { 0.0 }

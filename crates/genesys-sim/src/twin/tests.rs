@@ -376,8 +376,14 @@ impl Twin {
     }
 }
 
+/// Membership `m` of agent `m` (one membership each).
 fn entry(m: u32, prof: f32) -> Entry {
-    Entry { m, stamp: 0, prof }
+    Entry {
+        m,
+        agent: m,
+        stamp: 0,
+        prof,
+    }
 }
 
 #[test]
