@@ -186,6 +186,17 @@ impl Person {
         Person { http, base, token }
     }
 
+    /// A read without a body (the supervisor browsing the admin UI).
+    async fn get(&self, path: &str) -> StatusCode {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("send")
+            .status()
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> StatusCode {
         self.http
             .request(method, format!("{}{path}", self.base))
@@ -352,6 +363,14 @@ async fn recorded_cycle(sim: &Simulator) {
     assert_eq!(
         person
             .send(reqwest::Method::PUT, &path, &json!(skills))
+            .await,
+        StatusCode::OK
+    );
+
+    // The supervisor looks at the queues and how each routes (skill evaluation method).
+    assert_eq!(
+        person
+            .get("/api/v2/routing/queues?pageSize=2&pageNumber=1&sortOrder=asc")
             .await,
         StatusCode::OK
     );

@@ -31,6 +31,189 @@ pub struct SimConfig {
     /// Keep every request and response, bodies included, in memory ([`crate::Simulator::exchanges`]):
     /// for contract tests, not for long runs.
     pub record: bool,
+    /// `Some`: the org is a closed-loop twin ([`crate::TwinHandle`]): interactions arrive, are
+    /// routed by the proficiencies in force, handled and recorded, and analytics answers
+    /// from those records. `None`: the open-loop org, whose history is a fixed function of
+    /// the seed. The twin uses `agents`, `skills` and `seed` above for its size and seed.
+    pub twin: Option<TwinConfig>,
+}
+
+/// The closed-loop twin's parameters. The defaults are the reference twin; `docs/twin.md`
+/// says why each value is plausible. Everything is deterministic from [`SimConfig::seed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinConfig {
+    /// Number of queues (at least 1). Queue `k` of `n` has a handle-time multiplier from
+    /// 0.75 (easiest) to 1.45 (hardest), spaced evenly on a log scale.
+    pub queues: usize,
+    /// Offered work as a share of the agent time on shift (0.3–1.1): 0.88 keeps agents busy
+    /// most of the day while leaving a few idle, so routing has a choice to make.
+    pub load: f64,
+    /// Coefficient of variation of one agent's handle times on one queue (0.1–1.5).
+    pub handle_cv: f64,
+    /// Which `skillEvaluationMethod` the queues use (shares, rounded to whole queues).
+    pub method_mix: MethodMix,
+    /// Standard deviation, in stars, of a supervisor's fresh rating around the truth
+    /// (one star = one standard deviation of ability).
+    pub rating_noise: f64,
+    /// Share of starting proficiencies that are stale: standard deviation 1.5 stars.
+    pub stale_share: f64,
+    /// Weight of ability in placing agents on queues (0: at random, 1: strictly the best on
+    /// the hardest). 0.8 gives a rank correlation of about 0.5 between an agent's ability on
+    /// a skill and the difficulty of the queue where they use it.
+    pub placement: f64,
+    /// Share of agents who are members of a second queue (of neighbouring difficulty).
+    pub multi_queue_share: f64,
+    /// Days simulated before the day the simulator starts on, so the first cycle has history.
+    pub history_days: u32,
+    /// Keep the per-day records of only this many most recent simulated days (older days
+    /// answer no data; their outcome totals stay). `None`: keep every day.
+    pub retain_days: Option<u32>,
+    /// Mean of the callers' patience (exponential), in seconds: a waiting caller abandons
+    /// after it.
+    pub patience_mean_secs: f64,
+    /// Share of handled interactions that get a quality evaluation.
+    pub evaluation_share: f64,
+    /// Share of handled interactions whose customer answers the survey.
+    pub survey_share: f64,
+    /// Share of agents who are new hires on a learning curve at the start of history.
+    pub new_hire_share: f64,
+    /// Share of agents whose ability drifts slowly (up or down) over the weeks.
+    pub drift_share: f64,
+    /// Share of agents who also work weekends (weekend arrivals follow the staffing).
+    pub weekend_staff_share: f64,
+}
+
+/// Shares of queues by `skillEvaluationMethod`; need not sum to 1 (they are normalised).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MethodMix {
+    pub best: f64,
+    pub none: f64,
+    pub all: f64,
+}
+
+impl Default for MethodMix {
+    fn default() -> Self {
+        MethodMix {
+            best: 0.75,
+            none: 0.125,
+            all: 0.125,
+        }
+    }
+}
+
+impl MethodMix {
+    /// Every queue uses BEST.
+    pub fn all_best() -> Self {
+        MethodMix {
+            best: 1.0,
+            none: 0.0,
+            all: 0.0,
+        }
+    }
+}
+
+impl Default for TwinConfig {
+    fn default() -> Self {
+        TwinConfig {
+            queues: 8,
+            load: 0.95,
+            handle_cv: 0.65,
+            method_mix: MethodMix::default(),
+            rating_noise: 0.5,
+            stale_share: 0.2,
+            placement: 0.8,
+            multi_queue_share: 0.2,
+            history_days: 28,
+            retain_days: None,
+            patience_mean_secs: 180.0,
+            evaluation_share: 0.005,
+            survey_share: 0.08,
+            new_hire_share: 0.08,
+            drift_share: 0.15,
+            weekend_staff_share: 0.3,
+        }
+    }
+}
+
+/// Why a [`TwinConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("twin configuration: {field} = {value} is outside {range}")]
+pub struct TwinConfigError {
+    pub field: &'static str,
+    pub value: f64,
+    pub range: &'static str,
+}
+
+impl TwinConfig {
+    /// Checks every field against the range the model is meant for.
+    pub fn validate(&self) -> Result<(), TwinConfigError> {
+        let checks: [(&'static str, f64, f64, f64, &'static str); 14] = [
+            ("queues", self.queues as f64, 1.0, 64.0, "1..=64"),
+            ("load", self.load, 0.3, 1.1, "0.3..=1.1"),
+            ("handle_cv", self.handle_cv, 0.1, 1.5, "0.1..=1.5"),
+            ("rating_noise", self.rating_noise, 0.0, 3.0, "0..=3"),
+            ("stale_share", self.stale_share, 0.0, 1.0, "0..=1"),
+            ("placement", self.placement, 0.0, 1.0, "0..=1"),
+            (
+                "multi_queue_share",
+                self.multi_queue_share,
+                0.0,
+                1.0,
+                "0..=1",
+            ),
+            (
+                "history_days",
+                self.history_days as f64,
+                0.0,
+                366.0,
+                "0..=366",
+            ),
+            (
+                "patience_mean_secs",
+                self.patience_mean_secs,
+                1.0,
+                3600.0,
+                "1..=3600",
+            ),
+            ("evaluation_share", self.evaluation_share, 0.0, 1.0, "0..=1"),
+            ("survey_share", self.survey_share, 0.0, 1.0, "0..=1"),
+            ("new_hire_share", self.new_hire_share, 0.0, 1.0, "0..=1"),
+            ("drift_share", self.drift_share, 0.0, 1.0, "0..=1"),
+            (
+                "weekend_staff_share",
+                self.weekend_staff_share,
+                0.0,
+                1.0,
+                "0..=1",
+            ),
+        ];
+        for (field, value, lo, hi, range) in checks {
+            if !(lo..=hi).contains(&value) {
+                return Err(TwinConfigError {
+                    field,
+                    value,
+                    range,
+                });
+            }
+        }
+        let m = self.method_mix;
+        let shares = [m.best, m.none, m.all];
+        if shares.iter().any(|s| !(0.0..=1.0).contains(s)) || shares.iter().sum::<f64>() <= 0.0 {
+            return Err(TwinConfigError {
+                field: "method_mix",
+                value: shares.iter().sum(),
+                range: "shares in 0..=1, not all zero",
+            });
+        }
+        if self.retain_days == Some(0) {
+            return Err(TwinConfigError {
+                field: "retain_days",
+                value: 0.0,
+                range: "1.. (or None)",
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for SimConfig {
@@ -48,6 +231,7 @@ impl Default for SimConfig {
             clock: Clock::system(),
             worktype_id: None,
             record: false,
+            twin: None,
         }
     }
 }

@@ -15,6 +15,12 @@
 //! responses of one UTC day concern one of the skills the agent held at generation (picked
 //! per day from the seed), and so that skill's queue.
 //! Groups and metrics without data are absent, never zero, as in the real API.
+//!
+//! With a closed-loop twin, the rows are the twin's records instead: conversations,
+//! evaluations and surveys per (agent, requested skill, queue) and day, and `nOffered` per
+//! (queue, requested skill) and day; days the twin has not simulated (before its history)
+//! or no longer keeps have no data. `nOutbound` has no data there (the twin models inbound
+//! voice only).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +31,10 @@ use crate::data::aquery::{Dim, Kind, Query, Row};
 use crate::data::rng::{domain, mix};
 use crate::data::synth::{self, ConvMetric, Stat, CONV_METRICS, EVAL_METRICS, SURVEY_METRICS};
 use crate::state::org::{Org, Role};
+use crate::state::world::World;
+use crate::twin::layout::{Layout, NO_AGENT};
+use crate::twin::records::DayData;
+use crate::twin::TwinState;
 
 const DAY: i64 = 86_400;
 const NOON: i64 = DAY / 2;
@@ -98,6 +108,15 @@ struct Engine<'a> {
     /// The queue of each skill (`None`: the skill has no queue).
     queue_of: Vec<Option<u16>>,
     sources: Vec<Source>,
+    /// The twin's records, when the org is a twin.
+    twin: Option<TwinView<'a>>,
+}
+
+/// A twin's layout and simulated days, read-only for one query.
+#[derive(Clone, Copy)]
+struct TwinView<'a> {
+    layout: &'a Layout,
+    state: &'a TwinState,
 }
 
 /// Folds `from` into `into` (chunks of users may share groups when not grouping by user).
@@ -178,9 +197,16 @@ impl Engine<'_> {
             Some(c) => c,
             None => (0..self.org.users.len() as u32).collect(),
         };
+        let mut acc = Acc::new();
+        if let Some(twin) = self.twin {
+            if kind == Kind::Conversations && !restricted {
+                self.run_twin_pools(&mut acc, twin);
+            }
+        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if users.len() < PARALLEL_THRESHOLD || threads < 2 {
-            return self.run_users(kind, &users, restricted);
+            merge_acc(&mut acc, self.run_users(kind, &users, restricted));
+            return acc;
         }
         let chunk = users.len().div_ceil(threads);
         let parts: Vec<Acc> = std::thread::scope(|scope| {
@@ -193,15 +219,81 @@ impl Engine<'_> {
                 .map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        let mut acc = Acc::new();
         for part in parts {
             merge_acc(&mut acc, part);
         }
         acc
     }
 
+    /// The query's days the twin has records for.
+    fn twin_days<'t>(&self, twin: TwinView<'t>) -> impl Iterator<Item = (i64, &'t DayData)> + 't {
+        self.days
+            .clone()
+            .filter_map(move |day| Some((day, twin.state.day(twin.layout.first_day, day)?)))
+    }
+
+    /// The twin's queue-side rows: `nOffered` per (queue, requested skill).
+    fn run_twin_pools(&self, acc: &mut Acc, twin: TwinView<'_>) {
+        if !self.sources.iter().any(|s| s.queue_side) {
+            return;
+        }
+        for (p, pool) in twin.layout.pools.iter().enumerate() {
+            let row = Row {
+                user: None,
+                skill: Some(pool.skill),
+                queue: Some(pool.queue),
+            };
+            if !self.selects(&row) {
+                continue;
+            }
+            for (day, data) in self.twin_days(twin) {
+                self.add(acc, &row, day, &data.pools[p].conv(), true);
+            }
+        }
+    }
+
+    /// The twin's agent-side rows of `users`: one per (agent, requested skill, queue).
+    fn run_twin_users(&self, kind: Kind, users: &[u32], twin: TwinView<'_>) -> Acc {
+        let mut acc = Acc::new();
+        if !self.sources.iter().any(|s| !s.queue_side) {
+            return acc;
+        }
+        let l = twin.layout;
+        for &u in users {
+            let a = l.agent_of_user.get(u as usize).copied().unwrap_or(NO_AGENT);
+            let Some(spec) = l.agents.get(a as usize) else {
+                continue;
+            };
+            for m in spec.memb.0..spec.memb.1 {
+                let pool = &l.pools[l.memb[m as usize].pool as usize];
+                let row = Row {
+                    user: Some(u),
+                    skill: Some(pool.skill),
+                    queue: Some(pool.queue),
+                };
+                if !self.selects(&row) {
+                    continue;
+                }
+                for (day, data) in self.twin_days(twin) {
+                    let record = &data.pairs[m as usize];
+                    match kind {
+                        Kind::Conversations => self.add(&mut acc, &row, day, &record.conv(), false),
+                        Kind::Evaluations => {
+                            self.add(&mut acc, &row, day, &record.evaluations(), false)
+                        }
+                        Kind::Surveys => self.add(&mut acc, &row, day, &record.surveys(), false),
+                    }
+                }
+            }
+        }
+        acc
+    }
+
     /// `restricted`: the filter pins down users, so queue-side rows (no userId) cannot match.
     fn run_users(&self, kind: Kind, users: &[u32], restricted: bool) -> Acc {
+        if let Some(twin) = self.twin {
+            return self.run_twin_users(kind, users, twin);
+        }
         let mut acc = Acc::new();
         let days = self.days.clone();
         let wants = |q: bool| self.sources.iter().any(|s| s.queue_side == q);
@@ -340,9 +432,12 @@ fn day_skill(seed: u64, user: u32, day: i64, held: &[u16]) -> Option<u16> {
         .copied()
 }
 
-/// Answers `query` as the org stood at `now` (days after it have no data yet).
-pub(crate) fn answer(kind: Kind, org: &Org, query: &Query, now: DateTime<Utc>) -> Value {
+/// Answers `query` as the world stood at `now` (days after it have no data yet). A twin
+/// first simulates the days that have ended.
+pub(crate) fn answer(kind: Kind, world: &World, query: &Query, now: DateTime<Utc>) -> Value {
+    let org = &world.org;
     let days = days_with_data(query.start, query.end, now);
+    let twin = world.twin.as_ref().map(|t| (t, t.catch_up(org, now)));
     let engine = Engine {
         org,
         query,
@@ -355,11 +450,15 @@ pub(crate) fn answer(kind: Kind, org: &Org, query: &Query, now: DateTime<Utc>) -
             .map(|s| {
                 org.queues
                     .iter()
-                    .position(|q| usize::from(q.skill) == s)
+                    .position(|q| q.skills.first().is_some_and(|&k| usize::from(k) == s))
                     .map(|q| q as u16)
             })
             .collect(),
         sources: sources(kind, &query.metrics),
+        twin: twin.as_ref().map(|(t, st)| TwinView {
+            layout: &t.layout,
+            state: st,
+        }),
     };
     let acc = engine.run(kind);
     engine.render(&acc)

@@ -23,6 +23,13 @@ pub(crate) mod domain {
     pub(crate) const EVAL_DAY: u64 = 13;
     pub(crate) const SURVEY_DAY: u64 = 14;
     pub(crate) const DAY_SKILL: u64 = 15;
+    pub(crate) const TWIN_LAYOUT: u64 = 16;
+    pub(crate) const TWIN_TRUTH: u64 = 17;
+    pub(crate) const TWIN_RATING: u64 = 18;
+    pub(crate) const TWIN_ARRIVALS: u64 = 19;
+    pub(crate) const TWIN_CASE: u64 = 20;
+    pub(crate) const TWIN_PATIENCE: u64 = 21;
+    pub(crate) const TWIN_VOLUME: u64 = 22;
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -87,6 +94,19 @@ impl Rng {
         (s - 2.0) * 3f64.sqrt()
     }
 
+    /// Standard normal (Box–Muller, one of the pair): unbounded tails, which log-normal
+    /// handle times need.
+    pub(crate) fn gaussian(&mut self) -> f64 {
+        // 1 - unit() lies in (0, 1]: the logarithm is finite.
+        let r = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
+        r * (std::f64::consts::TAU * self.unit()).cos()
+    }
+
+    /// Exponential with the given mean.
+    pub(crate) fn exponential(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+
     /// Binomial(trials, p) by direct simulation; trials are small here.
     pub(crate) fn binomial(&mut self, trials: u32, p: f64) -> u32 {
         (0..trials).filter(|_| self.chance(p)).count() as u32
@@ -126,5 +146,23 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.1, "{mean} {var}");
+    }
+
+    #[test]
+    fn gaussian_and_exponential_have_their_moments() {
+        let mut r = Rng::keyed(&[11]);
+        let xs: Vec<f64> = (0..40_000).map(|_| r.gaussian()).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+        assert!(
+            xs.iter().any(|x| x.abs() > 3.6),
+            "the tails reach beyond ±3.6"
+        );
+        let e = (0..40_000).map(|_| r.exponential(3.0)).sum::<f64>() / 40_000.0;
+        assert!((e - 3.0).abs() < 0.1, "{e}");
     }
 }

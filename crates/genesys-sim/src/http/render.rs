@@ -82,3 +82,28 @@ pub(crate) fn routing_skill(org: &Org, skill: u16) -> Value {
         "selfUri": format!("/api/v2/routing/skills/{}", s.id),
     })
 }
+
+/// `Queue`: the fields the simulator models. `memberCount` counts user members (the
+/// simulator has no group members), all joined.
+pub(crate) fn queue(org: &Org, q: usize) -> Value {
+    let queue = &org.queues[q];
+    let division = usize::from(queue.division);
+    let members = queue.members.len();
+    json!({
+        "id": queue.id.to_string(),
+        "name": queue.name,
+        "division": {
+            "id": org.divisions[division].to_string(),
+            "name": DIVISION_NAMES[division],
+            "selfUri": format!("/api/v2/authorization/divisions/{}", org.divisions[division]),
+        },
+        "dateCreated": "2025-01-15T09:30:00.000Z",
+        "dateModified": "2025-01-15T09:30:00.000Z",
+        "memberCount": members,
+        "userMemberCount": members,
+        "joinedMemberCount": members,
+        "scoringMethod": "TimestampAndPriority",
+        "skillEvaluationMethod": queue.method.as_api(),
+        "selfUri": format!("/api/v2/routing/queues/{}", queue.id),
+    })
+}

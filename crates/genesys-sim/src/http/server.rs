@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// Every route, as `(method, template)`: the simulator's whole route table (the router below
 /// serves exactly these; `tests/sim_contract.rs` checks that, and that each has an entry in
 /// the project's API contract). Paths under `/_sim/` are the simulator's own.
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 21] = [
     ("POST", "/oauth/token"),
     ("POST", "/_sim/webhook"),
     ("POST", "/_sim/faults"),
@@ -23,6 +23,7 @@ const ROUTES: [(&str, &str); 20] = [
     ("PATCH", "/api/v2/users/{id}/routingskills/bulk"),
     ("PUT", "/api/v2/users/{id}/routingskills/bulk"),
     ("GET", "/api/v2/routing/skills"),
+    ("GET", "/api/v2/routing/queues"),
     ("GET", "/api/v2/routing/queues/{id}/members"),
     ("GET", "/api/v2/groups/{id}/individuals"),
     ("POST", "/api/v2/analytics/conversations/aggregates/query"),
@@ -75,6 +76,7 @@ fn api_routes(app: &AppState) -> Router<AppState> {
             patch(users::patch_bulk).put(users::put_bulk),
         )
         .route("/api/v2/routing/skills", get(routing::skills))
+        .route("/api/v2/routing/queues", get(routing::queues))
         .route(
             "/api/v2/routing/queues/{id}/members",
             get(routing::queue_members),

@@ -20,16 +20,15 @@ async fn run(app: AppState, kind: Kind, body: Bytes) -> ApiResult<Json<Value>> {
     let query = aquery::parse(kind, &app.world.org, limits, &body)?;
     let world = app.world.clone();
     let now = world.clock.now();
-    let answer =
-        tokio::task::spawn_blocking(move || aggregate::answer(kind, &world.org, &query, now))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal.server.error",
-                    "The aggregation failed",
-                )
-            })?;
+    let answer = tokio::task::spawn_blocking(move || aggregate::answer(kind, &world, &query, now))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal.server.error",
+                "The aggregation failed",
+            )
+        })?;
     Ok(Json(answer))
 }
 

@@ -14,6 +14,105 @@ use crate::state::AppState;
 /// Sim choice: the largest `pageSize` for queue members (the .NET SDK documents "Max value is
 /// 100").
 const MAX_MEMBER_PAGE: usize = 100;
+/// Sim choice (not documented): the largest `pageSize` for the queue listing.
+const MAX_QUEUE_PAGE: usize = 500;
+
+/// A `name` filter of the queue listing: case-insensitive, with an optional leading and/or
+/// trailing `*` matching anything ("leading and trailing asterisks allowed").
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.to_lowercase(), name.to_lowercase());
+    let (starts, rest) = match p.strip_prefix('*') {
+        Some(r) => (false, r),
+        None => (true, p.as_str()),
+    };
+    let (ends, core) = match rest.strip_suffix('*') {
+        Some(r) => (false, r),
+        None => (true, rest),
+    };
+    match (starts, ends) {
+        (true, true) => n == core,
+        (true, false) => n.starts_with(core),
+        (false, true) => n.ends_with(core),
+        (false, false) => n.contains(core),
+    }
+}
+
+/// A parameter with two values: `false` for `no` (or when absent), `true` for `yes`;
+/// anything else is a 400 naming it.
+fn either(params: &Params, key: &str, no: &str, yes: &str) -> ApiResult<bool> {
+    match params.get(key) {
+        None => Ok(false),
+        Some(v) if v == no => Ok(false),
+        Some(v) if v == yes => Ok(true),
+        Some(other) => Err(ApiError::invalid_value(
+            key,
+            format!("{key} must be {no} or {yes}, got {other}"),
+        )),
+    }
+}
+
+/// `GET /api/v2/routing/queues?pageSize&pageNumber&sortOrder&name&id…&divisionId…` →
+/// `QueueEntityListing`, sorted by name. No simulated queue has a peer or a canned-response
+/// library, so `peerId`, `cannedResponseLibraryId` and `hasPeer=true` select none;
+/// `expand=identityresolution` adds nothing (not modelled).
+pub(crate) async fn queues(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::parse(q.as_deref());
+    let paging = Paging::from_params(&params, 25, MAX_QUEUE_PAGE)?;
+    let descending = either(&params, "sortOrder", "asc", "desc")?;
+    let has_peer = either(&params, "hasPeer", "false", "true")?;
+    let org = &app.world.org;
+    let name = params.get("name");
+    let ids = params.get_all("id");
+    let divisions = params.get_all("divisionId");
+    let none_match = has_peer
+        || !params.get_all("peerId").is_empty()
+        || params.get("cannedResponseLibraryId").is_some();
+    let mut selected: Vec<usize> = (0..org.queues.len())
+        .filter(|&i| {
+            let queue = &org.queues[i];
+            let division = org.divisions[usize::from(queue.division)];
+            !none_match
+                && name.is_none_or(|n| name_matches(n, &queue.name))
+                && (ids.is_empty() || ids.iter().any(|id| org.queue_by_id(id) == Some(i)))
+                && (divisions.is_empty()
+                    || divisions
+                        .iter()
+                        .any(|d| uuid::Uuid::parse_str(d).is_ok_and(|d| d == division)))
+        })
+        .collect();
+    selected.sort_by(|&a, &b| {
+        let (x, y) = (&org.queues[a].name, &org.queues[b].name);
+        x.to_lowercase().cmp(&y.to_lowercase()).then(x.cmp(y))
+    });
+    if descending {
+        selected.reverse();
+    }
+    let entities = selected[paging.range(selected.len())]
+        .iter()
+        .map(|&i| render::queue(org, i))
+        .collect();
+    let mut extra: Vec<String> = Vec::new();
+    for key in ["sortOrder", "name", "hasPeer", "cannedResponseLibraryId"] {
+        if let Some(v) = params.get(key) {
+            extra.push(format!("{key}={}", encode(v)));
+        }
+    }
+    for key in ["id", "divisionId", "peerId", "expand"] {
+        for v in params.get_all(key) {
+            extra.push(format!("{key}={}", encode(&v)));
+        }
+    }
+    Ok(Json(listing(
+        entities,
+        selected.len(),
+        paging,
+        "/api/v2/routing/queues",
+        &extra.join("&"),
+    )))
+}
 
 /// `GET /api/v2/routing/skills?pageSize&pageNumber&name&id…`. `name` is a case-insensitive
 /// prefix match (sim choice; the SDK says "results that start with this value").
@@ -58,7 +157,8 @@ fn members(org: &Org, keep: impl Fn(u32) -> bool) -> Vec<u32> {
 
 /// `GET /api/v2/routing/queues/{id}/members` → `QueueMemberEntityListing`, which carries no
 /// `total` or `pageCount`: another page follows while `nextUri` is present. Membership is
-/// fixed at generation: the active agents who held the queue's skill (sim choice).
+/// fixed at generation (sim choice): in the open-loop org, the active agents who held the
+/// queue's skill; in a twin, the agents placed on the queue.
 pub(crate) async fn queue_members(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -71,9 +171,7 @@ pub(crate) async fn queue_members(
         .map(|i| &org.queues[i])
         .ok_or_else(|| ApiError::not_found(format!("Queue {id} not found")))?;
     let paging = Paging::from_params(&params, 25, MAX_MEMBER_PAGE)?;
-    let all = members(org, |i| {
-        org.users[i as usize].original_skills.contains(&queue.skill)
-    });
+    let all = &queue.members;
     let entities = all[paging.range(all.len())]
         .iter()
         .map(|&i| {
@@ -122,4 +220,20 @@ pub(crate) async fn group_individuals(
         "pageCount": 1,
         "selfUri": format!("/api/v2/groups/{}/individuals", org.groups[group as usize]),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn queue_names_match_with_leading_and_trailing_asterisks() {
+        assert!(name_matches("billing", "Billing"));
+        assert!(!name_matches("bill", "Billing"));
+        assert!(name_matches("bill*", "Billing"));
+        assert!(name_matches("*ing", "Billing"));
+        assert!(name_matches("*lli*", "Billing"));
+        assert!(!name_matches("*x*", "Billing"));
+        assert!(name_matches("*", "Billing"));
+    }
 }

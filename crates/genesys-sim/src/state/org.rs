@@ -2,11 +2,14 @@
 //!
 //! Per-user data is kept compact (a UUID, a few small integers and the held skills) because the
 //! simulator must hold 100 000 agents; names and e-mails are re-derived from the index.
-//! The only mutable part is each user's skill list and version, behind one `RwLock`.
+//! The only mutable part is each user's skill list and version, behind one `RwLock`. When a
+//! closed-loop twin runs, every change to it is also written to a time-stamped [`Journal`], so
+//! the twin replays proficiencies in the order and at the instants they were set.
 
 use std::collections::HashMap;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use skill_tuner_clock::Clock;
 use uuid::Uuid;
 
 use crate::data::rng::{domain, uuid_for, Rng};
@@ -68,11 +71,98 @@ pub(crate) struct Skill {
     pub(crate) name: String,
 }
 
+/// A queue's `skillEvaluationMethod`: how routing uses skills (the SDK's `Queue` enum).
+///
+/// - `Best` ("best available skills"): among the (up to) 100 longest-idle eligible agents,
+///   the one with the highest proficiency on the requested skill; ties go to the longest idle.
+/// - `All` ("all skills matching"): the longest-idle agent who holds every requested skill;
+///   proficiency is not looked at.
+/// - `None` ("disregard skills, next agent"): the longest-idle member of the queue, whether
+///   or not they hold the requested skill. Members hold their queue's skills when the org is
+///   generated, so until a skill is taken away this is "longest idle among the skilled".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvalMethod {
+    None,
+    Best,
+    All,
+}
+
+impl EvalMethod {
+    /// The value of `Queue.skillEvaluationMethod`.
+    pub fn as_api(self) -> &'static str {
+        match self {
+            EvalMethod::None => "NONE",
+            EvalMethod::Best => "BEST",
+            EvalMethod::All => "ALL",
+        }
+    }
+
+    /// Whether proficiency changes who gets an interaction on such a queue.
+    pub fn uses_proficiency(self) -> bool {
+        self == EvalMethod::Best
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Queue {
     pub(crate) id: Uuid,
     pub(crate) name: String,
+    pub(crate) division: u8,
+    pub(crate) method: EvalMethod,
+    /// The skills interactions on this queue request (an Architect flow sets one per
+    /// interaction). The open-loop org's queues request the one skill they are named after.
+    pub(crate) skills: Vec<u16>,
+    /// Active agents who are members, in roster order (fixed at generation).
+    pub(crate) members: Vec<u32>,
+}
+
+/// One change to a user's skills, stamped with the simulator's clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SkillChange {
+    /// Milliseconds since the Unix epoch.
+    pub(crate) at_ms: i64,
+    pub(crate) user: u32,
     pub(crate) skill: u16,
+    /// The new proficiency; `None`: the skill was taken away.
+    pub(crate) value: Option<f64>,
+}
+
+/// Every skill change since the twin last looked, in the order they were made.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    clock: Clock,
+    entries: Mutex<Vec<SkillChange>>,
+}
+
+impl Journal {
+    pub(crate) fn new(clock: Clock) -> Self {
+        Journal {
+            clock,
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Removes and returns the changes stamped before `before_ms`, in time order (writes
+    /// made at the same instant keep the order they were made in).
+    pub(crate) fn take_before(&self, before_ms: i64) -> Vec<SkillChange> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut due, keep): (Vec<_>, Vec<_>) =
+            entries.drain(..).partition(|c| c.at_ms < before_ms);
+        *entries = keep;
+        due.sort_by_key(|c| c.at_ms);
+        due
+    }
+
+    fn record(&self, user: u32, changes: impl Iterator<Item = (u16, Option<f64>)>) {
+        let at_ms = self.clock.now().timestamp_millis();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.extend(changes.map(|(skill, value)| SkillChange {
+            at_ms,
+            user,
+            skill,
+            value,
+        }));
+    }
 }
 
 /// The whole org.
@@ -89,6 +179,33 @@ pub(crate) struct Org {
     state: RwLock<Vec<UserSkills>>,
     /// Names an admin changed (tests): user index → name.
     renamed: RwLock<HashMap<u32, String>>,
+    /// Set when a twin replays skill changes.
+    pub(crate) journal: Option<Journal>,
+}
+
+/// How many supervisors an org of `agents` active agents has: they come first in the
+/// roster, so agent `a` (active ones first, then the inactive) is user `supervisors + a`.
+pub(crate) fn supervisor_count(agents: usize) -> usize {
+    agents.div_ceil(TEAM_SIZE)
+}
+
+/// How many inactive agents (who still hold skills) an org of `agents` active agents has.
+pub(crate) fn inactive_count(agents: usize) -> usize {
+    if agents == 0 {
+        0
+    } else {
+        (agents / 50).max(2)
+    }
+}
+
+/// The skill catalogue of an org.
+pub(crate) fn catalogue(seed: u64, skills: usize) -> Vec<Skill> {
+    (0..skills)
+        .map(|i| Skill {
+            id: uuid_for(seed, domain::SKILL, i as u64),
+            name: skill_name(i),
+        })
+        .collect()
 }
 
 fn skill_name(i: usize) -> String {
@@ -104,6 +221,12 @@ fn skill_name(i: usize) -> String {
 fn initial_proficiency(r: &mut Rng, ability: f64) -> f64 {
     let spread = if r.unit() < 0.2 { 1.5 } else { 0.25 };
     let raw = (2.4 + 1.1 * ability + spread * r.normal()).clamp(0.0, 5.0);
+    as_set_by_hand(r, raw)
+}
+
+/// A proficiency as a person types it: mostly whole stars (65 %), else halves (25 %), else
+/// two decimals.
+pub(crate) fn as_set_by_hand(r: &mut Rng, raw: f64) -> f64 {
     let roll = r.unit();
     if roll < 0.65 {
         raw.round()
@@ -115,19 +238,69 @@ fn initial_proficiency(r: &mut Rng, ability: f64) -> f64 {
 }
 
 impl Org {
-    /// Builds the org for `agents` active agents holding skills from a catalogue of `skills`.
+    /// Builds the open-loop org for `agents` active agents holding skills from a catalogue of
+    /// `skills`; its queues are named after the first three skills and use BEST.
     pub(crate) fn generate(seed: u64, agents: usize, skills: usize) -> Org {
-        let skill_list: Vec<Skill> = (0..skills)
-            .map(|i| Skill {
-                id: uuid_for(seed, domain::SKILL, i as u64),
-                name: skill_name(i),
+        let max_held = skills.min(5) as u64;
+        let mut org = Org::assemble(seed, agents, catalogue(seed, skills), |index, _, r| {
+            let agent = crate::data::synth::agent_traits(seed, index);
+            let held = if max_held == 0 {
+                0
+            } else {
+                1 + r.below(max_held)
+            };
+            let mut chosen: Vec<u16> = Vec::new();
+            while (chosen.len() as u64) < held {
+                // Earlier skills are more common, like a real catalogue.
+                let s = (r.unit().powf(1.6) * skills as f64) as u16;
+                if !chosen.contains(&s) {
+                    chosen.push(s);
+                }
+            }
+            chosen
+                .iter()
+                .map(|&s| {
+                    let pair = crate::data::synth::pair_traits(seed, index, s, &agent);
+                    (s, initial_proficiency(r, pair.ability))
+                })
+                .collect()
+        });
+        org.queues = (0..skills.min(3))
+            .map(|i| {
+                let skill = i as u16;
+                Queue {
+                    id: uuid_for(seed, domain::QUEUE, i as u64),
+                    name: org.skills[i].name.clone(),
+                    division: 0,
+                    method: EvalMethod::Best,
+                    skills: vec![skill],
+                    members: (0..org.users.len() as u32)
+                        .filter(|&u| {
+                            org.is_active_agent(u)
+                                && org.users[u as usize].original_skills.contains(&skill)
+                        })
+                        .collect(),
+                }
             })
             .collect();
+        org
+    }
+
+    /// The roster every org shares: supervisors, then `agents` active agents, then the
+    /// inactive ones, in teams, divisions and groups. `hold(user index, agent number, rng)`
+    /// says which skills an agent holds, with their starting proficiencies. Queues are left
+    /// to the caller.
+    pub(crate) fn assemble(
+        seed: u64,
+        agents: usize,
+        skill_list: Vec<Skill>,
+        mut hold: impl FnMut(u32, usize, &mut Rng) -> Vec<(u16, f64)>,
+    ) -> Org {
         let divisions = (0..DIVISION_NAMES.len())
             .map(|i| uuid_for(seed, domain::DIVISION, i as u64))
             .collect();
-        let supervisors = agents.div_ceil(TEAM_SIZE);
-        let inactive = if agents == 0 { 0 } else { (agents / 50).max(2) };
+        let supervisors = supervisor_count(agents);
+        let inactive = inactive_count(agents);
         let total = supervisors + agents + inactive;
         let mut users = Vec::with_capacity(total);
         let mut state = Vec::with_capacity(total);
@@ -146,30 +319,11 @@ impl Org {
                 skills: Vec::new(),
             });
         }
-        let max_held = skills.min(5) as u64;
         for a in 0..agents + inactive {
             let index = users.len() as u32;
             let team = a % agents.max(1) / TEAM_SIZE;
             let mut r = Rng::keyed(&[seed, domain::ROSTER, index as u64]);
-            let agent = crate::data::synth::agent_traits(seed, index);
-            let held = if max_held == 0 {
-                0
-            } else {
-                1 + r.below(max_held)
-            };
-            let mut chosen: Vec<u16> = Vec::new();
-            while (chosen.len() as u64) < held {
-                // Earlier skills are more common, like a real catalogue.
-                let s = (r.unit().powf(1.6) * skills as f64) as u16;
-                if !chosen.contains(&s) {
-                    chosen.push(s);
-                }
-            }
-            let mut held_skills = Vec::with_capacity(chosen.len());
-            for &s in &chosen {
-                let pair = crate::data::synth::pair_traits(seed, index, s, &agent);
-                held_skills.push((s, initial_proficiency(&mut r, pair.ability)));
-            }
+            let held_skills = hold(index, a, &mut r);
             users.push(UserInfo {
                 id: uuid_for(seed, domain::USER, index as u64),
                 role: Role::Agent,
@@ -177,20 +331,13 @@ impl Org {
                 division: (team % 2) as u8,
                 manager: (supervisors > 0).then_some((team % supervisors.max(1)) as u32),
                 group: Some((team % 2) as u8),
-                original_skills: chosen.into_boxed_slice(),
+                original_skills: held_skills.iter().map(|(s, _)| *s).collect(),
             });
             state.push(UserSkills {
                 version: 1 + r.below(5) as u32,
                 skills: held_skills,
             });
         }
-        let queues = (0..skills.min(3))
-            .map(|i| Queue {
-                id: uuid_for(seed, domain::QUEUE, i as u64),
-                name: skill_list[i].name.clone(),
-                skill: i as u16,
-            })
-            .collect();
         let groups = (0..GROUP_NAMES.len())
             .map(|i| uuid_for(seed, domain::GROUP, i as u64))
             .collect();
@@ -209,12 +356,13 @@ impl Org {
             skills: skill_list,
             divisions,
             users,
-            queues,
+            queues: Vec::new(),
             groups,
             user_index,
             skill_index,
             state: RwLock::new(state),
             renamed: RwLock::default(),
+            journal: None,
         }
     }
 
@@ -319,12 +467,24 @@ impl Org {
         if changed {
             user.version += 1;
         }
+        if let Some(journal) = &self.journal {
+            journal.record(index, changes.iter().map(|&(s, p)| (s, Some(p))));
+        }
     }
 
     /// Replaces all skills (the semantics of `PUT .../routingskills/bulk`).
     pub(crate) fn replace_skills(&self, index: u32, skills: Vec<(u16, f64)>) {
         let mut state = self.write_state();
         if let Some(user) = state.get_mut(index as usize) {
+            if let Some(journal) = &self.journal {
+                let removed = user
+                    .skills
+                    .iter()
+                    .filter(|(s, _)| !skills.iter().any(|(k, _)| k == s))
+                    .map(|&(s, _)| (s, None));
+                let set = skills.iter().map(|&(s, p)| (s, Some(p)));
+                journal.record(index, removed.chain(set));
+            }
             user.skills = skills;
             user.version += 1;
         }
@@ -352,5 +512,11 @@ mod tests {
         }
         assert!(org.users.iter().any(|u| !u.active));
         assert_eq!(Org::generate(42, 10, 9).skills[7].name, "Skill 08");
+        for q in &org.queues {
+            assert_eq!(q.method, EvalMethod::Best);
+            assert!(!q.members.is_empty());
+            assert!(q.members.iter().all(|&m| agents.contains(&m)
+                && org.users[m as usize].original_skills.contains(&q.skills[0])));
+        }
     }
 }

@@ -7,10 +7,14 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::config::TwinConfig;
 use crate::data::aggregate::{days_with_data, pair_totals};
+use crate::data::rng::{domain, uuid_for};
 use crate::data::synth::{ConvMetric, Stat, CONV_METRICS};
-use crate::state::org::{Org, Role, GROUP_NAMES};
+use crate::state::org::{self, Journal, Org, Queue, Role, GROUP_NAMES};
 use crate::state::workitems::TaskStore;
+use crate::twin::layout::Layout;
+use crate::twin::{day_of, Twin};
 use skill_tuner_clock::Clock;
 
 /// Everything mutable or generated about the simulated org.
@@ -22,18 +26,78 @@ pub(crate) struct World {
     pub(crate) tasks: TaskStore,
     pub(crate) webhook: Mutex<Vec<Value>>,
     pub(crate) writes: AtomicU64,
+    /// The closed-loop twin, when configured; analytics then answers from its records.
+    pub(crate) twin: Option<Twin>,
 }
 
 impl World {
-    pub(crate) fn new(seed: u64, agents: usize, skills: usize, clock: Clock) -> World {
+    pub(crate) fn new(
+        seed: u64,
+        agents: usize,
+        skills: usize,
+        clock: Clock,
+        twin: Option<&TwinConfig>,
+    ) -> World {
+        let (org, twin) = match twin {
+            None => (Org::generate(seed, agents, skills), None),
+            Some(config) => {
+                let (org, twin) = twin_org(seed, agents, skills, &clock, config);
+                (org, Some(twin))
+            }
+        };
         World {
-            org: Org::generate(seed, agents, skills),
+            org,
             tasks: TaskStore::new(seed, clock.clone()),
             clock,
             webhook: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
+            twin,
         }
     }
+}
+
+/// The twin's org: the usual roster, with skills, queues and starting proficiencies from
+/// the twin's layout, and a journal of skill changes for the twin to replay.
+fn twin_org(
+    seed: u64,
+    agents: usize,
+    skills: usize,
+    clock: &Clock,
+    config: &TwinConfig,
+) -> (Org, Twin) {
+    let first_day = day_of(clock.now()) - i64::from(config.history_days);
+    let layout = Layout::generate(
+        seed,
+        agents,
+        org::inactive_count(agents),
+        org::supervisor_count(agents),
+        skills,
+        first_day,
+        config,
+    );
+    let mut org = Org::assemble(seed, agents, org::catalogue(seed, skills), |_, a, _| {
+        layout.holdings.get(a).cloned().unwrap_or_default()
+    });
+    org.queues = layout
+        .queues
+        .iter()
+        .enumerate()
+        .map(|(q, spec)| Queue {
+            id: uuid_for(seed, domain::QUEUE, q as u64),
+            name: spec.name.clone(),
+            division: (q % 2) as u8,
+            method: spec.method,
+            skills: spec.skills.iter().map(|s| s.0).collect(),
+            members: spec
+                .members
+                .iter()
+                .map(|&a| layout.agents[a as usize].user)
+                .collect(),
+        })
+        .collect();
+    org.journal = Some(Journal::new(clock.clone()));
+    let twin = Twin::new(layout, &org);
+    (org, twin)
 }
 
 /// One metric's summary in [`TruthStats::metrics`].
@@ -277,8 +341,12 @@ impl OrgHandle {
     ) -> Option<TruthStats> {
         let u = self.org().user_by_id(user_id)?;
         let s = self.org().skill_by_id(skill_id)?;
-        let days = days_with_data(interval_start, interval_end, self.world.clock.now());
-        let total = pair_totals(self.org(), u, s, days)?;
+        let now = self.world.clock.now();
+        let days = days_with_data(interval_start, interval_end, now);
+        let total = match &self.world.twin {
+            Some(twin) => twin.pair_totals(&self.world.org, now, u, s, days)?,
+            None => pair_totals(self.org(), u, s, days)?,
+        };
         if total.iter().all(|s| s.count == 0) {
             return None;
         }
