@@ -5,7 +5,7 @@
 //! `MyPureCloud/platform-client-sdk-dotnet` `build/docs/*Api.md`, models in
 //! `build/docs/<Model>.md`, version 270.0.0), summed up with their sources in
 //! `docs/genesys-api.md`; `tests/contract/genesys-contract.toml` holds the facts we rely on,
-//! and `tests/sim_contract.rs` checks every request against them. Where no public document
+//! and `tests/it/sim_contract.rs` checks every request against them. Where no public document
 //! states a fact the value is a named constant or a setting, listed in the notes' §9.
 
 pub mod auth;

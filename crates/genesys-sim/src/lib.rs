@@ -3,7 +3,7 @@
 //! An in-process axum server on loopback that serves every path skill-tuner's client uses,
 //! with the JSON shapes of Genesys' SDK models (.NET SDK 270.0.0, `build/docs/`; see the
 //! repository's `docs/genesys-api.md`), error bodies and headers, so the real client runs
-//! unchanged against it; the repository's `tests/sim_contract.rs` checks every answer of a
+//! unchanged against it; the repository's `tests/it/sim_contract.rs` checks every answer of a
 //! recorded cycle against `tests/contract/genesys-contract.toml`. The login host and the API host are the
 //! same base URL: `POST {base}/oauth/token` and `{base}/api/v2/...`.
 //!

@@ -10,7 +10,7 @@ use crate::routes::{analytics, control, limits, oauth, routing, tasks, users};
 use crate::state::AppState;
 
 /// Every route, as `(method, template)`: the simulator's whole route table (the router below
-/// serves exactly these; `tests/sim_contract.rs` checks that, and that each has an entry in
+/// serves exactly these; `tests/it/sim_contract.rs` checks that, and that each has an entry in
 /// the project's API contract). Paths under `/_sim/` are the simulator's own.
 const ROUTES: [(&str, &str); 21] = [
     ("POST", "/oauth/token"),
