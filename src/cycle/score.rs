@@ -14,7 +14,7 @@
 //! `policy.relative`'s ramps. Quality and CSAT keep their absolute ramps.
 
 use super::casemix::{CaseMix, Expected};
-use crate::config::{Component, RelativeRamp, RelativeRamps, SkillPolicy};
+use crate::config::{Component, PolicySettings, RelativeRamp, RelativeRamps, SkillPolicy};
 use crate::org::{Agent, PairMetrics, ScoreStat, SkillIx, Snapshot};
 use serde::Serialize;
 
@@ -312,29 +312,49 @@ pub fn score_with(
     })
 }
 
-/// Scores an agent on a skill with the snapshot's context: its population, and with case
-/// mix the fitted demands of its work and the relative ramps.
-pub(crate) fn score_agent_skill(
-    policy: &SkillPolicy,
-    agent: &Agent,
-    skill: SkillIx,
-    population: &SkillPopulation,
-    case_mix: Option<(&CaseMix, &RelativeRamps)>,
-) -> Option<Score> {
-    let relative = case_mix.and_then(|(fit, ramps)| {
-        Some(Relative {
-            expected: fit.expected(agent, skill)?,
-            ramps,
-        })
-    });
-    score_with(
-        policy,
-        agent.metrics_for(skill),
-        agent.quality,
-        agent.csat,
-        population,
-        relative,
-    )
+/// Scores agents of one snapshot: what scoring needs beyond one agent — each skill's
+/// population and, with case mix, the fitted demand of every skill on every queue — made once.
+#[derive(Debug, Clone)]
+pub struct Scorer<'a> {
+    policies: &'a PolicySettings,
+    populations: Vec<SkillPopulation>,
+    case_mix: Option<CaseMix>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(snapshot: &Snapshot, policies: &'a PolicySettings) -> Self {
+        Self {
+            policies,
+            populations: populations(snapshot),
+            case_mix: policies.case_mix.then(|| CaseMix::estimate(snapshot)),
+        }
+    }
+
+    /// The fitted demands, with case mix.
+    pub fn case_mix(&self) -> Option<&CaseMix> {
+        self.case_mix.as_ref()
+    }
+
+    /// Scores `agent` on `skill` under the skill's policy (`None`: no component has data).
+    pub fn score(&self, snapshot: &Snapshot, agent: &Agent, skill: SkillIx) -> Option<Score> {
+        let policy = self
+            .policies
+            .for_skill(&snapshot.skills.get(usize::from(skill))?.name);
+        let relative = self.case_mix.as_ref().and_then(|fit| {
+            Some(Relative {
+                expected: fit.expected(agent, skill)?,
+                ramps: &self.policies.relative,
+            })
+        });
+        score_with(
+            policy,
+            agent.metrics_for(skill),
+            agent.quality,
+            agent.csat,
+            self.populations.get(usize::from(skill))?,
+            relative,
+        )
+    }
 }
 
 #[cfg(test)]

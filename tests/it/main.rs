@@ -21,6 +21,7 @@ mod common;
 mod bad_config;
 mod bench;
 mod calendar;
+mod casemix;
 mod client;
 mod config_files;
 mod cycle;
