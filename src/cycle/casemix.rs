@@ -280,15 +280,17 @@ fn fit(
             .collect();
         let mut diagonal = vec![0f64; pools];
         let mut weights: HashMap<(u32, u32), f64> = HashMap::new();
+        let mut live: Vec<(u32, f64)> = Vec::new();
         for ((mine, &total), &da) in agents.iter().zip(&totals).zip(&d) {
             if total <= 0.0 || da <= 0.0 {
                 continue;
             }
-            let live: Vec<(u32, f64)> = mine
-                .iter()
-                .filter(|c| active[c.0 as usize])
-                .map(|c| (c.0, c.1 * e[c.0 as usize]))
-                .collect();
+            live.clear();
+            live.extend(
+                mine.iter()
+                    .filter(|c| active[c.0 as usize])
+                    .map(|c| (c.0, c.1 * e[c.0 as usize])),
+            );
             for (i, &(p, ne)) in live.iter().enumerate() {
                 gradient[p as usize] -= ne * total / da;
                 for &(r, nr) in &live[i + 1..] {

@@ -463,6 +463,97 @@ mod tests {
         assert_eq!(s.components[0].observed, 300.0);
     }
 
+    fn relative(expected_aht_secs: f64, expected_rate: f64, handled: u64) -> Relative<'static> {
+        static RAMPS: std::sync::OnceLock<RelativeRamps> = std::sync::OnceLock::new();
+        Relative {
+            expected: Expected {
+                handled,
+                handle_ms: handled as f64 * expected_aht_secs * 1000.0,
+                transfers: handled as f64 * expected_rate,
+            },
+            ramps: RAMPS.get_or_init(RelativeRamps::default),
+        }
+    }
+
+    #[test]
+    fn case_mix_ramps_the_ratio_to_what_the_work_demands() {
+        let pair = PairMetrics {
+            handled: 80,
+            handle_ms: 80.0 * 480_000.0,
+            transferred: Some(8),
+        };
+        let p = SkillPolicy {
+            shrinkage: 20.0,
+            ..SkillPolicy::default()
+        };
+        let s = score_with(
+            &p,
+            Some(&pair),
+            None,
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.05, 80)),
+        )
+        .unwrap();
+        let aht = &s.components[0];
+        // 480 s against 600 s expected: 0.8, shrunk toward 1 by 20 of 100: 0.84 → ramp
+        // (1.5 − 0.84) / (1.5 − 0.5) = 0.66.
+        assert_eq!((aht.observed, aht.expected), (480.0, Some(600.0)));
+        assert!((aht.used - 0.84).abs() < 1e-9, "{aht:?}");
+        assert!((aht.normalized - 0.66).abs() < 1e-9);
+        // 10 % against 5 %: 2.0, shrunk to 1.8 → (2 − 1.8) / 2 = 0.1.
+        let tr = &s.components[1];
+        assert!((tr.used - 1.8).abs() < 1e-9 && (tr.normalized - 0.1).abs() < 1e-9);
+        assert_eq!(
+            s.explain(),
+            "handle_time 480s vs 600s expected ×0.84→0.66×0.62, transfer_rate 10.0% vs 5.0% expected ×1.80→0.10×0.37 = 0.45 (n=80)"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["components"][0]["expected"], 600.0);
+        // Quality keeps its absolute ramp, with no `expected`.
+        let q = score_with(
+            &p,
+            Some(&pair),
+            Some(ScoreStat {
+                count: 4,
+                sum: 300.0,
+            }),
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.05, 80)),
+        )
+        .unwrap();
+        assert_eq!(q.components[2].name, "quality");
+        assert_eq!(q.components[2].expected, None);
+        assert!(serde_json::to_value(&q).unwrap()["components"][2]
+            .get("expected")
+            .is_none());
+    }
+
+    #[test]
+    fn nothing_expected_is_no_measure_of_the_agent() {
+        // No transfers anywhere in this work: the transfer component has no data, and the
+        // weights renormalise over the rest.
+        let pair = PairMetrics {
+            handled: 50,
+            handle_ms: 50.0 * 600_000.0,
+            transferred: None,
+        };
+        let s = score_with(
+            &policy(),
+            Some(&pair),
+            None,
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.0, 50)),
+        )
+        .unwrap();
+        assert_eq!(s.components.len(), 1);
+        assert_eq!(s.components[0].weight, 1.0);
+        assert_eq!(s.combined, 0.5, "as the work demands");
+        assert_eq!(s.target, 2.5);
+    }
+
     #[test]
     fn target_respects_floor_ceiling_and_step() {
         let p = SkillPolicy {

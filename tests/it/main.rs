@@ -33,5 +33,6 @@ mod faults;
 mod history;
 mod one_writer;
 mod policy_props;
+mod routing_effect;
 mod secrets;
 mod sim_contract;
