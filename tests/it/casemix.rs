@@ -3,7 +3,7 @@
 //! it ranks agents by their hidden ability better than the absolute ramps do.
 //!
 //! ```sh
-//! # the evidence quoted in the README (2 000 agents, 4 weeks, seed 7), with its figures:
+//! # the evidence quoted in the README (2 000 agents, 4 weeks, seeds 1–10), with its figures:
 //! cargo test --release --test it casemix::evidence -- --ignored --nocapture
 //! ```
 
