@@ -810,20 +810,22 @@ async fn alert_supervisors(
     if !settings.alerts.workitem.enabled {
         return Ok(());
     }
-    for (change_id, filed) in alert::file_workitems(client, &settings.alerts, &items, run.now).await
-    {
+    let results = alert::file_workitems(client, &settings.alerts, &items, run.now).await;
+    let mut recorded = Vec::with_capacity(results.len());
+    for (change_id, filed) in &results {
         match filed {
             Filed::Created(id) => {
                 report.alerts.workitems_created += 1;
-                ledger.set_workitem(run_id, &change_id, &id)?;
+                recorded.push((change_id.as_str(), id.as_str()));
             }
             Filed::AlreadyThere(id) => {
                 report.alerts.workitems_existing += 1;
-                ledger.set_workitem(run_id, &change_id, &id)?;
+                recorded.push((change_id.as_str(), id.as_str()));
             }
             Filed::Failed(_) => report.alerts.workitems_failed += 1,
         }
     }
+    ledger.set_workitems(run_id, &recorded)?;
     Ok(())
 }
 
