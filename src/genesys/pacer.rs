@@ -106,7 +106,6 @@ pub struct Pacer {
 #[must_use = "a ticket counts as in flight until it is answered or dropped"]
 pub struct Ticket<'a> {
     pacer: &'a Pacer,
-    seq: u64,
     sent: Instant,
     answered: bool,
 }
@@ -116,14 +115,14 @@ impl Ticket<'_> {
     pub fn answered(mut self, status: u16, headers: RateLimitHeaders) {
         self.answered = true;
         self.pacer
-            .finish(self.seq, Some((self.sent, Instant::now(), status, headers)));
+            .finish(Some((self.sent, Instant::now(), status, headers)));
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            self.pacer.finish(self.seq, None);
+            self.pacer.finish(None);
         }
     }
 }
@@ -142,12 +141,8 @@ struct State {
     tokens_at: Instant,
     /// Nobody sends before this (a 429's `Retry-After`).
     hold_until: Option<Instant>,
-    /// Tickets handed out so far; a ticket's number is its position.
-    issued: u64,
+    /// Tickets handed out and not yet answered or dropped.
     in_flight: u32,
-    /// How many requests have been in flight at once: how far answers can arrive out of
-    /// the order in which the server counted them.
-    max_in_flight: u32,
     /// The latest `inin-ratelimit-allowed`.
     allowed: Option<u32>,
     /// The longest reset seen (the window's length), at most [`MAX_WINDOW`].
@@ -166,17 +161,15 @@ struct Window {
     /// The window ends after `end_lo` and no later than `end_hi`.
     end_lo: Instant,
     end_hi: Instant,
-    /// The highest count seen, the ticket that saw it and when its answer came.
+    /// The highest count seen and when its answer came. Every answer counted in the window
+    /// has a count no higher, so every one of them was counted by then.
     count: u32,
-    count_seq: u64,
     count_at: Instant,
-    /// The lowest ticket answered in this window.
-    first_seq: u64,
     /// Our answers counted in this window.
     ours: u32,
-    /// Requests of others in this window (the count less ours) and when that was seen.
+    /// Requests of others by `count_at`: the count less our answers, less what we have in
+    /// flight (which may or may not be in it).
     others: u32,
-    others_at: Instant,
     /// The count fell short of our own requests in this window.
     disagrees: bool,
 }
@@ -207,7 +200,7 @@ impl State {
     /// window seen so far once it is long enough, the last window's before.
     fn others_rate_in(&self, w: &Window) -> f64 {
         let len = self.window_len();
-        let elapsed = len.saturating_sub(w.end_hi.saturating_duration_since(w.others_at));
+        let elapsed = len.saturating_sub(w.end_hi.saturating_duration_since(w.count_at));
         let measured = f64::from(w.others) / elapsed.as_secs_f64().max(1e-3);
         if elapsed >= MIN_SPAN.min(len / 4) {
             measured
@@ -234,9 +227,9 @@ impl State {
         };
         let tau = w.end_hi.duration_since(now).as_secs_f64().clamp(1e-3, len);
         let rho = self.others_rate_in(w);
-        let ours_since = self.issued.saturating_sub(w.count_seq) as f64;
+        // Our requests in flight may be in the count already: counted again, to be safe.
         let others_since = rho * now.saturating_duration_since(w.count_at).as_secs_f64();
-        let used = f64::from(w.count) + ours_since + others_since;
+        let used = f64::from(w.count) + f64::from(self.in_flight) + others_since;
         if allowed - used < 1.0 {
             // Spent: everyone waits for the reset.
             return Plan::Pace {
@@ -268,7 +261,7 @@ impl State {
     }
 
     /// Reads one answer's headers into the window they describe.
-    fn observe(&mut self, seq: u64, sent: Instant, received: Instant, h: RateLimitHeaders) {
+    fn observe(&mut self, sent: Instant, received: Instant, h: RateLimitHeaders) {
         let (Some(allowed), Some(count), Some(reset)) = (h.allowed, h.count, h.reset_secs) else {
             self.headers = false;
             if let Some(allowed) = h.allowed.filter(|a| *a > 0) {
@@ -303,39 +296,32 @@ impl State {
                 end_lo: lo,
                 end_hi: hi,
                 count,
-                count_seq: seq,
                 count_at: received,
-                first_seq: seq,
                 ours: 0,
                 others: 0,
-                others_at: received,
                 disagrees: false,
             });
         }
-        let slack = self.max_in_flight;
+        let in_flight = self.in_flight;
         let Some(w) = self.window.as_mut() else {
             return;
         };
         w.end_lo = w.end_lo.max(lo);
         w.end_hi = w.end_hi.min(hi).max(w.end_lo);
         w.ours = w.ours.saturating_add(1);
-        w.first_seq = w.first_seq.min(seq);
         if count > w.count {
             w.count = count;
-            w.count_seq = seq;
             w.count_at = received;
         }
-        let ours_counted = u32::try_from(seq.saturating_sub(w.first_seq) + 1).unwrap_or(u32::MAX);
-        let others = count.saturating_sub(ours_counted);
-        if others > w.others {
-            w.others = others;
-            w.others_at = received;
-        }
-        if !w.disagrees && count.saturating_add(slack) < w.ours {
+        w.others = w.count.saturating_sub(w.ours).saturating_sub(in_flight);
+        // The count may or may not include the request it answers: one short is no
+        // disagreement.
+        if !w.disagrees && w.count.saturating_add(1) < w.ours {
             w.disagrees = true;
             tracing::warn!(
                 count,
                 ours = w.ours,
+                window_count = w.count,
                 "inin-ratelimit-count is below our own requests in the window; pacing with a margin"
             );
         }
@@ -354,9 +340,7 @@ impl Pacer {
                 tokens: f64::from(burst.max(1)),
                 tokens_at: Instant::now(),
                 hold_until: None,
-                issued: 0,
                 in_flight: 0,
-                max_in_flight: 0,
                 allowed: None,
                 window_len: None,
                 headers: false,
@@ -399,7 +383,7 @@ impl Pacer {
     }
 
     /// Numbers the next request and finds its slot, or says when to look again.
-    fn reserve(&self) -> Result<(u64, Instant), Instant> {
+    fn reserve(&self) -> Result<Instant, Instant> {
         let mut s = self.lock();
         let now = Instant::now();
         let hold = s.hold_until.filter(|h| *h > now);
@@ -436,26 +420,24 @@ impl Pacer {
             let slot = from + wait;
             by.map_or(slot, |by| slot.min(by.max(from)))
         };
-        s.issued += 1;
         s.in_flight += 1;
-        s.max_in_flight = s.max_in_flight.max(s.in_flight);
-        Ok((s.issued, slot))
+        Ok(slot)
     }
 
-    fn finish(&self, seq: u64, answer: Option<(Instant, Instant, u16, RateLimitHeaders)>) {
+    fn finish(&self, answer: Option<(Instant, Instant, u16, RateLimitHeaders)>) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         match answer {
             // A refused token: the next one has a window of its own.
             Some((_, _, 401, _)) => s.window = None,
-            Some((sent, received, _, headers)) => s.observe(seq, sent, received, headers),
+            Some((sent, received, _, headers)) => s.observe(sent, received, headers),
             None => {}
         }
     }
 
     /// Waits for this caller's slot.
     pub async fn acquire(&self) -> Ticket<'_> {
-        let (seq, slot) = loop {
+        let slot = loop {
             match self.reserve() {
                 Ok(reserved) => break reserved,
                 Err(again) => tokio::time::sleep_until(again).await,
@@ -464,7 +446,6 @@ impl Pacer {
         // Created before the wait: a caller that gives up waiting hands its slot back.
         let mut ticket = Ticket {
             pacer: self,
-            seq,
             sent: slot,
             answered: false,
         };

@@ -74,7 +74,7 @@ impl Server {
         let now = Instant::now();
         let start = self.roll(now);
         self.seen += 1;
-        if self.seen % self.count_every == 0 {
+        if self.seen.is_multiple_of(self.count_every) {
             self.count += 1;
         }
         let status = if self.count > self.allowed {
