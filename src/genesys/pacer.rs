@@ -7,8 +7,11 @@
 //! `inin-ratelimit-reset` seconds until it resets. The pacer spreads what the window still
 //! allows over the time left in it, after setting aside what the token's other users will
 //! spend at the pace they are going, and never takes more than `rate_share` of a window for
-//! itself. Requests get GCRA slots (one every `1 ÷ rate`, a burst of a few), never a window's
-//! worth at once: that would finish a cycle as fast and starve everyone else on the token.
+//! itself. Requests go one every `1 ÷ rate` after a burst of a few (a bucket of tokens
+//! refilled at the current rate), never a window's worth at once: that would finish a cycle
+//! as fast and starve everyone else on the token. After a lull (the cycle waiting on a slow
+//! answer) the pacer may go up to half as fast again as the window's even rate, to use what
+//! the window still allows.
 //!
 //! A margin (requests at 95 % of the even rate) is kept only where the headers cannot be
 //! relied on: before the first answer, after an answer without them, and in a window whose
@@ -135,8 +138,9 @@ struct State {
     share: f64,
     burst: u32,
     /// Requests that may go now (at most `burst`; below 0 once slots are promised ahead),
-    /// as of `tokens_at`. A bucket refilled at the current rate rather than GCRA's arrival
-    /// time: the rate changes with every answer, and a debt in requests survives that.
+    /// as of `tokens_at`. A bucket refilled at the current rate rather than a theoretical
+    /// arrival time (GCRA): the rate changes with every answer, and a debt counted in
+    /// requests survives that where one counted in time would stretch or shrink.
     tokens: f64,
     tokens_at: Instant,
     /// Nobody sends before this (a 429's `Retry-After`).
