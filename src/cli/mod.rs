@@ -129,6 +129,11 @@ pub struct SimArgs {
     /// Requests per minute per token; 0 = unlimited.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
+    /// Another user of every token spends this share (0 to 1) of each rate-limit window,
+    /// evenly over it: the count in `inin-ratelimit-count` then includes requests the client
+    /// did not send.
+    #[arg(long, default_value_t = 0.0, value_parser = sim::parse_share)]
+    pub other_user_share: f64,
     /// Start the simulator's clock at this instant (RFC 3339, e.g. 2027-03-28T01:30:00Z):
     /// "today" and the days with data follow it. Run the product with
     /// SKILL_TUNER_NOW set to the same instant so both agree.
@@ -166,6 +171,10 @@ pub struct BenchArgs {
     /// The simulator's rate limit, requests per minute.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
+    /// Another user of the same token spends this share (0 to 1) of every rate-limit
+    /// window; the bound is then calls ÷ the rate left to the cycle.
+    #[arg(long, default_value_t = 0.0, value_parser = sim::parse_share)]
+    pub other_user_share: f64,
     /// Measure the naive per-agent read-then-write pattern instead.
     #[arg(long)]
     pub per_agent: bool,

@@ -31,6 +31,7 @@ mod exit_codes;
 mod faults;
 mod history;
 mod one_writer;
+mod pacing;
 mod policy_props;
 mod secrets;
 mod sim_contract;
