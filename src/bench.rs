@@ -148,6 +148,8 @@ pub fn bench_policy() -> SkillPolicy {
 pub fn bench_settings(sim: &Simulator, rate: u32, history: &std::path::Path) -> Settings {
     let mut s = crate::demo::settings_for(sim, rate);
     s.policy.default = bench_policy();
+    // The targets below follow from the absolute ramp.
+    s.policy.case_mix = false;
     s.metrics.evaluations = false;
     s.breaker.max_changed_share = 1.0;
     s.breaker.max_demotion_share = 1.0;
@@ -213,19 +215,23 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// The lower bound: roster pages of 500, analytics at 100 agents a query per source,
-/// per changed agent one re-read and one write per 50 skills, one workitem per
-/// over-threshold change, one webhook digest.
+/// The lower bound: roster pages of 500, queue pages of 100, analytics at 100 agents
+/// a query per source, per changed agent one re-read and one write per 50 skills, one
+/// workitem per over-threshold change, one webhook digest.
 pub fn lower_bound_calls(
     users: usize,
+    queues: usize,
     agents: usize,
     sources: usize,
     changed: usize,
     over: usize,
 ) -> u64 {
     let pages = users.div_ceil(500);
+    let queue_pages = queues
+        .div_ceil(crate::genesys::QUEUE_PAGE_SIZE as usize)
+        .max(1);
     let analytics = agents.div_ceil(100) * sources;
-    (pages + analytics + changed * 2 + over + 1) as u64
+    (pages + queue_pages + analytics + changed * 2 + over + 1) as u64
 }
 
 /// The rate another user spending `share` of every minute leaves, as the simulator counts
@@ -290,7 +296,14 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     let api_calls = counters.total() - token_calls;
     let org = sim.org();
     let users = org.agent_ids().len() + org.supervisor_ids().len();
-    let lower = lower_bound_calls(users, options.agents, 1, changed, changed);
+    let lower = lower_bound_calls(
+        users,
+        org.queues().len(),
+        options.agents,
+        1,
+        changed,
+        changed,
+    );
     let rate_left = rate_left_per_minute(options.rate, options.other_user_share);
     let bound_s = api_calls as f64 * 60.0 / f64::from(rate_left.max(1));
     let other = sim.other_user();

@@ -23,7 +23,7 @@ pub use alerts::{AlertSettings, WebhookFormat, WebhookSettings, WorkitemSettings
 pub use genesys::{GenesysSettings, RetrySettings};
 pub use policy::{
     ApplySettings, BreakerSettings, Component, Components, GuardSettings, MetricsSettings,
-    OnConflict, PolicySettings, ScopeSettings, SkillPolicy,
+    OnConflict, PolicySettings, RelativeRamp, RelativeRamps, ScopeSettings, SkillPolicy,
 };
 pub use service::{DaemonSettings, HistorySettings, LogFormat, LogSettings};
 pub use sources::{Origin, Sources};

@@ -146,14 +146,71 @@ impl Default for SkillPolicy {
     }
 }
 
+/// A ramp over a ratio: 1 at `target` or better, 0 at `limit` or worse (lower is better).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelativeRamp {
+    pub target: f64,
+    pub limit: f64,
+}
+
+/// The ramps of case-mix scoring: an agent's observed ÷ expected handle time and transfers,
+/// where "expected" is what the same work (skill and queue) takes the average agent.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelativeRamps {
+    /// Handle time ÷ expected: 1 at half the expected time, 0 at one and a half times it,
+    /// so an agent exactly as fast as the work demands scores 0.5 (2.5 stars).
+    pub handle_time: RelativeRamp,
+    /// Transfers ÷ expected: 1 at none, 0 at twice the expected number.
+    pub transfer_rate: RelativeRamp,
+}
+
+impl Default for RelativeRamps {
+    fn default() -> Self {
+        Self {
+            handle_time: RelativeRamp {
+                target: 0.5,
+                limit: 1.5,
+            },
+            transfer_rate: RelativeRamp {
+                target: 0.0,
+                limit: 2.0,
+            },
+        }
+    }
+}
+
 /// The default policy plus per-skill overrides (by skill name; whole-policy replacement).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySettings {
     pub default: SkillPolicy,
     pub skills: BTreeMap<String, SkillPolicy>,
     /// Also add skills an agent does not hold yet (off: only re-rate held skills).
     pub add_missing_skills: bool,
+    /// Score handle time and transfers against what each queue's work demands (observed ÷
+    /// expected, on [`PolicySettings::relative`]) instead of the components' absolute
+    /// ramps. Off: the absolute ramps, exactly as before.
+    pub case_mix: bool,
+    /// The ramps of case-mix scoring (the components keep their weights).
+    pub relative: RelativeRamps,
+    /// Also tune skills whose every queue ignores skills (`skillEvaluationMethod` NONE):
+    /// their proficiency changes no routing, so by default they are left alone.
+    pub tune_without_routing_effect: bool,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            default: SkillPolicy::default(),
+            skills: BTreeMap::new(),
+            add_missing_skills: false,
+            case_mix: true,
+            relative: RelativeRamps::default(),
+            tune_without_routing_effect: false,
+        }
+    }
 }
 
 impl PolicySettings {

@@ -208,6 +208,25 @@ impl Settings {
         );
 
         check_policy(&mut c, "policy.default", &self.policy.default);
+        let relative = &self.policy.relative;
+        for (name, ramp) in [
+            ("handle_time", relative.handle_time),
+            ("transfer_rate", relative.transfer_rate),
+        ] {
+            c.require(
+                ramp.target.is_finite() && ramp.target >= 0.0,
+                format!("policy.relative.{name}.target"),
+                format!("a ratio ≥ 0, got {}", ramp.target),
+            );
+            c.require(
+                ramp.limit.is_finite() && ramp.limit > ramp.target,
+                format!("policy.relative.{name}.limit"),
+                format!(
+                    "a ratio above target (observed ÷ expected: lower is better), got {} ≤ {}",
+                    ramp.limit, ramp.target
+                ),
+            );
+        }
         for (name, policy) in &self.policy.skills {
             check_policy(&mut c, &format!("policy.skills.\"{name}\""), policy);
         }

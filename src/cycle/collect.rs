@@ -1,15 +1,21 @@
 //! Collect: the in-scope agents with their current skills, and their metrics over the
 //! look-back window, in as few API calls as the API allows:
-//! the roster in pages of 500 with `expand=skills`, the skill catalogue, and one analytics
-//! query per 100 agents per metric source (conversations grouped by `userId` and
-//! `requestedRoutingSkillId`; evaluations and surveys grouped by `userId`).
+//! the roster in pages of 500 with `expand=skills`, the skill catalogue, the queues (pages
+//! of 100, for their evaluation method), and one analytics query per 100 agents per metric
+//! source: conversations grouped by `userId`, `requestedRoutingSkillId` and `queueId` (the
+//! queue breakdown is what case-mix scoring and the routing-effect rule need, at no extra
+//! call); evaluations and surveys grouped by `userId` (the API would group them by queue
+//! too, but quality and CSAT are scored per agent on their absolute scales).
 
 use crate::config::{MetricsSettings, ScopeSettings};
 use crate::genesys::models::{
     AggregateResult, AggregationQuery, Clause, Predicate, QueryFilter, User,
 };
 use crate::genesys::{AggregateSource, ApiError, GenesysClient};
-use crate::org::{Agent, PairMetrics, ScoreStat, Skill, SkillIx, Snapshot};
+use crate::org::{
+    Agent, EvaluationMethod, PairMetrics, Queue, QueueCell, QueueIx, ScoreStat, Skill, SkillIx,
+    Snapshot, NO_QUEUE,
+};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, TimeZone, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -111,16 +117,46 @@ pub async fn collect(
         agents.shrink_to_fit();
     }
 
+    let (queues, queues_listed) = read_queues(client).await?;
     let (start, end) = window(metrics, now);
     let mut snapshot = Snapshot {
         skills,
         agents,
         tunable,
+        queues,
+        queues_listed,
         interval: interval_string(start, end),
         ..Snapshot::default()
     };
     fill_metrics(client, &mut snapshot, metrics, concurrency).await?;
     Ok(snapshot)
+}
+
+/// The org's queues and their evaluation methods. A client without `routing:queue:view`
+/// (403) still tunes, as before queues were read: every skill then counts as one whose
+/// routing effect is unknown, and the log says why.
+async fn read_queues(client: &GenesysClient) -> Result<(Vec<Queue>, bool), CollectError> {
+    match client.list_queues().await {
+        Ok(listed) => Ok((
+            listed
+                .into_iter()
+                .map(|q| Queue {
+                    method: q
+                        .skill_evaluation_method
+                        .as_deref()
+                        .and_then(EvaluationMethod::parse),
+                    id: q.id,
+                    name: q.name,
+                })
+                .collect(),
+            true,
+        )),
+        Err(e) if e.status() == Some(403) => {
+            tracing::warn!(error = %e, "cannot list queues (grant routing:queue:view): every skill is tuned as if its queues ranked by proficiency");
+            Ok((Vec::new(), false))
+        }
+        Err(e) => Err(at("queues")(e)),
+    }
 }
 
 /// Union of the configured groups' and queues' members; `None` = no membership filter.
@@ -200,6 +236,7 @@ fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>, managers: &Managers) 
         manager_id: user.manager.map(|m| managers.intern(m.id)),
         // Metrics arrive per held skill: sized once, never regrown.
         metrics: Vec::with_capacity(skills.len()),
+        cells: Vec::new(),
         skills,
         quality: None,
         csat: None,
@@ -277,7 +314,7 @@ async fn fill_metrics(
 ) -> Result<(), CollectError> {
     let mut sources = vec![Source {
         kind: AggregateSource::Conversations,
-        group_by: &["userId", "requestedRoutingSkillId"],
+        group_by: &["userId", "requestedRoutingSkillId", "queueId"],
         metrics: &["tHandle", "nTransferred"],
     }];
     if settings.evaluations {
@@ -338,6 +375,12 @@ async fn fill_metrics(
         .enumerate()
         .map(|(i, s)| (s.id.clone(), i as SkillIx))
         .collect();
+    let mut queue_ix: HashMap<String, QueueIx> = snapshot
+        .queues
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| Some((q.id.clone(), QueueIx::try_from(i).ok()?)))
+        .collect();
     let mut queries = 0;
     let mut empty = 0;
     while let Some(answer) = answers.next().await {
@@ -374,6 +417,10 @@ async fn fill_metrics(
                         handle_ms: sum,
                         transferred: sum_metric(result, "nTransferred").map(|(c, _)| c as u64),
                     };
+                    let queue = result.group.get("queueId").map_or(NO_QUEUE, |id| {
+                        intern_queue(&mut snapshot.queues, &mut queue_ix, id)
+                    });
+                    add_cell(&mut agent.cells, skill, queue, &pair);
                     match agent.metrics.iter_mut().find(|(s, _)| *s == skill) {
                         Some((_, m)) => {
                             m.handled += pair.handled;
@@ -412,6 +459,54 @@ async fn fill_metrics(
     snapshot.queries = queries;
     snapshot.empty_queries = empty;
     Ok(())
+}
+
+/// The index of queue `id`, adding a queue analytics named but the listing did not. Past
+/// the index space (65 535 queues) the work counts as queue-less.
+fn intern_queue(
+    queues: &mut Vec<Queue>,
+    index: &mut HashMap<String, QueueIx>,
+    id: &str,
+) -> QueueIx {
+    if let Some(&ix) = index.get(id) {
+        return ix;
+    }
+    let Some(ix) = QueueIx::try_from(queues.len())
+        .ok()
+        .filter(|ix| *ix != NO_QUEUE)
+    else {
+        return NO_QUEUE;
+    };
+    queues.push(Queue {
+        id: id.to_string(),
+        name: None,
+        method: None,
+    });
+    index.insert(id.to_string(), ix);
+    ix
+}
+
+/// Adds one answer's numbers to the agent's (skill, queue) cell.
+fn add_cell(cells: &mut Vec<QueueCell>, skill: SkillIx, queue: QueueIx, pair: &PairMetrics) {
+    let handled = u32::try_from(pair.handled).unwrap_or(u32::MAX);
+    let transferred = u32::try_from(pair.transferred.unwrap_or(0)).unwrap_or(u32::MAX);
+    match cells
+        .iter_mut()
+        .find(|c| c.skill == skill && c.queue == queue)
+    {
+        Some(c) => {
+            c.handled = c.handled.saturating_add(handled);
+            c.transferred = c.transferred.saturating_add(transferred);
+            c.handle_ms += pair.handle_ms;
+        }
+        None => cells.push(QueueCell {
+            skill,
+            queue,
+            handled,
+            transferred,
+            handle_ms: pair.handle_ms,
+        }),
+    }
 }
 
 #[cfg(test)]

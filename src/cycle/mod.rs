@@ -13,9 +13,11 @@
 
 pub mod alert;
 mod apply;
+pub mod casemix;
 pub mod collect;
 pub mod plan;
 pub mod report;
+pub mod routing;
 mod rows;
 pub mod score;
 pub(crate) mod write;

@@ -10,6 +10,8 @@
 //! 6. rounding to the step, toward the current value (so rounding never exceeds the step);
 //! 7. dead band: a change smaller than it is not made.
 
+use super::casemix::CaseMix;
+use super::routing::{skill_routing, tunes, SkillRouting};
 use super::score::{populations, score_agent_skill, Score};
 use crate::config::{BreakerSettings, PolicySettings, SkillPolicy};
 use crate::org::{AgentIx, SkillIx, Snapshot};
@@ -30,6 +32,9 @@ pub enum Keep {
     AtTarget,
     /// An earlier proposal for this agent and skill waits for review.
     PendingReview,
+    /// Every queue of the skill disregards skills (`NONE`): proficiency changes no routing
+    /// (unless `policy.tune_without_routing_effect`).
+    NoRoutingEffect,
 }
 
 impl Keep {
@@ -40,6 +45,7 @@ impl Keep {
             Keep::DeadBand => "dead_band",
             Keep::AtTarget => "at_target",
             Keep::PendingReview => "pending_review",
+            Keep::NoRoutingEffect => "no_routing_effect",
         }
     }
 }
@@ -102,6 +108,11 @@ pub struct Plan {
     /// Changes that cross a whole-number proficiency (skill-expression groups move agents
     /// in and out of queues at such thresholds).
     pub threshold_crossings: usize,
+    /// Per in-scope skill: the queues that requested it, by which method, and whether it
+    /// is tuned.
+    pub routing: Vec<SkillRouting>,
+    /// Whether scores were corrected for case mix.
+    pub case_mix: bool,
 }
 
 impl Plan {
@@ -168,8 +179,12 @@ pub fn decide(policy: &SkillPolicy, current: f64, target: f64) -> Decision {
 /// Plans every in-scope agent and tunable skill, then runs the breaker.
 pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSettings) -> Plan {
     let pops = populations(snapshot);
+    let fit = policies.case_mix.then(|| CaseMix::estimate(snapshot));
+    let case_mix = fit.as_ref().map(|f| (f, &policies.relative));
+    let routing = skill_routing(snapshot, policies.tune_without_routing_effect);
     let mut plan = Plan {
         agents_considered: snapshot.agents.len(),
+        case_mix: policies.case_mix,
         ..Plan::default()
     };
     for (ai, agent) in snapshot.agents.iter().enumerate() {
@@ -197,8 +212,14 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
             if handled > 0 {
                 plan.pairs_with_data += 1;
             }
-            let score = score_agent_skill(policy, agent, skill, &pops[usize::from(skill)]);
+            let routed = tunes(&routing, skill);
+            let score = routed
+                .then(|| {
+                    score_agent_skill(policy, agent, skill, &pops[usize::from(skill)], case_mix)
+                })
+                .flatten();
             let decision = match (&score, metrics) {
+                _ if !routed => Decision::Keep(Keep::NoRoutingEffect),
                 (_, None) => Decision::Keep(Keep::NoData),
                 (_, Some(m)) if m.handled < policy.min_interactions => {
                     Decision::Keep(Keep::TooFewInteractions {
@@ -234,6 +255,11 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         }
     }
     plan.breaker = check_breaker(snapshot, &plan, breaker);
+    plan.routing = routing
+        .into_iter()
+        .zip(&snapshot.tunable)
+        .filter_map(|(r, tunable)| tunable.then_some(r))
+        .collect();
     plan
 }
 
@@ -390,6 +416,7 @@ mod tests {
             manager_id: None,
             skills: vec![(0, current)],
             metrics: metrics.map(|m| vec![(0, m)]).unwrap_or_default(),
+            cells: Vec::new(),
             quality: None,
             csat: None,
         }

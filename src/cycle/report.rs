@@ -2,6 +2,7 @@
 //! the steps go, and the counts recorded with the run.
 
 use super::plan::{BreakerTrip, Plan};
+use super::routing::{RoutingEffect, SkillRouting};
 use super::rows::{over_threshold, PlannedChange};
 use crate::config::AlertSettings;
 use crate::genesys::StatsSnapshot;
@@ -68,6 +69,10 @@ pub struct CycleReport {
     pub approved_applied: usize,
     pub threshold_crossings: usize,
     pub breaker: Option<BreakerTrip>,
+    /// Whether handle time and transfers were scored against each queue's work (case mix).
+    pub case_mix: bool,
+    /// Per in-scope skill: its queues, their evaluation methods, and whether it was tuned.
+    pub routing: Vec<SkillRouting>,
     pub alerts: AlertSummary,
     pub api_calls_total: u64,
     pub api: StatsSnapshot,
@@ -95,6 +100,8 @@ impl CycleReport {
             .count();
         self.threshold_crossings = plan.threshold_crossings;
         self.breaker = plan.breaker.clone();
+        self.case_mix = plan.case_mix;
+        self.routing = plan.routing.clone();
         for (label, n) in plan.keep_counts() {
             if matches!(*label, "dead_band" | "at_target") {
                 self.unchanged += n;
@@ -179,6 +186,63 @@ impl CycleReport {
     }
 }
 
+/// Queues named per skill line before "+N more".
+const QUEUES_SHOWN: usize = 4;
+
+/// One line per in-scope skill: the queues that requested it with their methods, and what
+/// that means for tuning.
+fn render_routing(out: &mut String, case_mix: bool, routing: &[SkillRouting]) {
+    let _ = writeln!(
+        out,
+        "scoring: {} | skills by queue (method, interactions):",
+        if case_mix {
+            "case mix (handle time and transfers against each queue's work)"
+        } else {
+            "absolute ramps"
+        }
+    );
+    for r in routing {
+        let mut queues: Vec<String> = r
+            .queues
+            .iter()
+            .take(QUEUES_SHOWN)
+            .map(|q| {
+                format!(
+                    "{} ({}, {})",
+                    printable(q.queue.as_deref().unwrap_or(&q.queue_id)),
+                    q.method.map_or("?", |m| m.as_str()),
+                    q.interactions
+                )
+            })
+            .collect();
+        if r.queues.len() > QUEUES_SHOWN {
+            queues.push(format!("+{} more", r.queues.len() - QUEUES_SHOWN));
+        }
+        if r.without_queue > 0 {
+            queues.push(format!("no queue ({})", r.without_queue));
+        }
+        let verdict = match (r.effect, r.tuned) {
+            (RoutingEffect::NoRoutingEffect, false) => "no routing effect: not tuned",
+            (RoutingEffect::NoRoutingEffect, true) => {
+                "no routing effect: tuned (tune_without_routing_effect)"
+            }
+            (RoutingEffect::Unknown, _) => "no queue data: tuned",
+            (RoutingEffect::Matched, _) => "skills matched, proficiency not ranked: tuned",
+            (RoutingEffect::Ranked, _) => "tuned",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {} — {verdict}",
+            clip(&printable(&r.skill), 20),
+            if queues.is_empty() {
+                "-".to_string()
+            } else {
+                queues.join(", ")
+            }
+        );
+    }
+}
+
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
 }
@@ -227,6 +291,7 @@ impl CycleReport {
             self.held_for_review,
             self.approved_applied
         );
+        render_routing(&mut out, self.case_mix, &self.routing);
         let a = &self.alerts;
         let _ = writeln!(
             out,

@@ -7,8 +7,14 @@
 //! (weights renormalised over them), and the target proficiency is `5 × score`, rounded to
 //! the policy's step and clamped to its floor and ceiling. Every score keeps its components
 //! so a person can see why.
+//!
+//! With case mix (`policy.case_mix`), handle time and transfers are ramped as ratios instead:
+//! the agent's own numbers over what the same work (skill and queue) takes the average agent
+//! ([`super::casemix`]), shrunk toward 1 (as expected) by `shrinkage` pseudo-interactions, on
+//! `policy.relative`'s ramps. Quality and CSAT keep their absolute ramps.
 
-use crate::config::{Component, SkillPolicy};
+use super::casemix::{CaseMix, Expected};
+use crate::config::{Component, RelativeRamp, RelativeRamps, SkillPolicy};
 use crate::org::{Agent, PairMetrics, ScoreStat, SkillIx, Snapshot};
 use serde::Serialize;
 
@@ -54,7 +60,11 @@ pub struct ComponentScore {
     pub name: &'static str,
     /// The agent's own value (seconds, share, or 0–100 score).
     pub observed: f64,
-    /// After shrinkage toward the population mean (equal to `observed` when not shrunk).
+    /// With case mix: what the same work takes the average agent, in `observed`'s unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    /// What the ramp was applied to: `observed` after shrinkage toward the population mean
+    /// or, with case mix, the ratio observed ÷ expected after shrinkage toward 1.
     pub used: f64,
     /// The ramp's output, 0..1.
     pub normalized: f64,
@@ -75,19 +85,30 @@ pub struct Score {
 }
 
 impl Score {
-    /// One line for people: `aht 312s→0.98×0.50, transfers 8%→0.90×0.30 = 0.93`.
+    /// One line for people: `handle_time 312s→0.98×0.50, transfer_rate 8.0%→0.90×0.30 = 0.93`;
+    /// with case mix, `handle_time 540s vs 600s expected ×0.91→0.59×0.50` (the ratio after
+    /// shrinkage).
     pub fn explain(&self) -> String {
         let parts: Vec<String> = self
             .components
             .iter()
-            .map(|c| {
-                format!(
+            .map(|c| match c.expected {
+                Some(expected) => format!(
+                    "{} {} vs {} expected ×{:.2}→{:.2}×{:.2}",
+                    c.name,
+                    fmt_value(c.name, c.observed),
+                    fmt_value(c.name, expected),
+                    c.used,
+                    c.normalized,
+                    c.weight
+                ),
+                None => format!(
                     "{} {}→{:.2}×{:.2}",
                     c.name,
                     fmt_value(c.name, c.used),
                     c.normalized,
                     c.weight
-                )
+                ),
             })
             .collect();
         format!(
@@ -127,7 +148,26 @@ fn shrink(observed: f64, n: u64, population: Option<f64>, k: f64) -> f64 {
     }
 }
 
-/// Scores one agent on one skill. `None` when no component has data.
+/// What case-mix scoring needs for one agent and skill: what their work was expected to
+/// take, and the ramps its ratios go through.
+#[derive(Debug, Clone, Copy)]
+pub struct Relative<'a> {
+    pub expected: Expected,
+    pub ramps: &'a RelativeRamps,
+}
+
+/// One component's inputs before the ramp.
+struct Part {
+    name: &'static str,
+    weight: f64,
+    observed: f64,
+    expected: Option<f64>,
+    used: f64,
+    ramp: (f64, f64),
+}
+
+/// Scores one agent on one skill against the components' absolute ramps. `None` when no
+/// component has data.
 pub fn score(
     policy: &SkillPolicy,
     pair: Option<&PairMetrics>,
@@ -135,48 +175,119 @@ pub fn score(
     csat: Option<ScoreStat>,
     population: &SkillPopulation,
 ) -> Option<Score> {
+    score_with(policy, pair, quality, csat, population, None)
+}
+
+/// Scores one agent on one skill, handle time and transfers against what their work was
+/// expected to take when `relative` is given (case mix). `None` when no component has data.
+pub fn score_with(
+    policy: &SkillPolicy,
+    pair: Option<&PairMetrics>,
+    quality: Option<ScoreStat>,
+    csat: Option<ScoreStat>,
+    population: &SkillPopulation,
+    relative: Option<Relative<'_>>,
+) -> Option<Score> {
     let mut parts: Vec<(ComponentScore, f64)> = Vec::new();
-    let mut push =
-        |name: &'static str, comp: Option<Component>, observed: Option<f64>, used: Option<f64>| {
-            if let (Some(c), Some(observed), Some(used)) = (comp, observed, used) {
-                // A NaN, infinite or negative value (a broken analytics answer: times, rates
-                // and 0–100 scores are never negative) is no data, not a score — NaN would
-                // poison the proficiency, and a negative time would score as the best.
-                let sane = |v: f64| v.is_finite() && v >= 0.0;
-                if c.weight > 0.0 && sane(observed) && sane(used) {
-                    let normalized = ramp(used, c.target, c.limit);
-                    parts.push((
-                        ComponentScore {
-                            name,
-                            observed,
-                            used,
-                            normalized,
-                            weight: c.weight,
-                        },
-                        c.weight,
-                    ));
-                }
-            }
+    let mut push = |part: Option<Part>| {
+        let Some(p) = part else {
+            return;
         };
+        // A NaN, infinite or negative value (a broken analytics answer: times, rates and
+        // 0–100 scores are never negative) is no data, not a score — NaN would poison the
+        // proficiency, and a negative time would score as the best.
+        let sane = |v: f64| v.is_finite() && v >= 0.0;
+        if p.weight > 0.0 && sane(p.observed) && sane(p.used) && p.expected.is_none_or(sane) {
+            parts.push((
+                ComponentScore {
+                    name: p.name,
+                    observed: p.observed,
+                    expected: p.expected,
+                    used: p.used,
+                    normalized: ramp(p.used, p.ramp.0, p.ramp.1),
+                    weight: p.weight,
+                },
+                p.weight,
+            ));
+        }
+    };
     let handled = pair.map_or(0, |p| p.handled);
+    let k = policy.shrinkage;
     let aht = pair.and_then(PairMetrics::aht_secs);
-    push(
-        "handle_time",
-        policy.components.handle_time,
-        aht,
-        aht.map(|a| shrink(a, handled, population.mean_aht_secs, policy.shrinkage)),
-    );
     let transfer = pair.and_then(PairMetrics::transfer_rate);
-    push(
-        "transfer_rate",
-        policy.components.transfer_rate,
-        transfer,
-        transfer.map(|t| shrink(t, handled, population.mean_transfer_rate, policy.shrinkage)),
-    );
+    let absolute = |name, comp: Option<Component>, observed: Option<f64>, mean: Option<f64>| {
+        let (c, observed) = (comp?, observed?);
+        Some(Part {
+            name,
+            weight: c.weight,
+            observed,
+            expected: None,
+            used: shrink(observed, handled, mean, k),
+            ramp: (c.target, c.limit),
+        })
+    };
+    let against =
+        |name, comp: Option<Component>, observed: Option<f64>, expected: f64, r: RelativeRamp| {
+            let (c, observed) = (comp?, observed?);
+            // Nothing expected (no transfers anywhere in this work): no measure of the agent.
+            (expected > 0.0).then(|| Part {
+                name,
+                weight: c.weight,
+                observed,
+                expected: Some(expected),
+                used: shrink(observed / expected, handled, Some(1.0), k),
+                ramp: (r.target, r.limit),
+            })
+        };
+    let (handle_part, transfer_part) = match relative {
+        Some(Relative { expected: e, ramps }) if e.handled > 0 => (
+            against(
+                "handle_time",
+                policy.components.handle_time,
+                aht,
+                e.handle_ms / e.handled as f64 / 1000.0,
+                ramps.handle_time,
+            ),
+            against(
+                "transfer_rate",
+                policy.components.transfer_rate,
+                transfer,
+                e.transfers / e.handled as f64,
+                ramps.transfer_rate,
+            ),
+        ),
+        _ => (
+            absolute(
+                "handle_time",
+                policy.components.handle_time,
+                aht,
+                population.mean_aht_secs,
+            ),
+            absolute(
+                "transfer_rate",
+                policy.components.transfer_rate,
+                transfer,
+                population.mean_transfer_rate,
+            ),
+        ),
+    };
+    push(handle_part);
+    push(transfer_part);
+    let unshrunk = |name, comp: Option<Component>, value: Option<f64>| {
+        let (c, observed) = (comp?, value?);
+        Some(Part {
+            name,
+            weight: c.weight,
+            observed,
+            expected: None,
+            used: observed,
+            ramp: (c.target, c.limit),
+        })
+    };
     let q = quality.and_then(|q| q.mean());
-    push("quality", policy.components.quality, q, q);
+    push(unshrunk("quality", policy.components.quality, q));
     let c = csat.and_then(|c| c.mean());
-    push("csat", policy.components.csat, c, c);
+    push(unshrunk("csat", policy.components.csat, c));
 
     let total: f64 = parts.iter().map(|(_, w)| w).sum();
     if parts.is_empty() || total <= 0.0 {
@@ -201,19 +312,28 @@ pub fn score(
     })
 }
 
-/// Scores an agent on a skill with the snapshot's context.
+/// Scores an agent on a skill with the snapshot's context: its population, and with case
+/// mix the fitted demands of its work and the relative ramps.
 pub(crate) fn score_agent_skill(
     policy: &SkillPolicy,
     agent: &Agent,
     skill: SkillIx,
     population: &SkillPopulation,
+    case_mix: Option<(&CaseMix, &RelativeRamps)>,
 ) -> Option<Score> {
-    score(
+    let relative = case_mix.and_then(|(fit, ramps)| {
+        Some(Relative {
+            expected: fit.expected(agent, skill)?,
+            ramps,
+        })
+    });
+    score_with(
         policy,
         agent.metrics_for(skill),
         agent.quality,
         agent.csat,
         population,
+        relative,
     )
 }
 

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A listing: `UserEntityListing`, `UserSkillEntityListing`, `SkillEntityListing` (every
-/// paging field), `QueueMemberEntityListing` (no `total`, `pageCount` or `lastUri`),
+/// A listing: `UserEntityListing`, `UserSkillEntityListing`, `SkillEntityListing`,
+/// `QueueEntityListing` (every paging field), `QueueMemberEntityListing` (no `total`, `pageCount` or `lastUri`),
 /// `LimitsEntityListing` (`entities` only), `WorkitemStatusListing` (`total`, `entities`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,6 +99,18 @@ pub struct RoutingSkill {
     pub name: String,
     #[serde(default)]
     pub state: Option<String>,
+}
+
+/// A queue (`GET /api/v2/routing/queues`): only what the plan reads.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingQueue {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `NONE | BEST | ALL`: whether routing ranks agents by proficiency (BEST only).
+    #[serde(default)]
+    pub skill_evaluation_method: Option<String>,
 }
 
 /// A queue member (`GET /api/v2/routing/queues/{id}/members`).

@@ -54,10 +54,15 @@ fn the_per_agent_pattern_reads_and_writes_every_agent() {
 
 #[test]
 fn the_lower_bound_follows_the_issue_formula() {
-    // 10 000 agents + 834 supervisors, one source, 2 000 changed, all over threshold:
-    // 22 pages + 100 queries + 4 000 + 2 000 + 1 digest.
+    // 10 000 agents + 834 supervisors, 3 queues, one source, 2 000 changed, all over
+    // threshold: 22 pages + 1 queue page + 100 queries + 4 000 + 2 000 + 1 digest.
     assert_eq!(
-        lower_bound_calls(10_834, 10_000, 1, 2_000, 2_000),
-        22 + 100 + 4_000 + 2_000 + 1
+        lower_bound_calls(10_834, 3, 10_000, 1, 2_000, 2_000),
+        22 + 1 + 100 + 4_000 + 2_000 + 1
+    );
+    // Queues are read a page of 100 at a time.
+    assert_eq!(
+        lower_bound_calls(10_834, 250, 10_000, 1, 2_000, 2_000),
+        22 + 3 + 100 + 4_000 + 2_000 + 1
     );
 }

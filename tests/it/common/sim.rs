@@ -126,9 +126,11 @@ pub fn memory_ledger(sim: &Simulator) -> Ledger {
 }
 
 /// Settings whose plan the tests can recompute from the simulator's ground truth: handle time
-/// only, no smoothing or step limits, no evaluations (see [`transparent_changes`]).
+/// only on its absolute ramp (no case mix), no smoothing or step limits, no evaluations (see
+/// [`transparent_changes`]).
 pub fn transparent(mut settings: Settings) -> Settings {
     settings.policy.default = skill_tuner::bench::bench_policy();
+    settings.policy.case_mix = false;
     settings.metrics.evaluations = false;
     settings
 }
