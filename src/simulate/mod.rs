@@ -90,7 +90,7 @@ pub enum SimulateError {
     Cycle {
         day: NaiveDate,
         #[source]
-        source: CycleError,
+        source: Box<CycleError>,
     },
     #[error("{}: {source}", path.display())]
     TempDir {
