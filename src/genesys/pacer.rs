@@ -21,8 +21,11 @@
 //! What is not documented (`docs/genesys-api.md` §3) is taken conservatively: the reset is
 //! read as whole seconds, rounded up, so each answer places the window's end between
 //! `sent + reset − 1 s` and `received + reset`; the pacer narrows that down answer by
-//! answer and spreads over the later bound. The window's length is the longest reset seen
-//! (a minute until one is).
+//! answer and spreads over the later bound (the one public sample, a reset of 61 s with a
+//! count of 1, overstates rather than understates). Should a window outlive that bound (a
+//! server rounding down), a second is added to every reset from then on; until then, that
+//! window's last second may be short for the token's other users. The window's length is
+//! the longest reset seen (a minute until one is).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -157,6 +160,8 @@ struct State {
     window: Option<Window>,
     /// The other users' pace in the last window that measured it, requests per second.
     others_rate: f64,
+    /// Added to every reset once a window has outlived one (a server rounding down).
+    reset_slack: Duration,
 }
 
 /// What the answers tell about one window of the server's.
@@ -200,19 +205,24 @@ impl State {
         self.share * self.allowed_per_window() / self.window_len().as_secs_f64()
     }
 
-    /// The other users' pace in `w`, requests per second: measured over the part of the
-    /// window seen so far once it is long enough, the last window's before.
-    fn others_rate_in(&self, w: &Window) -> f64 {
+    /// The other users' pace in `w` as of `now`, requests per second: what they had spent
+    /// by the latest count over the part of the window gone by then. Early in a window, the
+    /// last window's pace (or a faster one already seen). The clock, not the answers, ends
+    /// the early part: a caller holding back for the others still gets a fresh look.
+    fn others_rate_in(&self, w: &Window, now: Instant) -> f64 {
         let len = self.window_len();
-        let elapsed = len.saturating_sub(w.end_hi.saturating_duration_since(w.count_at));
-        let measured = f64::from(w.others) / elapsed.as_secs_f64().max(1e-3);
-        if elapsed >= MIN_SPAN.min(len / 4) {
-            measured
-        } else if w.others > 0 {
-            measured.max(self.others_rate)
-        } else {
-            self.others_rate
+        let into = |t: Instant| len.saturating_sub(w.end_hi.saturating_duration_since(t));
+        let span = MIN_SPAN.min(len / 4);
+        let counted = into(w.count_at);
+        if into(now) < span {
+            let seen = if w.others > 0 {
+                f64::from(w.others) / counted.as_secs_f64().max(1e-3)
+            } else {
+                0.0
+            };
+            return self.others_rate.max(seen);
         }
+        f64::from(w.others) / counted.max(span).as_secs_f64()
     }
 
     /// How to pace the next request.
@@ -230,7 +240,7 @@ impl State {
             return Plan::pace(left.max(1.0) / len);
         };
         let tau = w.end_hi.duration_since(now).as_secs_f64().clamp(1e-3, len);
-        let rho = self.others_rate_in(w);
+        let rho = self.others_rate_in(w, now);
         // Our requests in flight may be in the count already: counted again, to be safe.
         let others_since = rho * now.saturating_duration_since(w.count_at).as_secs_f64();
         let used = f64::from(w.count) + f64::from(self.in_flight) + others_since;
@@ -282,19 +292,31 @@ impl State {
         let reset = reset_duration(reset);
         let len = reset.clamp(Duration::from_secs(1), MAX_WINDOW);
         self.window_len = Some(self.window_len.map_or(len, |l| l.max(len)));
-        let lo = (sent + reset)
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or(sent);
-        let hi = received + reset;
-        let same = match &self.window {
+        let second = Duration::from_secs(1);
+        let lo = (sent + reset).checked_sub(second).unwrap_or(sent);
+        let mut hi = received + reset + self.reset_slack;
+        let (same, late) = match &self.window {
             // A late answer from a window that has already given way to the next.
             Some(w) if hi <= w.end_lo => return,
-            Some(w) => lo < w.end_hi,
-            None => false,
+            // Its end overlaps ours; or it is just past it and the count did not start
+            // again: the window outlived the end we had placed.
+            Some(w) => {
+                let same = lo < w.end_hi || (count >= w.count && lo < w.end_hi + second);
+                (same, same && sent >= w.end_hi)
+            }
+            None => (false, false),
         };
+        if late && self.reset_slack.is_zero() {
+            // Counted in a window after the latest end its resets allowed: the server
+            // rounds them down (or its clock lags). A second more from now on.
+            self.reset_slack = second;
+            hi += second;
+            tracing::info!("inin-ratelimit-reset understates the time left in the window; pacing to a second later");
+        }
         if !same {
             if let Some(old) = &self.window {
-                self.others_rate = self.others_rate_in(old);
+                let cap = self.allowed_per_window() / self.window_len().as_secs_f64();
+                self.others_rate = self.others_rate_in(old, received).min(cap);
             }
             self.window = Some(Window {
                 end_lo: lo,
@@ -310,8 +332,9 @@ impl State {
         let Some(w) = self.window.as_mut() else {
             return;
         };
-        w.end_lo = w.end_lo.max(lo);
-        w.end_hi = w.end_hi.min(hi).max(w.end_lo);
+        // Counted in this window: it had not ended when the request left.
+        w.end_lo = w.end_lo.max(lo).max(sent);
+        w.end_hi = if late { hi } else { w.end_hi.min(hi) }.max(w.end_lo);
         w.ours = w.ours.saturating_add(1);
         if count > w.count {
             w.count = count;
@@ -350,6 +373,7 @@ impl Pacer {
                 headers: false,
                 window: None,
                 others_rate: 0.0,
+                reset_slack: Duration::ZERO,
             }),
         }
     }

@@ -11,6 +11,8 @@ struct Server {
     other_quota: u32,
     /// Count only every n-th of our requests (a count at odds with ours).
     count_every: u32,
+    /// Round the reset down instead of up.
+    round_down: bool,
     headers: bool,
     start: Option<Instant>,
     count: u32,
@@ -29,6 +31,7 @@ impl Server {
             allowed,
             other_quota: 0,
             count_every: 1,
+            round_down: false,
             headers: true,
             start: None,
             count: 0,
@@ -90,7 +93,11 @@ impl Server {
         let headers = RateLimitHeaders {
             allowed: Some(self.allowed),
             count: Some(self.count),
-            reset_secs: Some(left.as_millis().div_ceil(1000) as u64),
+            reset_secs: Some(if self.round_down {
+                left.as_secs()
+            } else {
+                left.as_nanos().div_ceil(1_000_000_000) as u64
+            }),
         };
         (
             status,
@@ -345,4 +352,62 @@ async fn answers_out_of_order_over_a_slow_network_never_overrun() {
     assert_eq!(server.refused, 0);
     assert_eq!(server.others_refused_by_the_end(), 0);
     assert!(server.ours[0] >= 270, "{:?}", server.ours);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_rounded_down_is_learnt_at_the_first_reset() {
+    // The first window outlives what its resets said: at most the one request of ours that
+    // found out is refused, and the other user loses at most that second of its pace, once;
+    // pacing goes on (no window is mistaken for a new one).
+    let pacer = Pacer::new(600, 5);
+    let mut server = Server::new(60, 600);
+    server.round_down = true;
+    server.other_quota = 300;
+    let start = Instant::now();
+    drive(&pacer, &mut server, 900).await;
+    assert!(server.refused <= 1, "{} refused", server.refused);
+    assert!(
+        server.others_refused_by_the_end() <= 5,
+        "{}",
+        server.others_refused
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(200),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(pacer.lock().reset_slack, Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_end_placed_a_moment_early_is_not_a_new_window() {
+    // An answer a moment before the reset says 1 s when a little more is left; the next
+    // request, past that end, is counted in the same window. It is not taken for a new
+    // window whose "others" would be all of our own requests.
+    let pacer = Pacer::new(600, 5);
+    let headers = |count, reset| RateLimitHeaders {
+        allowed: Some(600),
+        count: Some(count),
+        reset_secs: Some(reset),
+    };
+    let start = Instant::now();
+    pacer.acquire().await.answered(200, headers(1, 60));
+    for count in 2..=500 {
+        pacer.acquire().await.answered(200, headers(count, 30));
+    }
+    tokio::time::advance((start + Duration::from_millis(58_999_600)) - Instant::now()).await;
+    pacer.acquire().await.answered(200, headers(501, 1));
+    tokio::time::advance(Duration::from_millis(1_000_100)).await;
+    pacer.acquire().await.answered(200, headers(502, 1));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    pacer.acquire().await.answered(200, headers(1, 60));
+    let before = Instant::now();
+    for count in 2..=20 {
+        pacer.acquire().await.answered(200, headers(count, 59));
+    }
+    assert!(
+        before.elapsed() < Duration::from_secs(3),
+        "{:?} for 19 requests in a fresh window",
+        before.elapsed()
+    );
 }

@@ -141,8 +141,9 @@ pub(crate) struct Tokens {
     limit: RateLimit,
 }
 
+/// Whole seconds, rounded up to the nanosecond: a reset never says less than is left.
 fn ceil_secs(d: Duration) -> u64 {
-    d.as_millis().div_ceil(1000) as u64
+    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
 }
 
 impl Tokens {
