@@ -33,6 +33,8 @@ pub struct BenchOptions {
     pub changed: f64,
     /// The simulator's per-token limit, requests per minute.
     pub rate: u32,
+    /// Share of every window another user of the same token spends (0..=1).
+    pub other_user_share: f64,
     /// The naive pattern instead: per agent, read then write, sequentially.
     pub per_agent: bool,
     pub seed: u64,
@@ -45,6 +47,11 @@ pub struct BenchResult {
     pub skills: usize,
     pub changed_agents: usize,
     pub rate_per_minute: u32,
+    /// Share of every window the token's other user spends.
+    pub other_user_share: f64,
+    /// What the other user leaves to the cycle, requests per minute: the rate `bound_s`
+    /// divides by.
+    pub rate_left_per_minute: u32,
     pub pattern: String,
     pub api_calls: u64,
     pub lower_bound_calls: u64,
@@ -53,6 +60,9 @@ pub struct BenchResult {
     pub bound_s: f64,
     pub wall_ratio: f64,
     pub http_429: u64,
+    /// The other user's requests, and how many of them the simulator refused.
+    pub other_user_requests: u64,
+    pub other_user_429: u64,
     pub retries: u64,
     pub peak_rss_mb: f64,
     /// Wall time of scoring and planning every agent (single thread).
@@ -224,6 +234,13 @@ pub fn lower_bound_calls(
     (pages + queue_pages + analytics + changed * 2 + over + 1) as u64
 }
 
+/// The rate another user spending `share` of every minute leaves, as the simulator counts
+/// it (the other user's requests are whole).
+pub fn rate_left_per_minute(rate: u32, share: f64) -> u32 {
+    let others = (f64::from(rate) * share.clamp(0.0, 1.0)).floor() as u32;
+    rate.saturating_sub(others)
+}
+
 /// Starts the simulator, prepares the org, runs the child, and computes the result.
 pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchResult, BenchError> {
     let now = chrono::DateTime::parse_from_rfc3339(BENCH_NOW)?.with_timezone(&chrono::Utc);
@@ -232,6 +249,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
         skills: options.skills,
         seed: options.seed,
         rate_limit_per_minute: options.rate,
+        other_user_share: options.other_user_share,
         clock: Clock::starting_at(now),
         ..SimConfig::default()
     })
@@ -286,13 +304,17 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
         changed,
         changed,
     );
-    let bound_s = api_calls as f64 * 60.0 / f64::from(options.rate.max(1));
+    let rate_left = rate_left_per_minute(options.rate, options.other_user_share);
+    let bound_s = api_calls as f64 * 60.0 / f64::from(rate_left.max(1));
+    let other = sim.other_user();
     sim.shutdown().await;
     Ok(BenchResult {
         agents: options.agents,
         skills: options.skills,
         changed_agents: run.agents_changed,
         rate_per_minute: options.rate,
+        other_user_share: options.other_user_share,
+        rate_left_per_minute: rate_left,
         pattern: if options.per_agent {
             "per-agent".into()
         } else {
@@ -305,6 +327,8 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
         bound_s: round3(bound_s),
         wall_ratio: round3(run.wall_s / bound_s.max(f64::EPSILON)),
         http_429: counters.rate_limited(),
+        other_user_requests: other.requests,
+        other_user_429: other.rate_limited,
         retries: run.retries,
         peak_rss_mb: round3(run.peak_rss_mb),
         plan_ms: run.plan_ms,

@@ -17,8 +17,9 @@
 //!   the cron schedule type (with its daylight-saving rule).
 //! - [`org`], [`runtime`], [`exit`], [`text`], [`hash`]: the shared snapshot of the org, live
 //!   parts built from settings, exit codes, safe text, stable hashes.
-//! - [`demo`](mod@demo), [`bench`](mod@bench) (feature `simulator`): the same cycle against the embedded
-//!   Genesys Cloud simulator, the `genesys-sim` crate.
+//! - [`demo`](mod@demo), [`bench`](mod@bench), [`simulate`](mod@simulate) (feature `simulator`): the same
+//!   cycle against the embedded Genesys Cloud simulator, the `genesys-sim` crate; `simulate`
+//!   runs it daily on the simulator's closed-loop twin to measure whether tuning helps.
 //!
 //! The command-line edge (`main.rs` and `src/cli/`) is binary-only: it parses, dispatches and
 //! turns library errors into messages and exit codes in one place.
@@ -37,6 +38,8 @@ pub mod hash;
 pub mod history;
 pub mod org;
 pub mod runtime;
+#[cfg(feature = "simulator")]
+pub mod simulate;
 pub mod text;
 
 /// The injected clock (its own crate, shared with the simulator): `skill_tuner::clock::Clock`.

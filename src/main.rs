@@ -36,6 +36,8 @@ async fn run(cli: Cli) -> Result<ExitClass, Failure> {
         #[cfg(feature = "simulator")]
         Command::Bench(args) => cli::bench::run(args).await,
         #[cfg(feature = "simulator")]
+        Command::Simulate(args) => cli::simulate::run(args).await,
+        #[cfg(feature = "simulator")]
         Command::BenchClient(args) => cli::bench::client(args, &clock).await,
         Command::History(command) => cli::history::run(command, &clock).await,
         Command::Completions(args) => cli::docs::completions(args),

@@ -186,6 +186,7 @@ pub fn client_with_secret(
         },
     );
     config.rate_limit_per_minute = g.rate_limit_per_minute;
+    config.rate_share = g.rate_share;
     config.burst = g.burst;
     config.max_concurrency = g.max_concurrency;
     config.request_timeout = Duration::from_secs(g.request_timeout_secs);

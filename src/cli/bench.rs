@@ -15,6 +15,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitClass, Failure> {
         skills: args.skills,
         changed: args.changed,
         rate: args.rate,
+        other_user_share: args.other_user_share,
         per_agent: args.per_agent,
         seed: args.seed,
     };

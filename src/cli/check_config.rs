@@ -20,6 +20,7 @@ pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {
         config.config.display()
     );
     print!("{}", settings.to_shown_toml());
+    print_pacing(&settings);
     print_schedule(&settings, clock);
     for line in runtime::connection_lines(&config.config, &settings)? {
         println!("# {line}");
@@ -36,6 +37,19 @@ pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {
         eprintln!("warning: {warning}");
     }
     Ok(ExitClass::Ok)
+}
+
+/// What the pacer may use: our share of the configured rate, which the org's limit and the
+/// API's headers can only lower.
+fn print_pacing(settings: &Settings) {
+    let g = &settings.genesys;
+    let ours = (f64::from(g.rate_limit_per_minute) * g.rate_share).floor();
+    println!(
+        "# pacing: at most {ours} requests/minute ({:.0} % of genesys.rate_limit_per_minute = {}, genesys.rate_share = {}), lowered by the org's limit and the inin-ratelimit-* headers, spread over each rate-limit window",
+        g.rate_share * 100.0,
+        g.rate_limit_per_minute,
+        g.rate_share
+    );
 }
 
 /// The next five runs and the spacing between cycle starts; validation already refused a

@@ -84,4 +84,5 @@ classified! {
 classified! {
     skill_tuner::demo::DemoError => |_| ExitClass::Failed;
     skill_tuner::bench::BenchError => |_| ExitClass::Failed;
+    skill_tuner::simulate::SimulateError => |_| ExitClass::Failed;
 }

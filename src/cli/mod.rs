@@ -18,6 +18,8 @@ mod output;
 mod setup;
 #[cfg(feature = "simulator")]
 pub mod sim;
+#[cfg(feature = "simulator")]
+pub mod simulate;
 
 pub use failure::Failure;
 
@@ -69,6 +71,10 @@ pub enum Command {
     #[cfg(feature = "simulator")]
     /// Measure one full cycle against the simulator: API calls, wall time, memory (one JSON line).
     Bench(BenchArgs),
+    #[cfg(feature = "simulator")]
+    /// Does tuning help? Run static, tuned and oracle policies on the simulator's closed-loop
+    /// twin for whole weeks and print the weekly metrics and the share of the gap tuned closes.
+    Simulate(SimulateArgs),
     #[cfg(feature = "simulator")]
     /// (internal) The measured side of `bench`.
     #[command(hide = true)]
@@ -129,6 +135,11 @@ pub struct SimArgs {
     /// Requests per minute per token; 0 = unlimited.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
+    /// Another user of every token spends this share (0 to 1) of each rate-limit window,
+    /// evenly over it: the count in `inin-ratelimit-count` then includes requests the client
+    /// did not send.
+    #[arg(long, default_value_t = 0.0, value_parser = sim::parse_share)]
+    pub other_user_share: f64,
     /// Start the simulator's clock at this instant (RFC 3339, e.g. 2027-03-28T01:30:00Z):
     /// "today" and the days with data follow it. Run the product with
     /// SKILL_TUNER_NOW set to the same instant so both agree.
@@ -166,12 +177,57 @@ pub struct BenchArgs {
     /// The simulator's rate limit, requests per minute.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
+    /// Another user of the same token spends this share (0 to 1) of every rate-limit
+    /// window; the bound is then calls ÷ the rate left to the cycle.
+    #[arg(long, default_value_t = 0.0, value_parser = sim::parse_share)]
+    pub other_user_share: f64,
     /// Measure the naive per-agent read-then-write pattern instead.
     #[arg(long)]
     pub per_agent: bool,
     /// Seed of the simulated org: the same seed builds the same agents and metrics.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Agents in the twin.
+    #[arg(long, default_value_t = 1_000)]
+    pub agents: usize,
+    /// Routing skills in the twin.
+    #[arg(long, default_value_t = 6)]
+    pub skills: usize,
+    /// Weeks to simulate (the gap is measured on the last).
+    #[arg(long, default_value_t = 8)]
+    pub weeks: u32,
+    /// Policies to run, comma-separated: static, tuned, oracle (the gap needs all three).
+    #[arg(long, value_delimiter = ',', default_value = "static,tuned,oracle", value_parser = parse_policy)]
+    pub policies: Vec<skill_tuner::simulate::Policy>,
+    /// Seed of the twin: every policy runs on a twin from this seed (common random numbers).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The tuned policy's settings (its `[metrics]`, `[policy]`, `[scope]`, `[breaker]` and
+    /// `[apply]`); default: the built-in `config/simulate.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The twin's offered load (share of staffed time; default 0.95).
+    #[arg(long)]
+    pub load: Option<f64>,
+    /// The twin's coefficient of variation of handle times (default 0.65).
+    #[arg(long)]
+    pub handle_cv: Option<f64>,
+    /// After the tables, print the result as one JSON line (its `gap_closed` maps each metric
+    /// and `composite` to the share of the gap closed, null for n/a).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "simulator")]
+fn parse_policy(
+    s: &str,
+) -> Result<skill_tuner::simulate::Policy, skill_tuner::simulate::UnknownPolicy> {
+    s.parse()
 }
 
 #[cfg(feature = "simulator")]

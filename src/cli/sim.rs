@@ -14,12 +14,21 @@ pub fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String
         .map_err(|e| format!("expected an RFC 3339 instant such as 2027-03-28T01:30:00Z ({e})"))
 }
 
+/// `--other-user-share`: a share of the window from 0 to 1.
+pub fn parse_share(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("expected a share from 0 to 1, e.g. 0.5".into()),
+    }
+}
+
 pub async fn run(args: SimArgs, clock: Clock) -> Result<ExitClass, Failure> {
     let config = genesys_sim::SimConfig {
         agents: args.org.agents,
         skills: args.org.skills,
         seed: args.org.seed,
         rate_limit_per_minute: args.rate,
+        other_user_share: args.other_user_share,
         clock: args.now.map_or(clock, Clock::starting_at),
         worktype_id: demo::demo_worktype_id(),
         ..Default::default()
@@ -29,6 +38,7 @@ pub async fn run(args: SimArgs, clock: Clock) -> Result<ExitClass, Failure> {
     let id = config.client_id.clone();
     let secret = config.client_secret.clone();
     let agents = config.agents;
+    let other = config.other_user_share;
     let sim = genesys_sim::Simulator::start_on(config, addr)
         .await
         .map_err(|e| {
@@ -44,6 +54,12 @@ pub async fn run(args: SimArgs, clock: Clock) -> Result<ExitClass, Failure> {
         "  review worktype: {} (the one config/demo.toml names)",
         sim.org().worktype_id()
     );
+    if other > 0.0 {
+        println!(
+            "  another user of every token spends {:.0} % of each rate-limit window",
+            other * 100.0
+        );
+    }
     println!("  {agents} agents; try:");
     println!(
         "    curl -s -u {id}:{secret} -d grant_type=client_credentials {}/oauth/token",

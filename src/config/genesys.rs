@@ -43,6 +43,9 @@ pub struct GenesysSettings {
     pub ca_bundle_file: Option<PathBuf>,
     /// Most requests per minute (the org's own limit can only lower it).
     pub rate_limit_per_minute: u32,
+    /// Our share of the rate the API allows the token (0 < share ≤ 1): below 1 when the
+    /// OAuth client also serves other work, which keeps the rest.
+    pub rate_share: f64,
     pub burst: u32,
     pub max_concurrency: usize,
     /// Most skills in one `PATCH …/routingskills/bulk`: 50 is the limit Genesys' Terraform
@@ -73,6 +76,7 @@ impl Default for GenesysSettings {
             no_proxy: Vec::new(),
             ca_bundle_file: None,
             rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+            rate_share: defaults::RATE_SHARE,
             burst: defaults::BURST,
             max_concurrency: defaults::MAX_CONCURRENCY,
             bulk_skills_per_call: BULK_SKILLS_MAX,

@@ -150,6 +150,11 @@ impl Settings {
             "genesys.rate_limit_per_minute",
             "at least 1 (the API default is 300)",
         );
+        c.require(
+            g.rate_share > 0.0 && g.rate_share <= 1.0,
+            "genesys.rate_share",
+            "a share of the allowed rate above 0 and at most 1 (1.0: all of it; 0.5 leaves half to other work on the same OAuth client)",
+        );
         c.require(g.burst >= 1, "genesys.burst", "at least 1");
         c.require(
             (1..=64).contains(&g.max_concurrency),

@@ -54,6 +54,7 @@ pub(super) async fn alert_supervisors(
     if !alerts.workitem.enabled {
         return Ok(());
     }
+    let mut recorded = Vec::with_capacity(items.len());
     for (change_id, filed) in file_workitems(run.client, alerts, &items, run.now).await {
         let workitem = match filed {
             Filed::Created(id) => {
@@ -69,8 +70,9 @@ pub(super) async fn alert_supervisors(
                 continue;
             }
         };
-        run.ledger.set_workitem(run.run_id, &change_id, &workitem)?;
+        recorded.push((change_id, workitem));
     }
+    run.ledger.set_workitems(run.run_id, &recorded)?;
     Ok(())
 }
 

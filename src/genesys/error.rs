@@ -220,6 +220,32 @@ pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     crate::text::redact_userinfo(&text).into_owned()
 }
 
+/// Why an attempt is worth repeating; each reason has its own price in the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// 429: the server said when; free, since waiting is exactly what it asked.
+    RateLimited,
+    /// 502/503/504.
+    ServerError,
+    /// The attempt timed out.
+    Timeout,
+    /// Could not connect (nothing was sent).
+    Connect,
+    /// 401: the token was refused; refresh it once and repeat once.
+    Unauthorized,
+}
+
+impl RetryReason {
+    /// Its price in the retry budget.
+    pub(super) fn cost(self) -> u32 {
+        match self {
+            RetryReason::RateLimited | RetryReason::Unauthorized => 0,
+            RetryReason::ServerError | RetryReason::Connect => 5,
+            RetryReason::Timeout => 10,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,8 @@ pub mod defaults {
 
     /// Requests per minute: the real API's default per-token limit.
     pub const RATE_LIMIT_PER_MINUTE: u32 = 300;
+    /// All of the allowed rate is ours.
+    pub const RATE_SHARE: f64 = 1.0;
     pub const BURST: u32 = 5;
     pub const MAX_CONCURRENCY: usize = 8;
     /// Per attempt (the Go SDK uses 16 s).
@@ -77,6 +79,9 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// The most requests per minute we send (the org's limit can only lower it).
     pub rate_limit_per_minute: u32,
+    /// Our share (0 < share ≤ 1) of the rate the API allows the token: less than 1 leaves
+    /// the rest to other work on the same OAuth client.
+    pub rate_share: f64,
     /// Requests that may go back to back before pacing starts.
     pub burst: u32,
     /// Requests in flight at once.
@@ -102,6 +107,7 @@ impl ClientConfig {
             endpoints,
             credentials,
             rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+            rate_share: defaults::RATE_SHARE,
             burst: defaults::BURST,
             max_concurrency: defaults::MAX_CONCURRENCY,
             request_timeout: defaults::REQUEST_TIMEOUT,
@@ -199,7 +205,8 @@ impl GenesysClient {
             auth,
             policy: config.retry,
             budget: retry::RetryBudget::new(config.retry_budget),
-            pacer: pacer::Pacer::new(config.rate_limit_per_minute, config.burst),
+            pacer: pacer::Pacer::new(config.rate_limit_per_minute, config.burst)
+                .with_share(config.rate_share),
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
             stats,
             request_timeout: config.request_timeout,
@@ -264,9 +271,10 @@ impl GenesysClient {
         self.t().stats.snapshot()
     }
 
-    /// The rate the pacer currently keeps to, per minute.
+    /// The most the pacer sends per minute: our share of the ceiling (the window's headers
+    /// may allow less).
     pub fn paced_rate_per_minute(&self) -> u32 {
-        self.t().pacer.limit_per_minute()
+        self.t().pacer.paced_rate_per_minute()
     }
 
     /// `GET /api/v2/organizations/limits/namespaces/{ns}`: the org's effective limits.
@@ -297,7 +305,7 @@ impl GenesysClient {
             .and_then(|v| u32::try_from(v).ok())
             .filter(|v| *v > 0);
         if let Some(org_limit) = found {
-            let current = self.t().pacer.limit_per_minute();
+            let current = self.t().pacer.ceiling_per_minute();
             if current == 0 || org_limit < current {
                 self.t().pacer.set_ceiling(org_limit);
             }

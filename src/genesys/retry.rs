@@ -8,6 +8,7 @@
 //! so that an outage stops the retrying instead of feeding it.
 
 use super::error::ApiError;
+pub use super::error::RetryReason;
 use super::pacer::Pacer;
 use super::shutdown::Shutdown;
 use super::stats::ApiStats;
@@ -51,31 +52,6 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(retry.min(20)))
             .min(self.max_delay);
         ceiling.mul_f64(fastrand::f64())
-    }
-}
-
-/// Why an attempt is worth repeating; each reason has its own price in the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
-    /// 429: the server said when; free, since waiting is exactly what it asked.
-    RateLimited,
-    /// 502/503/504.
-    ServerError,
-    /// The attempt timed out.
-    Timeout,
-    /// Could not connect (nothing was sent).
-    Connect,
-    /// 401: the token was refused; refresh it once and repeat once.
-    Unauthorized,
-}
-
-impl RetryReason {
-    fn cost(self) -> u32 {
-        match self {
-            RetryReason::RateLimited | RetryReason::Unauthorized => 0,
-            RetryReason::ServerError | RetryReason::Connect => 5,
-            RetryReason::Timeout => 10,
-        }
     }
 }
 

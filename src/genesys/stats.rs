@@ -5,7 +5,7 @@
 //! a lock. A lock per call costs nothing next to a paced HTTP request, and one declaration
 //! means a new counter cannot reach the report without reaching `/metrics` (or the reverse).
 
-use super::retry::RetryReason;
+use super::error::RetryReason;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -186,9 +186,9 @@ impl Transport {
                 reason: "the client is shutting down".into(),
             });
         };
-        if !self.pacer.acquire_unless(&self.shutdown).await {
+        let Some(ticket) = self.pacer.acquire_unless(&self.shutdown).await else {
             return cancelled(label);
-        }
+        };
         let url = super::region::join(&self.api_base, &request.path);
         let mut builder = self
             .http
@@ -256,7 +256,7 @@ impl Transport {
         };
         self.stats
             .record_call(&label, &status.to_string(), sent.elapsed());
-        self.pacer.observe(RateLimitHeaders::from_headers(&headers));
+        ticket.answered(status, RateLimitHeaders::from_headers(&headers));
         let correlation_id = correlation_of(&headers);
         if (200..300).contains(&status) {
             return Attempt::Done(ApiResponse {

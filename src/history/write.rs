@@ -213,19 +213,25 @@ impl Ledger {
         })
     }
 
-    /// Remembers the workitem filed for a change.
-    pub(crate) fn set_workitem(
+    /// Remembers the workitems filed for changes, `(change_id, workitem_id)`, in one
+    /// transaction: one commit (and one sync to disk) for a cycle's thousands of alerts,
+    /// not one each.
+    pub(crate) fn set_workitems(
         &self,
         run_id: i64,
-        change_id: &str,
-        workitem_id: &str,
+        filed: &[(String, String)],
     ) -> Result<(), LedgerError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE changes SET workitem_id = ?3 WHERE run_id = ?1 AND change_id = ?2",
-                params![run_id, change_id, workitem_id],
-            )?;
-            Ok(())
+            let tx = c.transaction()?;
+            {
+                let mut update = tx.prepare(
+                    "UPDATE changes SET workitem_id = ?3 WHERE run_id = ?1 AND change_id = ?2",
+                )?;
+                for (change_id, workitem_id) in filed {
+                    update.execute(params![run_id, change_id, workitem_id])?;
+                }
+            }
+            tx.commit()
         })
     }
 }

@@ -106,9 +106,13 @@
 //!   take no interactions, `nOutbound` has no data, and days before the twin's history have
 //!   none).
 //!   Analytics limit keys on `/organizations/limits/namespaces/analytics` are invented.
-//! - Rate limit: a fixed 60 s window per token opening at its first API call; every
-//!   authenticated API call counts (including injected failures); unlimited (0) is
-//!   advertised as `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and reset 60.
+//! - Rate limit: a fixed window per token (60 s; `rate_window_secs`) opening at its first API
+//!   call and allowing its share of `rate_limit_per_minute` (`inin-ratelimit-allowed`);
+//!   `inin-ratelimit-count` counts every authenticated API call of the token in the window
+//!   (injected failures, refused calls and the calls of the optional other user of the token
+//!   included); `inin-ratelimit-reset` is the whole seconds left, rounded up. While another user
+//!   shares the token, windows follow each other back to back. Unlimited (0) is advertised as
+//!   `inin-ratelimit-allowed: 2147483647`. 401s carry count 0 and a whole window as reset.
 //! - Faults: `fail_next`, `storm_429` and `malformed_next` act on `/api/v2` only (use
 //!   `login_down` for the token endpoint); latency applies to every path except `/_sim/`.
 //! - Workitems: `count` is the number of matches overall; `after` is an opaque cursor; at
@@ -136,7 +140,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{MethodMix, SimConfig, TwinConfig, TwinConfigError};
 pub use http::server::route_templates;
-pub use state::counters::RequestCounters;
+pub use state::counters::{OtherUserStats, RequestCounters};
 pub use state::faults::Faults;
 pub use state::org::EvalMethod;
 pub use state::record::Exchange;
@@ -179,11 +183,12 @@ impl Simulator {
         })
         .await
         .map_err(std::io::Error::other)?;
+        let rate_limit = state::tokens::RateLimit::of(&config);
         let shared = Arc::new(Shared {
             config,
             world: Arc::new(world),
             faults: Arc::new(Faults::default()),
-            tokens: state::tokens::Tokens::default(),
+            tokens: state::tokens::Tokens::new(rate_limit),
             counters: state::counters::Counters::default(),
             recorder: state::record::Recorder::default(),
         });
@@ -226,6 +231,13 @@ impl Simulator {
     /// A snapshot of the request counters.
     pub fn counters(&self) -> RequestCounters {
         self.shared.counters.snapshot()
+    }
+
+    /// The other user of the tokens ([`SimConfig::other_user_share`]): its requests and how
+    /// many were refused, counting the rest of every current window as if the client sent
+    /// nothing more.
+    pub fn other_user(&self) -> OtherUserStats {
+        self.shared.tokens.other_user()
     }
 
     /// The access tokens issued so far (unexpired), so a test can grep outputs for them.

@@ -101,20 +101,18 @@ async fn truncate(resp: Response) -> Response {
 
 pub(crate) async fn api_gate(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    // The 429 body names the per-minute limit; the header what one window allows.
     let limit = effective_rate(app.config.rate_limit_per_minute);
+    let allowed = effective_rate(app.config.window_allowance());
     let charge = match bearer(req.headers()) {
-        Some(t) => app.tokens.charge(
-            t,
-            app.faults.revocation_epoch(),
-            app.config.rate_limit_per_minute,
-        ),
+        Some(t) => app.tokens.charge(t, app.faults.revocation_epoch()),
         None => Charge::Invalid,
     };
     let (count, reset) = match charge {
         Charge::Ok { count, reset_secs } | Charge::Limited { count, reset_secs } => {
             (count, reset_secs)
         }
-        Charge::Invalid => (0, 60),
+        Charge::Invalid => (0, app.config.rate_window().as_secs()),
     };
     let mut resp = match charge {
         Charge::Invalid => ApiError::unauthorized().into_response(),
@@ -136,7 +134,7 @@ pub(crate) async fn api_gate(State(app): State<AppState>, req: Request, next: Ne
     };
     let h = resp.headers_mut();
     h.insert("inin-ratelimit-count", HeaderValue::from(count));
-    h.insert("inin-ratelimit-allowed", HeaderValue::from(limit));
+    h.insert("inin-ratelimit-allowed", HeaderValue::from(allowed));
     h.insert("inin-ratelimit-reset", HeaderValue::from(reset));
     resp
 }

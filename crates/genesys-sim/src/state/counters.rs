@@ -74,3 +74,12 @@ impl RequestCounters {
         self.status_count(429)
     }
 }
+
+/// What the other user of the simulated tokens sent ([`crate::SimConfig::other_user_share`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherUserStats {
+    /// Its requests, refused ones included.
+    pub requests: u64,
+    /// Its requests refused because the window was spent.
+    pub rate_limited: u64,
+}
