@@ -587,6 +587,37 @@ mod tests {
     }
 
     #[test]
+    fn queues_analytics_names_are_interned_and_cells_merge() {
+        let mut queues = vec![Queue {
+            id: "listed".into(),
+            name: Some("Listed".into()),
+            method: Some(EvaluationMethod::Best),
+        }];
+        let mut index: HashMap<String, QueueIx> = [("listed".to_string(), 0)].into();
+        assert_eq!(intern_queue(&mut queues, &mut index, "listed"), 0);
+        assert_eq!(intern_queue(&mut queues, &mut index, "unlisted"), 1);
+        assert_eq!(intern_queue(&mut queues, &mut index, "unlisted"), 1);
+        assert_eq!(queues[1].name, None, "analytics gives no name or method");
+        assert_eq!(queues[1].method, None);
+
+        let mut cells = Vec::new();
+        let pair = |handled, transferred| PairMetrics {
+            handled,
+            handle_ms: handled as f64 * 1000.0,
+            transferred,
+        };
+        add_cell(&mut cells, 2, 1, &pair(10, Some(2)));
+        add_cell(&mut cells, 2, 1, &pair(5, None));
+        add_cell(&mut cells, 2, NO_QUEUE, &pair(3, Some(1)));
+        assert_eq!(cells.len(), 2);
+        assert_eq!(
+            (cells[0].handled, cells[0].transferred, cells[0].handle_ms),
+            (15, 2, 15_000.0)
+        );
+        assert_eq!(cells[1].queue, NO_QUEUE);
+    }
+
+    #[test]
     fn batch_query_uses_documented_field_names() {
         let q = batch_query(
             &["u1", "u2"],

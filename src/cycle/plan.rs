@@ -10,9 +10,8 @@
 //! 6. rounding to the step, toward the current value (so rounding never exceeds the step);
 //! 7. dead band: a change smaller than it is not made.
 
-use super::casemix::CaseMix;
 use super::routing::{skill_routing, tunes, SkillRouting};
-use super::score::{populations, score_agent_skill, Score};
+use super::score::{Score, Scorer};
 use crate::config::{BreakerSettings, PolicySettings, SkillPolicy};
 use crate::org::{AgentIx, SkillIx, Snapshot};
 use serde::Serialize;
@@ -178,9 +177,7 @@ pub fn decide(policy: &SkillPolicy, current: f64, target: f64) -> Decision {
 
 /// Plans every in-scope agent and tunable skill, then runs the breaker.
 pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSettings) -> Plan {
-    let pops = populations(snapshot);
-    let fit = policies.case_mix.then(|| CaseMix::estimate(snapshot));
-    let case_mix = fit.as_ref().map(|f| (f, &policies.relative));
+    let scorer = Scorer::new(snapshot, policies);
     let routing = skill_routing(snapshot, policies.tune_without_routing_effect);
     let mut plan = Plan {
         agents_considered: snapshot.agents.len(),
@@ -214,9 +211,7 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
             }
             let routed = tunes(&routing, skill);
             let score = routed
-                .then(|| {
-                    score_agent_skill(policy, agent, skill, &pops[usize::from(skill)], case_mix)
-                })
+                .then(|| scorer.score(snapshot, agent, skill))
                 .flatten();
             let decision = match (&score, metrics) {
                 _ if !routed => Decision::Keep(Keep::NoRoutingEffect),

@@ -14,7 +14,7 @@
 //! `policy.relative`'s ramps. Quality and CSAT keep their absolute ramps.
 
 use super::casemix::{CaseMix, Expected};
-use crate::config::{Component, RelativeRamp, RelativeRamps, SkillPolicy};
+use crate::config::{Component, PolicySettings, RelativeRamp, RelativeRamps, SkillPolicy};
 use crate::org::{Agent, PairMetrics, ScoreStat, SkillIx, Snapshot};
 use serde::Serialize;
 
@@ -312,29 +312,49 @@ pub fn score_with(
     })
 }
 
-/// Scores an agent on a skill with the snapshot's context: its population, and with case
-/// mix the fitted demands of its work and the relative ramps.
-pub(crate) fn score_agent_skill(
-    policy: &SkillPolicy,
-    agent: &Agent,
-    skill: SkillIx,
-    population: &SkillPopulation,
-    case_mix: Option<(&CaseMix, &RelativeRamps)>,
-) -> Option<Score> {
-    let relative = case_mix.and_then(|(fit, ramps)| {
-        Some(Relative {
-            expected: fit.expected(agent, skill)?,
-            ramps,
-        })
-    });
-    score_with(
-        policy,
-        agent.metrics_for(skill),
-        agent.quality,
-        agent.csat,
-        population,
-        relative,
-    )
+/// Scores agents of one snapshot: what scoring needs beyond one agent — each skill's
+/// population and, with case mix, the fitted demand of every skill on every queue — made once.
+#[derive(Debug, Clone)]
+pub struct Scorer<'a> {
+    policies: &'a PolicySettings,
+    populations: Vec<SkillPopulation>,
+    case_mix: Option<CaseMix>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(snapshot: &Snapshot, policies: &'a PolicySettings) -> Self {
+        Self {
+            policies,
+            populations: populations(snapshot),
+            case_mix: policies.case_mix.then(|| CaseMix::estimate(snapshot)),
+        }
+    }
+
+    /// The fitted demands, with case mix.
+    pub fn case_mix(&self) -> Option<&CaseMix> {
+        self.case_mix.as_ref()
+    }
+
+    /// Scores `agent` on `skill` under the skill's policy (`None`: no component has data).
+    pub fn score(&self, snapshot: &Snapshot, agent: &Agent, skill: SkillIx) -> Option<Score> {
+        let policy = self
+            .policies
+            .for_skill(&snapshot.skills.get(usize::from(skill))?.name);
+        let relative = self.case_mix.as_ref().and_then(|fit| {
+            Some(Relative {
+                expected: fit.expected(agent, skill)?,
+                ramps: &self.policies.relative,
+            })
+        });
+        score_with(
+            policy,
+            agent.metrics_for(skill),
+            agent.quality,
+            agent.csat,
+            self.populations.get(usize::from(skill))?,
+            relative,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -441,6 +461,97 @@ mod tests {
         // (300*5 + 600*20) / 25 = 540
         assert!((s.components[0].used - 540.0).abs() < 1e-9);
         assert_eq!(s.components[0].observed, 300.0);
+    }
+
+    fn relative(expected_aht_secs: f64, expected_rate: f64, handled: u64) -> Relative<'static> {
+        static RAMPS: std::sync::OnceLock<RelativeRamps> = std::sync::OnceLock::new();
+        Relative {
+            expected: Expected {
+                handled,
+                handle_ms: handled as f64 * expected_aht_secs * 1000.0,
+                transfers: handled as f64 * expected_rate,
+            },
+            ramps: RAMPS.get_or_init(RelativeRamps::default),
+        }
+    }
+
+    #[test]
+    fn case_mix_ramps_the_ratio_to_what_the_work_demands() {
+        let pair = PairMetrics {
+            handled: 80,
+            handle_ms: 80.0 * 480_000.0,
+            transferred: Some(8),
+        };
+        let p = SkillPolicy {
+            shrinkage: 20.0,
+            ..SkillPolicy::default()
+        };
+        let s = score_with(
+            &p,
+            Some(&pair),
+            None,
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.05, 80)),
+        )
+        .unwrap();
+        let aht = &s.components[0];
+        // 480 s against 600 s expected: 0.8, shrunk toward 1 by 20 of 100: 0.84 → ramp
+        // (1.5 − 0.84) / (1.5 − 0.5) = 0.66.
+        assert_eq!((aht.observed, aht.expected), (480.0, Some(600.0)));
+        assert!((aht.used - 0.84).abs() < 1e-9, "{aht:?}");
+        assert!((aht.normalized - 0.66).abs() < 1e-9);
+        // 10 % against 5 %: 2.0, shrunk to 1.8 → (2 − 1.8) / 2 = 0.1.
+        let tr = &s.components[1];
+        assert!((tr.used - 1.8).abs() < 1e-9 && (tr.normalized - 0.1).abs() < 1e-9);
+        assert_eq!(
+            s.explain(),
+            "handle_time 480s vs 600s expected ×0.84→0.66×0.62, transfer_rate 10.0% vs 5.0% expected ×1.80→0.10×0.37 = 0.45 (n=80)"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["components"][0]["expected"], 600.0);
+        // Quality keeps its absolute ramp, with no `expected`.
+        let q = score_with(
+            &p,
+            Some(&pair),
+            Some(ScoreStat {
+                count: 4,
+                sum: 300.0,
+            }),
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.05, 80)),
+        )
+        .unwrap();
+        assert_eq!(q.components[2].name, "quality");
+        assert_eq!(q.components[2].expected, None);
+        assert!(serde_json::to_value(&q).unwrap()["components"][2]
+            .get("expected")
+            .is_none());
+    }
+
+    #[test]
+    fn nothing_expected_is_no_measure_of_the_agent() {
+        // No transfers anywhere in this work: the transfer component has no data, and the
+        // weights renormalise over the rest.
+        let pair = PairMetrics {
+            handled: 50,
+            handle_ms: 50.0 * 600_000.0,
+            transferred: None,
+        };
+        let s = score_with(
+            &policy(),
+            Some(&pair),
+            None,
+            None,
+            &SkillPopulation::default(),
+            Some(relative(600.0, 0.0, 50)),
+        )
+        .unwrap();
+        assert_eq!(s.components.len(), 1);
+        assert_eq!(s.components[0].weight, 1.0);
+        assert_eq!(s.combined, 0.5, "as the work demands");
+        assert_eq!(s.target, 2.5);
     }
 
     #[test]

@@ -286,6 +286,30 @@ fn a_max_step_that_can_never_move_is_refused_naming_its_key() {
 }
 
 #[test]
+fn case_mix_ramps_must_run_from_a_lower_ratio_to_a_higher_one() {
+    assert_refused(
+        &format!("{VALID}[policy.relative]\nhandle_time = {{ target = 1.2, limit = 0.8 }}\n"),
+        "policy.relative.handle_time.limit",
+        &["a ratio above target", "0.8 ≤ 1.2"],
+    );
+    assert_refused(
+        &format!("{VALID}[policy.relative]\ntransfer_rate = {{ target = -0.5, limit = 2.0 }}\n"),
+        "policy.relative.transfer_rate.target",
+        &["a ratio ≥ 0"],
+    );
+    let s = Settings::from_toml_str(&format!(
+        "{VALID}[policy]\ncase_mix = false\ntune_without_routing_effect = true\n[policy.relative]\nhandle_time = {{ target = 0.7, limit = 1.3 }}\n"
+    ))
+    .unwrap();
+    assert!(!s.policy.case_mix && s.policy.tune_without_routing_effect);
+    assert_eq!(s.policy.relative.handle_time.limit, 1.3);
+    assert_eq!(
+        s.policy.relative.transfer_rate.limit, 2.0,
+        "the other ramp keeps its default"
+    );
+}
+
+#[test]
 fn numbers_are_never_rounded_saturated_or_wrapped_into_their_key() {
     for (toml, key, needle) in [
         // A float for an integer key used to be rounded, and 1e20 saturated to u64::MAX.

@@ -1,13 +1,15 @@
 //! Property tests for the scoring policy: whatever the metrics and a valid policy,
-//! `score::score` and `plan::decide` stay within [floor, ceiling], never move more than
+//! `score::score` (and with case mix `score::score_with`) and `plan::decide` stay within
+//! [floor, ceiling], never move more than
 //! `max_step`, never lower a target because an agent got better, and never panic or
 //! produce NaN — not even on NaN, infinite or negative inputs, which a bad analytics answer
 //! or a future parser bug could hand them.
 
 use proptest::prelude::*;
-use skill_tuner::config::{Component, Components, SkillPolicy};
+use skill_tuner::config::{Component, Components, RelativeRamps, SkillPolicy};
+use skill_tuner::cycle::casemix::Expected;
 use skill_tuner::cycle::plan::{decide, Decision};
-use skill_tuner::cycle::score::{score, SkillPopulation};
+use skill_tuner::cycle::score::{score, score_with, Relative, SkillPopulation};
 use skill_tuner::org::{PairMetrics, ScoreStat};
 
 const EPS: f64 = 1e-9;
@@ -206,6 +208,36 @@ proptest! {
             target(aht_bad, tr_bad, q_bad, c_good),
         ] {
             prop_assert!(better.unwrap() + EPS >= base.unwrap(), "{better:?} < {base:?}");
+        }
+    }
+
+    /// With case mix: within bounds, never NaN (whatever the expectation, garbage included),
+    /// and a faster agent on the same work never gets a lower target.
+    #[test]
+    fn case_mix_scores_stay_in_bounds_and_monotone(
+        p in policy(),
+        handled in 1u64..2_000,
+        (aht1, aht2) in (0.0..3_000.0f64, 0.0..3_000.0f64),
+        transferred in 0u64..2_000,
+        expected_ms in any_f64(),
+        expected_transfers in any_f64(),
+        pop in population(),
+    ) {
+        let ramps = RelativeRamps::default();
+        let relative = Relative {
+            expected: Expected { handled, handle_ms: expected_ms, transfers: expected_transfers },
+            ramps: &ramps,
+        };
+        let target = |aht: f64| {
+            score_with(&p, Some(&pair(handled, aht, transferred)), None, None, &pop, Some(relative))
+        };
+        let (good, bad) = (target(aht1.min(aht2)), target(aht1.max(aht2)));
+        for s in good.iter().chain(bad.iter()) {
+            prop_assert!(s.combined.is_finite() && (0.0..=1.0).contains(&s.combined), "combined {}", s.combined);
+            prop_assert!(s.target >= p.floor - EPS && s.target <= p.ceiling + EPS, "target {}", s.target);
+        }
+        if let (Some(good), Some(bad)) = (good, bad) {
+            prop_assert!(good.target + EPS >= bad.target, "{} < {}", good.target, bad.target);
         }
     }
 
