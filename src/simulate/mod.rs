@@ -89,7 +89,7 @@ pub enum SimulateError {
     Cycle {
         day: NaiveDate,
         #[source]
-        source: CycleError,
+        source: Box<CycleError>,
     },
     #[error("a policy's run stopped: {0}")]
     Task(#[source] tokio::task::JoinError),

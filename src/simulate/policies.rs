@@ -257,7 +257,7 @@ impl Tuner {
         .await
         .map_err(|source| SimulateError::Cycle {
             day: clock.now().date_naive(),
-            source,
+            source: Box::new(source),
         })?;
         let s = &mut self.stats;
         s.cycles += 1;

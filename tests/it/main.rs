@@ -34,3 +34,4 @@ mod one_writer;
 mod policy_props;
 mod secrets;
 mod sim_contract;
+mod simulate;
