@@ -55,7 +55,22 @@ pub async fn run(args: SimulateArgs) -> Result<ExitClass, Failure> {
     let result = simulate::run(&options).await?;
     let elapsed = started.elapsed().as_secs_f64();
     print!("{}", result.render());
-    println!("\nsimulated in {elapsed:.1} s");
+    let timing: Vec<String> = result
+        .policies
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:.1} s twin + {:.1} s policy",
+                p.policy.as_str(),
+                p.timing.twin_secs,
+                p.timing.policy_secs
+            )
+        })
+        .collect();
+    println!(
+        "\nsimulated in {elapsed:.1} s ({}, concurrently)",
+        timing.join("; ")
+    );
     if args.json {
         print_json(&result, false);
     }

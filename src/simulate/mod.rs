@@ -14,7 +14,7 @@
 mod policies;
 mod table;
 
-pub use policies::{tuned_settings, Policy, PolicyDays, TunedStats, UnknownPolicy};
+pub use policies::{tuned_settings, Policy, PolicyDays, PolicyTiming, TunedStats, UnknownPolicy};
 pub use table::{
     constraints, gap_closed, percent, Constraints, GapClosed, Metric, Period, WeekRow,
     GINI_ALLOWANCE,
@@ -28,7 +28,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use genesys_sim::{TwinConfig, TwinError};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// The first driven day: a Monday, so weeks run Monday to Sunday. Fixed, so a run never
 /// depends on the day it is made.
@@ -92,12 +91,6 @@ pub enum SimulateError {
         #[source]
         source: Box<CycleError>,
     },
-    #[error("{}: {source}", path.display())]
-    TempDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("a policy's run stopped: {0}")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -109,6 +102,8 @@ pub struct PolicyResult {
     pub weeks: Vec<WeekRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tuned: Option<TunedStats>,
+    /// Where the run's time went (not part of the table: it varies from run to run).
+    pub timing: PolicyTiming,
 }
 
 /// Everything `simulate` prints.
@@ -264,6 +259,7 @@ fn compare(options: &SimulateOptions, start: NaiveDate, runs: Vec<PolicyDays>) -
             policy: run.policy,
             weeks: weeks.iter().map(Period::row).collect(),
             tuned: run.tuned,
+            timing: run.timing,
         });
         periods.insert(run.policy, weeks);
     }

@@ -1,6 +1,7 @@
 //! The three policies, each run on a twin of its own: `static` leaves the starting
 //! proficiencies alone, `oracle` sets them from the hidden truth every morning, and `tuned`
-//! runs skill-tuner's real cycle every morning, over HTTP, with its own ledger.
+//! runs skill-tuner's real cycle every morning, over HTTP, with a ledger of its own (in
+//! memory, for the run).
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -9,7 +10,7 @@ use crate::history::{ChangeStatus, Ledger, RunOutcome};
 use chrono::{DateTime, Duration, Utc};
 use genesys_sim::{DayOutcome, SimConfig, Simulator, TwinConfig, TwinHandle};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::time::Instant;
 
 use super::SimulateError;
 
@@ -74,6 +75,15 @@ pub struct PolicyDays {
     pub policy: Policy,
     pub days: Vec<DayOutcome>,
     pub tuned: Option<TunedStats>,
+    pub timing: PolicyTiming,
+}
+
+/// Where a policy's run spent its time (wall clock): the twin simulating days, the policy
+/// acting (for `tuned`, its cycles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PolicyTiming {
+    pub twin_secs: f64,
+    pub policy_secs: f64,
 }
 
 /// What every policy's run shares.
@@ -95,6 +105,7 @@ struct Driven {
     sim: Simulator,
     clock: Clock,
     twin: TwinHandle,
+    timing: PolicyTiming,
 }
 
 impl Driven {
@@ -112,18 +123,29 @@ impl Driven {
         .await
         .map_err(SimulateError::Simulator)?;
         let twin = sim.twin().ok_or(SimulateError::NoTwin)?;
-        Ok(Driven { sim, clock, twin })
+        Ok(Driven {
+            sim,
+            clock,
+            twin,
+            timing: PolicyTiming::default(),
+        })
     }
 
     /// Moves the clock to driven day `d`'s policy hour and simulates the day before, so no
     /// API request waits for it.
-    async fn begin_day(&self, spec: &RunSpec, d: u32) -> Result<(), SimulateError> {
+    async fn begin_day(&mut self, spec: &RunSpec, d: u32) -> Result<(), SimulateError> {
         self.clock.set(spec.start + Duration::days(i64::from(d)));
-        blocking(&self.twin, |t| t.simulate_ended_days()).await
+        let started = Instant::now();
+        blocking(&self.twin, |t| t.simulate_ended_days()).await?;
+        self.timing.twin_secs += started.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// Simulates the last driven day and returns the driven days' outcomes.
-    async fn finish(self, spec: &RunSpec) -> Result<Vec<DayOutcome>, SimulateError> {
+    async fn finish(
+        mut self,
+        spec: &RunSpec,
+    ) -> Result<(Vec<DayOutcome>, PolicyTiming), SimulateError> {
         self.begin_day(spec, spec.days).await?;
         let first = spec.start.date_naive();
         let days = blocking(&self.twin, |t| t.outcomes())
@@ -132,44 +154,52 @@ impl Driven {
             .filter(|o| o.date >= first)
             .collect();
         self.sim.shutdown().await;
-        Ok(days)
+        Ok((days, self.timing))
     }
 }
 
 /// Runs `static` or `oracle` on a twin of its own for `spec.days` days.
 pub async fn run_untuned(policy: Policy, spec: &RunSpec) -> Result<PolicyDays, SimulateError> {
-    let driven = Driven::start(spec).await?;
+    let mut driven = Driven::start(spec).await?;
     for d in 0..spec.days {
         driven.begin_day(spec, d).await?;
         if policy == Policy::Oracle {
+            let started = Instant::now();
             let today = driven.clock.now().date_naive();
             blocking(&driven.twin, move |t| {
                 t.set_proficiencies(&t.oracle_proficiencies(today))
             })
             .await??;
+            driven.timing.policy_secs += started.elapsed().as_secs_f64();
         }
     }
+    let (days, timing) = driven.finish(spec).await?;
     Ok(PolicyDays {
         policy,
-        days: driven.finish(spec).await?,
+        days,
         tuned: None,
+        timing,
     })
 }
 
 /// Runs `tuned` on a twin of its own for `spec.days` days: one real cycle each morning.
 /// (Not `Send`: the cycle is driven on the caller's task, as the daemon drives it.)
 pub async fn run_tuned(spec: &RunSpec) -> Result<PolicyDays, SimulateError> {
-    let driven = Driven::start(spec).await?;
+    let mut driven = Driven::start(spec).await?;
     let mut tuner = Tuner::start(&driven.sim, &spec.settings, &driven.clock).await?;
     for d in 0..spec.days {
         driven.begin_day(spec, d).await?;
+        let started = Instant::now();
         tuner.cycle(&driven.clock).await?;
+        driven.timing.policy_secs += started.elapsed().as_secs_f64();
     }
-    let tuned = tuner.finish(&driven.sim)?;
+    let tuned = tuner.finish(&driven.sim);
+    let (days, timing) = driven.finish(spec).await?;
     Ok(PolicyDays {
         policy: Policy::Tuned,
-        days: driven.finish(spec).await?,
+        days,
         tuned: Some(tuned),
+        timing,
     })
 }
 
@@ -192,27 +222,25 @@ struct Tuner {
     ledger: Ledger,
     stop: StopSignal,
     stats: TunedStats,
-    /// The ledger's directory, removed when the run ends.
-    dir: TempDir,
 }
 
 impl Tuner {
     async fn start(sim: &Simulator, base: &Settings, clock: &Clock) -> Result<Self, SimulateError> {
-        let dir = TempDir::new()?;
-        let settings = tuned_settings(sim, base, dir.path().join("ledger.db"));
+        let settings = tuned_settings(sim, base);
         let client =
             crate::runtime::client_with_secret(&settings, crate::demo::sim_secret(), clock)?;
         crate::runtime::start_client(&client, &settings)
             .await
             .map_err(crate::runtime::StartupError::from)?;
-        let ledger = crate::runtime::open_ledger(&settings, clock)?;
+        // In memory: a run's ledger lives as long as the run, and a file's fsync per write
+        // would make a long simulation wait on the disk.
+        let ledger = Ledger::in_memory()?.with_clock(clock.clone());
         Ok(Tuner {
             client,
             settings,
             ledger,
             stop: StopSignal::default(),
             stats: TunedStats::default(),
-            dir,
         })
     }
 
@@ -248,20 +276,18 @@ impl Tuner {
         Ok(())
     }
 
-    fn finish(self, sim: &Simulator) -> Result<TunedStats, SimulateError> {
-        let mut stats = self.stats;
-        stats.bulk_writes = sim.org().write_count();
-        drop(self.ledger);
-        self.dir.remove()?;
-        Ok(stats)
+    fn finish(self, sim: &Simulator) -> TunedStats {
+        TunedStats {
+            bulk_writes: sim.org().write_count(),
+            ..self.stats
+        }
     }
 }
 
 /// The tuned policy's settings against `sim`: the policy, metrics, scope, breaker and apply
 /// settings of `base`; the simulator's address, no client-side rate limit (the twin has none),
-/// no supervisor alerts (nobody reviews in a simulation, so nothing is held for review), and
-/// the ledger at `ledger`.
-pub fn tuned_settings(sim: &Simulator, base: &Settings, ledger: PathBuf) -> Settings {
+/// and no supervisor alerts (nobody reviews in a simulation, so nothing is held for review).
+pub fn tuned_settings(sim: &Simulator, base: &Settings) -> Settings {
     let mut s = base.clone();
     let g = &mut s.genesys;
     g.api_base_url = Some(sim.base_url());
@@ -272,43 +298,5 @@ pub fn tuned_settings(sim: &Simulator, base: &Settings, ledger: PathBuf) -> Sett
     s.alerts.hold_for_review = false;
     s.alerts.workitem.enabled = false;
     s.alerts.webhook.enabled = false;
-    s.history.path = ledger;
     s
-}
-
-/// A directory of one's own under the system's temporary directory.
-struct TempDir(Option<PathBuf>);
-
-impl TempDir {
-    fn new() -> Result<Self, SimulateError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("skill-tuner-simulate-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|source| SimulateError::TempDir {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(TempDir(Some(path)))
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.0.as_deref().unwrap_or(std::path::Path::new("."))
-    }
-
-    fn remove(mut self) -> Result<(), SimulateError> {
-        match self.0.take() {
-            Some(path) => std::fs::remove_dir_all(&path)
-                .map_err(|source| SimulateError::TempDir { path, source }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_dir_all(path);
-        }
-    }
 }

@@ -37,3 +37,4 @@ mod policy_props;
 mod routing_effect;
 mod secrets;
 mod sim_contract;
+mod simulate;
