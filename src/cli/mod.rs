@@ -12,6 +12,7 @@ pub mod cycle;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod docs;
+pub mod effect;
 mod failure;
 pub mod history;
 mod output;
@@ -79,6 +80,12 @@ pub enum Command {
     /// (internal) The measured side of `bench`.
     #[command(hide = true)]
     BenchClient(BenchClientArgs),
+    /// The holdout experiment's estimate of what tuning does to handle time, transfers,
+    /// quality, CSAT and service level, each with its 95 % interval, sample and verdict
+    /// (reads the analytics API and the ledger; writes nothing).
+    Effect(CycleArgs),
+    /// End a pause on harm: the next cycle applies changes again (recorded in the ledger).
+    Resume(ResumeArgs),
     #[command(flatten)]
     History(history::HistoryCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -154,6 +161,15 @@ pub struct CycleArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Who resumes (recorded in the ledger); default: $USER.
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -7,6 +7,7 @@
 //! [`secret`]).
 
 mod alerts;
+mod experiment;
 mod genesys;
 mod policy;
 pub mod schedule;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use alerts::{AlertSettings, WebhookFormat, WebhookSettings, WorkitemSettings};
+pub use experiment::{ExperimentSettings, JUDGED_METRICS, SKILL_CLUSTERS};
 pub use genesys::{GenesysSettings, RetrySettings};
 pub use policy::{
     ApplySettings, BreakerSettings, Component, Components, GuardSettings, MetricsSettings,
@@ -40,6 +42,7 @@ pub struct Settings {
     pub breaker: BreakerSettings,
     pub apply: ApplySettings,
     pub guard: GuardSettings,
+    pub experiment: ExperimentSettings,
     pub alerts: AlertSettings,
     pub history: HistorySettings,
     pub daemon: DaemonSettings,

@@ -15,6 +15,7 @@ pub mod alert;
 mod apply;
 pub mod casemix;
 pub mod collect;
+mod experiment;
 pub mod plan;
 pub mod report;
 pub mod routing;
@@ -224,19 +225,12 @@ async fn cycle_steps(
         run_id,
         now,
     } = *run;
-    let write = WritePath {
-        client,
-        ledger,
-        apply: &settings.apply,
-        concurrency: settings.genesys.max_concurrency,
-    };
-
     // 1. collect
     let snapshot = collect::collect(
         client,
         &settings.scope,
         &settings.metrics,
-        write.concurrency,
+        settings.genesys.max_concurrency,
         now,
     )
     .await?;
@@ -246,6 +240,16 @@ async fn cycle_steps(
     if !unknown.is_empty() {
         return Err(CycleError::UnknownSkills(unknown));
     }
+    // The experiment: which skills are held out, the effect so far, a pause on harm.
+    let experiment = experiment::check(run, settings, &snapshot).await?;
+    report.experiment = experiment.status.clone();
+    let write = WritePath {
+        client,
+        ledger,
+        apply: &settings.apply,
+        concurrency: settings.genesys.max_concurrency,
+        held_out: experiment.held_out.as_ref(),
+    };
 
     // 2–3. score and plan (proposals held for review wait for it)
     let held = ledger.held_changes()?;
@@ -253,6 +257,14 @@ async fn cycle_steps(
     let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
     report.plan_ms = planning.elapsed().as_millis() as u64;
     rows::park_pending_reviews(&mut plan, &snapshot, &held);
+    if let Some(a) = &experiment.held_out {
+        let skills = &snapshot.skills;
+        plan.park(plan::Keep::HeldOut, |i| {
+            skills
+                .get(usize::from(i.skill))
+                .is_some_and(|s| a.is_held_out(&s.id))
+        });
+    }
     let mut rows = rows::change_rows(&snapshot, &plan, &settings.alerts, run_id);
     report.summarise_plan(&plan, &rows, &settings.alerts);
     // From here on the rows carry everything; what alerts still need of the snapshot is
@@ -268,6 +280,21 @@ async fn cycle_steps(
         rows::skip_all(&mut rows, &format!("breaker: {}", trip.rule));
         ledger.record_plan(rows.iter().map(|r| &r.record))?;
         report.outcome = RunOutcome::Breaker;
+        report.set_lines(rows, &settings.alerts);
+        if mode != Mode::Plan {
+            alert::send_digest(client, &settings.alerts.webhook, report).await;
+        }
+        return Ok(());
+    }
+
+    if let Some(why) = &experiment.paused {
+        tracing::warn!(reason = %why, "tuning is paused on harm: applying nothing");
+        rows::skip_all(
+            &mut rows,
+            &format!("paused on harm ({why}); resume with `skill-tuner resume`"),
+        );
+        ledger.record_plan(rows.iter().map(|r| &r.record))?;
+        report.outcome = RunOutcome::Paused;
         report.set_lines(rows, &settings.alerts);
         if mode != Mode::Plan {
             alert::send_digest(client, &settings.alerts.webhook, report).await;

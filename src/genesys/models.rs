@@ -216,6 +216,9 @@ pub struct StatisticalSummary {
     pub min: Option<f64>,
     pub count: Option<f64>,
     pub sum: Option<f64>,
+    /// Observations (`oServiceLevel`): answered within the target of those offered.
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
 }
 
 /// Body of `POST /api/v2/taskmanagement/workitems`.

@@ -44,6 +44,36 @@ const MIGRATIONS: &[&str] = &[
     // recorded and stays NULL rather than guessed.
     "ALTER TABLE runs ADD COLUMN triggered_by TEXT;
      UPDATE runs SET triggered_by = mode WHERE mode IN ('once', 'plan', 'rollback');",
+    // 3: the holdout experiment: each unit's arm (with the settings' fingerprints), the
+    // effect estimated each day, and pauses on harm with who resumed them.
+    "CREATE TABLE experiment_units (
+        salt TEXT NOT NULL,
+        unit_id TEXT NOT NULL,
+        unit_name TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        design TEXT NOT NULL,
+        experiment_fingerprint TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (salt, unit_id)
+     );
+     CREATE TABLE effect_days (
+        salt TEXT NOT NULL,
+        day TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        report TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (salt, day)
+     );
+     CREATE TABLE pauses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        paused_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        metric TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        resumed_at TEXT,
+        resumed_by TEXT
+     );",
 ];
 
 /// The schema version this build creates and reads.
