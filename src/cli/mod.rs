@@ -77,6 +77,11 @@ pub enum Command {
     /// twin for whole weeks and print the weekly metrics and the share of the gap tuned closes.
     Simulate(SimulateArgs),
     #[cfg(feature = "simulator")]
+    /// Validate the experiment on the validation twin (effect48): interval coverage of the
+    /// true effect, A/A false positives, the naive per-agent comparison's bias, and how soon
+    /// a harmful policy is paused (and how rarely a good one is).
+    SimulateEffect(SimulateEffectArgs),
+    #[cfg(feature = "simulator")]
     /// (internal) The measured side of `bench`.
     #[command(hide = true)]
     BenchClient(BenchClientArgs),
@@ -235,6 +240,29 @@ pub struct SimulateArgs {
     pub handle_cv: Option<f64>,
     /// After the tables, print the result as one JSON line (its `gap_closed` maps each metric
     /// and `composite` to the share of the gap closed, null for n/a).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct SimulateEffectArgs {
+    /// How many seeds.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u32,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Days of the experiment.
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+    /// Seeds run at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+    /// The harm bound (share of the held-out level).
+    #[arg(long)]
+    pub harm_bound: Option<f64>,
+    /// After the table, print the summary (with every seed) as one JSON line.
     #[arg(long)]
     pub json: bool,
 }
