@@ -95,3 +95,51 @@ impl ExperimentSettings {
         format!("{:016x}", crate::hash::fnv1a64(&text))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, Settings};
+
+    fn problems(toml: &str) -> Vec<String> {
+        match Settings::from_toml_str(&format!(
+            "[genesys]\nregion = \"us-east-1\"\nclient_id = \"x\"\n[history]\npath = \"/var/lib/skill-tuner/t.db\"\n{toml}"
+        )) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| p.key).collect()
+            }
+            Err(e) => vec![format!("other error: {e}")],
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bad_experiment_settings_name_their_keys() {
+        let keys = problems(
+            "[experiment]\nenabled = true\ndesign = \"per_agent\"\nholdout_share = 1.5\nstart = \"March\"\nbaseline_days = 0\nmetrics = [\"aht\"]\nharm_bound = -1\nalpha = 0.7\n[experiment.harm_bounds]\nnps = 0.1\n",
+        );
+        for key in [
+            "experiment.design",
+            "experiment.holdout_share",
+            "experiment.start",
+            "experiment.baseline_days",
+            "experiment.metrics",
+            "experiment.harm_bound",
+            "experiment.harm_bounds.nps",
+            "experiment.alpha",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} not in {keys:?}");
+        }
+        let unknown = problems("[experiment]\nholdout = 0.5\n");
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(unknown[0].starts_with("experiment"), "{unknown:?}");
+    }
+
+    #[test]
+    fn a_valid_experiment_loads_and_an_absent_one_is_off() {
+        assert!(problems("[experiment]\nenabled = true\nstart = \"2027-03-01\"\n").is_empty());
+        assert!(problems("").is_empty());
+        let s = Settings::default();
+        assert!(!s.experiment.enabled);
+        assert!(crate::experiment::Assignment::of(&s.experiment).is_none());
+    }
+}

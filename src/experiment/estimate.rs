@@ -455,6 +455,89 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Twenty skills per arm; every tuned skill's handle time is exactly 10 s lower than its
+    /// baseline, every held-out skill's unchanged; the skills differ a lot in level.
+    fn fixture(effect_ms: f64) -> Observations {
+        let mut units = Vec::new();
+        for i in 0..40 {
+            let arm = if i % 2 == 0 { Arm::Tuned } else { Arm::HeldOut };
+            let level = 300_000.0 + 7_000.0 * f64::from(i);
+            let wobble = if i % 4 < 2 { 1_000.0 } else { -1_000.0 };
+            let n = 1_000.0 + 10.0 * f64::from(i);
+            let post = level + wobble + if arm == Arm::Tuned { effect_ms } else { 0.0 };
+            units.push(UnitObs {
+                unit: format!("skill-{i}"),
+                arm,
+                pre_sum: level * n,
+                pre_n: n,
+                post_sum: post * n,
+                post_n: n,
+            });
+        }
+        Observations {
+            days: 14,
+            by_metric: [(Metric::HandleTime, units)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_known_effect_is_estimated_inside_its_interval_with_the_right_verdict() {
+        let e = estimate(&fixture(-10_000.0), Metric::HandleTime, 0.02, 0.01);
+        assert!((e.estimate + 10.0).abs() < 0.5, "{e:?}");
+        assert!(e.ci_low < -10.0 && -10.0 < e.ci_high, "{e:?}");
+        assert_eq!(e.verdict.kind, VerdictKind::Helps);
+        assert_eq!(e.sample.tuned_units, 20);
+        assert_eq!(e.sample.held_out_units, 20);
+        assert!(!e.harm.shown);
+
+        let worse = estimate(&fixture(30_000.0), Metric::HandleTime, 0.02, 0.01);
+        assert_eq!(worse.verdict.kind, VerdictKind::Harms);
+        assert!(worse.harm.shown, "{:?}", worse.harm);
+
+        let none = estimate(&fixture(0.0), Metric::HandleTime, 0.02, 0.01);
+        assert_eq!(none.verdict.kind, VerdictKind::NoDetectableEffectYet);
+        assert!(none.verdict.more_days.is_some_and(|d| d >= 1), "{none:?}");
+        assert!(none
+            .verdict
+            .text
+            .starts_with("no detectable effect yet, need about"));
+    }
+
+    #[test]
+    fn the_json_names_estimate_interval_sample_and_verdict() {
+        let e = estimate(&fixture(-10_000.0), Metric::HandleTime, 0.02, 0.01);
+        let v = serde_json::to_value(&e).unwrap();
+        for key in [
+            "metric",
+            "unit",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "std_error",
+            "sample",
+            "verdict",
+            "harm",
+        ] {
+            assert!(v.get(key).is_some(), "{key} in {v}");
+        }
+        assert_eq!(v["metric"], "handle_time");
+        assert_eq!(v["unit"], "s");
+        assert_eq!(v["verdict"]["kind"], "helps");
+        assert_eq!(v["sample"]["tuned_units"], 20);
+        assert_eq!(v["sample"]["days"], 14);
+    }
+
+    #[test]
+    fn too_few_units_is_not_enough_data() {
+        let mut obs = fixture(0.0);
+        if let Some(units) = obs.by_metric.get_mut(&Metric::HandleTime) {
+            units.truncate(3);
+        }
+        let e = estimate(&obs, Metric::HandleTime, 0.02, 0.01);
+        assert_eq!(e.verdict.kind, VerdictKind::NotEnoughData);
+        assert!(!e.harm.shown);
+    }
+
     #[test]
     fn quantiles_match_the_tables() {
         assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);

@@ -51,4 +51,26 @@ mod tests {
         let llr = log_likelihood_ratio(c, v, s);
         assert!((llr - (1.0f64 / a).ln()).abs() < 1e-9, "{llr}");
     }
+
+    #[test]
+    fn harm_shows_only_past_the_boundary_and_more_information_narrows_it() {
+        // Variance 1, scale 1, alpha 0.05: the boundary is sqrt(2 (2 ln 20 + ln 2)) = 3.656.
+        let c = boundary(1.0, 1.0, 0.05);
+        assert!((c - 3.6564).abs() < 1e-3, "{c}");
+        assert!(!shows_harm(c - 0.01, 1.0, 1.0, 0.05));
+        assert!(shows_harm(c + 0.01, 1.0, 1.0, 0.05));
+        assert!(!shows_harm(-5.0, 1.0, 1.0, 0.05));
+        assert!(boundary(0.01, 1.0, 0.05) < c);
+        // Stricter alpha, wider boundary; no information, never.
+        assert!(boundary(1.0, 1.0, 0.01) > c);
+        assert!(!shows_harm(1e9, f64::INFINITY, 1.0, 0.05));
+    }
+
+    #[test]
+    fn it_is_wider_than_a_fixed_interval_looked_at_once() {
+        // At the same information the always-valid boundary exceeds the one-sided z of 1.645.
+        for v in [0.01, 0.1, 1.0] {
+            assert!(boundary(v, 1.0, 0.05) > 1.645 * v.sqrt());
+        }
+    }
 }

@@ -219,3 +219,36 @@ impl Ledger {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_is_recorded_until_resumed_and_days_replace_their_estimate() {
+        let ledger = Ledger::in_memory().unwrap();
+        assert!(ledger.active_pause().unwrap().is_none());
+        let p = ledger.pause(None, "csat", "worse by 3 points").unwrap();
+        assert_eq!(ledger.active_pause().unwrap().map(|a| a.id), Some(p.id));
+        let ended = ledger.resume("ops").unwrap();
+        assert_eq!(ended.len(), 1);
+        assert!(ledger.active_pause().unwrap().is_none());
+        assert!(ledger.resume("ops").unwrap().is_empty());
+        let all = ledger.pauses().unwrap();
+        assert_eq!(all[0].resumed_by.as_deref(), Some("ops"));
+
+        let day = |v: i64| serde_json::json!({ "days": v });
+        ledger
+            .record_effect_day("s", "2027-03-02", None, &day(1))
+            .unwrap();
+        ledger
+            .record_effect_day("s", "2027-03-02", None, &day(2))
+            .unwrap();
+        ledger
+            .record_effect_day("s", "2027-03-03", None, &day(3))
+            .unwrap();
+        let days = ledger.effect_days().unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].report["days"], 2);
+    }
+}
