@@ -15,7 +15,8 @@
 /// estimate's variance, the mixture's scale `prior_sd` (an effect size worth catching: the
 /// bound itself) and `alpha`. Infinite without information.
 pub fn boundary(variance: f64, prior_sd: f64, alpha: f64) -> f64 {
-    if !(variance.is_finite() && variance > 0.0) || !(prior_sd > 0.0) || !(alpha > 0.0) {
+    let usable = variance.is_finite() && variance > 0.0 && prior_sd > 0.0 && alpha > 0.0;
+    if !usable {
         return f64::INFINITY;
     }
     let info = 1.0 / variance;
@@ -26,7 +27,8 @@ pub fn boundary(variance: f64, prior_sd: f64, alpha: f64) -> f64 {
 
 /// log Λ of an excess `x` (sign·τ̂ − bound): for the record, next to the boundary.
 pub fn log_likelihood_ratio(x: f64, variance: f64, prior_sd: f64) -> f64 {
-    if !(variance.is_finite() && variance > 0.0) || !(prior_sd > 0.0) {
+    let usable = variance.is_finite() && variance > 0.0 && prior_sd > 0.0;
+    if !usable {
         return 0.0;
     }
     let info = 1.0 / variance;

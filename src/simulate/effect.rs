@@ -83,6 +83,9 @@ pub struct SeedResult {
     pub harmful_paused_day: Option<u32>,
     pub good_paused_day: Option<u32>,
     pub aa_paused_day: Option<u32>,
+    /// What `effect` would print at the end of the experiment run.
+    #[serde(skip)]
+    pub effect_text: String,
 }
 
 /// Counts over the seeds.
@@ -362,6 +365,7 @@ async fn run_seed(seed: u64, options: &ValidationOptions) -> Result<SeedResult, 
         harmful_paused_day: harmful.paused_day,
         good_paused_day: exp.paused_day,
         aa_paused_day: null.paused_day,
+        effect_text: est.render(),
     };
     for m in &est.metrics {
         let key = m.metric.as_str();
@@ -591,6 +595,12 @@ impl ValidationSummary {
             "good policy paused: {}/{n}; A/A (no tuning) paused: {}/{n}\n",
             self.good_paused, self.aa_paused
         ));
+        if let Some(first) = self.per_seed.first() {
+            out.push_str(&format!(
+                "\n`effect` at the end of seed {}'s experiment run:\n{}",
+                first.seed, first.effect_text
+            ));
+        }
         out
     }
 }
