@@ -275,26 +275,26 @@ async fn cycle_steps(
     drop(plan);
     drop(snapshot);
 
-    if let Some(trip) = breaker {
-        tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
-        rows::skip_all(&mut rows, &format!("breaker: {}", trip.rule));
-        ledger.record_plan(rows.iter().map(|r| &r.record))?;
-        report.outcome = RunOutcome::Breaker;
-        report.set_lines(rows, &settings.alerts);
-        if mode != Mode::Plan {
-            alert::send_digest(client, &settings.alerts.webhook, report).await;
+    // The breaker, or a pause on harm: nothing is applied; the plan is recorded as skipped,
+    // and the digest says why.
+    let halt = match (breaker, &experiment.paused) {
+        (Some(trip), _) => {
+            tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
+            Some((RunOutcome::Breaker, format!("breaker: {}", trip.rule)))
         }
-        return Ok(());
-    }
-
-    if let Some(why) = &experiment.paused {
-        tracing::warn!(reason = %why, "tuning is paused on harm: applying nothing");
-        rows::skip_all(
-            &mut rows,
-            &format!("paused on harm ({why}); resume with `skill-tuner resume`"),
-        );
+        (None, Some(why)) => {
+            tracing::warn!(reason = %why, "tuning is paused on harm: applying nothing");
+            Some((
+                RunOutcome::Paused,
+                format!("paused on harm ({why}); resume with `skill-tuner resume`"),
+            ))
+        }
+        (None, None) => None,
+    };
+    if let Some((outcome, why)) = halt {
+        rows::skip_all(&mut rows, &why);
         ledger.record_plan(rows.iter().map(|r| &r.record))?;
-        report.outcome = RunOutcome::Paused;
+        report.outcome = outcome;
         report.set_lines(rows, &settings.alerts);
         if mode != Mode::Plan {
             alert::send_digest(client, &settings.alerts.webhook, report).await;

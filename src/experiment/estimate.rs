@@ -62,7 +62,8 @@ pub enum VerdictKind {
 pub struct Verdict {
     pub kind: VerdictKind,
     /// For "no detectable effect yet": about how many more days would detect an effect of
-    /// the estimate's size (at least the harm bound) with 80 % power.
+    /// the estimate's size (at least the harm bound) with 80 % power; `None` when the days so
+    /// far already would have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub more_days: Option<u32>,
     pub text: String,
@@ -376,15 +377,20 @@ pub(crate) fn verdict(
         };
     }
     let size = tau.abs().max(bound);
-    let more = (size > 0.0 && se.is_finite() && days > 0).then(|| {
-        let needed = ((t + 0.8416) * se / size).powi(2) * f64::from(days);
-        (needed - f64::from(days)).ceil().max(1.0) as u32
-    });
-    let text = match more {
-        Some(n) => format!(
+    let needed = (size > 0.0 && se.is_finite() && days > 0)
+        .then(|| ((t + 0.8416) * se / size).powi(2) * f64::from(days));
+    let more = needed
+        .filter(|&n| n > f64::from(days))
+        .map(|n| (n - f64::from(days)).ceil() as u32);
+    let text = match (more, needed) {
+        (Some(n), _) => format!(
             "no detectable effect yet, need about {n} more days (to detect ±{size:.2} {unit})"
         ),
-        None => "no detectable effect yet".into(),
+        // Enough days already: an effect of that size would most likely have shown.
+        (None, Some(_)) => {
+            format!("no detectable effect (one of ±{size:.2} {unit} would have shown)")
+        }
+        (None, None) => "no detectable effect yet".into(),
     };
     Verdict {
         kind: VerdictKind::NoDetectableEffectYet,
@@ -458,11 +464,16 @@ mod tests {
     /// Twenty skills per arm; every tuned skill's handle time is exactly 10 s lower than its
     /// baseline, every held-out skill's unchanged; the skills differ a lot in level.
     fn fixture(effect_ms: f64) -> Observations {
+        noisy(effect_ms, 1_000.0)
+    }
+
+    /// As [`fixture`], with skills wobbling by ±`wobble` ms between baseline and experiment.
+    fn noisy(effect_ms: f64, wobble: f64) -> Observations {
         let mut units = Vec::new();
         for i in 0..40 {
             let arm = if i % 2 == 0 { Arm::Tuned } else { Arm::HeldOut };
             let level = 300_000.0 + 7_000.0 * f64::from(i);
-            let wobble = if i % 4 < 2 { 1_000.0 } else { -1_000.0 };
+            let wobble = if i % 4 < 2 { wobble } else { -wobble };
             let n = 1_000.0 + 10.0 * f64::from(i);
             let post = level + wobble + if arm == Arm::Tuned { effect_ms } else { 0.0 };
             units.push(UnitObs {
@@ -494,13 +505,27 @@ mod tests {
         assert_eq!(worse.verdict.kind, VerdictKind::Harms);
         assert!(worse.harm.shown, "{:?}", worse.harm);
 
+        // No effect, precisely measured: an effect of the bound's size would have shown.
         let none = estimate(&fixture(0.0), Metric::HandleTime, 0.02, 0.01);
         assert_eq!(none.verdict.kind, VerdictKind::NoDetectableEffectYet);
-        assert!(none.verdict.more_days.is_some_and(|d| d >= 1), "{none:?}");
+        assert_eq!(none.verdict.more_days, None, "{none:?}");
         assert!(none
             .verdict
             .text
-            .starts_with("no detectable effect yet, need about"));
+            .starts_with("no detectable effect (one of ±"));
+
+        // No effect, noisily measured: more days needed, and how many.
+        let noisy = estimate(&noisy(0.0, 40_000.0), Metric::HandleTime, 0.02, 0.01);
+        assert_eq!(noisy.verdict.kind, VerdictKind::NoDetectableEffectYet);
+        let more = noisy.verdict.more_days.unwrap_or(0);
+        assert!(more >= 1, "{noisy:?}");
+        assert_eq!(
+            noisy.verdict.text,
+            format!(
+                "no detectable effect yet, need about {more} more days (to detect ±{:.2} s)",
+                noisy.harm.bound
+            )
+        );
     }
 
     #[test]
