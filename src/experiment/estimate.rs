@@ -5,11 +5,10 @@
 //! The raw estimate is the difference of the arms' ratios during the experiment; it is
 //! adjusted by the same difference over the baseline days, scaled by the regression
 //! coefficient of the one on the other (CUPED): random assignment makes the baseline
-//! difference zero on average, so the adjustment removes noise, not effect. The variance
-//! comes from each unit's linearised contribution (the delta method for ratios), computed
-//! per arm and added: the units, not the interactions, were randomised, so a busy skill's
-//! thousands of interactions count as one draw. The interval uses Student's t on the units'
-//! degrees of freedom.
+//! difference zero on average, so the adjustment removes noise, not effect. The variance is
+//! a delete-one-unit jackknife within each arm: the units, not the interactions, were
+//! randomised, so a busy skill's thousands of interactions count as one draw. The interval
+//! uses Student's t on the units' degrees of freedom.
 
 use super::{sequential, Arm, Metric};
 use serde::Serialize;
@@ -198,10 +197,13 @@ struct ArmSums<'a> {
 }
 
 impl<'a> ArmSums<'a> {
-    fn of(obs: &'a [UnitObs], arm: Arm) -> Self {
+    /// The units of `arm` with data, but the one at index `skip` of `obs`.
+    fn of(obs: &'a [UnitObs], arm: Arm, skip: Option<usize>) -> Self {
         let units: Vec<&UnitObs> = obs
             .iter()
-            .filter(|u| u.arm == arm && (u.post_n > 0.0 || u.pre_n > 0.0))
+            .enumerate()
+            .filter(|(i, u)| Some(*i) != skip && u.arm == arm && (u.post_n > 0.0 || u.pre_n > 0.0))
+            .map(|(_, u)| u)
             .collect();
         let sum = |f: fn(&UnitObs) -> f64| units.iter().map(|u| f(u)).sum::<f64>();
         ArmSums {
@@ -235,10 +237,11 @@ impl<'a> ArmSums<'a> {
     }
 }
 
-/// The raw estimate, before scaling: (τ̂, variance, degrees of freedom, held-out level).
-fn raw(obs: &[UnitObs]) -> Option<(f64, f64, f64, f64)> {
-    let t = ArmSums::of(obs, Arm::Tuned);
-    let c = ArmSums::of(obs, Arm::HeldOut);
+/// The point estimate of `obs`: (τ̂, the linearised variance, whether the baseline adjusted
+/// it, the held-out level); `None` without two units with data in each arm.
+fn point(obs: &[UnitObs], skip: Option<usize>) -> Option<(f64, f64, bool, f64)> {
+    let t = ArmSums::of(obs, Arm::Tuned, skip);
+    let c = ArmSums::of(obs, Arm::HeldOut, skip);
     let (tp, cp) = (t.post()?, c.post()?);
     let with_post = |a: &ArmSums| a.units.iter().filter(|u| u.post_n > 0.0).count();
     if with_post(&t) < 2 || with_post(&c) < 2 {
@@ -263,9 +266,38 @@ fn raw(obs: &[UnitObs]) -> Option<(f64, f64, f64, f64)> {
         let ss: f64 = inf.iter().map(|(a, b)| (a - beta * b).powi(2)).sum();
         ss * n / (n - 1.0)
     };
-    let variance = var_arm(&it) + var_arm(&ic);
-    let df = (it.len() + ic.len()) as f64 - if beta != 0.0 { 3.0 } else { 2.0 };
-    Some((tau, variance, df.max(1.0), cp))
+    Some((tau, var_arm(&it) + var_arm(&ic), beta != 0.0, cp))
+}
+
+/// The raw estimate, before scaling: (τ̂, variance, degrees of freedom, held-out level).
+///
+/// The variance is the stratified delete-one-unit jackknife (each arm's units left out one at
+/// a time, the whole estimate — ratios, baseline coefficient — recomputed): with a few dozen
+/// skills of very different sizes and rare events (transfers), the linearised variance runs
+/// small, and the jackknife's is the more honest; the linearised one stands in only when too
+/// few units leave the jackknife nothing to recompute.
+fn raw(obs: &[UnitObs]) -> Option<(f64, f64, f64, f64)> {
+    let (tau, linear, adjusted, level) = point(obs, None)?;
+    let has_data = |u: &UnitObs| u.post_n > 0.0 || u.pre_n > 0.0;
+    let mut variance = 0.0;
+    for arm in [Arm::Tuned, Arm::HeldOut] {
+        let leave_out: Vec<f64> = obs
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.arm == arm && has_data(u))
+            .filter_map(|(i, _)| point(obs, Some(i)).map(|p| p.0))
+            .collect();
+        let n = leave_out.len() as f64;
+        if n < 2.0 {
+            variance = linear;
+            break;
+        }
+        let mean = leave_out.iter().sum::<f64>() / n;
+        variance += (n - 1.0) / n * leave_out.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+    }
+    let count = obs.iter().filter(|u| has_data(u)).count() as f64;
+    let df = count - if adjusted { 3.0 } else { 2.0 };
+    Some((tau, variance, df.max(1.0), level))
 }
 
 /// The effect on `metric` with its interval, verdict and harm test. `bound_share` is the harm
