@@ -111,3 +111,41 @@ async fn a_pause_applies_nothing_until_resumed() {
     assert_eq!(resumed.outcome, RunOutcome::Ok);
     assert!(sim.org().write_count() > 0);
 }
+
+#[tokio::test]
+async fn effect_reads_a_few_aggregates_and_reports_every_judged_metric() {
+    let sim = start_sim(120, |c| c.skills = 8).await;
+    let mut settings = relaxed(&sim);
+    let assignment = with_experiment(&mut settings);
+    let client = client_for(&sim, &settings).await;
+    let before = client.stats();
+    let today = sim.clock().now().date_naive();
+    let report =
+        skill_tuner::experiment::measure(&client, &settings.experiment, &assignment, &[], today)
+            .await
+            .unwrap();
+    // Baseline and experiment (11 days, one interval): three sources each, nothing per agent.
+    let calls = client.stats().since(&before);
+    assert_eq!(calls.total_calls(), 6, "{:?}", calls.calls);
+    assert_eq!(report.days, 11);
+    let names: Vec<&str> = report.metrics.iter().map(|m| m.metric.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "handle_time",
+            "transfer_rate",
+            "quality",
+            "csat",
+            "service_level"
+        ]
+    );
+    let aht = &report.metrics[0];
+    assert!(
+        aht.sample.tuned_units >= 2 && aht.sample.held_out_units >= 2,
+        "{aht:?}"
+    );
+    assert!(aht.ci_low <= aht.estimate && aht.estimate <= aht.ci_high);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["metrics"][0]["metric"], "handle_time");
+    assert!(json["metrics"][0]["verdict"]["text"].is_string());
+}
