@@ -9,7 +9,7 @@
 //! arm, and a queue mixing both is left out.
 
 use super::{Arm, Assignment, Metric, Observations, UnitObs};
-use crate::genesys::models::{AggregateResponse, AggregationQuery, Clause, Predicate, QueryFilter};
+use crate::genesys::models::{AggregateResponse, AggregationQuery, Clause, QueryFilter};
 use crate::genesys::{AggregateSource, ApiError, GenesysClient};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,13 +50,7 @@ pub fn query(
     let filter = (!media_types.is_empty()).then(|| QueryFilter {
         kind: "and".into(),
         predicates: Vec::new(),
-        clauses: vec![Clause {
-            kind: "or".into(),
-            predicates: media_types
-                .iter()
-                .map(|m| Predicate::dimension("mediaType", m))
-                .collect(),
-        }],
+        clauses: vec![Clause::any_of("mediaType", media_types)],
     });
     AggregationQuery {
         interval,

@@ -156,6 +156,19 @@ pub struct Clause {
     pub predicates: Vec<Predicate>,
 }
 
+impl Clause {
+    /// `dimension` matches any of `values` (an `or` clause).
+    pub fn any_of<S: AsRef<str>>(dimension: &str, values: &[S]) -> Self {
+        Clause {
+            kind: "or".into(),
+            predicates: values
+                .iter()
+                .map(|v| Predicate::dimension(dimension, v.as_ref()))
+                .collect(),
+        }
+    }
+}
+
 /// A dimension predicate (`operator` defaults to `matches`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Predicate {
