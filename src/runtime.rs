@@ -22,7 +22,8 @@ pub enum StartupError {
 
 /// The client for `settings`, with the secret found by [`secret::load_client_secret`].
 pub fn connect(settings: &Settings, clock: &Clock) -> Result<GenesysClient, StartupError> {
-    let (secret, source) = secret::load_client_secret(&settings.genesys)?;
+    let (secret, source) =
+        secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
     tracing::debug!(client_id = %settings.genesys.client_id, %source, "client secret found");
     if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
         tracing::warn!("{warning}");

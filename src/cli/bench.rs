@@ -32,7 +32,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitClass, Failure> {
 }
 
 pub async fn client(args: BenchClientArgs, clock: &Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&args.config)?;
+    let settings = load(&args.config, &super::OrgArg::default())?;
     let run = bench::client_run(&settings, args.per_agent, clock).await?;
     print_json(&run, false);
     Ok(ExitClass::Ok)

@@ -51,6 +51,14 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// Which org of the config a command reads or writes.
+#[derive(clap::Args, Clone, Default)]
+pub struct OrgArg {
+    /// The org, by its `[[orgs]]` name; optional when the config names only one.
+    #[arg(long, value_name = "NAME")]
+    pub org: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     #[cfg(feature = "simulator")]
@@ -151,6 +159,8 @@ pub struct SimArgs {
 pub struct CycleArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub org: OrgArg,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -59,8 +59,9 @@ impl Current {
     pub fn open(settings: Settings, clock: Clock) -> Result<Self, DaemonError> {
         let settings = Arc::new(settings);
         let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
-        let (secret, source) = secret::load_client_secret(&settings.genesys)
-            .map_err(|e| DaemonError::Startup(e.into()))?;
+        let (secret, source) =
+            secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())
+                .map_err(|e| DaemonError::Startup(e.into()))?;
         tracing::info!(%source, "client secret found");
         if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
             tracing::warn!("{warning}");

@@ -130,7 +130,7 @@ fn prepare(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> {
     let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
     // Credentials must be present even when the client is kept (a removed secret file would
     // otherwise surface only at the next restart); a rotated secret rebuilds the client.
-    let (secret, _) = secret::load_client_secret(&settings.genesys)?;
+    let (secret, _) = secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
     let secret_digest = digest(&secret, &settings);
     let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
         None
