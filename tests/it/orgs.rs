@@ -3,8 +3,11 @@
 
 use crate::common;
 
+use common::binary::{binary, output};
 use common::TempDir;
 use skill_tuner::config::{secret, ConfigError, OrgChoiceError, Orgs, Settings, DEFAULT_ORG};
+use skill_tuner::history::writer_lock::LockKind;
+use skill_tuner::history::{Ledger, RunMode};
 use std::path::Path;
 
 /// Two orgs over shared top-level settings.
@@ -244,4 +247,172 @@ fn an_orgs_secret_is_its_own_and_never_genesys_shared_variable() {
         secret::credential_name(Some("brand-b")),
         "client_secret_brand-b"
     );
+}
+
+/// The org's runs, as one handle sees them.
+fn run_ids(ledger: &Ledger) -> Vec<i64> {
+    ledger
+        .recent_runs(50)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+#[test]
+fn one_ledger_keeps_each_orgs_runs_and_write_lock_apart() {
+    let dir = TempDir::new("org-ledger");
+    let path = dir.path().join("ledger.db");
+    let a = Ledger::open(&path).unwrap().with_org("brand-a");
+    let b = Ledger::open(&path).unwrap().with_org("brand-b");
+    let ra = a.begin_run(RunMode::Once, "ha", None).unwrap();
+    let rb = b.begin_run(RunMode::Once, "hb", None).unwrap();
+    assert_eq!(run_ids(&a), [ra]);
+    assert_eq!(run_ids(&b), [rb]);
+    assert!(a.unfinished_runs().unwrap().iter().all(|r| r.id == ra));
+    // Another org's run is not there for this org's commands (show, diff, rollback).
+    let err = a.run(rb).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("no run {rb} of org `brand-a`")),
+        "{err}"
+    );
+    // The org is on every row.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let orgs: Vec<(i64, String)> = conn
+        .prepare("SELECT id, org FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(orgs, [(ra, "brand-a".into()), (rb, "brand-b".into())]);
+
+    // Each org's writer lock is its own: brand-b writes while brand-a does.
+    let held_a = a.lock_for_writing("once").unwrap().unwrap();
+    let held_b = b.lock_for_writing("once").unwrap().unwrap();
+    assert_ne!(held_a.path(), held_b.path());
+    assert_eq!(
+        held_b.path(),
+        LockKind::Write.path_for_org(&path, "brand-b")
+    );
+    let again = Ledger::open(&path).unwrap().with_org("brand-a");
+    let refused = again.lock_for_writing("rollback").unwrap_err().to_string();
+    assert!(refused.contains("for org `brand-a`"), "{refused}");
+    // The unlisted org keeps the lock file it always had.
+    assert_eq!(
+        LockKind::Write.path_for_org(&path, DEFAULT_ORG),
+        LockKind::Write.path_for(&path)
+    );
+    assert!(LockKind::Write
+        .path_for(&path)
+        .to_string_lossy()
+        .ends_with("ledger.db.write.lock"));
+}
+
+#[test]
+fn a_ledger_from_before_orgs_migrates_its_runs_to_the_default_org() {
+    let dir = TempDir::new("org-migrate");
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL,
+                finished_at TEXT, mode TEXT NOT NULL, config_hash TEXT NOT NULL, outcome TEXT,
+                summary TEXT, rollback_of INTEGER REFERENCES runs(id), triggered_by TEXT);
+             CREATE TABLE changes (change_id TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id),
+                agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, skill_id TEXT NOT NULL,
+                skill_name TEXT NOT NULL, before REAL NOT NULL, after REAL NOT NULL, target REAL,
+                score TEXT, reason TEXT NOT NULL, status TEXT NOT NULL, correlation_id TEXT,
+                detail TEXT, workitem_id TEXT, updated_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, change_id));
+             INSERT INTO runs (started_at, finished_at, mode, config_hash, outcome, triggered_by) VALUES
+                ('2027-05-10T02:00:00.000Z', '2027-05-10T02:01:00.000Z', 'once', 'h', 'ok', 'once');
+             INSERT INTO changes VALUES ('c1', 1, 'u1', 'Ann', 's1', 'Billing', 2.0, 2.5, 2.5,
+                NULL, 'better', 'applied', NULL, NULL, NULL, '2027-05-10T02:00:30.000Z');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let default = Ledger::open(&path).unwrap();
+    assert_eq!(default.org(), DEFAULT_ORG);
+    assert_eq!(run_ids(&default), [1]);
+    assert_eq!(default.changes(1).unwrap().len(), 1);
+    let other = Ledger::open(&path).unwrap().with_org("brand-a");
+    assert!(run_ids(&other).is_empty());
+    assert!(other.all_changes().unwrap().is_empty());
+}
+
+/// A two-org config for the binary: both orgs on the simulator-free ledger commands.
+fn two_org_config(dir: &Path, ledger: &Path) -> std::path::PathBuf {
+    let text = format!(
+        "{TWO}",
+        TWO = TWO.replace(
+            "/var/lib/skill-tuner/ledger.db",
+            &ledger.display().to_string()
+        )
+    );
+    let path = dir.join("orgs.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn ledger_commands_take_org_and_need_it_with_several() {
+    let dir = TempDir::new("org-cli");
+    let ledger = dir.path().join("ledger.db");
+    let b = Ledger::open(&ledger).unwrap().with_org("brand-b");
+    let run = b.begin_run(RunMode::Once, "hb", None).unwrap();
+    drop(b);
+    let config = two_org_config(dir.path(), &ledger);
+    for args in [
+        &["history"][..],
+        &["show", &run.to_string()],
+        &["export"],
+        &["plan"],
+        &["once"],
+        &["rollback", &run.to_string()],
+    ] {
+        let out = output(binary(args, &config)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(
+            err.contains("choose one with --org NAME") && err.contains("brand-a, brand-b"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = output(binary(&["history", "--json", "--org", "brand-b"], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    let out = output(binary(&["history", "--json", "--org", "brand-a"], &config)).await;
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(runs.is_empty());
+    let out = output(binary(&["history", "--org", "brand-z"], &config)).await;
+    assert_eq!(out.status.code(), Some(64));
+    // `check-config` shows every org's effective settings (the secrets are not there: it
+    // says so, naming the org's own variable).
+    let mut check = binary(&["check-config"], &config);
+    check
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_A", "a")
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_B", "b");
+    let out = output(check).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "# ---- org `brand-a` (orgs[0])",
+        "# ---- org `brand-b` (orgs[1])",
+        "client_id = \"client-b\"",
+        "schedule = \"0 30 3 * * *\"",
+        "environment variable SKILL_TUNER_CLIENT_SECRET_BRAND_B (value not shown)",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
 }
