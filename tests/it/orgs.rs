@@ -344,12 +344,9 @@ fn a_ledger_from_before_orgs_migrates_its_runs_to_the_default_org() {
 
 /// A two-org config for the binary: both orgs on the simulator-free ledger commands.
 fn two_org_config(dir: &Path, ledger: &Path) -> std::path::PathBuf {
-    let text = format!(
-        "{TWO}",
-        TWO = TWO.replace(
-            "/var/lib/skill-tuner/ledger.db",
-            &ledger.display().to_string()
-        )
+    let text = TWO.replace(
+        "/var/lib/skill-tuner/ledger.db",
+        &ledger.display().to_string(),
     );
     let path = dir.join("orgs.toml");
     std::fs::write(&path, text).unwrap();
