@@ -62,11 +62,7 @@ async fn stop_on_signal(stop: StopSignal, client: GenesysClient) {
 pub async fn daemon(config: ConfigArg, clock: Clock) -> Result<ExitClass, Failure> {
     let orgs = load_orgs(&config)?;
     warn_if_shifted(&clock);
-    let settings = orgs
-        .choose(None)
-        .map_err(skill_tuner::config::ConfigError::from)?
-        .clone();
-    let exit = daemon::run(config.config, settings, clock)
+    let exit = daemon::run(config.config, orgs, clock)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start the daemon"))?;
     Ok(match exit {
