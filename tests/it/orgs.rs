@@ -4,7 +4,9 @@
 use crate::common;
 
 use common::binary::{binary, output};
-use common::TempDir;
+use common::sim::start_sim;
+use common::{metric, metric_or_zero, Daemon, TempDir};
+use genesys_sim::Simulator;
 use skill_tuner::config::{secret, ConfigError, OrgChoiceError, Orgs, Settings, DEFAULT_ORG};
 use skill_tuner::history::writer_lock::LockKind;
 use skill_tuner::history::{Ledger, RunMode};
@@ -412,4 +414,305 @@ async fn ledger_commands_take_org_and_need_it_with_several() {
     ] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
+}
+
+/// A 60-agent simulator that is its own org: its own OAuth client and secret.
+async fn sim_org(tag: &str) -> Simulator {
+    start_sim(60, |c| {
+        c.skills = 4;
+        c.client_id = format!("client-{tag}");
+        c.client_secret = format!("secret-{tag}");
+    })
+    .await
+}
+
+/// The secret variable of org `brand-<tag>` with its simulator's secret.
+fn secret_env(tag: &str) -> (String, String) {
+    (
+        format!(
+            "SKILL_TUNER_CLIENT_SECRET_BRAND_{}",
+            tag.to_ascii_uppercase()
+        ),
+        format!("secret-{tag}"),
+    )
+}
+
+/// A daemon config: shared top-level sections, then one `[[orgs]]` per `(tag, sim, extra)`,
+/// `extra` being raw TOML keys of the org's table (`daemon.schedule = …`).
+fn daemon_config(ledger: &Path, schedule: &str, orgs: &[(&str, &Simulator, &str)]) -> String {
+    let mut text = format!(
+        r#"
+[genesys]
+rate_limit_per_minute = 6000
+burst = 50
+max_concurrency = 2
+
+[breaker]
+max_changed_share = 1.0
+
+[history]
+path = "{ledger}"
+
+[daemon]
+shutdown_grace_secs = 30
+min_spacing_secs = 0
+schedule = "{schedule}"
+"#,
+        ledger = ledger.display()
+    );
+    for (tag, sim, extra) in orgs {
+        text.push_str(&format!(
+            r#"
+[[orgs]]
+name = "brand-{tag}"
+genesys.api_base_url = "{base}"
+genesys.login_base_url = "{base}"
+genesys.client_id = "client-{tag}"
+{extra}
+"#,
+            base = sim.base_url()
+        ));
+    }
+    text
+}
+
+fn spawn_daemon(dir: &Path, config: &str, tags: &[&str], now: &str) -> Daemon {
+    let mut env: Vec<(String, String)> = tags.iter().map(|t| secret_env(t)).collect();
+    env.push((skill_tuner::clock::NOW_ENV.into(), now.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Daemon::spawn(dir, config, &env)
+}
+
+/// `name{org="brand-<tag>",rest}` as `/metrics` renders it.
+fn of(name: &str, tag: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        format!("{name}{{org=\"brand-{tag}\"}}")
+    } else {
+        format!("{name}{{org=\"brand-{tag}\",{rest}}}")
+    }
+}
+
+/// Org `brand-b`'s login endpoint is down from the start; `brand-a`'s cycle still starts at
+/// its scheduled tick, to the second, while `brand-b` skips it as not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_orgs_login_down_does_not_delay_anothers_scheduled_cycle() {
+    let (a, b) = (sim_org("a").await, sim_org("b").await);
+    b.faults().login_down(true);
+    let dir = TempDir::new("orgs-login-down");
+    let ledger = dir.path().join("ledger.db");
+    // The daemon's clock starts 10 s before the noon tick both orgs are scheduled for.
+    let config = daemon_config(&ledger, "0 0 12 * * *", &[("a", &a, ""), ("b", &b, "")]);
+    let d = spawn_daemon(dir.path(), &config, &["a", "b"], "2027-05-12T11:59:50Z");
+    let m = d
+        .wait_metrics("brand-a's scheduled cycle", 60, |m| {
+            metric_or_zero(m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")) >= 1.0
+        })
+        .await;
+    assert!(
+        metric_or_zero(
+            &m,
+            &of(
+                "skill_tuner_ticks_skipped_total",
+                "b",
+                "reason=\"not_ready\""
+            )
+        ) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_token_valid", "b", "")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_ready", "a", "")),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        metric_or_zero(&m, &of("skill_tuner_token_failures_total", "b", "")) >= 1.0,
+        "{m}"
+    );
+    // On time: the run started within a few seconds of the tick, by the daemon's clock.
+    let runs = Ledger::open_read_only(&ledger)
+        .unwrap()
+        .with_org("brand-a")
+        .recent_runs(10)
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let started = common::sim::instant(&runs[0].started_at);
+    let tick = common::sim::instant("2027-05-12T12:00:00Z");
+    let late = (started - tick).num_milliseconds();
+    assert!(
+        (0..3_000).contains(&late),
+        "started {late} ms after its tick"
+    );
+    let b_runs = Ledger::open_read_only(&ledger)
+        .unwrap()
+        .with_org("brand-b")
+        .recent_runs(10)
+        .unwrap();
+    assert!(b_runs.is_empty(), "{b_runs:?}");
+    // /readyz names the org that is not ready.
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("org `brand-b`: no valid API token"), "{body}");
+    assert!(!body.contains("brand-a"), "{body}");
+    // Login back: brand-b becomes ready on its own, brand-a untouched.
+    b.faults().login_down(false);
+    d.wait_metrics("brand-b ready", 90, |m| {
+        metric(m, &of("skill_tuner_ready", "b", "")) == Some(1.0)
+    })
+    .await;
+}
+
+/// Runs of `org` in the ledger, oldest first.
+fn runs_of(ledger: &Path, org: &str) -> Vec<skill_tuner::history::RunRecord> {
+    let mut runs = Ledger::open_read_only(ledger)
+        .unwrap()
+        .with_org(org)
+        .recent_runs(50)
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+/// The `config_info` sample of one org.
+fn config_info(m: &str, tag: &str) -> String {
+    let start = format!("skill_tuner_config_info{{org=\"brand-{tag}\",");
+    m.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no config_info of brand-{tag} in\n{m}"))
+        .to_string()
+}
+
+/// SIGHUP with orgs changed, removed, added and left alone, while cycles run: the unchanged
+/// org's cycle and schedule are untouched, the changed one takes its new schedule after its
+/// cycle, the removed one finishes its cycle and stops, the new one starts. A bad org then
+/// rejects the whole reload, naming the org, and the running set stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_removes_and_changes_orgs_one_by_one() {
+    let (a, b, c, x) = (
+        sim_org("a").await,
+        sim_org("b").await,
+        sim_org("c").await,
+        sim_org("x").await,
+    );
+    // Long cycles, so the reload lands while they run.
+    for sim in [&a, &b, &x] {
+        sim.faults().latency(std::time::Duration::from_millis(120));
+    }
+    let dir = TempDir::new("orgs-reload");
+    let ledger = dir.path().join("ledger.db");
+    let first = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[("a", &a, ""), ("b", &b, ""), ("x", &x, "")],
+    );
+    let d = spawn_daemon(
+        dir.path(),
+        &first,
+        &["a", "b", "c", "x"],
+        common::sim::TEST_NOW,
+    );
+    d.wait_ready().await;
+    let before = d.metrics().await;
+    let a_info = config_info(&before, "a");
+    let a_next = metric(
+        &before,
+        &of("skill_tuner_next_run_timestamp_seconds", "a", ""),
+    );
+
+    d.signal("USR1");
+    d.wait_metrics("three cycles running", 30, |m| {
+        ["a", "b", "x"]
+            .iter()
+            .all(|t| metric(m, &of("skill_tuner_cycle_running", t, "")) == Some(1.0))
+    })
+    .await;
+    let second = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, ""),
+            ("b", &b, "daemon.schedule = \"0 15 4 * * *\""),
+            ("c", &c, ""),
+        ],
+    );
+    d.write_config(&second);
+    d.signal("HUP");
+    let m = d
+        .wait_metrics("the reload", 60, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+        })
+        .await;
+    // By then brand-b's cycle ended (its new schedule waited for it), and brand-x's too.
+    assert!(config_info(&m, "b").contains("0 15 4 * * *"), "{m}");
+    assert!(
+        !m.contains("skill_tuner_ready{org=\"brand-x\"}"),
+        "brand-x still shown:\n{m}"
+    );
+    let m = d
+        .wait_metrics("brand-a's cycle and brand-c ready", 60, |m| {
+            metric(m, &of("skill_tuner_cycle_running", "a", "")) == Some(0.0)
+                && metric(m, &of("skill_tuner_ready", "c", "")) == Some(1.0)
+        })
+        .await;
+    // brand-a: the same config, the same next run, one cycle that ran to its end.
+    assert_eq!(config_info(&m, "a"), a_info);
+    assert_eq!(
+        metric(&m, &of("skill_tuner_next_run_timestamp_seconds", "a", "")),
+        a_next
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")),
+        Some(1.0),
+        "{m}"
+    );
+    for org in ["brand-a", "brand-b", "brand-x"] {
+        let runs = runs_of(&ledger, org);
+        assert_eq!(runs.len(), 1, "{org}: {runs:?}");
+        assert_eq!(
+            runs[0].outcome,
+            Some(skill_tuner::history::RunOutcome::Ok),
+            "{org} (a removed org finishes its cycle): {runs:?}"
+        );
+    }
+    assert!(runs_of(&ledger, "brand-c").is_empty());
+    // brand-x's daemon lock was released with its loop: another process may take that org.
+    let x_lock =
+        skill_tuner::history::writer_lock::LockKind::Daemon.path_for_org(&ledger, "brand-x");
+    drop(
+        skill_tuner::history::writer_lock::acquire_for_org(
+            &ledger,
+            "brand-x",
+            skill_tuner::history::writer_lock::LockKind::Daemon,
+            &skill_tuner::clock::Clock::system(),
+            "test",
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", x_lock.display())),
+    );
+
+    // A bad org rejects the whole reload: nothing is added, removed or changed.
+    let bad = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, "daemon.schedule = \"0 0 5 * * *\""),
+            ("c", &c, "policy.default.max_step = 0.0"),
+        ],
+    );
+    let m = d.reload_failing(&bad, 1.0).await;
+    assert_eq!(config_info(&m, "a"), a_info);
+    assert_eq!(
+        metric(&m, &of("skill_tuner_ready", "b", "")),
+        Some(1.0),
+        "{m}"
+    );
+    let logs = d.logs();
+    assert!(
+        logs.contains("orgs[1] (name \\\"brand-c\\\"): `policy.default.max_step`")
+            || logs.contains("orgs[1] (name \"brand-c\"): `policy.default.max_step`"),
+        "{logs}"
+    );
 }
