@@ -197,6 +197,11 @@ pub struct BenchArgs {
     /// Seed of the simulated org: the same seed builds the same agents and metrics.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Tune this many orgs in one process at once, each its own simulator with its own
+    /// `--agents` and `--rate` (its own OAuth client and limit); measured against the
+    /// slowest org's bound.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub orgs: u16,
 }
 
 #[cfg(feature = "simulator")]
