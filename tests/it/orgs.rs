@@ -716,3 +716,32 @@ async fn sighup_adds_removes_and_changes_orgs_one_by_one() {
         "{logs}"
     );
 }
+
+/// The Kubernetes sharding example: each shard file is a valid config of listed orgs, no
+/// org is in two shards, and every org's credential is in the Secret.
+#[test]
+fn the_sharded_kubernetes_example_gives_each_org_one_shard() {
+    let yaml = std::fs::read_to_string("deploy/kubernetes/sharded-statefulset.yaml").unwrap();
+    let mut seen = Vec::new();
+    for shard in 0..2 {
+        let key = format!("  shard-{shard}.toml: |");
+        let text: String = yaml
+            .lines()
+            .skip_while(|l| *l != key)
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let orgs = Orgs::from_toml_str(&text).unwrap_or_else(|e| panic!("shard {shard}: {e}"));
+        assert!(orgs.listed(), "shard {shard}");
+        for name in orgs.names() {
+            assert!(!seen.contains(&name), "{name} in two shards");
+            assert!(
+                yaml.contains(&format!("  client_secret_{name}: ")),
+                "no credential for {name}"
+            );
+            seen.push(name);
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
