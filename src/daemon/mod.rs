@@ -358,7 +358,10 @@ fn plan_reload(path: &Path, loops: &Loops, clock: &Clock) -> Result<ReloadPlan, 
     for settings in orgs.into_vec() {
         let digest = reload::precheck(&settings).map_err(|e| reload_in_org(&settings, e))?;
         match loops.tasks.get(settings.org_name()) {
-            Some(task) if !task.stale && *task.settings == settings && task.digest == digest => {}
+            Some(task)
+                if !task.stale
+                    && org_scoped(&task.settings) == org_scoped(&settings)
+                    && task.digest == digest => {}
             Some(_) => plan.changed.push((settings, digest)),
             None => {
                 let cur = Current::open(settings.clone(), clock.clone()).map_err(|e| {
@@ -411,6 +414,21 @@ fn apply_reload(plan: ReloadPlan, loops: &mut Loops) -> Option<ReloadWait> {
         return None;
     }
     Some(Box::pin(futures_util::future::join_all(answers)))
+}
+
+/// An org's settings without the process-wide keys the supervisor alone handles (the log and
+/// admin listener, which change at restart; the run token): a change there leaves every org
+/// alone. `history.path` and the shutdown grace are kept: each org's loop follows them.
+fn org_scoped(settings: &Settings) -> Settings {
+    let mut scoped = settings.clone();
+    let defaults = Settings::default();
+    scoped.log = defaults.log;
+    let d = &mut scoped.daemon;
+    d.admin_listen = defaults.daemon.admin_listen;
+    d.admin_public = defaults.daemon.admin_public;
+    d.enable_run_endpoint = defaults.daemon.enable_run_endpoint;
+    d.run_token_file = defaults.daemon.run_token_file;
+    scoped
 }
 
 /// The process-wide settings a reload cannot change.

@@ -128,6 +128,8 @@ struct OrgLoop {
     shared: Arc<Shared>,
     notifier: Arc<Notifier>,
     ticks: Ticks,
+    /// What `ticks` were computed from: schedule, time zone, jitter.
+    registered: (String, String, u64),
     running: Option<Running>,
     reloads: Reloads,
 }
@@ -144,12 +146,14 @@ async fn org_loop(
         cur.clock.now(),
         cur.settings.daemon.jitter_secs,
     );
+    let registered = schedule_of(&cur.settings);
     let mut l = OrgLoop {
         cur,
         path,
         shared,
         notifier,
         ticks,
+        registered,
         running: None,
         reloads: Reloads::default(),
     };
@@ -290,9 +294,12 @@ impl OrgLoop {
         }
     }
 
-    /// A swapped-in config re-registers its schedule.
+    /// A swapped-in config with another schedule re-registers it; the same schedule keeps
+    /// its next tick (and jitter).
     fn swapped(&mut self, swapped: bool) {
-        if swapped {
+        let schedule = schedule_of(&self.cur.settings);
+        if swapped && schedule != self.registered {
+            self.registered = schedule;
             self.ticks = Ticks::first(
                 &self.cur.schedule,
                 self.cur.clock.now(),
@@ -311,6 +318,12 @@ impl OrgLoop {
             None => self.notifier.status(&line),
         }
     }
+}
+
+/// What an org's ticks are computed from.
+fn schedule_of(settings: &Settings) -> (String, String, u64) {
+    let d = &settings.daemon;
+    (d.schedule.clone(), d.time_zone.clone(), d.jitter_secs)
 }
 
 /// Stops the org: lets the running cycle finish its writes in flight within the grace period.
