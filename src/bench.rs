@@ -279,16 +279,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     if options.per_agent {
         command.arg("--per-agent");
     }
-    let output = command.output().await.map_err(BenchError::Spawn)?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let run: ClientRun = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| BenchError::ClientFailed {
-            status: output.status,
-            stdout: stdout.to_string(),
-        })?;
+    let run: ClientRun = client_output(command).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let counters = sim.counters();
@@ -335,6 +326,22 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     })
 }
 
+/// Runs the child and reads its one JSON line (the last line that parses).
+async fn client_output<T: serde::de::DeserializeOwned>(
+    mut command: tokio::process::Command,
+) -> Result<T, BenchError> {
+    let output = command.output().await.map_err(BenchError::Spawn)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| BenchError::ClientFailed {
+            status: output.status,
+            stdout: stdout.to_string(),
+        })
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -351,17 +358,7 @@ pub async fn client_run(
     let (changed, outcome, plan_ms) = if per_agent {
         per_agent_pattern(&client, settings, clock).await?
     } else {
-        let ledger = crate::runtime::open_ledger(settings, clock)?;
-        let stop = crate::cycle::StopSignal::default();
-        let report = crate::cycle::run_cycle(
-            &client,
-            settings,
-            &ledger,
-            crate::cycle::Mode::Once,
-            &stop,
-            clock,
-        )
-        .await?;
+        let report = once(&client, settings, clock).await?;
         (report.agents_changed, report.outcome, report.plan_ms)
     };
     let wall_s = started.elapsed().as_secs_f64();
@@ -373,6 +370,25 @@ pub async fn client_run(
         plan_ms,
         outcome,
     })
+}
+
+/// One real cycle of `settings`' org, on its ledger.
+async fn once(
+    client: &crate::genesys::GenesysClient,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<crate::cycle::report::CycleReport, BenchError> {
+    let ledger = crate::runtime::open_ledger(settings, clock)?;
+    let stop = crate::cycle::StopSignal::default();
+    Ok(crate::cycle::run_cycle(
+        client,
+        settings,
+        &ledger,
+        crate::cycle::Mode::Once,
+        &stop,
+        clock,
+    )
+    .await?)
 }
 
 /// The pattern the tutorial used: for every agent, read its skills, then write them, one
@@ -518,16 +534,7 @@ pub async fn run_orgs(
             format!("bench-secret-{name}"),
         );
     }
-    let output = command.output().await.map_err(BenchError::Spawn)?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let run: OrgsClientRun = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| BenchError::ClientFailed {
-            status: output.status,
-            stdout: stdout.to_string(),
-        })?;
+    let run: OrgsClientRun = client_output(command).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut per_org = Vec::new();
@@ -575,17 +582,7 @@ pub async fn client_run_orgs(
     let cycles = orgs.iter().map(|settings| async move {
         let client = crate::runtime::connect(settings, clock)?;
         crate::runtime::start_client(&client, settings).await?;
-        let ledger = crate::runtime::open_ledger(settings, clock)?;
-        let stop = crate::cycle::StopSignal::default();
-        let report = crate::cycle::run_cycle(
-            &client,
-            settings,
-            &ledger,
-            crate::cycle::Mode::Once,
-            &stop,
-            clock,
-        )
-        .await?;
+        let report = once(&client, settings, clock).await?;
         Ok::<_, BenchError>((
             settings.org_name().to_string(),
             started.elapsed().as_secs_f64(),

@@ -86,12 +86,15 @@ impl View {
         self.min_spacing.checked_sub(since).filter(|d| !d.is_zero())
     }
 
-    /// A reason said for this org: prefixed with its name when it has one.
-    fn said(&self, reason: &str) -> String {
-        match &self.key {
-            Some(name) => format!("org `{name}`: {reason}"),
-            None => reason.to_string(),
-        }
+    /// What this org lacks, each reason prefixed with its name when it has one.
+    fn said_missing(&self) -> Vec<String> {
+        self.missing()
+            .into_iter()
+            .map(|reason| match &self.key {
+                Some(name) => format!("org `{name}`: {reason}"),
+                None => reason.to_string(),
+            })
+            .collect()
     }
 }
 
@@ -161,15 +164,7 @@ impl Shared {
     /// swapped in), so only a token and the ledger can be missing. The token is the current
     /// one: refused with no new one obtainable is missing too.
     pub fn not_ready_reasons(&self) -> Vec<String> {
-        self.orgs()
-            .values()
-            .flat_map(|v| {
-                v.missing()
-                    .into_iter()
-                    .map(|m| v.said(m))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        self.orgs().values().flat_map(View::said_missing).collect()
     }
 
     /// `org`'s own missing parts (see [`Shared::not_ready_reasons`]).
@@ -184,14 +179,7 @@ impl Shared {
         if orgs.values().any(|v| v.missing().is_empty()) {
             return Vec::new();
         }
-        orgs.values()
-            .flat_map(|v| {
-                v.missing()
-                    .into_iter()
-                    .map(|m| v.said(m))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        orgs.values().flat_map(View::said_missing).collect()
     }
 
     /// Whether every org is running a cycle (so a requested run would start none).
