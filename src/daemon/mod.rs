@@ -491,3 +491,29 @@ fn started_line(loops: &Loops) -> String {
         n => format!("running {n} orgs"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_org_scoped_keys_make_an_org_changed() {
+        let base = Settings::default();
+        let mut process_only = base.clone();
+        process_only.log.level = "debug".into();
+        process_only.daemon.admin_listen = "127.0.0.1:1".into();
+        process_only.daemon.enable_run_endpoint = true;
+        assert_eq!(org_scoped(&base), org_scoped(&process_only));
+        // What each org loop follows itself is a change for it.
+        for change in [
+            |s: &mut Settings| s.daemon.schedule = "0 0 3 * * *".into(),
+            |s: &mut Settings| s.history.path = "/elsewhere.db".into(),
+            |s: &mut Settings| s.daemon.shutdown_grace_secs = 5,
+            |s: &mut Settings| s.policy.default.max_step = 0.25,
+        ] {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(org_scoped(&base), org_scoped(&changed));
+        }
+    }
+}
