@@ -1,7 +1,7 @@
 //! Step 6, report: the cycle summary — a table for people, JSON for machines — built up as
 //! the steps go, and the counts recorded with the run.
 
-use super::plan::{BreakerTrip, Plan};
+use super::plan::{BreakerTrip, Plan, SkillDistribution};
 use super::routing::{RoutingEffect, SkillRouting};
 use super::rows::{over_threshold, PlannedChange};
 use crate::config::AlertSettings;
@@ -73,6 +73,8 @@ pub struct CycleReport {
     pub case_mix: bool,
     /// Per in-scope skill: its queues, their evaluation methods, and whether it was tuned.
     pub routing: Vec<SkillRouting>,
+    /// Per in-scope skill: agents per half star before this run's changes.
+    pub distribution: Vec<SkillDistribution>,
     pub alerts: AlertSummary,
     pub api_calls_total: u64,
     pub api: StatsSnapshot,
@@ -102,6 +104,7 @@ impl CycleReport {
         self.breaker = plan.breaker.clone();
         self.case_mix = plan.case_mix;
         self.routing = plan.routing.clone();
+        self.distribution = plan.distribution.clone();
         for (label, n) in plan.keep_counts() {
             if matches!(*label, "dead_band" | "at_target") {
                 self.unchanged += n;
@@ -179,6 +182,9 @@ impl CycleReport {
             "held_for_review": self.held_for_review,
             "approved_applied": self.approved_applied,
             "breaker": self.breaker,
+            "case_mix": self.case_mix,
+            "routing": self.routing,
+            "distribution": self.distribution,
             "alerts": self.alerts,
             "api_calls": self.api_calls_total,
             "error": self.error,
