@@ -138,7 +138,7 @@ use skill_tuner_clock::Clock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{MethodMix, SimConfig, TwinConfig, TwinConfigError};
+pub use config::{MethodMix, ProficiencyMatch, SimConfig, TwinConfig, TwinConfigError};
 pub use http::server::route_templates;
 pub use state::counters::{OtherUserStats, RequestCounters};
 pub use state::faults::Faults;
@@ -169,6 +169,7 @@ impl Simulator {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
         let (clock, worktype_id) = (config.clock.clone(), config.worktype_id);
         let twin = config.twin.clone();
+        let skill_groups = config.skill_groups;
         if let Some(t) = &twin {
             t.validate()
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -178,6 +179,9 @@ impl Simulator {
             let mut world = state::world::World::new(seed, agents, skills, clock, twin.as_ref());
             if let Some(id) = worktype_id {
                 world.tasks.worktype_id = id;
+            }
+            if !skill_groups {
+                world.org.set_skill_groups(Vec::new());
             }
             world
         })
