@@ -54,12 +54,9 @@ pub(super) async fn alert_supervisors(
             crossing: row.crossing.clone(),
         })
         .collect();
-    report.alerts.over_threshold = rows
-        .iter()
-        .map(|r| &r.record)
-        .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
-        .filter(|r| over_threshold(alerts, r.before, r.target))
-        .count();
+    let over = |r: &AlertItem| over_threshold(alerts, r.current, Some(r.target));
+    report.alerts.over_threshold = items.iter().filter(|i| over(i)).count();
+    report.alerts.skill_group_crossings = items.iter().filter(|i| !over(i)).count();
     for item in &items {
         match &item.crossing {
             Some(crossing) => {

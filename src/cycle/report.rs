@@ -32,6 +32,9 @@ pub struct ChangeLine {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct AlertSummary {
     pub over_threshold: usize,
+    /// Changes alerted for a skill-group crossing alone (under the threshold; applied, or
+    /// held with `guard.skill_group_crossings = "hold"`).
+    pub skill_group_crossings: usize,
     pub workitems_created: usize,
     pub workitems_existing: usize,
     pub workitems_failed: usize,
@@ -365,8 +368,12 @@ impl CycleReport {
         let a = &self.alerts;
         let _ = writeln!(
             out,
-            "alerts: {} over threshold | workitems created {}, existing {}, failed {} | webhook {}",
+            "alerts: {} over threshold{} | workitems created {}, existing {}, failed {} | webhook {}",
             a.over_threshold,
+            match a.skill_group_crossings {
+                0 => String::new(),
+                n => format!(", {n} skill-group crossings"),
+            },
             a.workitems_created,
             a.workitems_existing,
             a.workitems_failed,
