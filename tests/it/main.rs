@@ -38,3 +38,4 @@ mod routing_effect;
 mod secrets;
 mod sim_contract;
 mod simulate;
+mod skill_groups;
