@@ -1,6 +1,7 @@
 //! `report --html`: one run as a single self-contained HTML page — the proficiency
 //! distribution per skill before and after, the changes by outcome and by what drove them,
-//! what was left alone and why, conflicts and holds, and how each skill is routed.
+//! what was left alone and why, conflicts and holds, skill-group crossings, and how each skill
+//! is routed.
 //!
 //! Self-contained means no network at all when it is opened: styles are inline, charts are
 //! inline SVG ([`svg`]), and there is no script. Every text that came from the org or the
@@ -12,6 +13,7 @@ pub mod svg;
 use super::AuditError;
 use crate::cycle::plan::{half_star, SkillDistribution, HALF_STARS};
 use crate::cycle::routing::SkillRouting;
+use crate::cycle::skillgroups::SkillGroupReport;
 use crate::history::{ChangeRecord, ChangeStatus, Ledger, RunMode, RunRecord};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -35,6 +37,8 @@ pub struct RunSummary {
     pub case_mix: bool,
     pub routing: Vec<SkillRouting>,
     pub distribution: Vec<SkillDistribution>,
+    /// `None` for runs recorded before skill groups were checked.
+    pub skill_groups: Option<SkillGroupReport>,
     pub api_calls: u64,
     pub error: Option<String>,
 }
@@ -186,8 +190,10 @@ pub fn driver(change: &ChangeRecord) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values; control and bidi characters
+/// are shown as escapes first, as in the text reports (a name cannot reorder a table row).
 pub fn esc(text: &str) -> String {
+    let text = crate::text::printable(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -196,7 +202,6 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -271,6 +276,6 @@ mod tests {
             esc(r#"<img src=x onerror="a">&'"#),
             "&lt;img src=x onerror=&quot;a&quot;&gt;&amp;&#39;"
         );
-        assert_eq!(esc("a\u{1b}[31m"), "a\u{fffd}[31m");
+        assert_eq!(esc("a\u{1b}[31m\u{202e}"), "a\\x1b[31m\\u{202e}");
     }
 }

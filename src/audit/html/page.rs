@@ -41,6 +41,7 @@ pub fn render(page: &RunPage) -> String {
     distributions(&mut out, page);
     reasons(&mut out, page);
     attention(&mut out, page);
+    crossings(&mut out, page);
     routing(&mut out, page);
     let _ = write!(
         out,
@@ -323,4 +324,98 @@ fn routing(out: &mut String, page: &RunPage) {
         );
     }
     out.push_str("</table>");
+}
+
+/// Agents the run moved into or out of a skill group (and so a queue), and what the guard
+/// made of it.
+fn crossings(out: &mut String, page: &RunPage) {
+    out.push_str("<h2>Skill-group crossings</h2>");
+    let Some(g) = &page.summary.skill_groups else {
+        out.push_str(
+            "<p class=\"meta\">Not recorded for this run (recorded by an older skill-tuner).</p>",
+        );
+        return;
+    };
+    if !g.checked {
+        let _ = write!(
+            out,
+            "<p class=\"meta\">Skill groups were not checked in this run{}.</p>",
+            if g.notes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", esc(&g.notes.join("; ")))
+            }
+        );
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p class=\"meta\">{} groups checked · guard <code>{}</code> · proficiency against whole-number conditions: <code>{}</code>. A group feeds queues: joining or leaving one changes which queues offer the agent work.</p>",
+        g.groups,
+        g.guard.as_str(),
+        g.proficiency_match.as_str()
+    );
+    if g.crossings.is_empty() {
+        out.push_str(
+            "<p class=\"meta\">No planned change moves anyone into or out of a group.</p>",
+        );
+        return;
+    }
+    let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &g.crossings {
+        *per_group
+            .entry(format!("{} {}", c.direction.as_str(), c.group))
+            .or_insert(0) += 1;
+    }
+    let rows: Vec<(String, u64, &str)> = per_group
+        .into_iter()
+        .map(|(label, n)| {
+            let colour = if label.starts_with("leaves") {
+                WARN
+            } else {
+                GOOD
+            };
+            (label, n, colour)
+        })
+        .collect();
+    out.push_str("<div class=\"grid\">");
+    card(
+        out,
+        "Crossings by group",
+        &svg::hbars(&rows, "crossings by group"),
+    );
+    out.push_str("</div><table><tr><th>agent</th><th>group</th><th>crossing</th><th>queues</th><th>changes behind it</th><th>guard</th></tr>");
+    for c in g.crossings.iter().take(ROWS_SHOWN) {
+        let changes: Vec<String> = c
+            .changes
+            .iter()
+            .map(|ch| match ch.from {
+                Some(from) => format!("{} {from:.2} → {:.2}", esc(&ch.skill), ch.to),
+                None => format!("{} added at {:.2}", esc(&ch.skill), ch.to),
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.agent),
+            esc(&c.group),
+            if c.certain { "" } else { "possibly " },
+            c.direction.as_str(),
+            if c.queues.is_empty() {
+                "none".to_string()
+            } else {
+                esc(&c.queues.join(", "))
+            },
+            changes.join("; "),
+            c.action.as_str()
+        );
+    }
+    out.push_str("</table>");
+    if g.crossings.len() > ROWS_SHOWN {
+        let _ = write!(
+            out,
+            "<p class=\"meta\">… and {} more (the cycle's JSON report lists them all).</p>",
+            g.crossings.len() - ROWS_SHOWN
+        );
+    }
 }

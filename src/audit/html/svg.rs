@@ -249,7 +249,7 @@ mod tests {
             svg.contains(r#"width="200.0""#),
             "the largest bar spans: {svg}"
         );
-        assert!(svg.contains(r#"width="100.0""#), "half of it: {svg}");
+        assert!(svg.contains(r#"width="90.0""#), "half of it: {svg}");
     }
 
     #[test]
