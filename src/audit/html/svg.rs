@@ -246,7 +246,7 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;"), "{svg}");
         assert!(svg.contains(r#"aria-label="t&amp;t""#), "{svg}");
         assert!(
-            svg.contains(r#"width="200.0""#),
+            svg.contains(r#"width="180.0""#),
             "the largest bar spans: {svg}"
         );
         assert!(svg.contains(r#"width="90.0""#), "half of it: {svg}");
