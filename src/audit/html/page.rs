@@ -43,9 +43,9 @@ pub fn render(page: &RunPage) -> String {
     attention(&mut out, page);
     crossings(&mut out, page);
     routing(&mut out, page);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<footer>Written by skill-tuner {} from the history ledger; self-contained (no network, no script). Every change with its full reason: <code>skill-tuner show {}</code>.</footer></main></body></html>\n",
+        "<footer>Written by skill-tuner {} from the history ledger; self-contained (no network, no script). Every change with its full reason: <code>skill-tuner show {}</code>.</footer></main></body></html>",
         env!("CARGO_PKG_VERSION"),
         run.id
     );
