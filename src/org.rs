@@ -65,7 +65,9 @@ pub struct QueueCell {
 }
 
 /// How a queue's routing uses proficiency: the `Queue.skillEvaluationMethod` of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EvaluationMethod {
     /// Skills are disregarded: the next agent.
     #[serde(rename = "NONE")]

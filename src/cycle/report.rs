@@ -1,7 +1,7 @@
 //! Step 6, report: the cycle summary — a table for people, JSON for machines — built up as
 //! the steps go, and the counts recorded with the run.
 
-use super::plan::{BreakerTrip, Plan};
+use super::plan::{BreakerTrip, Plan, SkillDistribution};
 use super::routing::{RoutingEffect, SkillRouting};
 use super::rows::{over_threshold, PlannedChange};
 use super::skillgroups::SkillGroupReport;
@@ -77,6 +77,8 @@ pub struct CycleReport {
     pub case_mix: bool,
     /// Per in-scope skill: its queues, their evaluation methods, and whether it was tuned.
     pub routing: Vec<SkillRouting>,
+    /// Per in-scope skill: agents per half star before this run's changes.
+    pub distribution: Vec<SkillDistribution>,
     /// The skill groups read, and every agent the plan moves into or out of one.
     pub skill_groups: SkillGroupReport,
     pub alerts: AlertSummary,
@@ -112,6 +114,7 @@ impl CycleReport {
         self.breaker = plan.breaker.clone();
         self.case_mix = plan.case_mix;
         self.routing = plan.routing.clone();
+        self.distribution = plan.distribution.clone();
         for (label, n) in plan.keep_counts() {
             if matches!(*label, "dead_band" | "at_target") {
                 self.unchanged += n;
@@ -194,6 +197,10 @@ impl CycleReport {
             "approved_applied": self.approved_applied,
             "skill_group_crossings": self.skill_groups.crossings.len(),
             "breaker": self.breaker,
+            "case_mix": self.case_mix,
+            "routing": self.routing,
+            "distribution": self.distribution,
+            "skill_groups": self.skill_groups,
             "alerts": self.alerts,
             "api_calls": self.api_calls_total,
             "error": self.error,

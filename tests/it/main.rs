@@ -34,6 +34,7 @@ mod history;
 mod one_writer;
 mod pacing;
 mod policy_props;
+mod report_html;
 mod routing_effect;
 mod secrets;
 mod sim_contract;
