@@ -215,12 +215,14 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// The lower bound: roster pages of 500, queue pages of 100, analytics at 100 agents
-/// a query per source, per changed agent one re-read and one write per 50 skills, one
-/// workitem per over-threshold change, one webhook digest.
+/// The lower bound: roster pages of 500, queue pages of 100, skill-group pages of
+/// 100 and one read per group (its conditions), analytics at 100 agents a query per source,
+/// per changed agent one re-read and one write per 50 skills, one workitem per
+/// over-threshold change, one webhook digest.
 pub fn lower_bound_calls(
     users: usize,
     queues: usize,
+    skill_groups: usize,
     agents: usize,
     sources: usize,
     changed: usize,
@@ -230,8 +232,12 @@ pub fn lower_bound_calls(
     let queue_pages = queues
         .div_ceil(crate::genesys::QUEUE_PAGE_SIZE as usize)
         .max(1);
+    let group_reads = skill_groups
+        .div_ceil(crate::genesys::SKILL_GROUP_PAGE_SIZE as usize)
+        .max(1)
+        + skill_groups;
     let analytics = agents.div_ceil(100) * sources;
-    (pages + queue_pages + analytics + changed * 2 + over + 1) as u64
+    (pages + queue_pages + group_reads + analytics + changed * 2 + over + 1) as u64
 }
 
 /// The rate another user spending `share` of every minute leaves, as the simulator counts
@@ -290,6 +296,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     let lower = lower_bound_calls(
         users,
         org.queues().len(),
+        org.skill_groups().len(),
         options.agents,
         1,
         changed,

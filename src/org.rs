@@ -65,7 +65,9 @@ pub struct QueueCell {
 }
 
 /// How a queue's routing uses proficiency: the `Queue.skillEvaluationMethod` of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EvaluationMethod {
     /// Skills are disregarded: the next agent.
     #[serde(rename = "NONE")]
@@ -166,6 +168,9 @@ pub struct Snapshot {
     pub queues: Vec<Queue>,
     /// Whether the queue listing was read (`false`: no method is known).
     pub queues_listed: bool,
+    /// The skill groups that feed listed queues (`Queue.memberGroups` of type `SKILLGROUP`):
+    /// (queue, skill group id).
+    pub queue_skill_groups: Vec<(QueueIx, String)>,
     /// ISO-8601 `start/end` of the metrics window.
     pub interval: String,
     /// Analytics queries that returned no group at all (an outage looks like this).

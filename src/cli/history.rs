@@ -1,4 +1,4 @@
-//! The history commands (`history`, `show`, `diff`, `rollback`, `export`): the work is in
+//! The history commands (`history`, `show`, `diff`, `rollback`, `export`, `report`): the work is in
 //! [`skill_tuner::audit`]; this parses, opens, prints and picks the exit status.
 
 use super::output::print;
@@ -80,6 +80,20 @@ pub enum HistoryCommand {
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// One run as a self-contained HTML page: proficiency per skill before and after, changes
+    /// by reason, conflicts and holds (no credentials needed; opens with no network).
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
+        /// Write the page to this file.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// The run's number (as `history` lists it); the latest cycle when left out.
+        #[arg(long)]
+        run: Option<i64>,
     },
 }
 
@@ -200,6 +214,27 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
                 eprintln!("exported {n} changes to {}", path.display());
             }
         }
+        HistoryCommand::Report {
+            config,
+            org,
+            html,
+            run,
+        } => {
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
+            let page = audit::html_report(&ledger, run)?;
+            write_whole(&html, page.as_bytes()).map_err(AuditError::from)?;
+            eprintln!("wrote {} ({} bytes)", html.display(), page.len());
+        }
     }
     Ok(ExitClass::Ok)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, so a reader (or a crash)
+/// never sees half a page.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

@@ -24,8 +24,9 @@ pub use alerts::{AlertSettings, WebhookFormat, WebhookSettings, WorkitemSettings
 pub use genesys::{GenesysSettings, RetrySettings};
 pub use orgs::{OrgChoiceError, Orgs, DEFAULT_ORG};
 pub use policy::{
-    ApplySettings, BreakerSettings, Component, Components, GuardSettings, MetricsSettings,
-    OnConflict, PolicySettings, RelativeRamp, RelativeRamps, ScopeSettings, SkillPolicy,
+    ApplySettings, BreakerSettings, Component, Components, CrossingGuard, GuardSettings,
+    MetricsSettings, OnConflict, PolicySettings, ProficiencyMatch, RelativeRamp, RelativeRamps,
+    ScopeSettings, SkillPolicy,
 };
 pub use service::{DaemonSettings, HistorySettings, LogFormat, LogSettings};
 pub use sources::{Origin, Sources};

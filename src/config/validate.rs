@@ -277,6 +277,13 @@ impl Settings {
                 "from 1 to 365 (the API refuses due dates beyond a year)",
             );
         }
+        if self.guard.skill_group_crossings == super::CrossingGuard::Hold {
+            c.require(
+                a.workitem.enabled,
+                "guard.skill_group_crossings",
+                "alerts.workitem.enabled = true for \"hold\" (held changes are approved through their workitem), or \"warn\" or \"block\"",
+            );
+        }
         if a.hold_for_review {
             c.require(
                 a.workitem.enabled,

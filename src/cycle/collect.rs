@@ -117,7 +117,7 @@ pub async fn collect(
         agents.shrink_to_fit();
     }
 
-    let (queues, queues_listed) = read_queues(client).await?;
+    let (queues, queues_listed, queue_skill_groups) = read_queues(client).await?;
     let (start, end) = window(metrics, now);
     let mut snapshot = Snapshot {
         skills,
@@ -125,6 +125,7 @@ pub async fn collect(
         tunable,
         queues,
         queues_listed,
+        queue_skill_groups,
         interval: interval_string(start, end),
         ..Snapshot::default()
     };
@@ -132,28 +133,44 @@ pub async fn collect(
     Ok(snapshot)
 }
 
-/// The org's queues and their evaluation methods. A client without `routing:queue:view`
-/// (403) still tunes, as before queues were read: every skill then counts as one whose
-/// routing effect is unknown, and the log says why.
-async fn read_queues(client: &GenesysClient) -> Result<(Vec<Queue>, bool), CollectError> {
+/// The queues of the listing, whether it was read, and which skill groups feed which queue.
+type QueuesRead = (Vec<Queue>, bool, Vec<(QueueIx, String)>);
+
+/// The org's queues and their evaluation methods, and the skill groups in their
+/// `memberGroups`. A client without `routing:queue:view` (403) still tunes, as before queues
+/// were read: every skill then counts as one whose routing effect is unknown, and the log
+/// says why.
+async fn read_queues(client: &GenesysClient) -> Result<QueuesRead, CollectError> {
     match client.list_queues().await {
-        Ok(listed) => Ok((
-            listed
+        Ok(listed) => {
+            let mut fed_by = Vec::new();
+            let queues = listed
                 .into_iter()
-                .map(|q| Queue {
-                    method: q
-                        .skill_evaluation_method
-                        .as_deref()
-                        .and_then(EvaluationMethod::parse),
-                    id: q.id,
-                    name: q.name,
+                .enumerate()
+                .map(|(i, q)| {
+                    if let Ok(ix) = QueueIx::try_from(i) {
+                        fed_by.extend(
+                            q.member_groups
+                                .into_iter()
+                                .filter(|g| g.kind.as_deref() == Some("SKILLGROUP"))
+                                .map(|g| (ix, g.id)),
+                        );
+                    }
+                    Queue {
+                        method: q
+                            .skill_evaluation_method
+                            .as_deref()
+                            .and_then(EvaluationMethod::parse),
+                        id: q.id,
+                        name: q.name,
+                    }
                 })
-                .collect(),
-            true,
-        )),
+                .collect();
+            Ok((queues, true, fed_by))
+        }
         Err(e) if e.status() == Some(403) => {
             tracing::warn!(error = %e, "cannot list queues (grant routing:queue:view): every skill is tuned as if its queues ranked by proficiency");
-            Ok((Vec::new(), false))
+            Ok((Vec::new(), false, Vec::new()))
         }
         Err(e) => Err(at("queues")(e)),
     }

@@ -112,6 +112,25 @@ pub struct Plan {
     pub routing: Vec<SkillRouting>,
     /// Whether scores were corrected for case mix.
     pub case_mix: bool,
+    /// Per in-scope skill: how many agents hold it at each half star, as the roster read it
+    /// (the "before" a report compares the applied changes with).
+    pub distribution: Vec<SkillDistribution>,
+}
+
+/// Half-star buckets from 0 to 5: a proficiency `p` counts in bucket `round(2p)`.
+pub const HALF_STARS: usize = 11;
+
+/// How many agents hold one skill at each half star (0, 0.5, …, 5).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SkillDistribution {
+    pub skill: String,
+    /// [`HALF_STARS`] counts, bucket `i` holding proficiencies that round to `i / 2`.
+    pub half_stars: Vec<u32>,
+}
+
+/// The half-star bucket of a proficiency (clamped to 0–5).
+pub fn half_star(proficiency: f64) -> usize {
+    ((proficiency.clamp(0.0, 5.0) * 2.0).round() as usize).min(HALF_STARS - 1)
 }
 
 impl Plan {
@@ -184,6 +203,7 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         case_mix: policies.case_mix,
         ..Plan::default()
     };
+    let mut held = vec![vec![0u32; HALF_STARS]; snapshot.skills.len()];
     for (ai, agent) in snapshot.agents.iter().enumerate() {
         let mut pairs: Vec<(SkillIx, f64, bool)> =
             agent.skills.iter().map(|(s, p)| (*s, *p, false)).collect();
@@ -202,6 +222,9 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                 .unwrap_or(false)
             {
                 continue;
+            }
+            if !adds_skill {
+                held[usize::from(skill)][half_star(current)] += 1;
             }
             let policy = policies.for_skill(&snapshot.skills[usize::from(skill)].name);
             let metrics = agent.metrics_for(skill);
@@ -254,6 +277,17 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         .into_iter()
         .zip(&snapshot.tunable)
         .filter_map(|(r, tunable)| tunable.then_some(r))
+        .collect();
+    plan.distribution = snapshot
+        .skills
+        .iter()
+        .zip(held)
+        .zip(&snapshot.tunable)
+        .filter(|(_, tunable)| **tunable)
+        .map(|((skill, half_stars), _)| SkillDistribution {
+            skill: skill.name.clone(),
+            half_stars,
+        })
         .collect();
     plan
 }

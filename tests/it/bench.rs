@@ -46,24 +46,27 @@ fn the_per_agent_pattern_reads_and_writes_every_agent() {
     let r = bench(&["--per-agent"]);
     assert_eq!(r.pattern, "per-agent");
     assert_eq!(r.changed_agents, 40);
-    // Roster, skills, limits and analytics as in the batched cycle, then two calls per agent.
-    let batched_reads = r.lower_bound_calls - 40 * 3 - 1;
+    // Roster, skills, limits and analytics as in the batched cycle (not its skill-group
+    // reads: the simulator's 4-skill org has 2 groups, a listing and 2 reads), then two
+    // calls per agent.
+    let batched_reads = r.lower_bound_calls - 40 * 3 - 1 - 3;
     assert!(r.api_calls >= batched_reads + 2 * 200, "{r:?}");
     assert!(r.calls_ratio > 2.0, "{r:?}");
 }
 
 #[test]
 fn the_lower_bound_follows_the_issue_formula() {
-    // 10 000 agents + 834 supervisors, 3 queues, one source, 2 000 changed, all over
-    // threshold: 22 pages + 1 queue page + 100 queries + 4 000 + 2 000 + 1 digest.
+    // 10 000 agents + 834 supervisors, 3 queues, 4 skill groups, one source, 2 000
+    // changed, all over threshold: 22 pages + 1 queue page + 1 group page and 4 group reads
+    // + 100 queries + 4 000 + 2 000 + 1 digest.
     assert_eq!(
-        lower_bound_calls(10_834, 3, 10_000, 1, 2_000, 2_000),
-        22 + 1 + 100 + 4_000 + 2_000 + 1
+        lower_bound_calls(10_834, 3, 4, 10_000, 1, 2_000, 2_000),
+        22 + 1 + 5 + 100 + 4_000 + 2_000 + 1
     );
-    // Queues are read a page of 100 at a time.
+    // Queues are read a page of 100 at a time; no skill group still costs the listing.
     assert_eq!(
-        lower_bound_calls(10_834, 250, 10_000, 1, 2_000, 2_000),
-        22 + 3 + 100 + 4_000 + 2_000 + 1
+        lower_bound_calls(10_834, 250, 0, 10_000, 1, 2_000, 2_000),
+        22 + 3 + 1 + 100 + 4_000 + 2_000 + 1
     );
 }
 

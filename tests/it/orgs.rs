@@ -370,6 +370,7 @@ async fn ledger_commands_take_org_and_need_it_with_several() {
         &["plan"],
         &["once"],
         &["rollback", &run.to_string()],
+        &["report", "--html", "page.html"],
     ] {
         let out = output(binary(args, &config)).await;
         let err = String::from_utf8_lossy(&out.stderr);
