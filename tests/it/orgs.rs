@@ -41,6 +41,8 @@ region = "us-east-1"
 max_step = 0.25
 [orgs.daemon]
 schedule = "0 30 3 * * *"
+[orgs.guard]
+skill_group_crossings = "block"
 "#;
 
 fn problems(text: &str) -> Vec<String> {
@@ -72,6 +74,10 @@ fn each_org_inherits_the_top_level_and_overrides_key_by_key() {
     assert_eq!(b.breaker.max_changed_share, 0.2);
     assert_eq!(a.daemon.schedule, Settings::default().daemon.schedule);
     assert_eq!(b.daemon.schedule, "0 30 3 * * *");
+    // A section no code here knows of by name works per org all the same.
+    use skill_tuner::config::CrossingGuard;
+    assert_eq!(a.guard.skill_group_crossings, CrossingGuard::Warn);
+    assert_eq!(b.guard.skill_group_crossings, CrossingGuard::Block);
     // The process-wide sections are the top level's.
     assert_eq!(a.history.path, b.history.path);
     // Each org reads its own secret variable unless it names one.
