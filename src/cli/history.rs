@@ -3,7 +3,7 @@
 
 use super::output::print;
 use super::setup::load;
-use super::{ConfigArg, Failure};
+use super::{ConfigArg, Failure, OrgArg};
 use clap::Subcommand;
 use skill_tuner::audit::{self, AuditError, ExportFormat};
 use skill_tuner::clock::Clock;
@@ -20,6 +20,8 @@ pub enum HistoryCommand {
     History {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// How many of the most recent runs (at least 1).
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         limit: usize,
@@ -33,6 +35,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Print the run as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -43,6 +47,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Print the comparison as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -53,6 +59,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Show what would be restored and left alone; write and record nothing.
         #[arg(long)]
         dry_run: bool,
@@ -64,6 +72,8 @@ pub enum HistoryCommand {
     Export {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// The output format.
         #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Csv)]
         format: FormatArg,
@@ -76,6 +86,8 @@ pub enum HistoryCommand {
     Report {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Write the page to this file.
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
@@ -117,10 +129,11 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 /// read it, read-only: they then work beside a running daemon and on a read-only file system.
 fn ledger_for(
     config: &ConfigArg,
+    org: &OrgArg,
     write: bool,
     clock: &Clock,
 ) -> Result<(Settings, Ledger), Failure> {
-    let settings = load(config)?;
+    let settings = load(config, org)?;
     let ledger = if write {
         runtime::open_ledger(&settings, clock)?
     } else {
@@ -140,20 +153,31 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
     match command {
         HistoryCommand::History {
             config,
+            org,
             limit,
             json,
         } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let lines = audit::history(&ledger, limit)?;
             print(&lines, json, |l| audit::render_history(l));
         }
-        HistoryCommand::Show { run, config, json } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+        HistoryCommand::Show {
+            run,
+            config,
+            org,
+            json,
+        } => {
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let detail = audit::show(&ledger, run)?;
             print(&detail, json, audit::render_show);
         }
-        HistoryCommand::Diff { run, config, json } => {
-            let (settings, ledger) = ledger_for(&config, false, clock)?;
+        HistoryCommand::Diff {
+            run,
+            config,
+            org,
+            json,
+        } => {
+            let (settings, ledger) = ledger_for(&config, &org, false, clock)?;
             let client = client_for(&settings, clock).await?;
             let diff = audit::diff(&client, &ledger, run).await?;
             print(&diff, json, audit::render_diff);
@@ -161,10 +185,11 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         HistoryCommand::Rollback {
             run,
             config,
+            org,
             dry_run,
             json,
         } => {
-            let (settings, ledger) = ledger_for(&config, true, clock)?;
+            let (settings, ledger) = ledger_for(&config, &org, true, clock)?;
             let client = client_for(&settings, clock).await?;
             let report = audit::rollback(&client, &settings, &ledger, run, dry_run).await?;
             print(&report, json, audit::render_rollback);
@@ -172,10 +197,11 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         }
         HistoryCommand::Export {
             config,
+            org,
             format,
             output,
         } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let format = ExportFormat::from(format);
             let n = match &output {
                 Some(path) => {
@@ -188,8 +214,13 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
                 eprintln!("exported {n} changes to {}", path.display());
             }
         }
-        HistoryCommand::Report { config, html, run } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+        HistoryCommand::Report {
+            config,
+            org,
+            html,
+            run,
+        } => {
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let page = audit::html_report(&ledger, run)?;
             write_whole(&html, page.as_bytes()).map_err(AuditError::from)?;
             eprintln!("wrote {} ({} bytes)", html.display(), page.len());

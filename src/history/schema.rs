@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
     // recorded and stays NULL rather than guessed.
     "ALTER TABLE runs ADD COLUMN triggered_by TEXT;
      UPDATE runs SET triggered_by = mode WHERE mode IN ('once', 'plan', 'rollback');",
+    // 3: the org of every run and change (one ledger holds every org of a `[[orgs]]` config).
+    // Runs recorded before were the one org of a config without `[[orgs]]`: `default`.
+    "ALTER TABLE runs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+     ALTER TABLE changes ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+     CREATE INDEX runs_by_org ON runs(org, id);",
 ];
 
 /// The schema version this build creates and reads.

@@ -69,3 +69,36 @@ fn the_lower_bound_follows_the_issue_formula() {
         22 + 3 + 1 + 100 + 4_000 + 2_000 + 1
     );
 }
+
+/// `bench --orgs`: every org's counters add up, each against its own limit, none refused.
+#[test]
+fn several_orgs_in_one_process_each_keep_their_own_limit() {
+    let r: skill_tuner::bench::OrgsBenchResult = serde_json::from_str(
+        String::from_utf8(
+            std::process::Command::new(env!("CARGO_BIN_EXE_skill-tuner"))
+                .args([
+                    "bench", "--orgs", "3", "--agents", "100", "--skills", "4", "--rate", "60000",
+                ])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(r.orgs, 3);
+    assert_eq!(r.per_org.len(), 3);
+    assert_eq!(r.http_429, 0, "{r:?}");
+    assert_eq!(
+        r.api_calls,
+        r.per_org.iter().map(|o| o.api_calls).sum::<u64>()
+    );
+    for org in &r.per_org {
+        assert!(org.changed_agents > 0 && org.api_calls > 0, "{r:?}");
+        assert!((org.bound_s - org.api_calls as f64 * 60.0 / 60000.0).abs() < 1e-3);
+    }
+    let slowest = r.per_org.iter().map(|o| o.bound_s).fold(0.0, f64::max);
+    assert_eq!(r.slowest_bound_s, slowest);
+    assert!(r.peak_rss_mb > 0.0 && r.wall_s > 0.0);
+}

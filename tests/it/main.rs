@@ -32,6 +32,7 @@ mod exit_codes;
 mod faults;
 mod history;
 mod one_writer;
+mod orgs;
 mod pacing;
 mod policy_props;
 mod report_html;
