@@ -208,9 +208,9 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         let mut pairs: Vec<(SkillIx, f64, bool)> =
             agent.skills.iter().map(|(s, p)| (*s, *p, false)).collect();
         if policies.add_missing_skills {
-            for (skill, _) in &agent.metrics {
-                if agent.proficiency(*skill).is_none() {
-                    pairs.push((*skill, 0.0, true));
+            for skill in agent.skills_with_data() {
+                if agent.proficiency(skill).is_none() {
+                    pairs.push((skill, 0.0, true));
                 }
             }
         }
@@ -356,7 +356,7 @@ fn check_breaker(snapshot: &Snapshot, plan: &Plan, b: &BreakerSettings) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org::{Agent, PairMetrics, Skill};
+    use crate::org::{Agent, PairMetrics, QueueCell, Skill, NO_QUEUE};
 
     fn policy() -> SkillPolicy {
         SkillPolicy {
@@ -444,8 +444,9 @@ mod tests {
             name: format!("Agent {id}"),
             manager_id: None,
             skills: vec![(0, current)],
-            metrics: metrics.map(|m| vec![(0, m)]).unwrap_or_default(),
-            cells: Vec::new(),
+            cells: metrics
+                .map(|m| vec![QueueCell::new(0, NO_QUEUE, &m)])
+                .unwrap_or_default(),
             quality: None,
             csat: None,
         }

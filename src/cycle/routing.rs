@@ -161,7 +161,6 @@ mod tests {
                 name: "A".into(),
                 manager_id: None,
                 skills: vec![(0, 1.0), (1, 1.0), (2, 1.0)],
-                metrics: Vec::new(),
                 cells,
                 quality: None,
                 csat: None,
@@ -175,7 +174,7 @@ mod tests {
             skill,
             queue,
             handled,
-            transferred: 0,
+            transferred: Some(0),
             handle_ms: 1.0,
         }
     }

@@ -37,7 +37,6 @@ fn agent(i: usize, skills: &[(SkillIx, f64)]) -> Agent {
         name: format!("Agent {i}"),
         manager_id: None,
         skills: skills.to_vec(),
-        metrics: Vec::new(),
         cells: Vec::new(),
         quality: None,
         csat: None,
