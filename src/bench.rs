@@ -215,12 +215,14 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// The lower bound: roster pages of 500, queue pages of 100, analytics at 100 agents
-/// a query per source, per changed agent one re-read and one write per 50 skills, one
-/// workitem per over-threshold change, one webhook digest.
+/// The lower bound: roster pages of 500, queue pages of 100, skill-group pages of
+/// 100 and one read per group (its conditions), analytics at 100 agents a query per source,
+/// per changed agent one re-read and one write per 50 skills, one workitem per
+/// over-threshold change, one webhook digest.
 pub fn lower_bound_calls(
     users: usize,
     queues: usize,
+    skill_groups: usize,
     agents: usize,
     sources: usize,
     changed: usize,
@@ -230,8 +232,12 @@ pub fn lower_bound_calls(
     let queue_pages = queues
         .div_ceil(crate::genesys::QUEUE_PAGE_SIZE as usize)
         .max(1);
+    let group_reads = skill_groups
+        .div_ceil(crate::genesys::SKILL_GROUP_PAGE_SIZE as usize)
+        .max(1)
+        + skill_groups;
     let analytics = agents.div_ceil(100) * sources;
-    (pages + queue_pages + analytics + changed * 2 + over + 1) as u64
+    (pages + queue_pages + group_reads + analytics + changed * 2 + over + 1) as u64
 }
 
 /// The rate another user spending `share` of every minute leaves, as the simulator counts
@@ -279,16 +285,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     if options.per_agent {
         command.arg("--per-agent");
     }
-    let output = command.output().await.map_err(BenchError::Spawn)?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let run: ClientRun = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| BenchError::ClientFailed {
-            status: output.status,
-            stdout: stdout.to_string(),
-        })?;
+    let run: ClientRun = client_output(command).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let counters = sim.counters();
@@ -299,6 +296,7 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     let lower = lower_bound_calls(
         users,
         org.queues().len(),
+        org.skill_groups().len(),
         options.agents,
         1,
         changed,
@@ -335,6 +333,22 @@ pub async fn run(options: &BenchOptions, exe: &std::path::Path) -> Result<BenchR
     })
 }
 
+/// Runs the child and reads its one JSON line (the last line that parses).
+async fn client_output<T: serde::de::DeserializeOwned>(
+    mut command: tokio::process::Command,
+) -> Result<T, BenchError> {
+    let output = command.output().await.map_err(BenchError::Spawn)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| BenchError::ClientFailed {
+            status: output.status,
+            stdout: stdout.to_string(),
+        })
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -351,17 +365,7 @@ pub async fn client_run(
     let (changed, outcome, plan_ms) = if per_agent {
         per_agent_pattern(&client, settings, clock).await?
     } else {
-        let ledger = crate::runtime::open_ledger(settings, clock)?;
-        let stop = crate::cycle::StopSignal::default();
-        let report = crate::cycle::run_cycle(
-            &client,
-            settings,
-            &ledger,
-            crate::cycle::Mode::Once,
-            &stop,
-            clock,
-        )
-        .await?;
+        let report = once(&client, settings, clock).await?;
         (report.agents_changed, report.outcome, report.plan_ms)
     };
     let wall_s = started.elapsed().as_secs_f64();
@@ -373,6 +377,25 @@ pub async fn client_run(
         plan_ms,
         outcome,
     })
+}
+
+/// One real cycle of `settings`' org, on its ledger.
+async fn once(
+    client: &crate::genesys::GenesysClient,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<crate::cycle::report::CycleReport, BenchError> {
+    let ledger = crate::runtime::open_ledger(settings, clock)?;
+    let stop = crate::cycle::StopSignal::default();
+    Ok(crate::cycle::run_cycle(
+        client,
+        settings,
+        &ledger,
+        crate::cycle::Mode::Once,
+        &stop,
+        clock,
+    )
+    .await?)
 }
 
 /// The pattern the tutorial used: for every agent, read its skills, then write them, one
@@ -412,4 +435,175 @@ async fn per_agent_pattern(
         client.patch_user_skills(&agent.id, &body).await?;
     }
     Ok((changed, crate::history::RunOutcome::Ok, plan_ms))
+}
+
+/// `bench --orgs N`: N orgs tuned by one process, each its own simulator (its own OAuth
+/// client and rate limit), all cycles at once as the daemon runs them. One JSON line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrgsBenchResult {
+    pub orgs: usize,
+    pub agents_per_org: usize,
+    pub rate_per_minute: u32,
+    pub api_calls: u64,
+    /// The slowest org's own bound: its calls ÷ its rate.
+    pub slowest_bound_s: f64,
+    /// From the first login to the last cycle's end, all orgs at once.
+    pub wall_s: f64,
+    /// `wall_s ÷ slowest_bound_s`: 1 means the orgs cost no time on top of the slowest.
+    pub wall_ratio: f64,
+    pub http_429: u64,
+    pub changed_agents: usize,
+    pub peak_rss_mb: f64,
+    pub per_org: Vec<OrgBench>,
+}
+
+/// One org of [`OrgsBenchResult`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrgBench {
+    pub org: String,
+    pub api_calls: u64,
+    pub bound_s: f64,
+    pub wall_s: f64,
+    pub http_429: u64,
+    pub changed_agents: usize,
+}
+
+/// What the child reports for each org of a multi-org run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgsClientRun {
+    pub wall_s: f64,
+    pub peak_rss_mb: f64,
+    /// `(org, wall seconds, agents changed, outcome)`.
+    pub orgs: Vec<(String, f64, usize, crate::history::RunOutcome)>,
+}
+
+/// The name of the bench's org `i`.
+fn bench_org(i: usize) -> String {
+    format!("org-{i:02}")
+}
+
+/// Starts `orgs` simulators, prepares each, runs every org's cycle in one child process and
+/// measures it against the slowest org's bound.
+pub async fn run_orgs(
+    options: &BenchOptions,
+    orgs: usize,
+    exe: &std::path::Path,
+) -> Result<OrgsBenchResult, BenchError> {
+    let now = chrono::DateTime::parse_from_rfc3339(BENCH_NOW)?.with_timezone(&chrono::Utc);
+    let dir = std::env::temp_dir().join(format!("skill-tuner-bench-orgs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
+    let mut sims = Vec::new();
+    let mut changed = 0;
+    let mut text = String::new();
+    let mut tables = String::new();
+    for i in 0..orgs {
+        let name = bench_org(i);
+        let sim = Simulator::start(SimConfig {
+            agents: options.agents,
+            skills: options.skills,
+            seed: options.seed + i as u64,
+            rate_limit_per_minute: options.rate,
+            clock: Clock::starting_at(now),
+            client_id: format!("bench-client-{name}"),
+            client_secret: format!("bench-secret-{name}"),
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(BenchError::Simulator)?;
+        let settings = bench_settings(&sim, options.rate, &dir.join("bench.db"));
+        changed += prepare_org(&sim, &settings, options.changed);
+        if i == 0 {
+            text = settings.to_toml();
+        }
+        tables.push_str(&format!(
+            "\n[[orgs]]\nname = \"{name}\"\ngenesys.api_base_url = \"{base}\"\ngenesys.login_base_url = \"{base}\"\ngenesys.client_id = \"bench-client-{name}\"\nalerts.workitem.worktype_id = \"{worktype}\"\nalerts.webhook.url = \"{base}/_sim/webhook\"\n",
+            base = sim.base_url(),
+            worktype = settings.alerts.workitem.worktype_id,
+        ));
+        sim.reset_counters();
+        sims.push((name, sim));
+    }
+    text.push_str(&tables);
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, &text).map_err(file_error(&config))?;
+
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("bench-client")
+        .arg("--config")
+        .arg(&config)
+        .env(NOW_ENV, now.to_rfc3339())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, _) in &sims {
+        command.env(
+            crate::config::orgs::secret_env_for("SKILL_TUNER_CLIENT_SECRET", name),
+            format!("bench-secret-{name}"),
+        );
+    }
+    let run: OrgsClientRun = client_output(command).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut per_org = Vec::new();
+    for (name, sim) in sims {
+        let counters = sim.counters();
+        let api_calls = counters.total() - counters.count("POST", "/oauth/token");
+        let (wall_s, changed_agents) = run
+            .orgs
+            .iter()
+            .find(|(org, ..)| *org == name)
+            .map_or((0.0, 0), |(_, wall, changed, _)| (*wall, *changed));
+        per_org.push(OrgBench {
+            org: name,
+            api_calls,
+            bound_s: round3(api_calls as f64 * 60.0 / f64::from(options.rate.max(1))),
+            wall_s: round3(wall_s),
+            http_429: counters.rate_limited(),
+            changed_agents,
+        });
+        sim.shutdown().await;
+    }
+    let slowest = per_org.iter().map(|o| o.bound_s).fold(0.0, f64::max);
+    Ok(OrgsBenchResult {
+        orgs,
+        agents_per_org: options.agents,
+        rate_per_minute: options.rate,
+        api_calls: per_org.iter().map(|o| o.api_calls).sum(),
+        slowest_bound_s: round3(slowest),
+        wall_s: round3(run.wall_s),
+        wall_ratio: round3(run.wall_s / slowest.max(f64::EPSILON)),
+        http_429: per_org.iter().map(|o| o.http_429).sum(),
+        changed_agents: changed.min(per_org.iter().map(|o| o.changed_agents).sum()),
+        peak_rss_mb: round3(run.peak_rss_mb),
+        per_org,
+    })
+}
+
+/// The child side of `bench --orgs`: every org's cycle at once in this one task (as the
+/// daemon's org loops run), each with its own client and ledger handle.
+pub async fn client_run_orgs(
+    orgs: &crate::config::Orgs,
+    clock: &Clock,
+) -> Result<OrgsClientRun, BenchError> {
+    let started = std::time::Instant::now();
+    let cycles = orgs.iter().map(|settings| async move {
+        let client = crate::runtime::connect(settings, clock)?;
+        crate::runtime::start_client(&client, settings).await?;
+        let report = once(&client, settings, clock).await?;
+        Ok::<_, BenchError>((
+            settings.org_name().to_string(),
+            started.elapsed().as_secs_f64(),
+            report.agents_changed,
+            report.outcome,
+        ))
+    });
+    let mut done = Vec::new();
+    for result in futures_util::future::join_all(cycles).await {
+        done.push(result?);
+    }
+    Ok(OrgsClientRun {
+        wall_s: started.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        orgs: done,
+    })
 }

@@ -105,6 +105,7 @@ impl ExitClass {
             DaemonError::Signals(_) => ExitClass::Failed,
             DaemonError::Startup(e) => Self::of_startup(e),
             DaemonError::AdminListen { .. } | DaemonError::Schedule(_) => ExitClass::BadConfig,
+            DaemonError::Org { source, .. } => Self::of_daemon(source),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - [`cycle`]: one pass of the pipeline, top to bottom in `cycle/mod.rs`: collect → score →
 //!   plan (guardrails, breaker) → apply (through the one write path) → alert → report.
 //! - [`audit`]: what people do with past runs — history, show, diff, rollback (through the
-//!   cycle's write path), export.
+//!   cycle's write path), export, and the HTML report page (`audit/html`).
 //! - [`experiment`]: the holdout — which skills are held out, the effect of tuning with its
 //!   interval, the always-valid harm test that pauses tuning.
 //! - [`history`]: the ledger itself — run and change records, reconcile after a crash, the

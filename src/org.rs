@@ -49,23 +49,41 @@ impl PairMetrics {
     }
 }
 
-/// One agent's work on one skill in one queue (the case-mix unit): 24 bytes, so the
-/// queue breakdown of 100 000 agents costs a few MB. Zero transfers when the API left the
-/// metric out (it omits zero counts).
+/// One agent's work on one skill in one queue (the case-mix unit), and the only place an
+/// agent's conversation metrics are kept: 24 bytes, so 100 000 agents' breakdown costs a few
+/// MB, and the per-skill totals are summed from it when asked for rather than stored twice.
+/// Work that named no queue is a cell on [`NO_QUEUE`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueueCell {
     pub skill: SkillIx,
     pub queue: QueueIx,
     /// `tHandle.count`.
     pub handled: u32,
-    /// `nTransferred.count`.
-    pub transferred: u32,
+    /// `nTransferred.count`; `None` when the API returned no such metric for the group.
+    pub transferred: Option<u32>,
     /// `tHandle.sum`, milliseconds.
     pub handle_ms: f64,
 }
 
+impl QueueCell {
+    /// A cell holding `pair` (counts beyond `u32` saturate: no agent handles four billion
+    /// interactions in a window).
+    pub fn new(skill: SkillIx, queue: QueueIx, pair: &PairMetrics) -> QueueCell {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        QueueCell {
+            skill,
+            queue,
+            handled: narrow(pair.handled),
+            transferred: pair.transferred.map(narrow),
+            handle_ms: pair.handle_ms,
+        }
+    }
+}
+
 /// How a queue's routing uses proficiency: the `Queue.skillEvaluationMethod` of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EvaluationMethod {
     /// Skills are disregarded: the next agent.
     #[serde(rename = "NONE")]
@@ -131,9 +149,8 @@ pub struct Agent {
     pub manager_id: Option<std::sync::Arc<str>>,
     /// Skills held now, with the proficiency the plan is computed against.
     pub skills: Vec<(SkillIx, f64)>,
-    /// Per-skill conversation metrics (only skills with data).
-    pub metrics: Vec<(SkillIx, PairMetrics)>,
-    /// The same conversations per skill and queue (empty when analytics named no queue).
+    /// Conversation metrics per skill and queue (only skills with data; work that named no
+    /// queue on [`NO_QUEUE`]).
     pub cells: Vec<QueueCell>,
     pub quality: Option<ScoreStat>,
     pub csat: Option<ScoreStat>,
@@ -147,11 +164,29 @@ impl Agent {
             .map(|(_, p)| *p)
     }
 
-    pub fn metrics_for(&self, skill: SkillIx) -> Option<&PairMetrics> {
-        self.metrics
+    /// The agent's metrics on `skill`, summed over its queues; `None` without data. Transfers
+    /// are `None` only when no queue's answer had the metric.
+    pub fn metrics_for(&self, skill: SkillIx) -> Option<PairMetrics> {
+        let mut cells = self.cells.iter().filter(|c| c.skill == skill).peekable();
+        cells.peek()?;
+        let mut m = PairMetrics::default();
+        for c in cells {
+            m.handled += u64::from(c.handled);
+            m.handle_ms += c.handle_ms;
+            if let Some(t) = c.transferred {
+                m.transferred = Some(m.transferred.unwrap_or(0) + u64::from(t));
+            }
+        }
+        Some(m)
+    }
+
+    /// The skills the agent has metrics on, each once, in the order analytics gave them.
+    pub fn skills_with_data(&self) -> impl Iterator<Item = SkillIx> + '_ {
+        self.cells
             .iter()
-            .find(|(s, _)| *s == skill)
-            .map(|(_, m)| m)
+            .enumerate()
+            .filter(|(i, c)| !self.cells[..*i].iter().any(|d| d.skill == c.skill))
+            .map(|(_, c)| c.skill)
     }
 }
 
@@ -166,6 +201,9 @@ pub struct Snapshot {
     pub queues: Vec<Queue>,
     /// Whether the queue listing was read (`false`: no method is known).
     pub queues_listed: bool,
+    /// The skill groups that feed listed queues (`Queue.memberGroups` of type `SKILLGROUP`):
+    /// (queue, skill group id).
+    pub queue_skill_groups: Vec<(QueueIx, String)>,
     /// ISO-8601 `start/end` of the metrics window.
     pub interval: String,
     /// Analytics queries that returned no group at all (an outage looks like this).

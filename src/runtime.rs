@@ -22,7 +22,8 @@ pub enum StartupError {
 
 /// The client for `settings`, with the secret found by [`secret::load_client_secret`].
 pub fn connect(settings: &Settings, clock: &Clock) -> Result<GenesysClient, StartupError> {
-    let (secret, source) = secret::load_client_secret(&settings.genesys)?;
+    let (secret, source) =
+        secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
     tracing::debug!(client_id = %settings.genesys.client_id, %source, "client secret found");
     if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
         tracing::warn!("{warning}");
@@ -228,16 +229,18 @@ pub async fn start_client(client: &GenesysClient, settings: &Settings) -> Result
 
 /// Opens the ledger named by the settings, timestamping with `clock`.
 pub fn open_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
-    Ok(Ledger::open(&settings.history.ledger_path())?.with_clock(clock.clone()))
+    Ok(Ledger::open(&settings.history.ledger_path())?
+        .with_clock(clock.clone())
+        .with_org(settings.org_name()))
 }
 
 /// Opens the ledger named by the settings for a daemon, holding its daemon lock (one daemon
 /// per ledger) for as long as the handle lives.
 pub fn open_daemon_ledger(settings: &Settings, clock: &Clock) -> Result<Ledger, LedgerError> {
-    Ledger::open_for_daemon(&settings.history.ledger_path(), clock)
+    Ledger::open_for_daemon(&settings.history.ledger_path(), settings.org_name(), clock)
 }
 
 /// Opens the ledger named by the settings for the commands that only read it.
 pub fn open_ledger_read_only(settings: &Settings) -> Result<Ledger, LedgerError> {
-    Ledger::open_read_only(&settings.history.ledger_path())
+    Ok(Ledger::open_read_only(&settings.history.ledger_path())?.with_org(settings.org_name()))
 }

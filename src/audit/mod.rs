@@ -1,4 +1,5 @@
-//! The audit commands above the ledger: `history`, `show`, `diff`, `rollback` and `export`.
+//! The audit commands above the ledger: `history`, `show`, `diff`, `rollback`, `export` and
+//! `report --html`.
 //!
 //! Each returns plain data (serialisable for `--json`) and has a `render_*` function for
 //! people; the CLI only prints. Only `diff` and `rollback` talk to the org, and only
@@ -7,11 +8,13 @@
 
 mod diff;
 mod export;
+mod html;
 mod render;
 mod rollback;
 
 pub use diff::{diff, DiffLine, DiffStatus, RunDiff};
 pub use export::{export, ExportFormat, UnknownFormat, CSV_HEADER};
+pub use html::{html_report, run_page, RunPage};
 pub use render::{render_diff, render_history, render_rollback, render_show};
 pub use rollback::{rollback, RollbackLine, RollbackReport};
 

@@ -1,7 +1,7 @@
 //! `bench` and its hidden child `bench-client`: one JSON line each.
 
 use super::output::print_json;
-use super::setup::{init_logging, load};
+use super::setup::{init_logging, load_orgs};
 use super::{BenchArgs, BenchClientArgs, Failure};
 use skill_tuner::bench::{self, BenchOptions};
 use skill_tuner::clock::Clock;
@@ -26,13 +26,33 @@ pub async fn run(args: BenchArgs) -> Result<ExitClass, Failure> {
             format!("cannot find this executable: {e}"),
         )
     })?;
+    if args.orgs > 1 {
+        if args.per_agent {
+            return Err(Failure::new(
+                ExitClass::Usage,
+                "--per-agent measures one org; leave out --orgs",
+            ));
+        }
+        let result = bench::run_orgs(&options, usize::from(args.orgs), &exe).await?;
+        print_json(&result, false);
+        return Ok(ExitClass::Ok);
+    }
     let result = bench::run(&options, &exe).await?;
     print_json(&result, false);
     Ok(ExitClass::Ok)
 }
 
 pub async fn client(args: BenchClientArgs, clock: &Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&args.config)?;
+    let orgs = load_orgs(&args.config)?;
+    if orgs.listed() {
+        let run = bench::client_run_orgs(&orgs, clock).await?;
+        print_json(&run, false);
+        return Ok(ExitClass::Ok);
+    }
+    let settings = orgs
+        .choose(None)
+        .map_err(skill_tuner::config::ConfigError::from)?
+        .clone();
     let run = bench::client_run(&settings, args.per_agent, clock).await?;
     print_json(&run, false);
     Ok(ExitClass::Ok)

@@ -1,7 +1,7 @@
 //! `check-config`: the effective settings, the schedule's next runs, where the connection
 //! settings came from, and whether the secrets `run` needs are there (never their values).
 
-use super::setup::load;
+use super::setup::load_orgs;
 use super::{ConfigArg, Failure};
 use skill_tuner::clock::Clock;
 use skill_tuner::config::schedule::{self, Schedule};
@@ -12,31 +12,57 @@ use skill_tuner::runtime;
 use std::time::Duration;
 
 pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {
-    // `load` starts logging, so the permission warnings (config and secret file) reach the
-    // operator instead of being dropped.
-    let settings = load(&config)?;
+    // `load_orgs` starts logging, so the permission warnings (config and secret file) reach
+    // the operator instead of being dropped.
+    let orgs = load_orgs(&config)?;
     println!(
         "# {} is valid; effective settings (defaults filled in):",
         config.config.display()
     );
-    print!("{}", settings.to_shown_toml());
-    print_pacing(&settings);
-    print_schedule(&settings, clock);
-    for line in runtime::connection_lines(&config.config, &settings)? {
-        println!("# {line}");
-    }
-    // `run` refuses to start without the run token its endpoint needs, or without the
-    // secret: so does the check of its config.
-    let strict = settings.genesys.strict_file_permissions;
-    if let Some((_, source)) = secret::run_token_if_enabled(&settings.daemon, strict)? {
+    // `run` refuses to start without the run token its endpoint needs: so does the check.
+    let process = orgs.process();
+    let strict = process.genesys.strict_file_permissions;
+    if let Some((_, source)) = secret::run_token_if_enabled(&process.daemon, strict)? {
         println!("# POST /run token: found in {source} (value not shown)");
     }
-    let (_, source) = secret::load_client_secret(&settings.genesys)?;
+    for (index, settings) in orgs.iter().enumerate() {
+        if orgs.listed() {
+            println!(
+                "\n# ---- org `{}` (orgs[{index}]): its effective settings ----",
+                settings.org_name()
+            );
+        }
+        print_org(&config, settings, clock, orgs.listed())?;
+    }
+    Ok(ExitClass::Ok)
+}
+
+/// One org's effective settings, pacing, schedule, connection and secret (never its value).
+fn print_org(
+    config: &ConfigArg,
+    settings: &Settings,
+    clock: &Clock,
+    listed: bool,
+) -> Result<(), Failure> {
+    print!("{}", settings.to_shown_toml());
+    print_pacing(settings);
+    print_schedule(settings, clock);
+    // Where the client id and region came from: read off the top level, so only shown for
+    // a config without `[[orgs]]` (a listed org's own keys are in its table above).
+    let lines = runtime::connection_lines(&config.config, settings)?;
+    for line in lines
+        .iter()
+        .filter(|l| !listed || !l.starts_with("genesys."))
+    {
+        println!("# {line}");
+    }
+    // `run` refuses to start without the secret: so does the check of its config.
+    let (_, source) = secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
     println!("# client secret: found in {source} (value not shown)");
     if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
         eprintln!("warning: {warning}");
     }
-    Ok(ExitClass::Ok)
+    Ok(())
 }
 
 /// What the pacer may use: our share of the configured rate, which the org's limit and the

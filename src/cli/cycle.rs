@@ -1,7 +1,7 @@
 //! `plan`, `once` and `run`: one cycle now, or the daemon.
 
 use super::output::print;
-use super::setup::{load, warn_if_shifted};
+use super::setup::{load, load_orgs, warn_if_shifted};
 use super::{ConfigArg, CycleArgs, Failure};
 use skill_tuner::clock::Clock;
 use skill_tuner::cycle::{run_cycle, Mode, StopSignal};
@@ -13,7 +13,7 @@ use skill_tuner::runtime;
 /// `plan` (`Mode::Plan`) or `once` (`Mode::Once`): the report, and the exit status its
 /// outcome gives.
 pub async fn once(args: CycleArgs, mode: Mode, clock: &Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&args.config)?;
+    let settings = load(&args.config, &args.org)?;
     warn_if_shifted(clock);
     let client = runtime::connect(&settings, clock)?;
     let ledger = runtime::open_ledger(&settings, clock)
@@ -60,9 +60,9 @@ async fn stop_on_signal(stop: StopSignal, client: GenesysClient) {
 /// forced the exit, 2 the config (or credentials, or the admin address) were unusable at
 /// start-up.
 pub async fn daemon(config: ConfigArg, clock: Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&config)?;
+    let orgs = load_orgs(&config)?;
     warn_if_shifted(&clock);
-    let exit = daemon::run(config.config, settings, clock)
+    let exit = daemon::run(config.config, orgs, clock)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start the daemon"))?;
     Ok(match exit {

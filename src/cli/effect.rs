@@ -21,7 +21,7 @@ struct EffectOutput {
 
 /// `effect`: reads the analytics and the ledger, never writes.
 pub async fn effect(args: CycleArgs, clock: &Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&args.config)?;
+    let settings = load(&args.config, &args.org)?;
     let Some(assignment) = Assignment::of(&settings.experiment) else {
         return Err(Failure::new(
             ExitClass::BadConfig,
@@ -61,7 +61,7 @@ pub async fn effect(args: CycleArgs, clock: &Clock) -> Result<ExitClass, Failure
 
 /// `resume`: ends the pause in force, recording who resumed.
 pub fn resume(args: ResumeArgs, clock: &Clock) -> Result<ExitClass, Failure> {
-    let settings = load(&args.config)?;
+    let settings = load(&args.config, &args.org)?;
     let ledger = runtime::open_ledger(&settings, clock)?;
     let by = args
         .by

@@ -63,7 +63,11 @@ macro_rules! classified {
 }
 
 classified! {
-    ConfigError => |_| ExitClass::BadConfig;
+    // Several orgs and no `--org` (or an unknown one) is how the command was called.
+    ConfigError => |e| match e {
+        ConfigError::Org(_) => ExitClass::Usage,
+        _ => ExitClass::BadConfig,
+    };
     // `SKILL_TUNER_NOW` is configuration too.
     ClockEnvError => |_| ExitClass::BadConfig;
     StartupError => ExitClass::of_startup;

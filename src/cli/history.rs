@@ -1,9 +1,9 @@
-//! The history commands (`history`, `show`, `diff`, `rollback`, `export`): the work is in
+//! The history commands (`history`, `show`, `diff`, `rollback`, `export`, `report`): the work is in
 //! [`skill_tuner::audit`]; this parses, opens, prints and picks the exit status.
 
 use super::output::print;
 use super::setup::load;
-use super::{ConfigArg, Failure};
+use super::{ConfigArg, Failure, OrgArg};
 use clap::Subcommand;
 use skill_tuner::audit::{self, AuditError, ExportFormat};
 use skill_tuner::clock::Clock;
@@ -20,6 +20,8 @@ pub enum HistoryCommand {
     History {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// How many of the most recent runs (at least 1).
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         limit: usize,
@@ -33,6 +35,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Print the run as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -43,6 +47,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Print the comparison as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -53,6 +59,8 @@ pub enum HistoryCommand {
         run: i64,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Show what would be restored and left alone; write and record nothing.
         #[arg(long)]
         dry_run: bool,
@@ -64,12 +72,28 @@ pub enum HistoryCommand {
     Export {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// The output format.
         #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Csv)]
         format: FormatArg,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// One run as a self-contained HTML page: proficiency per skill before and after, changes
+    /// by reason, conflicts and holds (no credentials needed; opens with no network).
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
+        /// Write the page to this file.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// The run's number (as `history` lists it); the latest cycle when left out.
+        #[arg(long)]
+        run: Option<i64>,
     },
 }
 
@@ -105,10 +129,11 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 /// read it, read-only: they then work beside a running daemon and on a read-only file system.
 fn ledger_for(
     config: &ConfigArg,
+    org: &OrgArg,
     write: bool,
     clock: &Clock,
 ) -> Result<(Settings, Ledger), Failure> {
-    let settings = load(config)?;
+    let settings = load(config, org)?;
     let ledger = if write {
         runtime::open_ledger(&settings, clock)?
     } else {
@@ -128,10 +153,11 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
     match command {
         HistoryCommand::History {
             config,
+            org,
             limit,
             json,
         } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let lines = audit::history(&ledger, limit)?;
             let held = audit::held_out_units(&ledger)?;
             print(&lines, json, |l| {
@@ -146,13 +172,23 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
                 text
             });
         }
-        HistoryCommand::Show { run, config, json } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+        HistoryCommand::Show {
+            run,
+            config,
+            org,
+            json,
+        } => {
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let detail = audit::show(&ledger, run)?;
             print(&detail, json, audit::render_show);
         }
-        HistoryCommand::Diff { run, config, json } => {
-            let (settings, ledger) = ledger_for(&config, false, clock)?;
+        HistoryCommand::Diff {
+            run,
+            config,
+            org,
+            json,
+        } => {
+            let (settings, ledger) = ledger_for(&config, &org, false, clock)?;
             let client = client_for(&settings, clock).await?;
             let diff = audit::diff(&client, &ledger, run).await?;
             print(&diff, json, audit::render_diff);
@@ -160,10 +196,11 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         HistoryCommand::Rollback {
             run,
             config,
+            org,
             dry_run,
             json,
         } => {
-            let (settings, ledger) = ledger_for(&config, true, clock)?;
+            let (settings, ledger) = ledger_for(&config, &org, true, clock)?;
             let client = client_for(&settings, clock).await?;
             let report = audit::rollback(&client, &settings, &ledger, run, dry_run).await?;
             print(&report, json, audit::render_rollback);
@@ -171,10 +208,11 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         }
         HistoryCommand::Export {
             config,
+            org,
             format,
             output,
         } => {
-            let (_, ledger) = ledger_for(&config, false, clock)?;
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let format = ExportFormat::from(format);
             let n = match &output {
                 Some(path) => {
@@ -187,6 +225,27 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
                 eprintln!("exported {n} changes to {}", path.display());
             }
         }
+        HistoryCommand::Report {
+            config,
+            org,
+            html,
+            run,
+        } => {
+            let (_, ledger) = ledger_for(&config, &org, false, clock)?;
+            let page = audit::html_report(&ledger, run)?;
+            write_whole(&html, page.as_bytes()).map_err(AuditError::from)?;
+            eprintln!("wrote {} ({} bytes)", html.display(), page.len());
+        }
     }
     Ok(ExitClass::Ok)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, so a reader (or a crash)
+/// never sees half a page.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

@@ -52,6 +52,14 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// Which org of the config a command reads or writes.
+#[derive(clap::Args, Clone, Default)]
+pub struct OrgArg {
+    /// The org, by its `[[orgs]]` name; optional when the config names only one.
+    #[arg(long, value_name = "NAME")]
+    pub org: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     #[cfg(feature = "simulator")]
@@ -163,6 +171,8 @@ pub struct SimArgs {
 pub struct CycleArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub org: OrgArg,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -172,6 +182,8 @@ pub struct CycleArgs {
 pub struct ResumeArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub org: OrgArg,
     /// Who resumes (recorded in the ledger); default: $USER.
     #[arg(long)]
     pub by: Option<String>,
@@ -208,6 +220,11 @@ pub struct BenchArgs {
     /// Seed of the simulated org: the same seed builds the same agents and metrics.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Tune this many orgs in one process at once, each its own simulator with its own
+    /// `--agents` and `--rate` (its own OAuth client and limit); measured against the
+    /// slowest org's bound.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub orgs: u16,
 }
 
 #[cfg(feature = "simulator")]

@@ -1,9 +1,10 @@
 //! What every command that reads a config does first: load it, then start logging as it
 //! says.
 
-use super::{ConfigArg, Failure};
+use super::{ConfigArg, Failure, OrgArg};
 use skill_tuner::clock::Clock;
-use skill_tuner::config::{LogFormat, Settings};
+use skill_tuner::config::{LogFormat, Orgs, Settings};
+use skill_tuner::exit::ExitClass;
 
 pub fn init_logging(level: &str, format: LogFormat) {
     // An invalid RUST_LOG is said, not silently replaced by `log.level`.
@@ -35,15 +36,26 @@ pub fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
-/// Loads the config, then starts logging as it says, then logs the config file's
-/// permission warnings (before logging starts they would be lost).
-pub fn load(config: &ConfigArg) -> Result<Settings, Failure> {
-    let (settings, warnings) = Settings::load_reporting(&config.config, true)?;
-    init_logging(&settings.log.level, settings.log.format);
+/// Loads the config (every org), then starts logging as it says, then logs the config
+/// file's permission warnings (before logging starts they would be lost).
+pub fn load_orgs(config: &ConfigArg) -> Result<Orgs, Failure> {
+    let (orgs, warnings) = Orgs::load_reporting(&config.config, true)?;
+    let log = &orgs.process().log;
+    init_logging(&log.level, log.format);
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    Ok(settings)
+    Ok(orgs)
+}
+
+/// [`load_orgs`], then the org `--org` names (optional with one org): a missing or unknown
+/// name is a usage error listing the config's orgs.
+pub fn load(config: &ConfigArg, org: &OrgArg) -> Result<Settings, Failure> {
+    let orgs = load_orgs(config)?;
+    let chosen = orgs
+        .choose(org.org.as_deref())
+        .map_err(|e| Failure::new(ExitClass::Usage, e))?;
+    Ok(chosen.clone())
 }
 
 /// A clock moved by `SKILL_TUNER_NOW` is for tests and simulations; say so loudly.

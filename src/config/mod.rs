@@ -9,6 +9,7 @@
 mod alerts;
 mod experiment;
 mod genesys;
+pub mod orgs;
 mod policy;
 pub mod schedule;
 pub mod secret;
@@ -23,9 +24,11 @@ use std::path::{Path, PathBuf};
 pub use alerts::{AlertSettings, WebhookFormat, WebhookSettings, WorkitemSettings};
 pub use experiment::{ExperimentSettings, JUDGED_METRICS, SKILL_CLUSTERS};
 pub use genesys::{GenesysSettings, RetrySettings};
+pub use orgs::{OrgChoiceError, Orgs, DEFAULT_ORG};
 pub use policy::{
-    ApplySettings, BreakerSettings, Component, Components, GuardSettings, MetricsSettings,
-    OnConflict, PolicySettings, RelativeRamp, RelativeRamps, ScopeSettings, SkillPolicy,
+    ApplySettings, BreakerSettings, Component, Components, CrossingGuard, GuardSettings,
+    MetricsSettings, OnConflict, PolicySettings, ProficiencyMatch, RelativeRamp, RelativeRamps,
+    ScopeSettings, SkillPolicy,
 };
 pub use service::{DaemonSettings, HistorySettings, LogFormat, LogSettings};
 pub use sources::{Origin, Sources};
@@ -47,12 +50,17 @@ pub struct Settings {
     pub history: HistorySettings,
     pub daemon: DaemonSettings,
     pub log: LogSettings,
+    /// The org's name from `[[orgs]]`; `None` for a config without `[[orgs]]`, whose one
+    /// org is [`DEFAULT_ORG`]. Not a key: the name is the `[[orgs]]` table's own.
+    #[serde(skip)]
+    pub org: Option<String>,
 }
 
 impl Settings {
     /// Reads `path` (TOML) with `SKILL_TUNER__SECTION__KEY` overrides and validates it; a
     /// permission warning about the file is logged (logging is already up when the daemon
-    /// reloads; the command line uses [`Settings::load_reporting`]).
+    /// reloads; the command line uses [`Orgs::load_reporting`]). A config naming several
+    /// orgs is refused here: its readers choose one ([`Orgs::choose`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_with_env(path, true)
     }
@@ -70,10 +78,14 @@ impl Settings {
     /// logging them: the command line loads the config before logging can start (the config
     /// says how to log), and a warning logged then would be lost.
     pub fn load_reporting(path: &Path, with_env: bool) -> Result<(Self, Vec<String>), ConfigError> {
-        let raw = Self::merged(path, with_env)?;
-        let settings = Self::from_raw(raw, path)?;
-        let warnings = secret::check_config_file(path, settings.genesys.strict_file_permissions)?;
+        let (orgs, warnings) = Orgs::load_reporting(path, with_env)?;
+        let settings = orgs.choose(None)?.clone();
         Ok((settings, warnings))
+    }
+
+    /// The org's name: its `[[orgs]]` name, or [`DEFAULT_ORG`].
+    pub fn org_name(&self) -> &str {
+        self.org.as_deref().unwrap_or(DEFAULT_ORG)
     }
 
     /// The file, with the environment when `with_env`: `SKILL_TUNER__SECTION__KEY` over the
@@ -116,27 +128,9 @@ impl Settings {
         Ok(Sources::of(&Self::merged(path, true)?.cache, path))
     }
 
-    /// Parses TOML text (no file, no environment), validated.
+    /// Parses TOML text (no file, no environment), validated; one org.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let origin = PathBuf::from("<inline>");
-        let raw = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .map_err(|e| ConfigError::toml(&origin, text, e))?;
-        Self::from_raw(raw, &origin)
-    }
-
-    /// Typed (see [`strict`]) and validated settings from a built config.
-    fn from_raw(raw: config::Config, origin: &Path) -> Result<Self, ConfigError> {
-        let settings: Settings =
-            strict::deserialize(raw.cache).map_err(|e| ConfigError::value(origin, e))?;
-        settings
-            .validate()
-            .map_err(|problems| ConfigError::Invalid {
-                file: origin.to_path_buf(),
-                problems,
-            })?;
-        Ok(settings)
+        Ok(Orgs::from_toml_str(text)?.choose(None)?.clone())
     }
 
     /// The effective settings as TOML, for `check-config`. Holds no secret by construction:
@@ -169,5 +163,35 @@ impl Settings {
     /// A stable hash of the effective settings (recorded with each run).
     pub fn fingerprint(&self) -> String {
         format!("{:016x}", crate::hash::fnv1a64(&self.to_toml()))
+    }
+}
+
+impl Orgs {
+    /// Reads `path` like [`Settings::load_reporting`]: every org, each typed and validated.
+    pub fn load_reporting(path: &Path, with_env: bool) -> Result<(Self, Vec<String>), ConfigError> {
+        let raw = Settings::merged(path, with_env)?;
+        let orgs = Orgs::from_root(raw.cache, path)?;
+        let strict = orgs.iter().any(|s| s.genesys.strict_file_permissions);
+        let warnings = secret::check_config_file(path, strict)?;
+        Ok((orgs, warnings))
+    }
+
+    /// [`Orgs::load_reporting`], logging the warnings (the daemon's reload).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (orgs, warnings) = Self::load_reporting(path, true)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(orgs)
+    }
+
+    /// Parses TOML text (no file, no environment), validated.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let origin = PathBuf::from("<inline>");
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::toml(&origin, text, e))?;
+        Orgs::from_root(raw.cache, &origin)
     }
 }

@@ -278,7 +278,65 @@ impl Default for ApplySettings {
     }
 }
 
-/// Signs that something else writes to the org too.
+/// What a planned change that moves an agent into or out of a skill group (and so a queue)
+/// comes to.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossingGuard {
+    /// Apply it, and tell the supervisor (workitem, digest, log).
+    #[default]
+    Warn,
+    /// Propose it in a review workitem; apply it once approved (needs alerts.workitem).
+    Hold,
+    /// Do not apply it; the ledger records why.
+    Block,
+}
+
+impl CrossingGuard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrossingGuard::Warn => "warn",
+            CrossingGuard::Hold => "hold",
+            CrossingGuard::Block => "block",
+        }
+    }
+}
+
+/// How a fractional proficiency meets a skill-group condition's whole number (`proficiency`
+/// is an integer 0–5 there, while skills hold values like 2.5). Genesys does not document it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProficiencyMatch {
+    /// The value as it is: 2.5 is below 3 and neither 2 nor 3.
+    #[default]
+    Exact,
+    /// Whole stars held: 2.5 counts as 2.
+    Floor,
+    /// The nearest whole number, halves up: 2.5 counts as 3.
+    Round,
+}
+
+impl ProficiencyMatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProficiencyMatch::Exact => "exact",
+            ProficiencyMatch::Floor => "floor",
+            ProficiencyMatch::Round => "round",
+        }
+    }
+
+    /// The value a condition compares.
+    pub fn apply(self, value: f64) -> f64 {
+        match self {
+            ProficiencyMatch::Exact => value,
+            ProficiencyMatch::Floor => (value + 1e-9).floor(),
+            ProficiencyMatch::Round => (value + 1e-9).round(),
+        }
+    }
+}
+
+/// Signs that something else writes to the org too, and changes whose effect reaches past
+/// the skill itself.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardSettings {
@@ -286,12 +344,18 @@ pub struct GuardSettings {
     /// the value this policy would have written: the mark of a second tuner with a ledger
     /// of its own, which no lock can see.
     pub second_writer_warn_share: f64,
+    /// A change that moves an agent into or out of a skill group: warn, hold or block.
+    pub skill_group_crossings: CrossingGuard,
+    /// How fractional proficiencies meet the groups' whole-number conditions.
+    pub skill_group_match: ProficiencyMatch,
 }
 
 impl Default for GuardSettings {
     fn default() -> Self {
         Self {
             second_writer_warn_share: 0.5,
+            skill_group_crossings: CrossingGuard::Warn,
+            skill_group_match: ProficiencyMatch::Exact,
         }
     }
 }

@@ -32,8 +32,28 @@ impl std::fmt::Display for SecretSource {
 pub fn load_client_secret(
     g: &GenesysSettings,
 ) -> Result<(SecretString, SecretSource), ConfigError> {
+    load_org_client_secret(g, None)
+}
+
+/// The systemd credential holding an org's client secret: `client_secret` for a config
+/// without `[[orgs]]`, `client_secret_<name>` for a listed org.
+pub fn credential_name(org: Option<&str>) -> String {
+    match org {
+        None => CREDENTIAL_NAME.to_string(),
+        Some(name) => format!("{CREDENTIAL_NAME}_{name}"),
+    }
+}
+
+/// [`load_client_secret`] for one org of `[[orgs]]` (`org` = its name): its own systemd
+/// credential ([`credential_name`]), file and variable. `GENESYSCLOUD_OAUTHCLIENT_SECRET`
+/// belongs to one OAuth client, so only an unlisted org (`None`) falls back to it.
+pub fn load_org_client_secret(
+    g: &GenesysSettings,
+    org: Option<&str>,
+) -> Result<(SecretString, SecretSource), ConfigError> {
+    let credential = credential_name(org);
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let path = Path::new(&dir).join(CREDENTIAL_NAME);
+        let path = Path::new(&dir).join(&credential);
         if path.exists() {
             let secret = read_secret_file(&path, false)?;
             return Ok((secret, SecretSource::SystemdCredential(path)));
@@ -43,7 +63,8 @@ pub fn load_client_secret(
         let secret = read_secret_file(path, g.strict_file_permissions)?;
         return Ok((secret, SecretSource::File(path.clone())));
     }
-    for var in [g.client_secret_env.as_str(), sources::CLIENT_SECRET_ENV] {
+    let fallback = org.is_none().then_some(sources::CLIENT_SECRET_ENV);
+    for var in std::iter::once(g.client_secret_env.as_str()).chain(fallback) {
         if let Some(value) = sources::non_blank(var) {
             return Ok((
                 SecretString::from(value),
@@ -51,11 +72,15 @@ pub fn load_client_secret(
             ));
         }
     }
+    let whose = org.map_or(String::new(), |name| format!(" (org `{name}`)"));
+    let genesys_var = if org.is_none() {
+        format!(" (or {})", sources::CLIENT_SECRET_ENV)
+    } else {
+        String::new()
+    };
     Err(ConfigError::Secret(format!(
-        "no client secret for OAuth client `{}`: set the environment variable {} (or {}), or `genesys.client_secret_file`, or a systemd credential named `{CREDENTIAL_NAME}`",
-        g.client_id,
-        g.client_secret_env,
-        sources::CLIENT_SECRET_ENV
+        "no client secret for OAuth client `{}`{whose}: set the environment variable {}{genesys_var}, or `genesys.client_secret_file`, or a systemd credential named `{credential}`",
+        g.client_id, g.client_secret_env,
     )))
 }
 

@@ -13,8 +13,14 @@ pub struct Problem {
 }
 
 impl fmt::Display for Problem {
+    /// An org's problem names the org before the key: `orgs[2] (name "b"): `policy.x`: …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.expected)
+        match self.key.split_once("): ") {
+            Some((org, key)) if self.key.starts_with("orgs[") => {
+                write!(f, "{org}): `{key}`: {}", self.expected)
+            }
+            _ => write!(f, "`{}`: {}", self.key, self.expected),
+        }
     }
 }
 
@@ -32,6 +38,9 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Secret(String),
+    /// A command for one org, given a config of several without `--org` (or a wrong one).
+    #[error(transparent)]
+    Org(#[from] super::OrgChoiceError),
     /// A file a setting names cannot be used (the CA bundle, the proxy credentials).
     #[error("`{key}` ({path}): {reason}", path = path.display())]
     UnusableFile {
@@ -268,6 +277,13 @@ impl Settings {
                 (1..=365).contains(&a.workitem.due_in_days),
                 "alerts.workitem.due_in_days",
                 "from 1 to 365 (the API refuses due dates beyond a year)",
+            );
+        }
+        if self.guard.skill_group_crossings == super::CrossingGuard::Hold {
+            c.require(
+                a.workitem.enabled,
+                "guard.skill_group_crossings",
+                "alerts.workitem.enabled = true for \"hold\" (held changes are approved through their workitem), or \"warn\" or \"block\"",
             );
         }
         if a.hold_for_review {

@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Files workitems for over-threshold changes (applied or held) and logs every one.
+/// Files workitems for over-threshold changes (applied or held), for changes held for
+/// review, and for applied changes that move an agent into or out of a skill group; logs
+/// every one.
 pub(super) async fn alert_supervisors(
     run: &ThisRun<'_>,
     alerts: &AlertSettings,
@@ -31,10 +33,14 @@ pub(super) async fn alert_supervisors(
 ) -> Result<(), CycleError> {
     let items: Vec<AlertItem> = rows
         .iter()
-        .map(|r| &r.record)
-        .filter(|r| matches!(r.status, ChangeStatus::Applied | ChangeStatus::Held))
-        .filter(|r| over_threshold(alerts, r.before, r.target))
-        .map(|r| AlertItem {
+        .filter(|r| matches!(r.record.status, ChangeStatus::Applied | ChangeStatus::Held))
+        .filter(|r| {
+            r.record.status == ChangeStatus::Held
+                || r.crossing.is_some()
+                || over_threshold(alerts, r.record.before, r.record.target)
+        })
+        .map(|row| (row, &row.record))
+        .map(|(row, r)| AlertItem {
             change_id: r.change_id.clone(),
             agent_id: r.agent_id.clone(),
             agent_name: r.agent_name.clone(),
@@ -45,11 +51,21 @@ pub(super) async fn alert_supervisors(
             proposed: r.after,
             held_for_review: r.status == ChangeStatus::Held,
             explanation: r.reason.clone(),
+            crossing: row.crossing.clone(),
         })
         .collect();
-    report.alerts.over_threshold = items.len();
+    let over = |r: &AlertItem| over_threshold(alerts, r.current, Some(r.target));
+    report.alerts.over_threshold = items.iter().filter(|i| over(i)).count();
+    report.alerts.skill_group_crossings = items.iter().filter(|i| !over(i)).count();
     for item in &items {
-        tracing::info!(agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change");
+        match &item.crossing {
+            Some(crossing) => {
+                tracing::warn!(agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), current = item.current, proposed = item.proposed, held = item.held_for_review, crossing = %Printable(crossing), "skill-group crossing")
+            }
+            None => {
+                tracing::info!(agent = %Printable(&item.agent_name), skill = %Printable(&item.skill_name), current = item.current, target = item.target, proposed = item.proposed, held = item.held_for_review, "over-threshold change")
+            }
+        }
     }
     if !alerts.workitem.enabled {
         return Ok(());
@@ -109,6 +125,9 @@ pub struct AlertItem {
     pub proposed: f64,
     pub held_for_review: bool,
     pub explanation: String,
+    /// The skill-group crossings the change is part of (it moves the agent into or out of a
+    /// group, and so its queues).
+    pub crossing: Option<String>,
 }
 
 /// What filing one workitem came to.
@@ -135,14 +154,19 @@ fn workitem_body(
         "{verb} skill change: {} / {} {:.2} → {:.2}",
         item.agent_name, item.skill_name, item.current, item.proposed
     );
+    let crossing = item
+        .crossing
+        .as_ref()
+        .map(|c| format!(" Skill groups: the agent {c}."))
+        .unwrap_or_default();
     let description = if item.held_for_review {
         format!(
-            "skill-tuner proposes {:.2} → {:.2} (target {:.2}, threshold {:.2}); NOT applied until this workitem is closed as approved. Why: {}",
+            "skill-tuner proposes {:.2} → {:.2} (target {:.2}, threshold {:.2}); NOT applied until this workitem is closed as approved.{crossing} Why: {}",
             item.current, item.proposed, item.target, settings.threshold, item.explanation
         )
     } else {
         format!(
-            "skill-tuner changed {:.2} → {:.2} (target {:.2} is {:.2} away, threshold {:.2}). Why: {}",
+            "skill-tuner changed {:.2} → {:.2} (target {:.2} is {:.2} away, threshold {:.2}).{crossing} Why: {}",
             item.current, item.proposed, item.target, (item.target - item.current).abs(), settings.threshold, item.explanation
         )
     };

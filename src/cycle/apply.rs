@@ -11,7 +11,7 @@ use crate::history::{ChangeRecord, ChangeStatus};
 use crate::org::same;
 use std::collections::{HashMap, HashSet};
 
-/// Writes the rows that are `planned` (not those held for review) and settles each row's
+/// Writes the rows that are `planned` (not those held for review or blocked) and settles each row's
 /// status and detail as the ledger now has them. Returns how many conflicts found exactly
 /// the value this policy would have written.
 pub(super) async fn apply_rows(
@@ -22,7 +22,7 @@ pub(super) async fn apply_rows(
 ) -> Result<usize, CycleError> {
     let items: Vec<WriteItem> = rows
         .iter()
-        .filter(|r| r.record.status != ChangeStatus::Held)
+        .filter(|r| r.record.status == ChangeStatus::Planned)
         .map(|r| {
             let c = &r.record;
             WriteItem {

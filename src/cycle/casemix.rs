@@ -26,7 +26,7 @@
 //! and always the same way. The scorer then compares each agent's own numbers on a skill with
 //! `Σ_q n_q · e_q` over the queues they worked.
 
-use crate::org::{Agent, PairMetrics, QueueIx, SkillIx, Snapshot, NO_QUEUE};
+use crate::org::{Agent, QueueIx, SkillIx, Snapshot};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -143,8 +143,8 @@ impl CaseMix {
     }
 }
 
-/// Calls `f(skill, queue, interactions, handle ms, transfers)` for each of the agent's cells;
-/// a skill with totals but no queue breakdown counts as one queue-less cell.
+/// Calls `f(skill, queue, interactions, handle ms, transfers)` for each of the agent's cells
+/// (work that named no queue is its own queue-less cell).
 fn for_each_cell(agent: &Agent, mut f: impl FnMut(SkillIx, QueueIx, f64, f64, f64)) {
     for cell in &agent.cells {
         if cell.handled > 0 {
@@ -153,23 +153,7 @@ fn for_each_cell(agent: &Agent, mut f: impl FnMut(SkillIx, QueueIx, f64, f64, f6
                 cell.queue,
                 f64::from(cell.handled),
                 cell.handle_ms,
-                f64::from(cell.transferred),
-            );
-        }
-    }
-    for (skill, m) in &agent.metrics {
-        if m.handled > 0 && !agent.cells.iter().any(|c| c.skill == *skill) {
-            let PairMetrics {
-                handled,
-                handle_ms,
-                transferred,
-            } = *m;
-            f(
-                *skill,
-                NO_QUEUE,
-                handled as f64,
-                handle_ms,
-                transferred.unwrap_or(0) as f64,
+                f64::from(cell.transferred.unwrap_or(0)),
             );
         }
     }
@@ -419,33 +403,24 @@ fn solve_laplacian(diagonal: &[f64], edges: &[(u32, u32, f64)], b: &[f64]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org::{QueueCell, Skill};
+    use crate::org::{PairMetrics, QueueCell, Skill, NO_QUEUE};
 
     fn cell(queue: QueueIx, handled: u32, aht_secs: f64, transferred: u32) -> QueueCell {
         QueueCell {
             skill: 0,
             queue,
             handled,
-            transferred,
+            transferred: Some(transferred),
             handle_ms: f64::from(handled) * aht_secs * 1000.0,
         }
     }
 
     fn agent(i: usize, cells: Vec<QueueCell>) -> Agent {
-        let handled: u64 = cells.iter().map(|c| u64::from(c.handled)).sum();
         Agent {
             id: format!("a{i}"),
             name: format!("Agent {i}"),
             manager_id: None,
             skills: vec![(0, 2.5)],
-            metrics: vec![(
-                0,
-                PairMetrics {
-                    handled,
-                    handle_ms: cells.iter().map(|c| c.handle_ms).sum(),
-                    transferred: Some(cells.iter().map(|c| u64::from(c.transferred)).sum()),
-                },
-            )],
             cells,
             quality: None,
             csat: None,
@@ -513,12 +488,18 @@ mod tests {
 
     #[test]
     fn totals_without_a_queue_breakdown_are_one_queueless_pool() {
-        let mut a = agent(0, vec![]);
-        a.metrics[0].1 = PairMetrics {
-            handled: 10,
-            handle_ms: 10.0 * 300_000.0,
-            transferred: None,
-        };
+        let a = agent(
+            0,
+            vec![QueueCell::new(
+                0,
+                NO_QUEUE,
+                &PairMetrics {
+                    handled: 10,
+                    handle_ms: 10.0 * 300_000.0,
+                    transferred: None,
+                },
+            )],
+        );
         let fit = CaseMix::estimate(&snapshot(vec![a.clone()]));
         let pool = fit.pool(0, NO_QUEUE).unwrap();
         assert_eq!(pool.handled, 10);

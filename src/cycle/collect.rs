@@ -115,7 +115,7 @@ pub async fn collect(
         agents.shrink_to_fit();
     }
 
-    let (queues, queues_listed) = read_queues(client).await?;
+    let (queues, queues_listed, queue_skill_groups) = read_queues(client).await?;
     let (start, end) = window(metrics, now);
     let mut snapshot = Snapshot {
         skills,
@@ -123,6 +123,7 @@ pub async fn collect(
         tunable,
         queues,
         queues_listed,
+        queue_skill_groups,
         interval: interval_string(start, end),
         ..Snapshot::default()
     };
@@ -130,28 +131,44 @@ pub async fn collect(
     Ok(snapshot)
 }
 
-/// The org's queues and their evaluation methods. A client without `routing:queue:view`
-/// (403) still tunes, as before queues were read: every skill then counts as one whose
-/// routing effect is unknown, and the log says why.
-async fn read_queues(client: &GenesysClient) -> Result<(Vec<Queue>, bool), CollectError> {
+/// The queues of the listing, whether it was read, and which skill groups feed which queue.
+type QueuesRead = (Vec<Queue>, bool, Vec<(QueueIx, String)>);
+
+/// The org's queues and their evaluation methods, and the skill groups in their
+/// `memberGroups`. A client without `routing:queue:view` (403) still tunes, as before queues
+/// were read: every skill then counts as one whose routing effect is unknown, and the log
+/// says why.
+async fn read_queues(client: &GenesysClient) -> Result<QueuesRead, CollectError> {
     match client.list_queues().await {
-        Ok(listed) => Ok((
-            listed
+        Ok(listed) => {
+            let mut fed_by = Vec::new();
+            let queues = listed
                 .into_iter()
-                .map(|q| Queue {
-                    method: q
-                        .skill_evaluation_method
-                        .as_deref()
-                        .and_then(EvaluationMethod::parse),
-                    id: q.id,
-                    name: q.name,
+                .enumerate()
+                .map(|(i, q)| {
+                    if let Ok(ix) = QueueIx::try_from(i) {
+                        fed_by.extend(
+                            q.member_groups
+                                .into_iter()
+                                .filter(|g| g.kind.as_deref() == Some("SKILLGROUP"))
+                                .map(|g| (ix, g.id)),
+                        );
+                    }
+                    Queue {
+                        method: q
+                            .skill_evaluation_method
+                            .as_deref()
+                            .and_then(EvaluationMethod::parse),
+                        id: q.id,
+                        name: q.name,
+                    }
                 })
-                .collect(),
-            true,
-        )),
+                .collect();
+            Ok((queues, true, fed_by))
+        }
         Err(e) if e.status() == Some(403) => {
             tracing::warn!(error = %e, "cannot list queues (grant routing:queue:view): every skill is tuned as if its queues ranked by proficiency");
-            Ok((Vec::new(), false))
+            Ok((Vec::new(), false, Vec::new()))
         }
         Err(e) => Err(at("queues")(e)),
     }
@@ -232,9 +249,8 @@ fn to_agent(user: User, skill_ix: &HashMap<&str, SkillIx>, managers: &Managers) 
         name: user.name.unwrap_or_else(|| user.id.clone()),
         id: user.id,
         manager_id: user.manager.map(|m| managers.intern(m.id)),
-        // Metrics arrive per held skill: sized once, never regrown.
-        metrics: Vec::with_capacity(skills.len()),
-        cells: Vec::new(),
+        // Metrics arrive per held skill (times its queues, mostly one): sized once.
+        cells: Vec::with_capacity(skills.len()),
         skills,
         quality: None,
         csat: None,
@@ -407,17 +423,6 @@ async fn fill_metrics(
                         intern_queue(&mut snapshot.queues, &mut queue_ix, id)
                     });
                     add_cell(&mut agent.cells, skill, queue, &pair);
-                    match agent.metrics.iter_mut().find(|(s, _)| *s == skill) {
-                        Some((_, m)) => {
-                            m.handled += pair.handled;
-                            m.handle_ms += pair.handle_ms;
-                            m.transferred = match (m.transferred, pair.transferred) {
-                                (None, None) => None,
-                                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-                            };
-                        }
-                        None => agent.metrics.push((skill, pair)),
-                    }
                 }
                 AggregateSource::Evaluations | AggregateSource::Surveys => {
                     let name = if kind == AggregateSource::Evaluations {
@@ -474,24 +479,20 @@ fn intern_queue(
 
 /// Adds one answer's numbers to the agent's (skill, queue) cell.
 fn add_cell(cells: &mut Vec<QueueCell>, skill: SkillIx, queue: QueueIx, pair: &PairMetrics) {
-    let handled = u32::try_from(pair.handled).unwrap_or(u32::MAX);
-    let transferred = u32::try_from(pair.transferred.unwrap_or(0)).unwrap_or(u32::MAX);
+    let add = QueueCell::new(skill, queue, pair);
     match cells
         .iter_mut()
         .find(|c| c.skill == skill && c.queue == queue)
     {
         Some(c) => {
-            c.handled = c.handled.saturating_add(handled);
-            c.transferred = c.transferred.saturating_add(transferred);
-            c.handle_ms += pair.handle_ms;
+            c.handled = c.handled.saturating_add(add.handled);
+            c.transferred = match (c.transferred, add.transferred) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+            };
+            c.handle_ms += add.handle_ms;
         }
-        None => cells.push(QueueCell {
-            skill,
-            queue,
-            handled,
-            transferred,
-            handle_ms: pair.handle_ms,
-        }),
+        None => cells.push(add),
     }
 }
 
@@ -595,12 +596,37 @@ mod tests {
         add_cell(&mut cells, 2, 1, &pair(10, Some(2)));
         add_cell(&mut cells, 2, 1, &pair(5, None));
         add_cell(&mut cells, 2, NO_QUEUE, &pair(3, Some(1)));
-        assert_eq!(cells.len(), 2);
+        add_cell(&mut cells, 3, NO_QUEUE, &pair(4, None));
+        assert_eq!(cells.len(), 3);
         assert_eq!(
             (cells[0].handled, cells[0].transferred, cells[0].handle_ms),
-            (15, 2, 15_000.0)
+            (15, Some(2), 15_000.0)
         );
         assert_eq!(cells[1].queue, NO_QUEUE);
+        assert_eq!(cells[2].transferred, None, "no answer had the metric");
+
+        // The per-skill totals are the cells' sums; transfers stay unknown only when no
+        // queue's answer had them.
+        let agent = Agent {
+            id: "a".into(),
+            name: "A".into(),
+            manager_id: None,
+            skills: vec![(2, 1.0), (3, 1.0)],
+            cells,
+            quality: None,
+            csat: None,
+        };
+        assert_eq!(
+            agent.metrics_for(2),
+            Some(PairMetrics {
+                handled: 18,
+                handle_ms: 18_000.0,
+                transferred: Some(3)
+            })
+        );
+        assert_eq!(agent.metrics_for(3).map(|m| m.transferred), Some(None));
+        assert_eq!(agent.metrics_for(4), None);
+        assert_eq!(agent.skills_with_data().collect::<Vec<_>>(), vec![2, 3]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One adjustment cycle, top to bottom ([`run_cycle`]), one file per stage:
 //!
 //! 1. [`collect`] the in-scope agents, their current skills and their metrics;
-//! 2. [`score`] and 3. [`plan`] with the guardrails, then the blast-radius breaker;
+//! 2. [`score`] and 3. [`plan`] with the guardrails, then the blast-radius breaker, and the
+//!    [`skillgroups`] crossings the plan would cause (warn, hold or block);
 //! 4. apply (`apply.rs`, through the one write path, [`write`]): one bulk write per changed agent,
 //!    re-reading first so that a person's edit is never overwritten — after recording the
 //!    whole plan in the ledger (write-ahead);
@@ -21,6 +22,7 @@ pub mod report;
 pub mod routing;
 mod rows;
 pub mod score;
+pub mod skillgroups;
 pub(crate) mod write;
 
 use crate::clock::Clock;
@@ -240,6 +242,12 @@ async fn cycle_steps(
     if !unknown.is_empty() {
         return Err(CycleError::UnknownSkills(unknown));
     }
+    let groups = skillgroups::read(client, &snapshot)
+        .await
+        .map_err(|source| CollectError::Api {
+            stage: "skill groups",
+            source,
+        })?;
     // The experiment: which skills are held out, the effect so far, a pause on harm.
     let experiment = experiment::check(run, settings, &snapshot).await?;
     report.experiment = experiment.status.clone();
@@ -257,6 +265,15 @@ async fn cycle_steps(
     let mut plan = plan::plan(&snapshot, &settings.policy, &settings.breaker);
     report.plan_ms = planning.elapsed().as_millis() as u64;
     rows::park_pending_reviews(&mut plan, &snapshot, &held);
+    let guard = &settings.guard;
+    let checked = skillgroups::check(
+        &groups,
+        &snapshot,
+        &plan,
+        guard.skill_group_crossings,
+        guard.skill_group_match,
+    );
+    drop(groups);
     if let Some(a) = &experiment.held_out {
         let skills = &snapshot.skills;
         plan.park(plan::Keep::HeldOut, |i| {
@@ -266,7 +283,9 @@ async fn cycle_steps(
         });
     }
     let mut rows = rows::change_rows(&snapshot, &plan, &settings.alerts, run_id);
+    skillgroups::guard_rows(&mut rows, &checked);
     report.summarise_plan(&plan, &rows, &settings.alerts);
+    report.skill_groups = checked.report;
     // From here on the rows carry everything; what alerts still need of the snapshot is
     // taken out, and the snapshot and plan are dropped (at 100 000 agents they are most of
     // the memory).

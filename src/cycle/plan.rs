@@ -115,6 +115,25 @@ pub struct Plan {
     pub routing: Vec<SkillRouting>,
     /// Whether scores were corrected for case mix.
     pub case_mix: bool,
+    /// Per in-scope skill: how many agents hold it at each half star, as the roster read it
+    /// (the "before" a report compares the applied changes with).
+    pub distribution: Vec<SkillDistribution>,
+}
+
+/// Half-star buckets from 0 to 5: a proficiency `p` counts in bucket `round(2p)`.
+pub const HALF_STARS: usize = 11;
+
+/// How many agents hold one skill at each half star (0, 0.5, …, 5).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SkillDistribution {
+    pub skill: String,
+    /// [`HALF_STARS`] counts, bucket `i` holding proficiencies that round to `i / 2`.
+    pub half_stars: Vec<u32>,
+}
+
+/// The half-star bucket of a proficiency (clamped to 0–5).
+pub fn half_star(proficiency: f64) -> usize {
+    ((proficiency.clamp(0.0, 5.0) * 2.0).round() as usize).min(HALF_STARS - 1)
 }
 
 impl Plan {
@@ -187,13 +206,14 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         case_mix: policies.case_mix,
         ..Plan::default()
     };
+    let mut held = vec![vec![0u32; HALF_STARS]; snapshot.skills.len()];
     for (ai, agent) in snapshot.agents.iter().enumerate() {
         let mut pairs: Vec<(SkillIx, f64, bool)> =
             agent.skills.iter().map(|(s, p)| (*s, *p, false)).collect();
         if policies.add_missing_skills {
-            for (skill, _) in &agent.metrics {
-                if agent.proficiency(*skill).is_none() {
-                    pairs.push((*skill, 0.0, true));
+            for skill in agent.skills_with_data() {
+                if agent.proficiency(skill).is_none() {
+                    pairs.push((skill, 0.0, true));
                 }
             }
         }
@@ -205,6 +225,9 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
                 .unwrap_or(false)
             {
                 continue;
+            }
+            if !adds_skill {
+                held[usize::from(skill)][half_star(current)] += 1;
             }
             let policy = policies.for_skill(&snapshot.skills[usize::from(skill)].name);
             let metrics = agent.metrics_for(skill);
@@ -257,6 +280,17 @@ pub fn plan(snapshot: &Snapshot, policies: &PolicySettings, breaker: &BreakerSet
         .into_iter()
         .zip(&snapshot.tunable)
         .filter_map(|(r, tunable)| tunable.then_some(r))
+        .collect();
+    plan.distribution = snapshot
+        .skills
+        .iter()
+        .zip(held)
+        .zip(&snapshot.tunable)
+        .filter(|(_, tunable)| **tunable)
+        .map(|((skill, half_stars), _)| SkillDistribution {
+            skill: skill.name.clone(),
+            half_stars,
+        })
         .collect();
     plan
 }
@@ -325,7 +359,7 @@ fn check_breaker(snapshot: &Snapshot, plan: &Plan, b: &BreakerSettings) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org::{Agent, PairMetrics, Skill};
+    use crate::org::{Agent, PairMetrics, QueueCell, Skill, NO_QUEUE};
 
     fn policy() -> SkillPolicy {
         SkillPolicy {
@@ -413,8 +447,9 @@ mod tests {
             name: format!("Agent {id}"),
             manager_id: None,
             skills: vec![(0, current)],
-            metrics: metrics.map(|m| vec![(0, m)]).unwrap_or_default(),
-            cells: Vec::new(),
+            cells: metrics
+                .map(|m| vec![QueueCell::new(0, NO_QUEUE, &m)])
+                .unwrap_or_default(),
             quality: None,
             csat: None,
         }

@@ -1,9 +1,10 @@
 //! Step 6, report: the cycle summary — a table for people, JSON for machines — built up as
 //! the steps go, and the counts recorded with the run.
 
-use super::plan::{BreakerTrip, Plan};
+use super::plan::{BreakerTrip, Plan, SkillDistribution};
 use super::routing::{RoutingEffect, SkillRouting};
 use super::rows::{over_threshold, PlannedChange};
+use super::skillgroups::SkillGroupReport;
 use crate::config::AlertSettings;
 use crate::genesys::StatsSnapshot;
 use crate::history::{ChangeStatus, RunMode, RunOutcome};
@@ -31,6 +32,9 @@ pub struct ChangeLine {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct AlertSummary {
     pub over_threshold: usize,
+    /// Changes alerted for a skill-group crossing alone (under the threshold; applied, or
+    /// held with `guard.skill_group_crossings = "hold"`).
+    pub skill_group_crossings: usize,
     pub workitems_created: usize,
     pub workitems_existing: usize,
     pub workitems_failed: usize,
@@ -76,6 +80,10 @@ pub struct CycleReport {
     pub case_mix: bool,
     /// Per in-scope skill: its queues, their evaluation methods, and whether it was tuned.
     pub routing: Vec<SkillRouting>,
+    /// Per in-scope skill: agents per half star before this run's changes.
+    pub distribution: Vec<SkillDistribution>,
+    /// The skill groups read, and every agent the plan moves into or out of one.
+    pub skill_groups: SkillGroupReport,
     pub alerts: AlertSummary,
     pub api_calls_total: u64,
     pub api: StatsSnapshot,
@@ -98,6 +106,10 @@ impl CycleReport {
         self.skills_up = records().filter(|r| r.after > r.before).count();
         self.skills_down = records().filter(|r| r.after < r.before).count();
         self.held_for_review = records().filter(|r| r.status == ChangeStatus::Held).count();
+        let blocked = rows.iter().filter(|r| r.blocked).count();
+        if blocked > 0 {
+            self.skipped.insert("skill_group_crossing".into(), blocked);
+        }
         self.alerts.over_threshold = records()
             .filter(|r| over_threshold(alerts, r.before, r.target))
             .count();
@@ -105,6 +117,7 @@ impl CycleReport {
         self.breaker = plan.breaker.clone();
         self.case_mix = plan.case_mix;
         self.routing = plan.routing.clone();
+        self.distribution = plan.distribution.clone();
         for (label, n) in plan.keep_counts() {
             if matches!(*label, "dead_band" | "at_target") {
                 self.unchanged += n;
@@ -116,7 +129,11 @@ impl CycleReport {
 
     /// How the writes ended: conflicts, failures, and the outcome so far.
     pub(super) fn count_settled(&mut self, rows: &[PlannedChange], matching_policy: usize) {
-        let count = |status| rows.iter().filter(|r| r.record.status == status).count();
+        let count = |status| {
+            rows.iter()
+                .filter(|r| r.record.status == status && !r.blocked)
+                .count()
+        };
         self.conflicts = count(ChangeStatus::Conflict);
         self.conflicts_matching_policy = matching_policy;
         self.failed = count(ChangeStatus::Failed);
@@ -181,7 +198,12 @@ impl CycleReport {
             "failed": self.failed,
             "held_for_review": self.held_for_review,
             "approved_applied": self.approved_applied,
+            "skill_group_crossings": self.skill_groups.crossings.len(),
             "breaker": self.breaker,
+            "case_mix": self.case_mix,
+            "routing": self.routing,
+            "distribution": self.distribution,
+            "skill_groups": self.skill_groups,
             "experiment": self.experiment.as_ref().map(|e| serde_json::json!({
                 "salt": e.salt,
                 "held_out": e.held_out,
@@ -251,6 +273,63 @@ fn render_routing(out: &mut String, case_mix: bool, routing: &[SkillRouting]) {
     }
 }
 
+/// Crossing lines shown before "… and N more".
+const CROSSINGS_SHOWN: usize = 10;
+
+/// The skill groups read and the crossings found, one line each.
+fn render_skill_groups(out: &mut String, g: &SkillGroupReport) {
+    if !g.checked {
+        for note in &g.notes {
+            let _ = writeln!(out, "skill groups: {}", P(note));
+        }
+        return;
+    }
+    let leaving = g
+        .crossings
+        .iter()
+        .filter(|c| c.direction == super::skillgroups::Direction::Leaves)
+        .count();
+    let _ = writeln!(
+        out,
+        "skill groups: {} read | crossings {} ({} leave, {} join) | guard {} | proficiency vs whole-number conditions: {}",
+        g.groups,
+        g.crossings.len(),
+        leaving,
+        g.crossings.len() - leaving,
+        g.guard.as_str(),
+        g.proficiency_match.as_str()
+    );
+    for note in &g.notes {
+        let _ = writeln!(out, "  note: {}", P(note));
+    }
+    for c in g.crossings.iter().take(CROSSINGS_SHOWN) {
+        let moves: Vec<String> = c
+            .changes
+            .iter()
+            .map(|m| format!("{} {} → {:.2}", printable(&m.skill), fmt_opt(m.from), m.to))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<24} {}: {} [{}]",
+            clip(&printable(&c.agent), 24),
+            P(&c.describe()),
+            moves.join(", "),
+            match c.action {
+                crate::config::CrossingGuard::Warn => "applied, supervisor told",
+                crate::config::CrossingGuard::Hold => "held for review",
+                crate::config::CrossingGuard::Block => "blocked",
+            }
+        );
+    }
+    if g.crossings.len() > CROSSINGS_SHOWN {
+        let _ = writeln!(
+            out,
+            "  … and {} more (use --json for all)",
+            g.crossings.len() - CROSSINGS_SHOWN
+        );
+    }
+}
+
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
 }
@@ -303,11 +382,16 @@ impl CycleReport {
             self.approved_applied
         );
         render_routing(&mut out, self.case_mix, &self.routing);
+        render_skill_groups(&mut out, &self.skill_groups);
         let a = &self.alerts;
         let _ = writeln!(
             out,
-            "alerts: {} over threshold | workitems created {}, existing {}, failed {} | webhook {}",
+            "alerts: {} over threshold{} | workitems created {}, existing {}, failed {} | webhook {}",
             a.over_threshold,
+            match a.skill_group_crossings {
+                0 => String::new(),
+                n => format!(", {n} skill-group crossings"),
+            },
             a.workitems_created,
             a.workitems_existing,
             a.workitems_failed,
@@ -365,6 +449,18 @@ impl CycleReport {
         );
         if let Some(b) = &self.breaker {
             let _ = write!(text, "\nBREAKER ({}): {}", b.rule, P(&b.detail));
+        }
+        let crossings = &self.skill_groups.crossings;
+        if !crossings.is_empty() {
+            let _ = write!(
+                text,
+                "\nskill groups: {} crossings (guard {})",
+                crossings.len(),
+                self.skill_groups.guard.as_str()
+            );
+            for c in crossings.iter().take(20) {
+                let _ = write!(text, "\n• {} {}", P(&c.agent), P(&c.describe()));
+            }
         }
         for c in self.changes.iter().filter(|c| c.alert).take(20) {
             let _ = write!(

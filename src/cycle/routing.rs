@@ -7,11 +7,11 @@
 //! learned from analytics, the queues where each skill's interactions were requested.
 
 use crate::org::{EvaluationMethod, QueueIx, SkillIx, Snapshot, NO_QUEUE};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What a skill's proficiency does to routing, judged from the queues that requested it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingEffect {
     /// At least one of its queues ranks agents by proficiency (`BEST`).
@@ -39,7 +39,7 @@ impl RoutingEffect {
 }
 
 /// One queue that requested a skill in the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueUse {
     pub queue_id: String,
     /// `None` for a queue the listing does not show.
@@ -51,7 +51,7 @@ pub struct QueueUse {
 }
 
 /// How one skill is routed, and whether the plan tunes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkillRouting {
     pub skill: String,
     /// Busiest first.
@@ -161,7 +161,6 @@ mod tests {
                 name: "A".into(),
                 manager_id: None,
                 skills: vec![(0, 1.0), (1, 1.0), (2, 1.0)],
-                metrics: Vec::new(),
                 cells,
                 quality: None,
                 csat: None,
@@ -175,7 +174,7 @@ mod tests {
             skill,
             queue,
             handled,
-            transferred: 0,
+            transferred: Some(0),
             handle_ms: 1.0,
         }
     }

@@ -14,6 +14,10 @@ pub(crate) struct PlannedChange {
     pub record: ChangeRecord,
     /// The agent lacks the skill: the write adds it (`add_missing_skills`).
     pub adds_skill: bool,
+    /// The skill-group crossings this change is part of, for people.
+    pub crossing: Option<String>,
+    /// Not applied: `guard.skill_group_crossings = "block"` stopped it.
+    pub blocked: bool,
 }
 
 /// Whether a change is big enough to tell a supervisor about (and, with `hold_for_review`,
@@ -76,6 +80,8 @@ pub(super) fn change_rows(
         Some(PlannedChange {
             record,
             adds_skill: item.adds_skill,
+            crossing: None,
+            blocked: false,
         })
     }));
     rows

@@ -38,11 +38,11 @@ pub struct SkillPopulation {
 pub(crate) fn populations(snapshot: &Snapshot) -> Vec<SkillPopulation> {
     let mut sums = vec![(0u64, 0f64, 0u64); snapshot.skills.len()];
     for agent in &snapshot.agents {
-        for (skill, m) in &agent.metrics {
-            let s = &mut sums[usize::from(*skill)];
-            s.0 += m.handled;
-            s.1 += m.handle_ms;
-            s.2 += m.transferred.unwrap_or(0);
+        for c in &agent.cells {
+            let s = &mut sums[usize::from(c.skill)];
+            s.0 += u64::from(c.handled);
+            s.1 += c.handle_ms;
+            s.2 += u64::from(c.transferred.unwrap_or(0));
         }
     }
     sums.into_iter()
@@ -348,7 +348,7 @@ impl<'a> Scorer<'a> {
         });
         score_with(
             policy,
-            agent.metrics_for(skill),
+            agent.metrics_for(skill).as_ref(),
             agent.quality,
             agent.csat,
             self.populations.get(usize::from(skill))?,

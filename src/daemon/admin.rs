@@ -137,11 +137,13 @@ async fn run_now(
         )
             .into_response();
     }
-    let missing = shared.not_ready_reasons();
+    // Refused here only when no org could start; each org that cannot skips the run itself
+    // (logged and counted by its reason), so one org's trouble never refuses another's run.
+    let missing = shared.not_ready_for_run();
     if !missing.is_empty() {
         let reasons = missing.join("; ");
         tracing::warn!(%peer, %reasons, "POST /run refused: not ready");
-        shared.metrics.record_skipped_tick("not_ready");
+        shared.record_refused_run("not_ready");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reasons}\n"),
@@ -150,14 +152,14 @@ async fn run_now(
     }
     if shared.cycle_running() {
         tracing::info!(%peer, "POST /run refused: a cycle is already running");
-        shared.metrics.record_skipped_tick("overlap");
+        shared.record_refused_run("overlap");
         return (StatusCode::CONFLICT, "a cycle is already running\n").into_response();
     }
     if let Some(at) = shared.next_start_allowed() {
         let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let wait = (at - shared.clock.now()).num_seconds().max(1);
         tracing::info!(%peer, not_before = %at_text, "POST /run refused: daemon.min_spacing_secs");
-        shared.metrics.record_skipped_tick("min_spacing");
+        shared.record_refused_run("min_spacing");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, wait.to_string())],

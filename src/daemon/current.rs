@@ -28,8 +28,6 @@ pub(super) struct Current {
     /// The background login of `client`; none before [`Current::log_in`].
     login: Option<tokio::task::JoinHandle<()>>,
     pub ledger: Option<Arc<Ledger>>,
-    /// The bearer token of `POST /run` (`None` = endpoint off).
-    pub run_token: Option<SecretString>,
 }
 
 impl Current {
@@ -49,24 +47,28 @@ impl Current {
                 &self.schedule,
                 self.clock.now(),
             ),
-            run_token: self.run_token.clone(),
         }
     }
 
-    /// The parts for the start-up config. Refused: an unusable schedule, secret or run token,
-    /// and a ledger another daemon holds; a ledger that cannot open for any other reason leaves
+    /// The org's name (its `[[orgs]]` name, or `default`).
+    pub fn name(&self) -> &str {
+        self.settings.org_name()
+    }
+
+    /// The parts for one org of the start-up config. Refused: an unusable schedule or secret,
+    /// and a ledger another daemon holds for the org; a ledger that cannot open for any other reason leaves
     /// the daemon up but not ready. Nothing is sent to the org yet (see [`Current::log_in`]).
     pub fn open(settings: Settings, clock: Clock) -> Result<Self, DaemonError> {
         let settings = Arc::new(settings);
         let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
-        let (secret, source) = secret::load_client_secret(&settings.genesys)
-            .map_err(|e| DaemonError::Startup(e.into()))?;
+        let (secret, source) =
+            secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())
+                .map_err(|e| DaemonError::Startup(e.into()))?;
         tracing::info!(%source, "client secret found");
         if let Some(warning) = secret::mismatched_pair(&settings.genesys.client_id, &source) {
             tracing::warn!("{warning}");
         }
         let secret_digest = digest(&secret, &settings);
-        let run_token = load_run_token(&settings).map_err(|e| DaemonError::Startup(e.into()))?;
         let client = runtime::client_with_secret(&settings, secret, &clock)?;
         // One daemon per ledger: a second one is refused (exit 5, naming the first) before it
         // binds the admin port or logs in. Any other ledger problem leaves it up but not ready.
@@ -84,7 +86,6 @@ impl Current {
             client,
             login: None,
             ledger,
-            run_token,
         })
     }
 
@@ -107,7 +108,7 @@ impl Current {
             if let Some(ledger) = try_open_ledger(&self.settings, &self.clock) {
                 tracing::info!(path = %ledger.path().display(), "history ledger opened");
                 self.ledger = Some(ledger);
-                shared.set_ledger_open();
+                shared.set_ledger_open(self.settings.org_name());
             }
         }
         self.ledger.is_some() && self.client.has_token()

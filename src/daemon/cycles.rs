@@ -40,34 +40,37 @@ pub(super) fn try_start(
     tick: String,
 ) {
     let trigger_name = trigger.as_str();
+    let org = cur.name().to_string();
+    let key = cur.settings.org.clone();
+    let key = key.as_deref();
     if running.is_some() {
         tracing::warn!(
             trigger = trigger_name,
             tick,
             "a cycle is still running: this run is skipped (cycles never overlap)"
         );
-        shared.metrics.record_skipped_tick("overlap");
+        shared.metrics.record_skipped_tick(key, "overlap");
         return;
     }
-    if let Some(at) = shared.next_start_allowed() {
+    if let Some(at) = shared.org_next_start_allowed(&org) {
         tracing::warn!(
             trigger = trigger_name,
             tick,
             not_before = %at.to_rfc3339(),
-            min_spacing_secs = shared.min_spacing_secs(),
+            min_spacing_secs = shared.org_min_spacing_secs(&org),
             "the last cycle started less than daemon.min_spacing_secs ago: this run is skipped"
         );
-        shared.metrics.record_skipped_tick("min_spacing");
+        shared.metrics.record_skipped_tick(key, "min_spacing");
         return;
     }
     if !cur.ready(shared) {
         tracing::warn!(
             trigger = trigger_name,
             tick,
-            reasons = %shared.not_ready_reasons().join("; "),
+            reasons = %shared.org_not_ready_reasons(&org).join("; "),
             "not ready: this run is skipped"
         );
-        shared.metrics.record_skipped_tick("not_ready");
+        shared.metrics.record_skipped_tick(key, "not_ready");
         return;
     }
     *running = Some(start_cycle(cur, trigger, shared));
@@ -84,7 +87,7 @@ pub(super) fn start_cycle(cur: &Current, trigger: RunTrigger, shared: &Shared) -
     let cycle_id = uuid::Uuid::new_v4();
     let span = tracing::info_span!("cycle", %cycle_id, trigger = trigger.as_str());
     span.in_scope(|| tracing::info!("cycle starting"));
-    shared.cycle_started();
+    shared.cycle_started(cur.name());
     let future = Box::pin(
         async move {
             let started = Instant::now();
@@ -120,12 +123,18 @@ pub(super) fn start_cycle(cur: &Current, trigger: RunTrigger, shared: &Shared) -
     }
 }
 
-/// Counts and logs a finished cycle (call it in the cycle's span).
-pub(super) fn finish_cycle(shared: &Shared, result: Result<CycleReport, CycleError>, secs: f64) {
-    shared.cycle_ended();
+/// Counts and logs one of `org`'s finished cycles (call it in the cycle's span).
+pub(super) fn finish_cycle(
+    shared: &Shared,
+    org: (&str, Option<&str>),
+    result: Result<CycleReport, CycleError>,
+    secs: f64,
+) {
+    let (name, key) = org;
+    shared.cycle_ended(name);
     match result {
         Ok(report) => {
-            shared.metrics.record_cycle(&report);
+            shared.metrics.record_cycle(key, &report);
             tracing::info!(
                 run_id = report.run_id,
                 outcome = %report.outcome,
@@ -137,7 +146,7 @@ pub(super) fn finish_cycle(shared: &Shared, result: Result<CycleReport, CycleErr
             );
         }
         Err(e) => {
-            shared.metrics.record_cycle_error(secs);
+            shared.metrics.record_cycle_error(key, secs);
             tracing::error!(error = %e, duration_secs = secs, "cycle failed");
         }
     }

@@ -1,14 +1,14 @@
-//! SIGHUP: re-read the config, check it in full against the running parts, and only then
-//! swap it in (see the module comment of [`super`]).
+//! SIGHUP, for one org: check its new settings in full against its running parts, and only
+//! then swap them in (see the module comment of [`super`]). The supervisor reads the file and
+//! hands each changed org its settings; an unchanged org never comes here.
 
-use super::current::{digest, load_run_token, open_ledger_logged, Current};
+use super::current::{digest, open_ledger_logged, Current};
 use super::shared::Shared;
 use crate::config::schedule::{Schedule, ScheduleError};
 use crate::config::{secret, ConfigError, Settings};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::history::Ledger;
 use crate::runtime::{self, StartupError};
-use secrecy::SecretString;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -18,6 +18,13 @@ use std::time::Duration;
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// One org's part of the new config (a listed org's problems name it).
+    #[error("org `{org}`: {source}")]
+    Org {
+        org: String,
+        #[source]
+        source: Box<ReloadError>,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0} (key `{key}`)", key = .0.key())]
@@ -41,7 +48,6 @@ pub(super) struct Candidate {
     /// obtained a token.
     client: Option<GenesysClient>,
     ledger: Option<Option<Arc<Ledger>>>,
-    run_token: Option<SecretString>,
 }
 
 type LoginCheck = Pin<Box<dyn Future<Output = (Candidate, Result<(), ReloadError>)>>>;
@@ -53,11 +59,12 @@ pub(super) struct PendingReload {
     client: GenesysClient,
 }
 
-/// Starts a reload of the config at `path`. `None` while changed credentials are checked
-/// with one token request (the check's end, [`finish`], completes the reload); otherwise
-/// whether the new config was swapped in.
+/// Starts a reload of the org to `settings` (read from `path`). `None` while changed
+/// credentials are checked with one token request (the check's end, [`finish`], completes
+/// the reload); otherwise whether the new settings were swapped in.
 pub(super) fn begin(
     path: &Path,
+    settings: Settings,
     cur: &mut Current,
     shared: &Shared,
     reloading: &mut Option<PendingReload>,
@@ -66,10 +73,10 @@ pub(super) fn begin(
         // The file changed again: the newest one is what counts.
         shared
             .metrics
-            .retire_client_stats(&superseded.client.stats());
+            .retire_client_stats(cur.settings.org.as_deref(), &superseded.client.stats());
         tracing::info!("a newer SIGHUP replaces the reload that was still checking its login");
     }
-    match prepare(path, cur) {
+    match prepare(settings, cur) {
         Err(e) => {
             failed(path, shared, &e);
             Some(false)
@@ -106,7 +113,9 @@ pub(super) fn finish(
         }
         Err(e) => {
             if let Some(client) = &candidate.client {
-                shared.metrics.retire_client_stats(&client.stats());
+                shared
+                    .metrics
+                    .retire_client_stats(cur.settings.org.as_deref(), &client.stats());
             }
             failed(path, shared, &e);
             false
@@ -124,20 +133,26 @@ pub(super) async fn poll(
     }
 }
 
-/// Reads and checks the config at `path` against the running parts.
-fn prepare(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> {
-    let settings = Settings::load(path)?;
-    let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
+/// What the supervisor checks of an org's new settings before any org is touched: the
+/// schedule and the secret (its keyed digest returned, to tell a rotated secret).
+pub(super) fn precheck(settings: &Settings) -> Result<u64, ReloadError> {
+    Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
     // Credentials must be present even when the client is kept (a removed secret file would
     // otherwise surface only at the next restart); a rotated secret rebuilds the client.
-    let (secret, _) = secret::load_client_secret(&settings.genesys)?;
+    let (secret, _) = secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
+    Ok(digest(&secret, settings))
+}
+
+/// Checks the org's new settings against its running parts.
+fn prepare(settings: Settings, cur: &Current) -> Result<Candidate, ReloadError> {
+    let schedule = Schedule::parse(&settings.daemon.schedule, &settings.daemon.time_zone)?;
+    let (secret, _) = secret::load_org_client_secret(&settings.genesys, settings.org.as_deref())?;
     let secret_digest = digest(&secret, &settings);
     let client = if settings.genesys == cur.settings.genesys && secret_digest == cur.secret_digest {
         None
     } else {
         Some(runtime::client_with_secret(&settings, secret, &cur.clock)?)
     };
-    let run_token = load_run_token(&settings)?;
     // A new `history.path` must open (else the reload fails); the same path that could not
     // be opened before is retried without failing the reload over it (not a config problem).
     let ledger = if settings.history.ledger_path() != cur.settings.history.ledger_path() {
@@ -155,7 +170,6 @@ fn prepare(path: &Path, cur: &Current) -> Result<Candidate, ReloadError> {
         schedule,
         client,
         ledger,
-        run_token,
     })
 }
 
@@ -175,9 +189,9 @@ async fn check_login(candidate: Candidate) -> (Candidate, Result<(), ReloadError
     (candidate, result)
 }
 
-/// A refused reload: counted, logged with its reason; the running config stays.
-fn failed(path: &Path, shared: &Shared, error: &ReloadError) {
-    shared.metrics.record_reload(false);
+/// A refused reload: logged with its reason (the supervisor counts it); the org's running
+/// config stays.
+fn failed(path: &Path, _shared: &Shared, error: &ReloadError) {
     tracing::error!(config = %path.display(), error = %error, "config reload failed: keeping the running config (the next SIGHUP tries again)");
 }
 
@@ -185,15 +199,6 @@ fn failed(path: &Path, shared: &Shared, error: &ReloadError) {
 fn apply(path: &Path, cur: &mut Current, shared: &Shared, candidate: Candidate) {
     let old = cur.settings.clone();
     let new = &candidate.settings;
-    if new.daemon.admin_listen != old.daemon.admin_listen {
-        tracing::warn!(
-            key = "daemon.admin_listen",
-            "the admin listener address changes only at restart"
-        );
-    }
-    if new.log != old.log {
-        tracing::warn!(key = "log", "log settings change only at restart");
-    }
     let schedule_changed =
         new.daemon.schedule != old.daemon.schedule || new.daemon.time_zone != old.daemon.time_zone;
     let client_rebuilt = candidate.client.is_some();
@@ -203,15 +208,15 @@ fn apply(path: &Path, cur: &mut Current, shared: &Shared, candidate: Candidate) 
     cur.settings = candidate.settings;
     cur.secret_digest = candidate.secret_digest;
     cur.schedule = candidate.schedule;
-    cur.run_token = candidate.run_token;
     if let Some(client) = candidate.client {
-        shared.metrics.retire_client_stats(&cur.client.stats());
+        shared
+            .metrics
+            .retire_client_stats(cur.settings.org.as_deref(), &cur.client.stats());
         cur.client = client;
         // With the new settings: the login, the token refresher and the org's rate limit.
         cur.log_in();
     }
-    shared.publish(cur.in_use());
-    shared.metrics.record_reload(true);
+    shared.publish(cur.name(), cur.in_use());
     tracing::info!(
         config = %path.display(),
         fingerprint = %cur.settings.fingerprint(),

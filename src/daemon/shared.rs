@@ -1,20 +1,23 @@
 //! What the daemon shows outside the loop: the state the admin listener and `/metrics` read
 //! (the loop writes it), and systemd's STATUS= line.
 
-use super::metrics::{LiveSource, LiveView, Metrics};
+use super::metrics::{LiveSource, LiveView, Metrics, OrgKey};
 use crate::clock::Clock;
 use crate::genesys::GenesysClient;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// State the admin listener reads; the loop writes it.
+/// State the admin listener reads; the org loops and the supervisor write it.
 #[derive(Debug)]
 pub struct Shared {
     pub metrics: Metrics,
-    view: Mutex<View>,
+    /// Each running org's view, by name.
+    orgs: Mutex<BTreeMap<String, View>>,
+    /// The supervisor's own heartbeat (each org loop has its own in its view).
     heartbeat: Mutex<Instant>,
     run_tx: mpsc::Sender<()>,
     /// The bearer token of `POST /run`; `None` = the endpoint is off. `Debug` redacts it.
@@ -23,7 +26,7 @@ pub struct Shared {
     pub(super) clock: Clock,
 }
 
-/// What the loop has in use, as the admin listener and status line show it.
+/// What an org loop has in use, as the admin listener and status line show it.
 pub(super) struct InUse {
     pub client: GenesysClient,
     pub ledger_open: bool,
@@ -31,11 +34,13 @@ pub(super) struct InUse {
     /// The schedule and its time zone, as shown.
     pub schedule: String,
     pub min_spacing: Duration,
-    pub run_token: Option<SecretString>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct View {
+    /// The org's metric label (`None`: the one org of a config without `[[orgs]]`).
+    key: OrgKey,
+    heartbeat: Instant,
     client: Option<GenesysClient>,
     ledger_open: bool,
     cycle_running: bool,
@@ -47,6 +52,52 @@ struct View {
     min_spacing: Duration,
 }
 
+impl View {
+    fn new(key: OrgKey) -> Self {
+        View {
+            key,
+            heartbeat: Instant::now(),
+            client: None,
+            ledger_open: false,
+            cycle_running: false,
+            fingerprint: String::new(),
+            schedule: String::new(),
+            next_run: None,
+            last_start: None,
+            min_spacing: Duration::ZERO,
+        }
+    }
+
+    /// What this org lacks to run a cycle (see [`Shared::not_ready_reasons`]).
+    fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.client.as_ref().is_some_and(GenesysClient::has_token) {
+            missing.push("no valid API token (login pending or failing)");
+        }
+        if !self.ledger_open {
+            missing.push("the history ledger is not open");
+        }
+        missing
+    }
+
+    /// When this org may start a cycle again, if its minimum spacing forbids one now.
+    fn next_start_allowed(&self) -> Option<Duration> {
+        let since = self.last_start?.elapsed();
+        self.min_spacing.checked_sub(since).filter(|d| !d.is_zero())
+    }
+
+    /// What this org lacks, each reason prefixed with its name when it has one.
+    fn said_missing(&self) -> Vec<String> {
+        self.missing()
+            .into_iter()
+            .map(|reason| match &self.key {
+                Some(name) => format!("org `{name}`: {reason}"),
+                None => reason.to_string(),
+            })
+            .collect()
+    }
+}
+
 impl Shared {
     /// The state, with its metrics reading it at scrape time, and the receiver of the run
     /// requests [`Shared::request_run`] queues.
@@ -54,7 +105,7 @@ impl Shared {
         let (run_tx, run_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             metrics: Metrics::new(clock.clone()),
-            view: Mutex::new(View::default()),
+            orgs: Mutex::new(BTreeMap::new()),
             heartbeat: Mutex::new(Instant::now()),
             run_tx,
             run_token: Mutex::new(None),
@@ -65,39 +116,84 @@ impl Shared {
         (shared, run_rx)
     }
 
-    fn view(&self) -> std::sync::MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    fn orgs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, View>> {
+        self.orgs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on `org`'s view (nothing when it was removed).
+    fn with_org<T: Default>(&self, org: &str, f: impl FnOnce(&mut View) -> T) -> T {
+        self.orgs().get_mut(org).map(f).unwrap_or_default()
+    }
+
+    /// Shows an org that starts running: its series exported at 0, its view empty.
+    pub(super) fn add_org(&self, name: &str, key: OrgKey) {
+        self.metrics.add_org(key.as_deref());
+        self.orgs().insert(name.to_string(), View::new(key));
+    }
+
+    /// Forgets an org that stopped (removed by a reload): readiness no longer waits for it.
+    pub(super) fn remove_org(&self, name: &str) {
+        self.orgs().remove(name);
+    }
+
+    /// The supervisor's beat.
     pub(super) fn beat(&self) {
         *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 
-    /// Time since the scheduler loop last turned.
+    /// An org loop's beat.
+    pub(super) fn beat_org(&self, org: &str) {
+        self.with_org(org, |v| v.heartbeat = Instant::now());
+    }
+
+    /// Time since the least recent loop (the supervisor or an org's) last turned.
     pub fn heartbeat_age(&self) -> Duration {
-        self.heartbeat
+        let own = self
+            .heartbeat
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
+            .elapsed();
+        self.orgs()
+            .values()
+            .map(|v| v.heartbeat.elapsed())
+            .fold(own, Duration::max)
     }
 
-    /// Empty when ready; otherwise what is missing. The config in use is always valid (an
-    /// invalid one is never swapped in), so only the token and the ledger can be missing. The
-    /// token is the current one: refused with no new one obtainable is missing too.
-    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
-        let v = self.view();
-        let mut missing = Vec::new();
-        if !v.client.as_ref().is_some_and(GenesysClient::has_token) {
-            missing.push("no valid API token (login pending or failing)");
-        }
-        if !v.ledger_open {
-            missing.push("the history ledger is not open");
-        }
-        missing
+    /// Empty when every org is ready; otherwise what is missing (named by org when the
+    /// config lists them). The config in use is always valid (an invalid one is never
+    /// swapped in), so only a token and the ledger can be missing. The token is the current
+    /// one: refused with no new one obtainable is missing too.
+    pub fn not_ready_reasons(&self) -> Vec<String> {
+        self.orgs().values().flat_map(View::said_missing).collect()
     }
 
+    /// `org`'s own missing parts (see [`Shared::not_ready_reasons`]).
+    pub(super) fn org_not_ready_reasons(&self, org: &str) -> Vec<&'static str> {
+        self.with_org(org, |v| v.missing())
+    }
+
+    /// Why no org could start a cycle now, when none could: each not-ready org's reasons.
+    /// Empty when one org is ready.
+    pub fn not_ready_for_run(&self) -> Vec<String> {
+        let orgs = self.orgs();
+        if orgs.values().any(|v| v.missing().is_empty()) {
+            return Vec::new();
+        }
+        orgs.values().flat_map(View::said_missing).collect()
+    }
+
+    /// Whether every org is running a cycle (so a requested run would start none).
     pub fn cycle_running(&self) -> bool {
-        self.view().cycle_running
+        let orgs = self.orgs();
+        !orgs.is_empty() && orgs.values().all(|v| v.cycle_running)
+    }
+
+    /// Counts a requested run refused before any org saw it, for every org.
+    pub fn record_refused_run(&self, reason: &str) {
+        let keys: Vec<OrgKey> = self.orgs().values().map(|v| v.key.clone()).collect();
+        for key in keys {
+            self.metrics.record_skipped_tick(key.as_deref(), reason);
+        }
     }
 
     fn token_slot(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
@@ -115,25 +211,42 @@ impl Shared {
         })
     }
 
-    /// When a cycle may start again, if [`super::effective_min_spacing`] forbids one now.
-    /// Rounded up to the second, so a client that waits until then is not refused again.
-    pub fn next_start_allowed(&self) -> Option<DateTime<Utc>> {
-        let v = self.view();
-        let since = v.last_start?.elapsed();
-        let left = v.min_spacing.checked_sub(since).filter(|d| !d.is_zero())?;
-        let at = self.clock.now() + chrono::Duration::from_std(left).ok()?;
-        use chrono::{SubsecRound, Timelike};
-        let whole = at.trunc_subsecs(0);
-        Some(if at.nanosecond() > 0 {
-            whole + chrono::Duration::seconds(1)
-        } else {
-            whole
-        })
+    /// The run token in force (start-up, and each reload that is swapped in).
+    pub(super) fn set_run_token(&self, token: Option<SecretString>) {
+        *self.token_slot() = token;
     }
 
-    /// The minimum spacing in force, in seconds (for messages).
+    /// When a cycle may start again, if [`super::effective_min_spacing`] forbids one now in
+    /// every org (the soonest of them). Rounded up to the second, so a client that waits
+    /// until then is not refused again.
+    pub fn next_start_allowed(&self) -> Option<DateTime<Utc>> {
+        let left = {
+            let orgs = self.orgs();
+            let mut lefts = orgs.values().map(View::next_start_allowed);
+            let first = lefts.next()??;
+            lefts.try_fold(first, |soonest, left| left.map(|l| soonest.min(l)))?
+        };
+        round_up(self.clock.now() + chrono::Duration::from_std(left).ok()?)
+    }
+
+    /// `org`'s own [`Shared::next_start_allowed`].
+    pub(super) fn org_next_start_allowed(&self, org: &str) -> Option<DateTime<Utc>> {
+        let left = self.with_org(org, |v| v.next_start_allowed())?;
+        round_up(self.clock.now() + chrono::Duration::from_std(left).ok()?)
+    }
+
+    /// The minimum spacing in force, in seconds (for messages): the longest of the orgs'.
     pub fn min_spacing_secs(&self) -> u64 {
-        self.view().min_spacing.as_secs()
+        self.orgs()
+            .values()
+            .map(|v| v.min_spacing.as_secs())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// `org`'s minimum spacing, in seconds.
+    pub(super) fn org_min_spacing_secs(&self, org: &str) -> u64 {
+        self.with_org(org, |v| v.min_spacing.as_secs())
     }
 
     /// Queues one run request (at most one waits).
@@ -143,56 +256,73 @@ impl Shared {
             .map_err(|_| "a run is already requested")
     }
 
-    /// Shows the parts in use: after start-up and after every reload.
-    pub(super) fn publish(&self, parts: InUse) {
-        let mut v = self.view();
-        v.client = Some(parts.client);
-        v.ledger_open = parts.ledger_open;
-        v.fingerprint = parts.fingerprint;
-        v.schedule = parts.schedule;
-        v.min_spacing = parts.min_spacing;
-        drop(v);
-        *self.token_slot() = parts.run_token;
+    /// Shows `org`'s parts in use: after start-up and after every reload.
+    pub(super) fn publish(&self, org: &str, parts: InUse) {
+        self.with_org(org, |v| {
+            v.client = Some(parts.client);
+            v.ledger_open = parts.ledger_open;
+            v.fingerprint = parts.fingerprint;
+            v.schedule = parts.schedule;
+            v.min_spacing = parts.min_spacing;
+        });
     }
 
-    pub(super) fn set_ledger_open(&self) {
-        self.view().ledger_open = true;
+    pub(super) fn set_ledger_open(&self, org: &str) {
+        self.with_org(org, |v| v.ledger_open = true);
     }
 
-    /// A cycle started now: the spacing to the next one counts from here.
-    pub(super) fn cycle_started(&self) {
-        let mut v = self.view();
-        v.cycle_running = true;
-        v.last_start = Some(Instant::now());
+    /// One of `org`'s cycles started now: its spacing to the next one counts from here.
+    pub(super) fn cycle_started(&self, org: &str) {
+        self.with_org(org, |v| {
+            v.cycle_running = true;
+            v.last_start = Some(Instant::now());
+        });
     }
 
-    pub(super) fn cycle_ended(&self) {
-        self.view().cycle_running = false;
+    pub(super) fn cycle_ended(&self, org: &str) {
+        self.with_org(org, |v| v.cycle_running = false);
     }
 
-    pub(super) fn set_next_run(&self, next: Option<DateTime<Utc>>) {
-        self.view().next_run = next.map(|t| t.timestamp_millis() as f64 / 1000.0);
+    pub(super) fn set_next_run(&self, org: &str, next: Option<DateTime<Utc>>) {
+        self.with_org(org, |v| {
+            v.next_run = next.map(|t| t.timestamp_millis() as f64 / 1000.0)
+        });
     }
 }
 
+/// Up to the next whole second.
+fn round_up(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::{SubsecRound, Timelike};
+    let whole = at.trunc_subsecs(0);
+    Some(if at.nanosecond() > 0 {
+        whole + chrono::Duration::seconds(1)
+    } else {
+        whole
+    })
+}
+
 impl LiveSource for Shared {
-    fn live_view(&self) -> LiveView {
-        let ready = self.not_ready_reasons().is_empty();
-        let v = self.view();
-        LiveView {
-            api: v
-                .client
-                .as_ref()
-                .map(GenesysClient::stats)
-                .unwrap_or_default(),
-            ready,
-            has_token: v.client.as_ref().is_some_and(GenesysClient::has_token),
-            ledger_open: v.ledger_open,
-            cycle_running: v.cycle_running,
-            config_fingerprint: v.fingerprint.clone(),
-            schedule: v.schedule.clone(),
-            next_run: v.next_run,
-        }
+    fn live_views(&self) -> Vec<(OrgKey, LiveView)> {
+        self.orgs()
+            .values()
+            .map(|v| {
+                let live = LiveView {
+                    api: v
+                        .client
+                        .as_ref()
+                        .map(GenesysClient::stats)
+                        .unwrap_or_default(),
+                    ready: v.missing().is_empty(),
+                    has_token: v.client.as_ref().is_some_and(GenesysClient::has_token),
+                    ledger_open: v.ledger_open,
+                    cycle_running: v.cycle_running,
+                    config_fingerprint: v.fingerprint.clone(),
+                    schedule: v.schedule.clone(),
+                    next_run: v.next_run,
+                };
+                (v.key.clone(), live)
+            })
+            .collect()
     }
 }
 

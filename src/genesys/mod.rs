@@ -64,6 +64,9 @@ pub mod defaults {
 /// 100 is accepted by every Genesys listing, and an org has few queues, so the cost is one
 /// call per 100 queues.
 pub const QUEUE_PAGE_SIZE: u32 = 100;
+/// Page size of the skill-group listing (cursor-paged; the SDK's default is 25 and no
+/// maximum is documented: 100, as for queues; every page is followed).
+pub const SKILL_GROUP_PAGE_SIZE: u32 = 100;
 /// Page size for queue members (.NET SDK 270.0.0 `RoutingApi.md`, GetRoutingQueueMembers:
 /// "Max value is 100"). Group individuals come in one answer, unpaged.
 pub const MEMBER_PAGE_SIZE: u32 = 100;
@@ -443,6 +446,41 @@ impl GenesysClient {
         .await
     }
 
+    /// Every skill group (`SkillGroupDefinition`s: no conditions), following the cursor in
+    /// each page's `nextUri` (`after`) until a page carries none.
+    pub async fn list_skill_groups(&self) -> Result<Vec<SkillGroup>, ApiError> {
+        let mut groups: Vec<SkillGroup> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = ApiRequest::get(
+                "/api/v2/routing/skillgroups".into(),
+                "/api/v2/routing/skillgroups",
+            )
+            .query("pageSize", SKILL_GROUP_PAGE_SIZE);
+            if let Some(cursor) = &after {
+                request = request.query("after", cursor);
+            }
+            let page: Listing<SkillGroup> = self.t().json(&request).await?;
+            let empty = page.entities.is_empty();
+            groups.extend(page.entities);
+            let next = page.next_uri.as_deref().and_then(cursor_after);
+            // A server that repeats its cursor or sends an empty page cannot loop us.
+            if empty || next.is_none() || next == after {
+                return Ok(groups);
+            }
+            after = next;
+        }
+    }
+
+    /// One skill group with its `skillConditions`.
+    pub async fn skill_group(&self, id: &str) -> Result<SkillGroup, ApiError> {
+        let request = ApiRequest::get(
+            format!("/api/v2/routing/skillgroups/{}", encode(id)),
+            "/api/v2/routing/skillgroups/{id}",
+        );
+        self.t().json(&request).await
+    }
+
     /// User ids of a queue's members. `QueueMemberEntityListing` has no `total` or
     /// `pageCount`: the pages are followed while each carries a `nextUri`.
     pub async fn queue_member_ids(&self, queue_id: &str) -> Result<Vec<String>, ApiError> {
@@ -639,4 +677,16 @@ impl GenesysClient {
 /// Percent-encodes one path segment (ids are UUIDs, but never trust data).
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// The `after` cursor of a cursor listing's `nextUri` (a path with a query), decoded.
+fn cursor_after(next_uri: &str) -> Option<String> {
+    let url = reqwest::Url::parse("http://host.invalid")
+        .ok()?
+        .join(next_uri)
+        .ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "after")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
 }

@@ -111,6 +111,86 @@ pub struct RoutingQueue {
     /// `NONE | BEST | ALL`: whether routing ranks agents by proficiency (BEST only).
     #[serde(default)]
     pub skill_evaluation_method: Option<String>,
+    /// The groups whose members the queue takes in (`MemberGroup`: teams, groups, skill
+    /// groups).
+    #[serde(default)]
+    pub member_groups: Vec<MemberGroup>,
+}
+
+/// `MemberGroup`: a group feeding a queue's membership.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct MemberGroup {
+    /// `TEAM | GROUP | SKILLGROUP`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `SkillGroupDefinition` (the listing, without conditions) or `SkillGroup` (one group, with
+/// its `skillConditions`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillGroup {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `None` in the listing; the conditions come with `GET …/skillgroups/{id}`.
+    #[serde(default)]
+    pub skill_conditions: Option<Vec<SkillGroupCondition>>,
+}
+
+/// `SkillGroupCondition`: entries combined by `operation` (`And | Or | Not`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillGroupCondition {
+    #[serde(default)]
+    pub operation: Option<String>,
+    #[serde(default)]
+    pub routing_skill_conditions: Vec<SkillGroupEntry>,
+    #[serde(default)]
+    pub language_skill_conditions: Vec<SkillGroupEntry>,
+}
+
+/// `SkillGroupRoutingCondition` (`routingSkill`) or `SkillGroupLanguageCondition`
+/// (`languageSkill`): a comparison with a whole-number proficiency, and nested conditions.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillGroupEntry {
+    #[serde(default)]
+    pub routing_skill: Option<String>,
+    #[serde(default)]
+    pub language_skill: Option<String>,
+    /// `EqualTo | NotEqualTo | LessThan | GreaterThan | GreaterThanOrEqualTo |
+    /// LessThanOrEqualTo`.
+    #[serde(default)]
+    pub comparator: Option<String>,
+    /// An integer 0–5.
+    #[serde(default)]
+    pub proficiency: Option<i64>,
+    /// An array in the SDK; Genesys' Terraform examples also write a single object.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub child_conditions: Vec<SkillGroupCondition>,
+}
+
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        One(T),
+        Null(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(t) => vec![t],
+        OneOrMany::Null(()) => Vec::new(),
+    })
 }
 
 /// A queue member (`GET /api/v2/routing/queues/{id}/members`).

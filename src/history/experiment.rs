@@ -51,8 +51,8 @@ impl Ledger {
             let tx = c.transaction()?;
             {
                 let mut insert = tx.prepare(
-                    "INSERT INTO experiment_units (salt, unit_id, unit_name, arm, design, experiment_fingerprint, config_hash, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (salt, unit_id) DO NOTHING",
+                    "INSERT INTO experiment_units (salt, unit_id, unit_name, arm, design, experiment_fingerprint, config_hash, recorded_at, org)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (org, salt, unit_id) DO NOTHING",
                 )?;
                 let now = self.now_text();
                 for u in units {
@@ -64,7 +64,8 @@ impl Ledger {
                         u.design,
                         u.experiment_fingerprint,
                         u.config_hash,
-                        now
+                        now,
+                        self.org()
                     ])?;
                 }
             }
@@ -77,9 +78,9 @@ impl Ledger {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT salt, unit_id, unit_name, arm, design, experiment_fingerprint, config_hash, recorded_at
-                 FROM experiment_units ORDER BY salt, arm = 'tuned', unit_name",
+                 FROM experiment_units WHERE org = ?1 ORDER BY salt, arm = 'tuned', unit_name",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![self.org()], |r| {
                 Ok(UnitArm {
                     salt: r.get(0)?,
                     unit_id: r.get(1)?,
@@ -105,9 +106,9 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO effect_days (salt, day, run_id, report, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (salt, day) DO UPDATE SET run_id = ?3, report = ?4, recorded_at = ?5",
-                params![salt, day, run_id, report.to_string(), self.now_text()],
+                "INSERT INTO effect_days (salt, day, run_id, report, recorded_at, org) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (org, salt, day) DO UPDATE SET run_id = ?3, report = ?4, recorded_at = ?5",
+                params![salt, day, run_id, report.to_string(), self.now_text(), self.org()],
             )?;
             Ok(())
         })
@@ -117,9 +118,9 @@ impl Ledger {
     pub fn effect_days(&self) -> Result<Vec<EffectDay>, LedgerError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT salt, day, run_id, report, recorded_at FROM effect_days ORDER BY day, salt",
+                "SELECT salt, day, run_id, report, recorded_at FROM effect_days WHERE org = ?1 ORDER BY day, salt",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![self.org()], |r| {
                 let report: String = r.get(3)?;
                 Ok(EffectDay {
                     salt: r.get(0)?,
@@ -143,8 +144,8 @@ impl Ledger {
         let now = self.now_text();
         let id = self.with(|c| {
             c.execute(
-                "INSERT INTO pauses (paused_at, run_id, metric, reason) VALUES (?1, ?2, ?3, ?4)",
-                params![now, run_id, metric, reason],
+                "INSERT INTO pauses (paused_at, run_id, metric, reason, org) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now, run_id, metric, reason, self.org()],
             )?;
             Ok(c.last_insert_rowid())
         })?;
@@ -162,7 +163,7 @@ impl Ledger {
     /// The pause in force, if any (the latest not resumed).
     pub fn active_pause(&self) -> Result<Option<Pause>, LedgerError> {
         Ok(self
-            .pauses_where("WHERE resumed_at IS NULL ORDER BY id DESC LIMIT 1")?
+            .pauses_where("AND resumed_at IS NULL ORDER BY id DESC LIMIT 1")?
             .pop())
     }
 
@@ -174,10 +175,10 @@ impl Ledger {
     fn pauses_where(&self, tail: &str) -> Result<Vec<Pause>, LedgerError> {
         self.with(|c| {
             let sql = format!(
-                "SELECT id, paused_at, run_id, metric, reason, resumed_at, resumed_by FROM pauses {tail}"
+                "SELECT id, paused_at, run_id, metric, reason, resumed_at, resumed_by FROM pauses WHERE org = ?1 {tail}"
             );
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![self.org()], |r| {
                 Ok(Pause {
                     id: r.get(0)?,
                     paused_at: r.get(1)?,
@@ -194,12 +195,12 @@ impl Ledger {
 
     /// Ends every pause in force, naming who resumed; returns the pauses it ended.
     pub fn resume(&self, by: &str) -> Result<Vec<Pause>, LedgerError> {
-        let open = self.pauses_where("WHERE resumed_at IS NULL ORDER BY id")?;
+        let open = self.pauses_where("AND resumed_at IS NULL ORDER BY id")?;
         let now = self.now_text();
         self.with(|c| {
             c.execute(
-                "UPDATE pauses SET resumed_at = ?1, resumed_by = ?2 WHERE resumed_at IS NULL",
-                params![now, by],
+                "UPDATE pauses SET resumed_at = ?1, resumed_by = ?2 WHERE resumed_at IS NULL AND org = ?3",
+                params![now, by, self.org()],
             )?;
             Ok(())
         })?;
@@ -210,8 +211,8 @@ impl Ledger {
     pub fn has_assignment(&self, salt: &str) -> Result<bool, LedgerError> {
         self.with(|c| {
             c.query_row(
-                "SELECT 1 FROM experiment_units WHERE salt = ?1 LIMIT 1",
-                params![salt],
+                "SELECT 1 FROM experiment_units WHERE salt = ?1 AND org = ?2 LIMIT 1",
+                params![salt, self.org()],
                 |_| Ok(()),
             )
             .optional()

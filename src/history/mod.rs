@@ -148,6 +148,9 @@ pub struct Ledger {
     clock: Clock,
     /// A daemon's claim on this ledger (see [`Ledger::open_for_daemon`]), released with it.
     daemon_lock: Option<writer_lock::LockGuard>,
+    /// The org whose runs this handle records and reads: one ledger holds every org's, each
+    /// run and change with its org.
+    org: String,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -161,7 +164,7 @@ fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 impl Ledger {
-    /// Takes the ledger's write lock for `what` (`once`, `rollback of run #3`, …) without
+    /// Takes the org's write lock on this ledger for `what` (`once`, `rollback of run #3`, …) without
     /// waiting: whoever writes to the org holds it for as long as it writes, so a rollback
     /// or `once` can never interleave with a daemon's cycle. `None` for an in-memory ledger,
     /// which no other process can see.
@@ -172,8 +175,9 @@ impl Ledger {
         if self.path == Path::new(":memory:") {
             return Ok(None);
         }
-        Ok(Some(writer_lock::acquire(
+        Ok(Some(writer_lock::acquire_for_org(
             &self.path,
+            &self.org,
             writer_lock::LockKind::Write,
             &self.clock,
             what,
@@ -183,6 +187,18 @@ impl Ledger {
     /// How this handle reaches its database.
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// The same ledger, recording and reading `org`'s runs (by default
+    /// [`DEFAULT_ORG`](crate::config::DEFAULT_ORG), the org of a config without `[[orgs]]`).
+    pub fn with_org(mut self, org: &str) -> Self {
+        self.org = org.to_string();
+        self
+    }
+
+    /// The org this handle records and reads.
+    pub fn org(&self) -> &str {
+        &self.org
     }
 
     /// The same ledger, timestamping with `clock` (tests and simulations run at any date).

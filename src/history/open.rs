@@ -179,6 +179,7 @@ impl Ledger {
             live: Mutex::default(),
             clock: Clock::system(),
             daemon_lock: None,
+            org: crate::config::DEFAULT_ORG.to_string(),
         })
     }
 
@@ -262,16 +263,24 @@ impl Ledger {
             live: Mutex::default(),
             clock: Clock::system(),
             daemon_lock: None,
+            org: crate::config::DEFAULT_ORG.to_string(),
         })
     }
 
-    /// [`Ledger::open`] for a daemon: first takes the ledger's daemon lock, which this handle
-    /// keeps until dropped, so two daemons can never run cycles on one ledger. A lock held by
-    /// another process is [`LedgerError::Lock`] naming it, before the ledger is touched.
-    pub fn open_for_daemon(path: &Path, clock: &Clock) -> Result<Self, LedgerError> {
+    /// [`Ledger::open`] for a daemon running `org`'s cycles: first takes the org's daemon
+    /// lock, which this handle keeps until dropped, so two daemons can never run one org's
+    /// cycles on one ledger. A lock held by another process is [`LedgerError::Lock`] naming
+    /// it, before the ledger is touched.
+    pub fn open_for_daemon(path: &Path, org: &str, clock: &Clock) -> Result<Self, LedgerError> {
         check_durable(path)?;
-        let lock = writer_lock::acquire(path, writer_lock::LockKind::Daemon, clock, "daemon")?;
-        let mut ledger = Self::open(path)?.with_clock(clock.clone());
+        let lock = writer_lock::acquire_for_org(
+            path,
+            org,
+            writer_lock::LockKind::Daemon,
+            clock,
+            "daemon",
+        )?;
+        let mut ledger = Self::open(path)?.with_clock(clock.clone()).with_org(org);
         ledger.daemon_lock = Some(lock);
         Ok(ledger)
     }
@@ -292,6 +301,7 @@ impl Ledger {
             live: Mutex::default(),
             clock: Clock::system(),
             daemon_lock: None,
+            org: crate::config::DEFAULT_ORG.to_string(),
         })
     }
 }

@@ -4,25 +4,52 @@ use super::{ChangeRecord, ChangeStatus, Ledger, LedgerError, RunMode, RunRecord,
 use rusqlite::params;
 
 impl Ledger {
+    // Every read is the handle's org's (`?9`, after the statement's own parameters): one
+    // ledger holds every org's runs, and a command for one org sees only that org's.
+
     /// Runs that started and never finished (crash, kill -9, power loss).
     pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        self.query_runs("WHERE finished_at IS NULL ORDER BY id", params![])
+        self.query_runs("WHERE finished_at IS NULL AND org = ?9 ORDER BY id", &[])
     }
 
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
-        self.query_runs("ORDER BY id DESC LIMIT ?1", params![limit as i64])
+        self.query_runs(
+            "WHERE org = ?9 ORDER BY id DESC LIMIT ?1",
+            params![limit as i64],
+        )
     }
 
     /// Every run, oldest first (export).
     pub fn all_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        self.query_runs("ORDER BY id", params![])
+        self.query_runs("WHERE org = ?9 ORDER BY id", &[])
     }
 
     pub fn run(&self, run_id: i64) -> Result<RunRecord, LedgerError> {
-        self.query_runs("WHERE id = ?1", params![run_id])?
+        self.query_runs("WHERE id = ?1 AND org = ?9", params![run_id])?
             .pop()
-            .ok_or_else(|| LedgerError::NotFound(format!("no run {run_id}")))
+            .ok_or_else(|| {
+                let org = if self.org == crate::config::DEFAULT_ORG {
+                    String::new()
+                } else {
+                    format!(" of org `{}`", self.org)
+                };
+                LedgerError::NotFound(format!("no run {run_id}{org}"))
+            })
+    }
+
+    /// The statement's own parameters (`?1`…), padded to `?8`, then the org as `?9`.
+    fn params_with_org<'a>(
+        &'a self,
+        args: &[&'a dyn rusqlite::ToSql],
+    ) -> Vec<&'a dyn rusqlite::ToSql> {
+        const NULL: Option<i64> = None;
+        let mut all: Vec<&dyn rusqlite::ToSql> = args.to_vec();
+        while all.len() < 8 {
+            all.push(&NULL);
+        }
+        all.push(&self.org);
+        all
     }
 
     fn query_runs(
@@ -33,7 +60,7 @@ impl Ledger {
         self.with(|c| {
             let sql = format!("SELECT id, started_at, finished_at, mode, config_hash, outcome, summary, rollback_of, triggered_by FROM runs {tail}");
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(args, |r| {
+            let rows = stmt.query_map(&self.params_with_org(args)[..], |r| {
                 let summary: Option<String> = r.get(6)?;
                 Ok(RunRecord {
                     id: r.get(0)?,
@@ -53,7 +80,10 @@ impl Ledger {
 
     /// A run's changes, in plan order.
     pub fn changes(&self, run_id: i64) -> Result<Vec<ChangeRecord>, LedgerError> {
-        self.query_changes("WHERE run_id = ?1 ORDER BY rowid", params![run_id])
+        self.query_changes(
+            "WHERE run_id = ?1 AND org = ?9 ORDER BY rowid",
+            params![run_id],
+        )
     }
 
     /// Changes waiting for review approval, oldest first.
@@ -61,14 +91,14 @@ impl Ledger {
         // A dry run records what it *would* hold; no workitem was filed for it, so nothing
         // waits for a review.
         self.query_changes(
-            "WHERE status = ?1 AND run_id NOT IN (SELECT id FROM runs WHERE mode = ?2) ORDER BY rowid",
+            "WHERE status = ?1 AND org = ?9 AND run_id NOT IN (SELECT id FROM runs WHERE mode = ?2) ORDER BY rowid",
             params![ChangeStatus::Held, RunMode::Plan],
         )
     }
 
     /// Every change, oldest first (export).
     pub fn all_changes(&self) -> Result<Vec<ChangeRecord>, LedgerError> {
-        self.query_changes("ORDER BY rowid", params![])
+        self.query_changes("WHERE org = ?9 ORDER BY rowid", &[])
     }
 
     fn query_changes(
@@ -81,7 +111,7 @@ impl Ledger {
                 "SELECT change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id FROM changes {tail}"
             );
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(args, |r| {
+            let rows = stmt.query_map(&self.params_with_org(args)[..], |r| {
                 let score: Option<String> = r.get(9)?;
                 Ok(ChangeRecord {
                     change_id: r.get(0)?,

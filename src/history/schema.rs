@@ -44,9 +44,16 @@ const MIGRATIONS: &[&str] = &[
     // recorded and stays NULL rather than guessed.
     "ALTER TABLE runs ADD COLUMN triggered_by TEXT;
      UPDATE runs SET triggered_by = mode WHERE mode IN ('once', 'plan', 'rollback');",
-    // 3: the holdout experiment: each unit's arm (with the settings' fingerprints), the
-    // effect estimated each day, and pauses on harm with who resumed them.
+    // 3: the org of every run and change (one ledger holds every org of a `[[orgs]]` config).
+    // Runs recorded before were the one org of a config without `[[orgs]]`: `default`.
+    "ALTER TABLE runs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+     ALTER TABLE changes ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+     CREATE INDEX runs_by_org ON runs(org, id);",
+    // 4: the holdout experiment: each unit's arm (with the settings' fingerprints), the
+    // effect estimated each day, and pauses on harm with who resumed them — each
+    // per org.
     "CREATE TABLE experiment_units (
+        org TEXT NOT NULL DEFAULT 'default',
         salt TEXT NOT NULL,
         unit_id TEXT NOT NULL,
         unit_name TEXT NOT NULL,
@@ -55,18 +62,20 @@ const MIGRATIONS: &[&str] = &[
         experiment_fingerprint TEXT NOT NULL,
         config_hash TEXT NOT NULL,
         recorded_at TEXT NOT NULL,
-        PRIMARY KEY (salt, unit_id)
+        PRIMARY KEY (org, salt, unit_id)
      );
      CREATE TABLE effect_days (
+        org TEXT NOT NULL DEFAULT 'default',
         salt TEXT NOT NULL,
         day TEXT NOT NULL,
         run_id INTEGER REFERENCES runs(id),
         report TEXT NOT NULL,
         recorded_at TEXT NOT NULL,
-        PRIMARY KEY (salt, day)
+        PRIMARY KEY (org, salt, day)
      );
      CREATE TABLE pauses (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
+        org TEXT NOT NULL DEFAULT 'default',
         paused_at TEXT NOT NULL,
         run_id INTEGER REFERENCES runs(id),
         metric TEXT NOT NULL,

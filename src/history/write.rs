@@ -66,8 +66,8 @@ impl Ledger {
         let sql = |source| classify(&self.path, self.busy_timeout, source);
         let tx = conn.transaction().map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (started_at, mode, config_hash, rollback_of, triggered_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![self.now_text(), mode, config_hash, rollback_of, trigger],
+            "INSERT INTO runs (started_at, mode, config_hash, rollback_of, triggered_by, org) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![self.now_text(), mode, config_hash, rollback_of, trigger, self.org],
         )
         .map_err(sql)?;
         let run_id = tx.last_insert_rowid();
@@ -158,8 +158,8 @@ impl Ledger {
             let tx = c.transaction()?;
             {
                 let mut insert = tx.prepare(
-                    "INSERT INTO changes (change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                    "INSERT INTO changes (change_id, run_id, agent_id, agent_name, skill_id, skill_name, before, after, target, score, reason, status, correlation_id, detail, workitem_id, updated_at, org)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                      ON CONFLICT (run_id, change_id) DO NOTHING",
                 )?;
                 let now = self.now_text();
@@ -181,6 +181,7 @@ impl Ledger {
                         ch.detail,
                         ch.workitem_id,
                         now,
+                        self.org,
                     ])?;
                 }
             }

@@ -1,10 +1,17 @@
-//! One writer per ledger: OS advisory locks on two files beside the ledger.
+//! One writer per org and ledger: OS advisory locks on two files beside the ledger, per org.
 //!
-//! - `<ledger>.daemon.lock` is held by a daemon for as long as it uses the ledger, so a second
-//!   daemon on the same ledger is refused at start instead of running every cycle twice.
+//! - `<ledger>.daemon.lock` is held by a daemon for as long as it runs the org's cycles on the
+//!   ledger, so a second daemon for the same org on the same ledger is refused at start
+//!   instead of running every cycle twice.
 //! - `<ledger>.write.lock` is held by whatever writes to the org (a daemon's cycle, `once`,
 //!   a rollback) for as long as it writes, so a person can roll back while the daemon idles
 //!   but never in the middle of its cycle.
+//!
+//! Those are the names for the one org of a config without `[[orgs]]` (`default`); a listed
+//! org's are `<ledger>.<org>.daemon.lock` and `<ledger>.<org>.write.lock`, so one org's
+//! cycle never waits for, or refuses, another's. Two processes configured for one org on
+//! two ledgers (two pods, two machines) cannot see each other here: the cycle's
+//! second-writer warning is what shows them.
 //!
 //! Nobody waits: a refused process fails at once, naming the holder (pid, host, since, what),
 //! which the holder wrote into the file. The kernel drops a lock when its process dies (even
@@ -39,9 +46,17 @@ impl LockKind {
         }
     }
 
-    /// The lock file of this kind beside `ledger`.
+    /// The lock file of this kind beside `ledger`, for the unlisted org (`default`).
     pub fn path_for(self, ledger: &Path) -> PathBuf {
+        self.path_for_org(ledger, crate::config::DEFAULT_ORG)
+    }
+
+    /// The lock file of this kind beside `ledger` for `org` (see the module comment).
+    pub fn path_for_org(self, ledger: &Path, org: &str) -> PathBuf {
         let mut name = ledger.as_os_str().to_owned();
+        if org != crate::config::DEFAULT_ORG {
+            name.push(format!(".{org}"));
+        }
         name.push(self.suffix());
         PathBuf::from(name)
     }
@@ -76,6 +91,8 @@ impl std::fmt::Display for Holder {
 #[derive(Debug)]
 pub struct Held {
     pub kind: LockKind,
+    /// The org the lock is for.
+    pub org: String,
     pub ledger: PathBuf,
     pub lock_file: PathBuf,
     /// `None` when the holder has not written its line yet (or the file was edited).
@@ -89,14 +106,19 @@ impl std::fmt::Display for Held {
             Holder::to_string,
         );
         let (ledger, lock_file) = (self.ledger.display(), self.lock_file.display());
+        let org = if self.org == crate::config::DEFAULT_ORG {
+            String::new()
+        } else {
+            format!(" for org `{}`", self.org)
+        };
         match self.kind {
             LockKind::Daemon => write!(
                 f,
-                "another skill-tuner daemon already runs on the history ledger {ledger}: {who}. One daemon per ledger: stop that one first (lock file {lock_file})"
+                "another skill-tuner daemon already runs{org} on the history ledger {ledger}: {who}. One daemon per org and ledger: stop that one first (lock file {lock_file})"
             ),
             LockKind::Write => write!(
                 f,
-                "another skill-tuner is writing to the org from the history ledger {ledger}: {who}. Nothing was done (this never waits); run it again once that has finished (lock file {lock_file})"
+                "another skill-tuner is writing to the org{org} from the history ledger {ledger}: {who}. Nothing was done (this never waits); run it again once that has finished (lock file {lock_file})"
             ),
         }
     }
@@ -145,14 +167,25 @@ impl Drop for LockGuard {
 }
 
 /// Takes the `kind` lock beside `ledger` without waiting, and records `what` with this
-/// process's pid, host and `clock`'s now in it.
+/// process's pid, host and `clock`'s now in it (the unlisted org's, `default`).
 pub fn acquire(
     ledger: &Path,
     kind: LockKind,
     clock: &Clock,
     what: &str,
 ) -> Result<LockGuard, LockError> {
-    let path = kind.path_for(ledger);
+    acquire_for_org(ledger, crate::config::DEFAULT_ORG, kind, clock, what)
+}
+
+/// [`acquire`] for `org`'s lock.
+pub fn acquire_for_org(
+    ledger: &Path,
+    org: &str,
+    kind: LockKind,
+    clock: &Clock,
+    what: &str,
+) -> Result<LockGuard, LockError> {
+    let path = kind.path_for_org(ledger, org);
     let io = |source| LockError::Io {
         path: path.clone(),
         source,
@@ -173,6 +206,7 @@ pub fn acquire(
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(LockError::Held(Box::new(Held {
                 kind,
+                org: org.to_string(),
                 ledger: ledger.to_path_buf(),
                 holder: read_holder(&mut file),
                 lock_file: path,

@@ -368,3 +368,22 @@ fn numbers_are_never_rounded_saturated_or_wrapped_into_their_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_skill_group_guard_is_named_with_its_choices_and_hold_needs_workitems() {
+    assert_refused(
+        &format!("{VALID}[guard]\nskill_group_crossings = \"maybe\"\n"),
+        "guard.skill_group_crossings",
+        &["maybe", "warn", "hold", "block"],
+    );
+    assert_refused(
+        &format!("{VALID}[guard]\nskill_group_match = \"ceil\"\n"),
+        "guard.skill_group_match",
+        &["ceil", "exact", "floor", "round"],
+    );
+    assert_refused(
+        &format!("{VALID}[guard]\nskill_group_crossings = \"hold\"\n[alerts.workitem]\nenabled = false\n"),
+        "guard.skill_group_crossings",
+        &["alerts.workitem.enabled"],
+    );
+}

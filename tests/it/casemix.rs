@@ -16,7 +16,7 @@ use skill_tuner::config::{BreakerSettings, PolicySettings, SkillPolicy};
 use skill_tuner::cycle::collect::{collect, window};
 use skill_tuner::cycle::plan::plan;
 use skill_tuner::cycle::score::Scorer;
-use skill_tuner::org::{Agent, PairMetrics, Queue, QueueCell, Skill, Snapshot};
+use skill_tuner::org::{Agent, Queue, QueueCell, Skill, Snapshot};
 use std::collections::HashMap;
 
 // ---------------------------------------------------------------- a fixture with an answer
@@ -29,7 +29,7 @@ fn agent(i: usize, current: f64, work: &[(u16, u32, f64)]) -> Agent {
             skill: 0,
             queue,
             handled,
-            transferred: 0,
+            transferred: Some(0),
             handle_ms: f64::from(handled) * aht_secs * 1000.0,
         })
         .collect();
@@ -38,14 +38,6 @@ fn agent(i: usize, current: f64, work: &[(u16, u32, f64)]) -> Agent {
         name: format!("Agent {i}"),
         manager_id: None,
         skills: vec![(0, current)],
-        metrics: vec![(
-            0,
-            PairMetrics {
-                handled: cells.iter().map(|c| u64::from(c.handled)).sum(),
-                handle_ms: cells.iter().map(|c| c.handle_ms).sum(),
-                transferred: Some(0),
-            },
-        )],
         cells,
         quality: None,
         csat: None,

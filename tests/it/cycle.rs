@@ -280,6 +280,7 @@ async fn alerts_are_filed_once_per_change_and_digested_once_per_cycle() {
             proposed: c.proposed,
             held_for_review: false,
             explanation: String::new(),
+            crossing: None,
         })
         .collect();
     let filed = skill_tuner::cycle::alert::file_workitems(

@@ -166,7 +166,7 @@ async fn a_second_daemon_on_the_same_ledger_exits_5_naming_the_first() {
         "another skill-tuner daemon already runs on the history ledger",
         &format!("pid {} on host ", a.pid()),
         "since 2027-05-12T",
-        "One daemon per ledger",
+        "One daemon per org and ledger",
     ] {
         assert!(logs.contains(needle), "no {needle:?} in:\n{logs}");
     }

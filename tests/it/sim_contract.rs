@@ -377,6 +377,12 @@ async fn recorded_cycle(sim: &Simulator) {
             .await,
         StatusCode::OK
     );
+    // … and who a skill group holds now, page by page.
+    let group = &org.skill_groups()[0].0;
+    for query in ["pageSize=2&expand=entities", "pageSize=2&after=2"] {
+        let path = format!("/api/v2/routing/skillgroups/{group}/members?{query}");
+        assert_eq!(person.get(&path).await, StatusCode::OK, "{path}");
+    }
 
     let first = run(Mode::Once).await.expect("once");
     let held: Vec<_> = first

@@ -2,6 +2,8 @@
 
 use skill_tuner_clock::Clock;
 
+pub use crate::state::skillgroups::ProficiencyMatch;
+
 /// How to build the simulated org and server.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -45,6 +47,11 @@ pub struct SimConfig {
     /// from those records. `None`: the open-loop org, whose history is a fixed function of
     /// the seed. The twin uses `agents`, `skills` and `seed` above for its size and seed.
     pub twin: Option<TwinConfig>,
+    /// The open-loop org's skill groups (`/api/v2/routing/skillgroups`, `Queue.memberGroups`);
+    /// `false`: the org has none. A twin never has any.
+    pub skill_groups: bool,
+    /// How a fractional proficiency meets a skill-group condition's whole number.
+    pub proficiency_match: ProficiencyMatch,
 }
 
 /// The closed-loop twin's parameters. The defaults are the reference twin; `docs/twin.md`
@@ -243,6 +250,8 @@ impl Default for SimConfig {
             worktype_id: None,
             record: false,
             twin: None,
+            skill_groups: true,
+            proficiency_match: ProficiencyMatch::Exact,
         }
     }
 }

@@ -89,6 +89,15 @@
 //!   `peerId`, `cannedResponseLibraryId` and `hasPeer=true` select none. A `Queue` carries
 //!   `id`, `name`, `division`, dates, member counts (all members are users, all joined),
 //!   `scoringMethod` and `skillEvaluationMethod`.
+//! - Skill groups (open-loop org, [`SimConfig::skill_groups`]): "Spanish 3+" feeds "Sales",
+//!   "Billing and Claims" (an And) "Billing", "Support, not Sales" (a Not) "Technical
+//!   Support", "Retention seniors" (an Or with a nested condition) no queue — each only when
+//!   the catalogue has its skills; [`OrgHandle::create_skill_group`] adds others. Membership
+//!   is computed at each request from the proficiencies in force, read as
+//!   `state::skillgroups` describes, fractional values by [`SimConfig::proficiency_match`];
+//!   users hold no languages. The listing and members page by cursor (`after`/`before` are
+//!   item offsets; `pageSize` 1..=100, default 25). A queue's `memberGroups` names the skill
+//!   groups feeding it, but its members listing shows only its direct members.
 //! - Bulk writes: entries are validated in order and the first bad one is reported; duplicate
 //!   ids in one body: the last wins; the 409 fault is checked after validation.
 //!   [`OrgHandle::write_count`] counts successful bulk requests (PATCH or PUT), not skills.
@@ -138,7 +147,7 @@ use skill_tuner_clock::Clock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{MethodMix, SimConfig, TwinConfig, TwinConfigError};
+pub use config::{MethodMix, ProficiencyMatch, SimConfig, TwinConfig, TwinConfigError};
 pub use http::server::route_templates;
 pub use state::counters::{OtherUserStats, RequestCounters};
 pub use state::faults::Faults;
@@ -169,6 +178,7 @@ impl Simulator {
         let (seed, agents, skills) = (config.seed, config.agents, config.skills);
         let (clock, worktype_id) = (config.clock.clone(), config.worktype_id);
         let twin = config.twin.clone();
+        let skill_groups = config.skill_groups;
         if let Some(t) = &twin {
             t.validate()
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -178,6 +188,9 @@ impl Simulator {
             let mut world = state::world::World::new(seed, agents, skills, clock, twin.as_ref());
             if let Some(id) = worktype_id {
                 world.tasks.worktype_id = id;
+            }
+            if !skill_groups {
+                world.org.set_skill_groups(Vec::new());
             }
             world
         })

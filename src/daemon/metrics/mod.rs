@@ -8,6 +8,11 @@
 //!
 //! Every `*_timestamp_seconds` value comes from the daemon's [`Clock`], so a run at a
 //! simulated instant exports that instant.
+//!
+//! What belongs to one org (its cycles, changes, readiness, API counters, …) carries an
+//! `org` label when the config lists its orgs (`[[orgs]]`); the one org of a config without
+//! them exports its series without the label, exactly as before orgs existed. The process's
+//! own families (`process_*`, `build_info`, config reloads) never carry it.
 
 mod process;
 mod scrape;
@@ -46,9 +51,26 @@ const OUTCOMES: [RunOutcome; 6] = [
 ];
 const SKIP_REASONS: [&str; 3] = ["overlap", "not_ready", "min_spacing"];
 
-/// A one-label set (`outcome`, `status`, `reason`, `result`).
+/// A one-label set (`result`).
 type Label = [(&'static str, String); 1];
+/// An org's labels (none, or `org`), then the family's own.
+type Labels = Vec<(&'static str, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+type DurationFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Which org a series belongs to: its `[[orgs]]` name, or `None` for the one org of a config
+/// without `[[orgs]]` (no `org` label).
+pub type OrgKey = Option<String>;
+
+/// The `org` label of `org`, if it has one.
+pub fn org_labels(org: Option<&str>) -> Labels {
+    org.map(|name| vec![("org", name.to_string())])
+        .unwrap_or_default()
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
 
 /// The two exposition formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +119,9 @@ pub struct LiveView {
     pub next_run: Option<f64>,
 }
 
-/// Where the scrape-time collector gets the [`LiveView`] from.
+/// Where the scrape-time collector gets each org's [`LiveView`] from.
 pub trait LiveSource: Send + Sync + 'static {
-    fn live_view(&self) -> LiveView;
+    fn live_views(&self) -> Vec<(OrgKey, LiveView)>;
 }
 
 /// The daemon's metrics: kept across cycles, reloads and client rebuilds.
@@ -107,31 +129,31 @@ pub trait LiveSource: Send + Sync + 'static {
 pub struct Metrics {
     registry: Registry,
     clock: Clock,
-    cycles: Family<Label, Counter>,
-    ticks_skipped: Family<Label, Counter>,
-    changes: Family<Label, Counter>,
-    conflicts: Counter,
-    conflicts_matching_policy: Counter,
-    alerts: Counter,
-    workitems_created: Counter,
-    workitems_failed: Counter,
-    breaker_trips: Counter,
-    cycle_duration: Histogram,
-    last_cycle_duration: FloatGauge,
-    last_success: FloatGauge,
+    cycles: Family<Labels, Counter>,
+    ticks_skipped: Family<Labels, Counter>,
+    changes: Family<Labels, Counter>,
+    conflicts: Family<Labels, Counter>,
+    conflicts_matching_policy: Family<Labels, Counter>,
+    alerts: Family<Labels, Counter>,
+    workitems_created: Family<Labels, Counter>,
+    workitems_failed: Family<Labels, Counter>,
+    breaker_trips: Family<Labels, Counter>,
+    cycle_duration: DurationFamily,
+    last_cycle_duration: Family<Labels, FloatGauge>,
+    last_success: Family<Labels, FloatGauge>,
     reloads: Family<Label, Counter>,
     last_reload_ok: Gauge,
     last_reload_success: FloatGauge,
     kept: Arc<Kept>,
 }
 
-/// What the scrape-time collector reads besides the live view.
+/// What the scrape-time collector reads besides the live views.
 #[derive(Debug, Default)]
 struct Kept {
-    /// API counters of clients replaced by a reload, so the totals stay monotonic.
-    retired_api: Mutex<StatsSnapshot>,
-    /// When the last cycle finished: absent until one has (0 would read as "long ago").
-    last_cycle: Mutex<Option<f64>>,
+    /// Each org's API counters of clients replaced by a reload, so the totals stay monotonic.
+    retired_api: Mutex<std::collections::BTreeMap<OrgKey, StatsSnapshot>>,
+    /// When each org's last cycle finished: absent until one has (0 would read as "long ago").
+    last_cycle: Mutex<std::collections::BTreeMap<OrgKey, f64>>,
     /// Weak: the source (the daemon's shared state) owns these metrics.
     live: OnceLock<Weak<dyn LiveSource>>,
 }
@@ -142,6 +164,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn label(key: &'static str, value: &str) -> Label {
     [(key, value.to_string())]
+}
+
+/// `org`'s labels and one of the family's own.
+fn labels(org: Option<&str>, key: &'static str, value: &str) -> Labels {
+    let mut all = org_labels(org);
+    all.push((key, value.to_string()));
+    all
 }
 
 fn secs_of(clock: &Clock) -> f64 {
@@ -157,15 +186,15 @@ impl Metrics {
             cycles: Family::default(),
             ticks_skipped: Family::default(),
             changes: Family::default(),
-            conflicts: Counter::default(),
-            conflicts_matching_policy: Counter::default(),
-            alerts: Counter::default(),
-            workitems_created: Counter::default(),
-            workitems_failed: Counter::default(),
-            breaker_trips: Counter::default(),
-            cycle_duration: Histogram::new(DURATION_BUCKETS),
-            last_cycle_duration: FloatGauge::default(),
-            last_success: FloatGauge::default(),
+            conflicts: Family::default(),
+            conflicts_matching_policy: Family::default(),
+            alerts: Family::default(),
+            workitems_created: Family::default(),
+            workitems_failed: Family::default(),
+            breaker_trips: Family::default(),
+            cycle_duration: Family::new_with_constructor(duration_histogram),
+            last_cycle_duration: Family::default(),
+            last_success: Family::default(),
             reloads: Family::default(),
             last_reload_ok: Gauge::default(),
             last_reload_success: FloatGauge::default(),
@@ -174,19 +203,46 @@ impl Metrics {
         m.register()
     }
 
-    fn register(mut self) -> Self {
+    /// Exports `org`'s series at 0 before anything happens to it (see [`OUTCOMES`]): at
+    /// start-up for each org, and for an org a reload adds.
+    pub fn add_org(&self, org: Option<&str>) {
         let outcomes = OUTCOMES.map(RunOutcome::as_str);
         let statuses: Vec<&str> = ChangeStatus::ALL.iter().map(|s| s.as_str()).collect();
         let zeroes = [
             (&self.cycles, "outcome", &outcomes[..]),
             (&self.ticks_skipped, "reason", &SKIP_REASONS[..]),
             (&self.changes, "status", &statuses[..]),
-            (&self.reloads, "result", &["ok", "failed"][..]),
         ];
         for (family, key, values) in zeroes {
             for value in values {
-                family.get_or_create(&label(key, value)).inc_by(0);
+                family.get_or_create(&labels(org, key, value)).inc_by(0);
             }
+        }
+        let own = org_labels(org);
+        for family in self.org_counters() {
+            family.get_or_create(&own).inc_by(0);
+        }
+        let _ = self.cycle_duration.get_or_create(&own);
+        let _ = self.last_cycle_duration.get_or_create(&own);
+        let _ = self.last_success.get_or_create(&own);
+    }
+
+    fn org_counters(&self) -> [&Family<Labels, Counter>; 6] {
+        [
+            &self.conflicts,
+            &self.conflicts_matching_policy,
+            &self.alerts,
+            &self.workitems_created,
+            &self.workitems_failed,
+            &self.breaker_trips,
+        ]
+    }
+
+    fn register(mut self) -> Self {
+        for value in ["ok", "failed"] {
+            self.reloads
+                .get_or_create(&label("result", value))
+                .inc_by(0);
         }
         self.last_reload_ok.set(1);
         self.last_reload_success.set(secs_of(&self.clock));
@@ -202,10 +258,14 @@ impl Metrics {
             ("cycles", "Cycles by outcome", &self.cycles),
             ("ticks_skipped", "Scheduled or requested runs not started, by reason (overlap, not_ready, min_spacing)", &self.ticks_skipped),
             ("changes", "Planned proficiency changes by final status (applied, conflict, failed, skipped, held, planned)", &self.changes),
-            ("config_reloads", "SIGHUP reloads by result", &self.reloads),
         ] {
             r.register(name, help, family.clone());
         }
+        r.register(
+            "config_reloads",
+            "SIGHUP reloads by result",
+            self.reloads.clone(),
+        );
         for (name, help, counter) in [
             ("conflicts", "Changes left alone because a person edited the skill", &self.conflicts),
             ("conflicts_matching_policy", "Conflicts whose value was exactly what this policy would have written (a second tuner?)", &self.conflicts_matching_policy),
@@ -232,14 +292,14 @@ impl Metrics {
                 "When a cycle last finished with outcome ok (0 = never): alert on its age",
                 &self.last_success,
             ),
-            (
-                "config_last_reload_success_timestamp_seconds",
-                "When the config was last loaded successfully",
-                &self.last_reload_success,
-            ),
         ] {
             r.register(name, help, gauge.clone());
         }
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully",
+            self.last_reload_success.clone(),
+        );
         r.register(
             "config_last_reload_successful",
             "1 when the last config load (start-up or SIGHUP) succeeded",
@@ -256,47 +316,56 @@ impl Metrics {
         let _ = self.kept.live.set(source);
     }
 
-    /// Counts a finished cycle.
-    pub fn record_cycle(&self, report: &CycleReport) {
+    /// Counts one of `org`'s finished cycles.
+    pub fn record_cycle(&self, org: Option<&str>, report: &CycleReport) {
         self.cycles
-            .get_or_create(&label("outcome", report.outcome.as_str()))
+            .get_or_create(&labels(org, "outcome", report.outcome.as_str()))
             .inc();
         for line in &report.changes {
             self.changes
-                .get_or_create(&label("status", line.status.as_str()))
+                .get_or_create(&labels(org, "status", line.status.as_str()))
                 .inc();
         }
-        self.conflicts.inc_by(report.conflicts as u64);
-        self.conflicts_matching_policy
+        let own = org_labels(org);
+        let [conflicts, matching, alerts, created, failed, trips] = self.org_counters();
+        conflicts
+            .get_or_create(&own)
+            .inc_by(report.conflicts as u64);
+        matching
+            .get_or_create(&own)
             .inc_by(report.conflicts_matching_policy as u64);
-        self.alerts.inc_by(report.alerts.over_threshold as u64);
-        self.workitems_created
+        alerts
+            .get_or_create(&own)
+            .inc_by(report.alerts.over_threshold as u64);
+        created
+            .get_or_create(&own)
             .inc_by(report.alerts.workitems_created as u64);
-        self.workitems_failed
+        failed
+            .get_or_create(&own)
             .inc_by(report.alerts.workitems_failed as u64);
         if report.breaker.is_some() {
-            self.breaker_trips.inc();
+            trips.get_or_create(&own).inc();
         }
-        self.observe_duration(report.duration_ms as f64 / 1000.0);
+        self.observe_duration(&own, report.duration_ms as f64 / 1000.0);
         let now = secs_of(&self.clock);
-        *lock(&self.kept.last_cycle) = Some(now);
+        lock(&self.kept.last_cycle).insert(org.map(str::to_string), now);
         if matches!(report.outcome, RunOutcome::Ok | RunOutcome::DryRun) {
-            self.last_success.set(now);
+            self.last_success.get_or_create(&own).set(now);
         }
     }
 
-    /// Counts a cycle that could not run at all.
-    pub fn record_cycle_error(&self, duration_secs: f64) {
+    /// Counts one of `org`'s cycles that could not run at all.
+    pub fn record_cycle_error(&self, org: Option<&str>, duration_secs: f64) {
         self.cycles
-            .get_or_create(&label("outcome", RunOutcome::Failed.as_str()))
+            .get_or_create(&labels(org, "outcome", RunOutcome::Failed.as_str()))
             .inc();
-        self.observe_duration(duration_secs);
-        *lock(&self.kept.last_cycle) = Some(secs_of(&self.clock));
+        self.observe_duration(&org_labels(org), duration_secs);
+        lock(&self.kept.last_cycle).insert(org.map(str::to_string), secs_of(&self.clock));
     }
 
-    fn observe_duration(&self, secs: f64) {
-        self.cycle_duration.observe(secs);
-        self.last_cycle_duration.set(secs);
+    fn observe_duration(&self, own: &Labels, secs: f64) {
+        self.cycle_duration.get_or_create(own).observe(secs);
+        self.last_cycle_duration.get_or_create(own).set(secs);
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -308,16 +377,17 @@ impl Metrics {
         }
     }
 
-    pub fn record_skipped_tick(&self, reason: &str) {
+    pub fn record_skipped_tick(&self, org: Option<&str>, reason: &str) {
         self.ticks_skipped
-            .get_or_create(&label("reason", reason))
+            .get_or_create(&labels(org, "reason", reason))
             .inc();
     }
 
-    /// Keeps the counters of a client that is being replaced.
-    pub fn retire_client_stats(&self, stats: &StatsSnapshot) {
+    /// Keeps the counters of one of `org`'s clients that is being replaced.
+    pub fn retire_client_stats(&self, org: Option<&str>, stats: &StatsSnapshot) {
         let mut retired = lock(&self.kept.retired_api);
-        *retired = retired.plus(stats);
+        let kept = retired.entry(org.map(str::to_string)).or_default();
+        *kept = kept.plus(stats);
     }
 
     /// The exposition in `format`.

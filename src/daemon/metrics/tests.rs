@@ -8,8 +8,8 @@ use std::time::Duration;
 struct Fixed(LiveView);
 
 impl LiveSource for Fixed {
-    fn live_view(&self) -> LiveView {
-        self.0.clone()
+    fn live_views(&self) -> Vec<(OrgKey, LiveView)> {
+        vec![(None, self.0.clone())]
     }
 }
 
@@ -40,6 +40,7 @@ fn sample_live() -> LiveView {
 fn sample_metrics() -> (Metrics, Arc<Fixed>) {
     let clock = Clock::manual(chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap());
     let m = Metrics::new(clock);
+    m.add_org(None);
     let source = Arc::new(Fixed(sample_live()));
     let weak: Weak<Fixed> = Arc::downgrade(&source);
     m.attach(weak);
@@ -62,9 +63,9 @@ fn sample_metrics() -> (Metrics, Arc<Fixed>) {
         }],
         ..CycleReport::default()
     };
-    m.record_cycle(&report);
+    m.record_cycle(None, &report);
     m.record_reload(false);
-    m.record_skipped_tick("overlap");
+    m.record_skipped_tick(None, "overlap");
     (m, source)
 }
 
@@ -237,7 +238,7 @@ fn retired_client_counters_stay_in_the_totals() {
         token_requests: 4,
         ..StatsSnapshot::default()
     };
-    m.retire_client_stats(&old);
+    m.retire_client_stats(None, &old);
     let text = m.render(Format::Prometheus).unwrap();
     assert!(
         text.contains("skill_tuner_token_requests_total 5\n"),

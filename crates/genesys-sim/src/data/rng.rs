@@ -30,6 +30,7 @@ pub(crate) mod domain {
     pub(crate) const TWIN_CASE: u64 = 20;
     pub(crate) const TWIN_PATIENCE: u64 = 21;
     pub(crate) const TWIN_VOLUME: u64 = 22;
+    pub(crate) const SKILL_GROUP: u64 = 23;
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;

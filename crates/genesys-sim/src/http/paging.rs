@@ -109,3 +109,95 @@ pub(crate) fn listing_without_totals(
     }
     value
 }
+
+/// A cursor page (`pageSize`, `after`, `before`), as the skill-group listings page. The
+/// cursors are opaque to clients; the simulator's are the item offsets (sim choice).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    pub(crate) size: usize,
+    pub(crate) start: usize,
+}
+
+impl Cursor {
+    /// Reads the paging parameters for a listing of `total` items; a bad value (or both
+    /// cursors at once) is a 400 naming the field.
+    pub(crate) fn from_params(
+        params: &Params,
+        default_size: usize,
+        max_size: usize,
+        total: usize,
+    ) -> ApiResult<Self> {
+        let size = Paging::from_params(params, default_size, max_size)?.size;
+        let offset = |key: &str| -> ApiResult<Option<usize>> {
+            params
+                .get(key)
+                .map(|v| {
+                    v.parse::<usize>()
+                        .map_err(|_| ApiError::invalid_value(key, format!("Invalid {key} cursor")))
+                })
+                .transpose()
+        };
+        let start = match (offset("after")?, offset("before")?) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_value(
+                    "before",
+                    "after and before cannot be used together",
+                ))
+            }
+            (Some(after), None) => after,
+            (None, Some(before)) => before.min(total).saturating_sub(size),
+            (None, None) => 0,
+        };
+        Ok(Cursor {
+            size,
+            start: start.min(total),
+        })
+    }
+
+    pub(crate) fn range(&self, total: usize) -> std::ops::Range<usize> {
+        self.start..self.start.saturating_add(self.size).min(total)
+    }
+}
+
+/// `{entities, nextUri?, selfUri, previousUri?}`: the fields of `SkillGroupEntityListing` and
+/// `SkillGroupMemberEntityListing`. `nextUri` carries `after`, `previousUri` `before`;
+/// `extra` is appended to every URI (already encoded, `&`-joined).
+pub(crate) fn cursor_listing(
+    entities: Vec<Value>,
+    total: usize,
+    cursor: Cursor,
+    path: &str,
+    extra: &str,
+) -> Value {
+    let range = cursor.range(total);
+    let uri = |cursor_part: String| {
+        let mut u = format!("{path}?pageSize={}", cursor.size);
+        if !cursor_part.is_empty() {
+            u.push('&');
+            u.push_str(&cursor_part);
+        }
+        if !extra.is_empty() {
+            u.push('&');
+            u.push_str(extra);
+        }
+        u
+    };
+    let mut m = Map::new();
+    m.insert("entities".into(), Value::Array(entities));
+    if range.end < total {
+        m.insert("nextUri".into(), json!(uri(format!("after={}", range.end))));
+    }
+    let this = if range.start == 0 {
+        String::new()
+    } else {
+        format!("after={}", range.start)
+    };
+    m.insert("selfUri".into(), json!(uri(this)));
+    if range.start > 0 {
+        m.insert(
+            "previousUri".into(),
+            json!(uri(format!("before={}", range.start))),
+        );
+    }
+    Value::Object(m)
+}

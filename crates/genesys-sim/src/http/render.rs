@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::state::org::{Org, DIVISION_NAMES};
+use crate::state::skillgroups::{ProficiencyMatch, SkillGroup};
 
 /// `UserRoutingSkill`.
 pub(crate) fn user_skill(org: &Org, user: u32, skill: u16, proficiency: f64) -> Value {
@@ -83,13 +84,63 @@ pub(crate) fn routing_skill(org: &Org, skill: u16) -> Value {
     })
 }
 
-/// `Queue`: the fields the simulator models. `memberCount` counts user members (the
-/// simulator has no group members), all joined.
-pub(crate) fn queue(org: &Org, q: usize) -> Value {
+/// A `Division` (or `WritableDivision`) reference.
+fn division(org: &Org, division: usize) -> Value {
+    json!({
+        "id": org.divisions[division].to_string(),
+        "name": DIVISION_NAMES[division],
+        "selfUri": format!("/api/v2/authorization/divisions/{}", org.divisions[division]),
+    })
+}
+
+/// `SkillGroup` (`full`: with `status` and `skillConditions`) or, in the listing,
+/// `SkillGroupDefinition`. `memberCount` is counted now (the API's is an estimate that
+/// follows changes with some delay).
+pub(crate) fn skill_group(org: &Org, group: &SkillGroup, m: ProficiencyMatch, full: bool) -> Value {
+    let mut v = json!({
+        "id": group.id.to_string(),
+        "name": group.name,
+        "division": division(org, 0),
+        "description": group.description,
+        "memberCount": org.skill_group_members(group, m).len(),
+        "dateModified": "2025-01-15T09:30:00.000Z",
+        "dateCreated": "2025-01-15T09:30:00.000Z",
+        "selfUri": format!("/api/v2/routing/skillgroups/{}", group.id),
+    });
+    if full {
+        v["status"] = json!("Complete");
+        v["skillConditions"] = json!(group
+            .conditions
+            .iter()
+            .map(|c| c.render(&org.skills))
+            .collect::<Vec<_>>());
+    }
+    v
+}
+
+/// `Queue`: the fields the simulator models. `memberCount` counts user members, all joined;
+/// `memberGroups` names the skill groups that feed the queue (their members are not listed
+/// among the queue's members: sim choice).
+pub(crate) fn queue(org: &Org, q: usize, m: ProficiencyMatch) -> Value {
     let queue = &org.queues[q];
     let division = usize::from(queue.division);
     let members = queue.members.len();
-    json!({
+    let groups: Vec<Value> = org
+        .skill_groups()
+        .iter()
+        .filter(|g| g.queues.contains(&q))
+        .map(|group| {
+            json!({
+                "type": "SKILLGROUP",
+                "id": group.id.to_string(),
+                "name": group.name,
+                "division": self::division(org, 0),
+                "memberCount": org.skill_group_members(group, m).len(),
+                "selfUri": format!("/api/v2/routing/skillgroups/{}", group.id),
+            })
+        })
+        .collect();
+    let mut v = json!({
         "id": queue.id.to_string(),
         "name": queue.name,
         "division": {
@@ -105,5 +156,9 @@ pub(crate) fn queue(org: &Org, q: usize) -> Value {
         "scoringMethod": "TimestampAndPriority",
         "skillEvaluationMethod": queue.method.as_api(),
         "selfUri": format!("/api/v2/routing/queues/{}", queue.id),
-    })
+    });
+    if !groups.is_empty() {
+        v["memberGroups"] = Value::Array(groups);
+    }
+    v
 }

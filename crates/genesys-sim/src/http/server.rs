@@ -6,13 +6,13 @@ use axum::routing::{get, patch, post};
 use axum::Router;
 
 use crate::http::gate;
-use crate::routes::{analytics, control, limits, oauth, routing, tasks, users};
+use crate::routes::{analytics, control, limits, oauth, routing, skillgroups, tasks, users};
 use crate::state::AppState;
 
 /// Every route, as `(method, template)`: the simulator's whole route table (the router below
 /// serves exactly these; `tests/it/sim_contract.rs` checks that, and that each has an entry in
 /// the project's API contract). Paths under `/_sim/` are the simulator's own.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 24] = [
     ("POST", "/oauth/token"),
     ("POST", "/_sim/webhook"),
     ("POST", "/_sim/faults"),
@@ -25,6 +25,9 @@ const ROUTES: [(&str, &str); 21] = [
     ("GET", "/api/v2/routing/skills"),
     ("GET", "/api/v2/routing/queues"),
     ("GET", "/api/v2/routing/queues/{id}/members"),
+    ("GET", "/api/v2/routing/skillgroups"),
+    ("GET", "/api/v2/routing/skillgroups/{id}"),
+    ("GET", "/api/v2/routing/skillgroups/{id}/members"),
     ("GET", "/api/v2/groups/{id}/individuals"),
     ("POST", "/api/v2/analytics/conversations/aggregates/query"),
     ("POST", "/api/v2/analytics/evaluations/aggregates/query"),
@@ -80,6 +83,15 @@ fn api_routes(app: &AppState) -> Router<AppState> {
         .route(
             "/api/v2/routing/queues/{id}/members",
             get(routing::queue_members),
+        )
+        .route("/api/v2/routing/skillgroups", get(skillgroups::list))
+        .route(
+            "/api/v2/routing/skillgroups/{id}",
+            get(skillgroups::get_one),
+        )
+        .route(
+            "/api/v2/routing/skillgroups/{id}/members",
+            get(skillgroups::members),
         )
         .route(
             "/api/v2/groups/{id}/individuals",

@@ -5,5 +5,6 @@ pub(crate) mod control;
 pub(crate) mod limits;
 pub(crate) mod oauth;
 pub(crate) mod routing;
+pub(crate) mod skillgroups;
 pub(crate) mod tasks;
 pub(crate) mod users;

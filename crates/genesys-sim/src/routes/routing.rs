@@ -92,7 +92,7 @@ pub(crate) async fn queues(
     }
     let entities = selected[paging.range(selected.len())]
         .iter()
-        .map(|&i| render::queue(org, i))
+        .map(|&i| render::queue(org, i, app.config.proficiency_match))
         .collect();
     let mut extra: Vec<String> = Vec::new();
     for key in ["sortOrder", "name", "hasPeer", "cannedResponseLibraryId"] {

@@ -6,6 +6,7 @@ pub(crate) mod counters;
 pub(crate) mod faults;
 pub(crate) mod org;
 pub(crate) mod record;
+pub(crate) mod skillgroups;
 pub(crate) mod tokens;
 pub(crate) mod workitems;
 pub(crate) mod world;

@@ -13,6 +13,7 @@ use skill_tuner_clock::Clock;
 use uuid::Uuid;
 
 use crate::data::rng::{domain, uuid_for, Rng};
+use crate::state::skillgroups::{ProficiencyMatch, SkillGroup};
 
 const SKILL_NAMES: [&str; 6] = [
     "Billing",
@@ -174,6 +175,8 @@ pub(crate) struct Org {
     pub(crate) users: Vec<UserInfo>,
     pub(crate) queues: Vec<Queue>,
     pub(crate) groups: Vec<Uuid>,
+    /// Skill (expression) groups; none in a twin unless a test creates them.
+    skill_groups: RwLock<Vec<SkillGroup>>,
     user_index: HashMap<Uuid, u32>,
     skill_index: HashMap<Uuid, u16>,
     state: RwLock<Vec<UserSkills>>,
@@ -283,6 +286,11 @@ impl Org {
                 }
             })
             .collect();
+        org.skill_groups = RwLock::new(crate::state::skillgroups::default_groups(
+            seed,
+            &org.skills,
+            &org.queues,
+        ));
         org
     }
 
@@ -358,6 +366,7 @@ impl Org {
             users,
             queues: Vec::new(),
             groups,
+            skill_groups: RwLock::default(),
             user_index,
             skill_index,
             state: RwLock::new(state),
@@ -380,6 +389,39 @@ impl Org {
     pub(crate) fn queue_by_id(&self, id: &str) -> Option<usize> {
         let uuid = Uuid::parse_str(id).ok()?;
         self.queues.iter().position(|q| q.id == uuid)
+    }
+
+    /// The skill groups (a snapshot: a test may add one while a request runs).
+    pub(crate) fn skill_groups(&self) -> Vec<SkillGroup> {
+        self.skill_groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_skill_groups(&self, groups: Vec<SkillGroup>) {
+        *self.skill_groups.write().unwrap_or_else(|e| e.into_inner()) = groups;
+    }
+
+    pub(crate) fn add_skill_group(&self, group: SkillGroup) {
+        self.skill_groups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(group);
+    }
+
+    /// The active agents in `group` now, in roster order: membership follows the
+    /// proficiencies in force at this moment.
+    pub(crate) fn skill_group_members(&self, group: &SkillGroup, m: ProficiencyMatch) -> Vec<u32> {
+        let state = self.read_state();
+        (0..self.users.len() as u32)
+            .filter(|&i| {
+                self.is_active_agent(i)
+                    && state
+                        .get(i as usize)
+                        .is_some_and(|u| group.admits(&u.skills, m))
+            })
+            .collect()
     }
 
     pub(crate) fn group_by_id(&self, id: &str) -> Option<u8> {

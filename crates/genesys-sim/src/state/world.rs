@@ -234,6 +234,59 @@ impl OrgHandle {
             .collect()
     }
 
+    /// Skill groups as (id, name), in listing order.
+    pub fn skill_groups(&self) -> Vec<(String, String)> {
+        self.org()
+            .skill_groups()
+            .iter()
+            .map(|g| (g.id.to_string(), g.name.clone()))
+            .collect()
+    }
+
+    /// The ids of the active agents skill group `group_id` admits now (as the members
+    /// endpoint lists them, under `proficiency_match`); empty for an unknown group.
+    pub fn skill_group_member_ids(
+        &self,
+        group_id: &str,
+        proficiency_match: crate::ProficiencyMatch,
+    ) -> Vec<String> {
+        let Some(group) = self
+            .org()
+            .skill_groups()
+            .into_iter()
+            .find(|g| g.id.to_string().eq_ignore_ascii_case(group_id))
+        else {
+            return Vec::new();
+        };
+        self.org()
+            .skill_group_members(&group, proficiency_match)
+            .into_iter()
+            .map(|i| self.org().users[i as usize].id.to_string())
+            .collect()
+    }
+
+    /// An admin creates a skill group from a `SkillGroup` body as the API takes it (`name`,
+    /// `description`, `skillConditions`), feeding the queues named in `feeds`. Returns its
+    /// id, or why the body was refused.
+    pub fn create_skill_group(&self, body: &Value, feeds: &[&str]) -> Result<String, String> {
+        let org = self.org();
+        let n = org.skill_groups().len() as u64;
+        let id =
+            crate::data::rng::uuid_for(org.seed ^ 0x5EED, crate::data::rng::domain::SKILL_GROUP, n);
+        let queues = feeds
+            .iter()
+            .map(|name| {
+                org.queues
+                    .iter()
+                    .position(|q| q.name == *name)
+                    .ok_or_else(|| format!("no queue named {name}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let group = crate::state::skillgroups::SkillGroup::parse(id, body, &org.skills, queues)?;
+        org.add_skill_group(group);
+        Ok(id.to_string())
+    }
+
     /// The Task Management worktype for review workitems.
     pub fn worktype_id(&self) -> String {
         self.world.tasks.worktype_id.to_string()

@@ -1,0 +1,754 @@
+//! Many orgs in one config (`[[orgs]]`): inheritance from the top level, errors that name
+//! the org, process-wide keys kept top-level, each org its own OAuth client, `--org`.
+
+use crate::common;
+
+use common::binary::{binary, output};
+use common::sim::start_sim;
+use common::{metric, metric_or_zero, Daemon, TempDir};
+use genesys_sim::Simulator;
+use skill_tuner::config::{secret, ConfigError, OrgChoiceError, Orgs, Settings, DEFAULT_ORG};
+use skill_tuner::history::writer_lock::LockKind;
+use skill_tuner::history::{Ledger, RunMode};
+use std::path::Path;
+
+/// Two orgs over shared top-level settings.
+const TWO: &str = r#"
+[genesys]
+region = "eu-west-1"
+rate_limit_per_minute = 600
+
+[policy.default]
+max_step = 0.5
+dead_band = 0.1
+
+[breaker]
+max_changed_share = 0.2
+
+[history]
+path = "/var/lib/skill-tuner/ledger.db"
+
+[[orgs]]
+name = "brand-a"
+genesys.client_id = "client-a"
+
+[[orgs]]
+name = "brand-b"
+[orgs.genesys]
+client_id = "client-b"
+region = "us-east-1"
+[orgs.policy.default]
+max_step = 0.25
+[orgs.daemon]
+schedule = "0 30 3 * * *"
+[orgs.guard]
+skill_group_crossings = "block"
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match Orgs::from_toml_str(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => {
+            let listed: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
+            assert!(!listed.is_empty(), "{e}");
+            listed
+        }
+    }
+}
+
+#[test]
+fn each_org_inherits_the_top_level_and_overrides_key_by_key() {
+    let orgs = Orgs::from_toml_str(TWO).unwrap();
+    assert!(orgs.listed());
+    assert_eq!(orgs.names(), ["brand-a", "brand-b"]);
+    let a = orgs.choose(Some("brand-a")).unwrap();
+    let b = orgs.choose(Some("brand-b")).unwrap();
+    assert_eq!(a.genesys.region, "eu-west-1");
+    assert_eq!(b.genesys.region, "us-east-1");
+    assert_eq!(a.genesys.rate_limit_per_minute, 600);
+    assert_eq!(b.genesys.rate_limit_per_minute, 600);
+    // A nested table merges: brand-b's own max_step, the shared dead band.
+    assert_eq!(a.policy.default.max_step, 0.5);
+    assert_eq!(b.policy.default.max_step, 0.25);
+    assert_eq!(b.policy.default.dead_band, 0.1);
+    assert_eq!(b.breaker.max_changed_share, 0.2);
+    assert_eq!(a.daemon.schedule, Settings::default().daemon.schedule);
+    assert_eq!(b.daemon.schedule, "0 30 3 * * *");
+    // A section no code here knows of by name works per org all the same.
+    use skill_tuner::config::CrossingGuard;
+    assert_eq!(a.guard.skill_group_crossings, CrossingGuard::Warn);
+    assert_eq!(b.guard.skill_group_crossings, CrossingGuard::Block);
+    // The process-wide sections are the top level's.
+    assert_eq!(a.history.path, b.history.path);
+    // Each org reads its own secret variable unless it names one.
+    assert_eq!(
+        a.genesys.client_secret_env,
+        "SKILL_TUNER_CLIENT_SECRET_BRAND_A"
+    );
+    assert_eq!(
+        b.genesys.client_secret_env,
+        "SKILL_TUNER_CLIENT_SECRET_BRAND_B"
+    );
+    assert_ne!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
+fn an_orgs_problems_name_the_org_and_the_key() {
+    let text = TWO.replace("max_step = 0.25", "max_step = 0.0");
+    let listed = problems(&text);
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.starts_with("orgs[1] (name \"brand-b\"): `policy.default.max_step`: > 0")),
+        "{listed:?}"
+    );
+    // A value of the wrong type is named the same way.
+    let listed = problems(&TWO.replace("max_step = 0.25", "max_step = \"big\""));
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.starts_with("orgs[1] (name \"brand-b\"): `policy.default.max_step`")),
+        "{listed:?}"
+    );
+    // The whole file's message carries it too.
+    let err = Orgs::from_toml_str(&text).unwrap_err().to_string();
+    assert!(err.contains("orgs[1] (name \"brand-b\")"), "{err}");
+}
+
+#[test]
+fn process_wide_keys_are_refused_in_an_org() {
+    for (extra, key) in [
+        ("history.path = \"/tmp/other.db\"", "orgs[0].history"),
+        ("log.level = \"debug\"", "orgs[0].log"),
+        (
+            "daemon.admin_listen = \"127.0.0.1:1\"",
+            "orgs[0].daemon.admin_listen",
+        ),
+        (
+            "daemon.shutdown_grace_secs = 5",
+            "orgs[0].daemon.shutdown_grace_secs",
+        ),
+    ] {
+        let text = TWO.replace(
+            "genesys.client_id = \"client-a\"",
+            &format!("genesys.client_id = \"client-a\"\n{extra}"),
+        );
+        let listed = problems(&text);
+        assert!(
+            listed
+                .iter()
+                .any(|p| p.starts_with(&format!("`{key}`: set only at the top level"))),
+            "{extra}: {listed:?}"
+        );
+    }
+    // An org's own schedule is fine: only the listener's keys of `[daemon]` are the process's.
+    Orgs::from_toml_str(&TWO.replace(
+        "genesys.client_id = \"client-a\"",
+        "genesys.client_id = \"client-a\"\ndaemon.run_on_start = true",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn org_names_are_required_valid_and_unique() {
+    let missing = problems(&TWO.replace("name = \"brand-a\"\n", ""));
+    assert!(
+        missing.iter().any(|p| p.starts_with("`orgs[0].name`")),
+        "{missing:?}"
+    );
+    let upper = problems(&TWO.replace("\"brand-a\"", "\"Brand A\""));
+    assert!(
+        upper
+            .iter()
+            .any(|p| p.starts_with("`orgs[0].name`") && p.contains("a-z")),
+        "{upper:?}"
+    );
+    let twice = problems(&TWO.replace("\"brand-b\"", "\"brand-a\""));
+    assert!(
+        twice
+            .iter()
+            .any(|p| p.starts_with("orgs[1] (name \"brand-a\"): `name`") && p.contains("orgs[0]")),
+        "{twice:?}"
+    );
+    let empty = problems("orgs = []\n[genesys]\nclient_id = \"x\"\n");
+    assert!(empty.iter().any(|p| p.starts_with("`orgs`")), "{empty:?}");
+}
+
+#[test]
+fn each_org_needs_its_own_oauth_client_and_secret() {
+    let same_client = problems(&TWO.replace("\"client-b\"", "\"client-a\""));
+    assert!(
+        same_client
+            .iter()
+            .any(|p| p.starts_with("orgs[1] (name \"brand-b\"): `genesys.client_id`")),
+        "{same_client:?}"
+    );
+    // A secret variable set at the top level and not per org would be shared.
+    let shared = TWO.replace(
+        "rate_limit_per_minute = 600",
+        "rate_limit_per_minute = 600\nclient_secret_file = \"/etc/skill-tuner/secret\"",
+    );
+    let listed = problems(&shared);
+    assert!(
+        listed
+            .iter()
+            .any(|p| p.starts_with("orgs[1] (name \"brand-b\"): `genesys.client_secret_file`")),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn without_org_a_config_of_several_is_a_choice_listing_them() {
+    let orgs = Orgs::from_toml_str(TWO).unwrap();
+    let err = orgs.choose(None).unwrap_err();
+    assert_eq!(
+        err,
+        OrgChoiceError::Ambiguous(vec!["brand-a".into(), "brand-b".into()])
+    );
+    assert!(err.to_string().contains("brand-a, brand-b"), "{err}");
+    let unknown = orgs.choose(Some("brand-c")).unwrap_err().to_string();
+    assert!(
+        unknown.contains("brand-c") && unknown.contains("brand-a"),
+        "{unknown}"
+    );
+    // `Settings` is one org: a config of several is refused there with the same message.
+    let err = Settings::from_toml_str(TWO).unwrap_err();
+    assert!(matches!(err, ConfigError::Org(_)), "{err}");
+}
+
+/// A config from before `[[orgs]]` (the shipped reference) is one org, `default`, exactly
+/// as it always parsed.
+#[test]
+fn a_single_org_config_is_one_org_named_default() {
+    let path = Path::new("config/skill-tuner.toml");
+    let (orgs, _) = Orgs::load_reporting(path, false).unwrap();
+    assert!(!orgs.listed());
+    assert_eq!(orgs.names(), [DEFAULT_ORG]);
+    let only = orgs.choose(None).unwrap();
+    assert_eq!(only.org, None);
+    assert_eq!(only, &Settings::load_with_env(path, false).unwrap());
+    assert_eq!(orgs.choose(Some(DEFAULT_ORG)).unwrap(), only);
+}
+
+#[test]
+fn an_orgs_secret_is_its_own_and_never_genesys_shared_variable() {
+    let dir = TempDir::new("org-secret");
+    let orgs = Orgs::from_toml_str(TWO).unwrap();
+    let b = orgs.choose(Some("brand-b")).unwrap();
+    let err = secret::load_org_client_secret(&b.genesys, b.org.as_deref())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SKILL_TUNER_CLIENT_SECRET_BRAND_B")
+            && err.contains("client_secret_brand-b")
+            && !err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+        "{err}"
+    );
+    let file = dir.path().join("b.secret");
+    std::fs::write(&file, "s3cret-b\n").unwrap();
+    let mut g = b.genesys.clone();
+    g.client_secret_file = Some(file.clone());
+    let (_, source) = secret::load_org_client_secret(&g, b.org.as_deref()).unwrap();
+    assert_eq!(source, secret::SecretSource::File(file));
+    assert_eq!(secret::credential_name(None), "client_secret");
+    assert_eq!(
+        secret::credential_name(Some("brand-b")),
+        "client_secret_brand-b"
+    );
+}
+
+/// The org's runs, as one handle sees them.
+fn run_ids(ledger: &Ledger) -> Vec<i64> {
+    ledger
+        .recent_runs(50)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+#[test]
+fn one_ledger_keeps_each_orgs_runs_and_write_lock_apart() {
+    let dir = TempDir::new("org-ledger");
+    let path = dir.path().join("ledger.db");
+    let a = Ledger::open(&path).unwrap().with_org("brand-a");
+    let b = Ledger::open(&path).unwrap().with_org("brand-b");
+    let ra = a.begin_run(RunMode::Once, "ha", None).unwrap();
+    let rb = b.begin_run(RunMode::Once, "hb", None).unwrap();
+    assert_eq!(run_ids(&a), [ra]);
+    assert_eq!(run_ids(&b), [rb]);
+    assert!(a.unfinished_runs().unwrap().iter().all(|r| r.id == ra));
+    // Another org's run is not there for this org's commands (show, diff, rollback).
+    let err = a.run(rb).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("no run {rb} of org `brand-a`")),
+        "{err}"
+    );
+    // The org is on every row.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let orgs: Vec<(i64, String)> = conn
+        .prepare("SELECT id, org FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(orgs, [(ra, "brand-a".into()), (rb, "brand-b".into())]);
+
+    // Each org's writer lock is its own: brand-b writes while brand-a does.
+    let held_a = a.lock_for_writing("once").unwrap().unwrap();
+    let held_b = b.lock_for_writing("once").unwrap().unwrap();
+    assert_ne!(held_a.path(), held_b.path());
+    assert_eq!(
+        held_b.path(),
+        LockKind::Write.path_for_org(&path, "brand-b")
+    );
+    let again = Ledger::open(&path).unwrap().with_org("brand-a");
+    let refused = again.lock_for_writing("rollback").unwrap_err().to_string();
+    assert!(refused.contains("for org `brand-a`"), "{refused}");
+    // The unlisted org keeps the lock file it always had.
+    assert_eq!(
+        LockKind::Write.path_for_org(&path, DEFAULT_ORG),
+        LockKind::Write.path_for(&path)
+    );
+    assert!(LockKind::Write
+        .path_for(&path)
+        .to_string_lossy()
+        .ends_with("ledger.db.write.lock"));
+}
+
+#[test]
+fn a_ledger_from_before_orgs_migrates_its_runs_to_the_default_org() {
+    let dir = TempDir::new("org-migrate");
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL,
+                finished_at TEXT, mode TEXT NOT NULL, config_hash TEXT NOT NULL, outcome TEXT,
+                summary TEXT, rollback_of INTEGER REFERENCES runs(id), triggered_by TEXT);
+             CREATE TABLE changes (change_id TEXT NOT NULL, run_id INTEGER NOT NULL REFERENCES runs(id),
+                agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, skill_id TEXT NOT NULL,
+                skill_name TEXT NOT NULL, before REAL NOT NULL, after REAL NOT NULL, target REAL,
+                score TEXT, reason TEXT NOT NULL, status TEXT NOT NULL, correlation_id TEXT,
+                detail TEXT, workitem_id TEXT, updated_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, change_id));
+             INSERT INTO runs (started_at, finished_at, mode, config_hash, outcome, triggered_by) VALUES
+                ('2027-05-10T02:00:00.000Z', '2027-05-10T02:01:00.000Z', 'once', 'h', 'ok', 'once');
+             INSERT INTO changes VALUES ('c1', 1, 'u1', 'Ann', 's1', 'Billing', 2.0, 2.5, 2.5,
+                NULL, 'better', 'applied', NULL, NULL, NULL, '2027-05-10T02:00:30.000Z');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let default = Ledger::open(&path).unwrap();
+    assert_eq!(default.org(), DEFAULT_ORG);
+    assert_eq!(run_ids(&default), [1]);
+    assert_eq!(default.changes(1).unwrap().len(), 1);
+    let other = Ledger::open(&path).unwrap().with_org("brand-a");
+    assert!(run_ids(&other).is_empty());
+    assert!(other.all_changes().unwrap().is_empty());
+}
+
+/// A two-org config for the binary: both orgs on the simulator-free ledger commands.
+fn two_org_config(dir: &Path, ledger: &Path) -> std::path::PathBuf {
+    let text = TWO.replace(
+        "/var/lib/skill-tuner/ledger.db",
+        &ledger.display().to_string(),
+    );
+    let path = dir.join("orgs.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn ledger_commands_take_org_and_need_it_with_several() {
+    let dir = TempDir::new("org-cli");
+    let ledger = dir.path().join("ledger.db");
+    let b = Ledger::open(&ledger).unwrap().with_org("brand-b");
+    let run = b.begin_run(RunMode::Once, "hb", None).unwrap();
+    drop(b);
+    let config = two_org_config(dir.path(), &ledger);
+    for args in [
+        &["history"][..],
+        &["show", &run.to_string()],
+        &["export"],
+        &["plan"],
+        &["once"],
+        &["rollback", &run.to_string()],
+        &["report", "--html", "page.html"],
+    ] {
+        let out = output(binary(args, &config)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(
+            err.contains("choose one with --org NAME") && err.contains("brand-a, brand-b"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = output(binary(&["history", "--json", "--org", "brand-b"], &config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    let out = output(binary(&["history", "--json", "--org", "brand-a"], &config)).await;
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(runs.is_empty());
+    let out = output(binary(&["history", "--org", "brand-z"], &config)).await;
+    assert_eq!(out.status.code(), Some(64));
+    // `check-config` shows every org's effective settings (the secrets are not there: it
+    // says so, naming the org's own variable).
+    let mut check = binary(&["check-config"], &config);
+    check
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_A", "a")
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_B", "b");
+    let out = output(check).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "# ---- org `brand-a` (orgs[0])",
+        "# ---- org `brand-b` (orgs[1])",
+        "client_id = \"client-b\"",
+        "schedule = \"0 30 3 * * *\"",
+        "environment variable SKILL_TUNER_CLIENT_SECRET_BRAND_B (value not shown)",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+}
+
+/// A 60-agent simulator that is its own org: its own OAuth client and secret.
+async fn sim_org(tag: &str) -> Simulator {
+    start_sim(60, |c| {
+        c.skills = 4;
+        c.client_id = format!("client-{tag}");
+        c.client_secret = format!("secret-{tag}");
+    })
+    .await
+}
+
+/// The secret variable of org `brand-<tag>` with its simulator's secret.
+fn secret_env(tag: &str) -> (String, String) {
+    (
+        format!(
+            "SKILL_TUNER_CLIENT_SECRET_BRAND_{}",
+            tag.to_ascii_uppercase()
+        ),
+        format!("secret-{tag}"),
+    )
+}
+
+/// A daemon config: shared top-level sections, then one `[[orgs]]` per `(tag, sim, extra)`,
+/// `extra` being raw TOML keys of the org's table (`daemon.schedule = …`).
+fn daemon_config(ledger: &Path, schedule: &str, orgs: &[(&str, &Simulator, &str)]) -> String {
+    let mut text = format!(
+        r#"
+[genesys]
+rate_limit_per_minute = 6000
+burst = 50
+max_concurrency = 2
+
+[breaker]
+max_changed_share = 1.0
+
+[history]
+path = "{ledger}"
+
+[daemon]
+shutdown_grace_secs = 30
+min_spacing_secs = 0
+schedule = "{schedule}"
+"#,
+        ledger = ledger.display()
+    );
+    for (tag, sim, extra) in orgs {
+        text.push_str(&format!(
+            r#"
+[[orgs]]
+name = "brand-{tag}"
+genesys.api_base_url = "{base}"
+genesys.login_base_url = "{base}"
+genesys.client_id = "client-{tag}"
+{extra}
+"#,
+            base = sim.base_url()
+        ));
+    }
+    text
+}
+
+fn spawn_daemon(dir: &Path, config: &str, tags: &[&str], now: &str) -> Daemon {
+    let mut env: Vec<(String, String)> = tags.iter().map(|t| secret_env(t)).collect();
+    env.push((skill_tuner::clock::NOW_ENV.into(), now.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Daemon::spawn(dir, config, &env)
+}
+
+/// `name{org="brand-<tag>",rest}` as `/metrics` renders it.
+fn of(name: &str, tag: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        format!("{name}{{org=\"brand-{tag}\"}}")
+    } else {
+        format!("{name}{{org=\"brand-{tag}\",{rest}}}")
+    }
+}
+
+/// Org `brand-b`'s login endpoint is down from the start, each refusal 20 s in coming;
+/// `brand-a`'s cycle still starts at its scheduled tick, to the second, while `brand-b` skips
+/// it as not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_orgs_login_down_does_not_delay_anothers_scheduled_cycle() {
+    let (a, b) = (sim_org("a").await, sim_org("b").await);
+    b.faults().login_down(true);
+    b.faults()
+        .latency_for("/oauth/token", std::time::Duration::from_secs(20));
+    let dir = TempDir::new("orgs-login-down");
+    let ledger = dir.path().join("ledger.db");
+    // The daemon's clock starts 10 s before the noon tick both orgs are scheduled for.
+    let config = daemon_config(&ledger, "0 0 12 * * *", &[("a", &a, ""), ("b", &b, "")]);
+    let d = spawn_daemon(dir.path(), &config, &["a", "b"], "2027-05-12T11:59:50Z");
+    let m = d
+        .wait_metrics("brand-a's scheduled cycle", 60, |m| {
+            metric_or_zero(m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")) >= 1.0
+        })
+        .await;
+    assert!(
+        metric_or_zero(
+            &m,
+            &of(
+                "skill_tuner_ticks_skipped_total",
+                "b",
+                "reason=\"not_ready\""
+            )
+        ) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_token_valid", "b", "")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_ready", "a", "")),
+        Some(1.0),
+        "{m}"
+    );
+    // On time: the run started within a few seconds of the tick, by the daemon's clock.
+    let runs = Ledger::open_read_only(&ledger)
+        .unwrap()
+        .with_org("brand-a")
+        .recent_runs(10)
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let started = common::sim::instant(&runs[0].started_at);
+    let tick = common::sim::instant("2027-05-12T12:00:00Z");
+    let late = (started - tick).num_milliseconds();
+    assert!(
+        (0..3_000).contains(&late),
+        "started {late} ms after its tick"
+    );
+    let b_runs = Ledger::open_read_only(&ledger)
+        .unwrap()
+        .with_org("brand-b")
+        .recent_runs(10)
+        .unwrap();
+    assert!(b_runs.is_empty(), "{b_runs:?}");
+    // /readyz names the org that is not ready.
+    let (status, body) = d.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("org `brand-b`: no valid API token"), "{body}");
+    assert!(!body.contains("brand-a"), "{body}");
+    // Login back: brand-b becomes ready on its own, brand-a untouched.
+    b.faults()
+        .latency_for("/oauth/token", std::time::Duration::ZERO);
+    b.faults().login_down(false);
+    d.wait_metrics("brand-b ready", 90, |m| {
+        metric(m, &of("skill_tuner_ready", "b", "")) == Some(1.0)
+    })
+    .await;
+}
+
+/// Runs of `org` in the ledger, oldest first.
+fn runs_of(ledger: &Path, org: &str) -> Vec<skill_tuner::history::RunRecord> {
+    let mut runs = Ledger::open_read_only(ledger)
+        .unwrap()
+        .with_org(org)
+        .recent_runs(50)
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+/// The `config_info` sample of one org.
+fn config_info(m: &str, tag: &str) -> String {
+    let start = format!("skill_tuner_config_info{{org=\"brand-{tag}\",");
+    m.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no config_info of brand-{tag} in\n{m}"))
+        .to_string()
+}
+
+/// SIGHUP with orgs changed, removed, added and left alone, while cycles run: the unchanged
+/// org's cycle and schedule are untouched, the changed one takes its new schedule after its
+/// cycle, the removed one finishes its cycle and stops, the new one starts. A bad org then
+/// rejects the whole reload, naming the org, and the running set stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_removes_and_changes_orgs_one_by_one() {
+    let (a, b, c, x) = (
+        sim_org("a").await,
+        sim_org("b").await,
+        sim_org("c").await,
+        sim_org("x").await,
+    );
+    // Long cycles, so the reload lands while they run.
+    for sim in [&a, &b, &x] {
+        sim.faults().latency(std::time::Duration::from_millis(120));
+    }
+    let dir = TempDir::new("orgs-reload");
+    let ledger = dir.path().join("ledger.db");
+    let first = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[("a", &a, ""), ("b", &b, ""), ("x", &x, "")],
+    );
+    let d = spawn_daemon(
+        dir.path(),
+        &first,
+        &["a", "b", "c", "x"],
+        common::sim::TEST_NOW,
+    );
+    d.wait_ready().await;
+    let before = d.metrics().await;
+    let a_info = config_info(&before, "a");
+    let a_next = metric(
+        &before,
+        &of("skill_tuner_next_run_timestamp_seconds", "a", ""),
+    );
+
+    d.signal("USR1");
+    d.wait_metrics("three cycles running", 30, |m| {
+        ["a", "b", "x"]
+            .iter()
+            .all(|t| metric(m, &of("skill_tuner_cycle_running", t, "")) == Some(1.0))
+    })
+    .await;
+    let second = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, ""),
+            ("b", &b, "daemon.schedule = \"0 15 4 * * *\""),
+            ("c", &c, ""),
+        ],
+    );
+    d.write_config(&second);
+    d.signal("HUP");
+    let m = d
+        .wait_metrics("the reload", 60, |m| {
+            metric(m, r#"skill_tuner_config_reloads_total{result="ok"}"#) == Some(1.0)
+        })
+        .await;
+    // By then brand-b's cycle ended: its new schedule waited for it.
+    assert!(config_info(&m, "b").contains("0 15 4 * * *"), "{m}");
+    assert_eq!(runs_of(&ledger, "brand-b").len(), 1);
+    assert!(runs_of(&ledger, "brand-b")[0].finished_at.is_some());
+    let m = d
+        .wait_metrics("brand-a's cycle, brand-x gone, brand-c ready", 60, |m| {
+            metric(m, &of("skill_tuner_cycle_running", "a", "")) == Some(0.0)
+                && !m.contains("skill_tuner_ready{org=\"brand-x\"}")
+                && metric(m, &of("skill_tuner_ready", "c", "")) == Some(1.0)
+        })
+        .await;
+    // brand-a: the same config, the same next run, one cycle that ran to its end.
+    assert_eq!(config_info(&m, "a"), a_info);
+    assert_eq!(
+        metric(&m, &of("skill_tuner_next_run_timestamp_seconds", "a", "")),
+        a_next
+    );
+    assert_eq!(
+        metric(&m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")),
+        Some(1.0),
+        "{m}"
+    );
+    for org in ["brand-a", "brand-b", "brand-x"] {
+        let runs = runs_of(&ledger, org);
+        assert_eq!(runs.len(), 1, "{org}: {runs:?}");
+        assert_eq!(
+            runs[0].outcome,
+            Some(skill_tuner::history::RunOutcome::Ok),
+            "{org} (a removed org finishes its cycle): {runs:?}"
+        );
+    }
+    assert!(runs_of(&ledger, "brand-c").is_empty());
+    // brand-x's daemon lock was released with its loop: another process may take that org.
+    let x_lock =
+        skill_tuner::history::writer_lock::LockKind::Daemon.path_for_org(&ledger, "brand-x");
+    drop(
+        skill_tuner::history::writer_lock::acquire_for_org(
+            &ledger,
+            "brand-x",
+            skill_tuner::history::writer_lock::LockKind::Daemon,
+            &skill_tuner::clock::Clock::system(),
+            "test",
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", x_lock.display())),
+    );
+
+    // A bad org rejects the whole reload: nothing is added, removed or changed.
+    let bad = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, "daemon.schedule = \"0 0 5 * * *\""),
+            ("c", &c, "policy.default.max_step = 0.0"),
+        ],
+    );
+    let m = d.reload_failing(&bad, 1.0).await;
+    assert_eq!(config_info(&m, "a"), a_info);
+    assert_eq!(
+        metric(&m, &of("skill_tuner_ready", "b", "")),
+        Some(1.0),
+        "{m}"
+    );
+    let logs = d.logs();
+    assert!(
+        logs.contains("orgs[1] (name \\\"brand-c\\\"): `policy.default.max_step`")
+            || logs.contains("orgs[1] (name \"brand-c\"): `policy.default.max_step`"),
+        "{logs}"
+    );
+}
+
+/// The Kubernetes sharding example: each shard file is a valid config of listed orgs, no
+/// org is in two shards, and every org's credential is in the Secret.
+#[test]
+fn the_sharded_kubernetes_example_gives_each_org_one_shard() {
+    let yaml = std::fs::read_to_string("deploy/kubernetes/sharded-statefulset.yaml").unwrap();
+    let mut seen = Vec::new();
+    for shard in 0..2 {
+        let key = format!("  shard-{shard}.toml: |");
+        let text: String = yaml
+            .lines()
+            .skip_while(|l| *l != key)
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let orgs = Orgs::from_toml_str(&text).unwrap_or_else(|e| panic!("shard {shard}: {e}"));
+        assert!(orgs.listed(), "shard {shard}");
+        for name in orgs.names() {
+            assert!(!seen.contains(&name), "{name} in two shards");
+            assert!(
+                yaml.contains(&format!("  client_secret_{name}: ")),
+                "no credential for {name}"
+            );
+            seen.push(name);
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
