@@ -19,7 +19,8 @@ pub enum ExitClass {
     /// 2: the config or the credentials are unusable (invalid value, no secret, the login
     /// refused the secret, a skill name the org does not have): fix them first.
     BadConfig,
-    /// 3: the blast-radius breaker stopped the cycle; nothing was applied.
+    /// 3: the blast-radius breaker stopped the cycle, or tuning is paused on harm; nothing
+    /// was applied.
     Breaker,
     /// 4: partial: some writes or alerts failed, or a shutdown stopped the cycle.
     Partial,
@@ -58,7 +59,7 @@ impl ExitClass {
     pub fn of_outcome(outcome: RunOutcome) -> Self {
         match outcome {
             RunOutcome::Ok | RunOutcome::DryRun | RunOutcome::NothingToDo => ExitClass::Ok,
-            RunOutcome::Breaker => ExitClass::Breaker,
+            RunOutcome::Breaker | RunOutcome::Paused => ExitClass::Breaker,
             // A shutdown stopped the cycle part-way: what landed is recorded, the rest not sent.
             RunOutcome::Partial | RunOutcome::Interrupted => ExitClass::Partial,
             RunOutcome::Failed => ExitClass::Failed,

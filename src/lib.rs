@@ -10,6 +10,8 @@
 //!   plan (guardrails, breaker) → apply (through the one write path) → alert → report.
 //! - [`audit`]: what people do with past runs — history, show, diff, rollback (through the
 //!   cycle's write path), export, and the HTML report page (`audit/html`).
+//! - [`experiment`]: the holdout — which skills are held out, the effect of tuning with its
+//!   interval, the always-valid harm test that pauses tuning.
 //! - [`history`]: the ledger itself — run and change records, reconcile after a crash, the
 //!   single-writer lock.
 //! - [`genesys`]: the API client — regions, OAuth, the pacer and retry layer, typed endpoints.
@@ -33,6 +35,7 @@ pub mod daemon;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod exit;
+pub mod experiment;
 pub mod genesys;
 pub mod hash;
 pub mod history;

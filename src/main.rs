@@ -38,7 +38,11 @@ async fn run(cli: Cli) -> Result<ExitClass, Failure> {
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => cli::simulate::run(args).await,
         #[cfg(feature = "simulator")]
+        Command::SimulateEffect(args) => cli::simulate::effect(args).await,
+        #[cfg(feature = "simulator")]
         Command::BenchClient(args) => cli::bench::client(args, &clock).await,
+        Command::Effect(args) => cli::effect::effect(args, &clock).await,
+        Command::Resume(args) => cli::effect::resume(args, &clock),
         Command::History(command) => cli::history::run(command, &clock).await,
         Command::Completions(args) => cli::docs::completions(args),
         Command::Man(args) => cli::docs::man(args),

@@ -56,10 +56,12 @@ pub(crate) struct ExportRow {
     pub workitem_id: Option<String>,
     pub reason: String,
     pub score: Option<ScoreJson>,
+    /// The skill's arm in the holdout experiment (`tuned`, `held_out`), when one recorded it.
+    pub experiment_arm: Option<String>,
 }
 
 /// The CSV header, in the field order of each exported row (JSON uses the same names).
-pub const CSV_HEADER: [&str; 21] = [
+pub const CSV_HEADER: [&str; 22] = [
     "run_id",
     "run_mode",
     "run_trigger",
@@ -81,16 +83,24 @@ pub const CSV_HEADER: [&str; 21] = [
     "workitem_id",
     "reason",
     "score",
+    "experiment_arm",
 ];
 
 /// Every change row in the ledger, oldest first, with its run's mode and timestamps.
 pub(crate) fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, AuditError> {
     let runs: HashMap<i64, RunRecord> = ledger.all_runs()?.into_iter().map(|r| (r.id, r)).collect();
+    // The latest recorded arm of each skill (a later experiment's salt sorts after).
+    let arms: HashMap<String, String> = ledger
+        .assignments()?
+        .into_iter()
+        .map(|u| (u.unit_id, u.arm))
+        .collect();
     Ok(ledger
         .all_changes()?
         .into_iter()
         .map(|c| {
             let run = runs.get(&c.run_id);
+            let experiment_arm = arms.get(&c.skill_id).cloned();
             ExportRow {
                 run_id: c.run_id,
                 run_mode: run.map(|r| r.mode),
@@ -113,6 +123,7 @@ pub(crate) fn export_rows(ledger: &Ledger) -> Result<Vec<ExportRow>, AuditError>
                 workitem_id: c.workitem_id,
                 reason: c.reason,
                 score: c.score,
+                experiment_arm,
             }
         })
         .collect())
@@ -161,6 +172,7 @@ pub fn export(
                     opt(&r.workitem_id),
                     text(&r.reason),
                     text(r.score.as_ref().map(|s| s.get()).unwrap_or_default()),
+                    stored(r.experiment_arm.as_deref()),
                 ];
                 write_csv_record(out, fields.into_iter())?;
             }

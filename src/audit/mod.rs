@@ -81,6 +81,21 @@ pub fn history(ledger: &Ledger, limit: usize) -> Result<Vec<RunLine>, AuditError
     Ok(lines)
 }
 
+/// The held-out units each recorded experiment holds, by salt: `(salt, names)`.
+pub fn held_out_units(ledger: &Ledger) -> Result<Vec<(String, Vec<String>)>, AuditError> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for u in ledger.assignments()? {
+        if u.arm != "held_out" {
+            continue;
+        }
+        match out.last_mut() {
+            Some((salt, names)) if *salt == u.salt => names.push(u.unit_name),
+            _ => out.push((u.salt, vec![u.unit_name])),
+        }
+    }
+    Ok(out)
+}
+
 /// A run and its changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunDetail {

@@ -135,11 +135,13 @@ pub async fn rollback(
     // Write-ahead: the rollback's plan is on disk before its first write.
     let new_run = ledger.begin_run(RunMode::Rollback, &settings.fingerprint(), Some(run_id))?;
     report.run_id = Some(new_run);
+    let experiment = crate::experiment::Assignment::of(&settings.experiment);
     let write = WritePath {
         client,
         ledger,
         apply: &settings.apply,
         concurrency: settings.genesys.max_concurrency,
+        held_out: experiment.as_ref(),
     };
     let result = apply_rollback(&write, run_id, new_run, &applied, &mut report).await;
     if result.is_err() {
@@ -226,6 +228,11 @@ async fn apply_rollback(
                 report
                     .left_alone
                     .push(rollback_line(original, found, detail));
+            }
+            Outcome::HeldOut => {
+                report
+                    .left_alone
+                    .push(rollback_line(original, Some(original.after), detail));
             }
             Outcome::Failed { .. } | Outcome::NotSent { .. } | Outcome::Stopped => {
                 report.failed.push(rollback_line(original, None, detail));

@@ -159,7 +159,18 @@ pub async fn run(command: HistoryCommand, clock: &Clock) -> Result<ExitClass, Fa
         } => {
             let (_, ledger) = ledger_for(&config, &org, false, clock)?;
             let lines = audit::history(&ledger, limit)?;
-            print(&lines, json, |l| audit::render_history(l));
+            let held = audit::held_out_units(&ledger)?;
+            print(&lines, json, |l| {
+                let mut text = audit::render_history(l);
+                for (salt, names) in &held {
+                    text.push_str(&format!(
+                        "experiment {salt:?}: {} skills held out (never changed while it runs): {}\n",
+                        names.len(),
+                        skill_tuner::text::printable(&names.join(", "))
+                    ));
+                }
+                text
+            });
         }
         HistoryCommand::Show {
             run,

@@ -12,6 +12,7 @@ pub mod cycle;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod docs;
+pub mod effect;
 mod failure;
 pub mod history;
 mod output;
@@ -84,9 +85,20 @@ pub enum Command {
     /// twin for whole weeks and print the weekly metrics and the share of the gap tuned closes.
     Simulate(SimulateArgs),
     #[cfg(feature = "simulator")]
+    /// Validate the experiment on the validation twin (effect48): interval coverage of the
+    /// true effect, A/A false positives, the naive per-agent comparison's bias, and how soon
+    /// a harmful policy is paused (and how rarely a good one is).
+    SimulateEffect(SimulateEffectArgs),
+    #[cfg(feature = "simulator")]
     /// (internal) The measured side of `bench`.
     #[command(hide = true)]
     BenchClient(BenchClientArgs),
+    /// The holdout experiment's estimate of what tuning does to handle time, transfers,
+    /// quality, CSAT and service level, each with its 95 % interval, sample and verdict
+    /// (reads the analytics API and the ledger; writes nothing).
+    Effect(CycleArgs),
+    /// End a pause on harm: the next cycle applies changes again (recorded in the ledger).
+    Resume(ResumeArgs),
     #[command(flatten)]
     History(history::HistoryCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -167,6 +179,17 @@ pub struct CycleArgs {
 }
 
 #[derive(clap::Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub org: OrgArg,
+    /// Who resumes (recorded in the ledger); default: $USER.
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+#[derive(clap::Args)]
 pub struct ConfigOnly {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -234,6 +257,29 @@ pub struct SimulateArgs {
     pub handle_cv: Option<f64>,
     /// After the tables, print the result as one JSON line (its `gap_closed` maps each metric
     /// and `composite` to the share of the gap closed, null for n/a).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "simulator")]
+#[derive(clap::Args)]
+pub struct SimulateEffectArgs {
+    /// How many seeds.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u32,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Days of the experiment.
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+    /// Seeds run at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+    /// The harm bound (share of the held-out level).
+    #[arg(long)]
+    pub harm_bound: Option<f64>,
+    /// After the table, print the summary (with every seed) as one JSON line.
     #[arg(long)]
     pub json: bool,
 }

@@ -2,7 +2,7 @@
 
 use super::output::print_json;
 use super::setup::init_logging;
-use super::{Failure, SimulateArgs};
+use super::{Failure, SimulateArgs, SimulateEffectArgs};
 use skill_tuner::config::{LogFormat, Settings};
 use skill_tuner::exit::ExitClass;
 use skill_tuner::simulate::{self, SimulateOptions};
@@ -73,6 +73,27 @@ pub async fn run(args: SimulateArgs) -> Result<ExitClass, Failure> {
     );
     if args.json {
         print_json(&result, false);
+    }
+    Ok(ExitClass::Ok)
+}
+
+/// `simulate-effect`: the experiment validated over many seeds of the validation twin.
+pub async fn effect(args: SimulateEffectArgs) -> Result<ExitClass, Failure> {
+    init_logging("warn", LogFormat::Human);
+    let mut options = simulate::effect::ValidationOptions {
+        seeds: args.seeds,
+        first_seed: args.first_seed,
+        days: args.days,
+        parallel: args.parallel,
+        ..Default::default()
+    };
+    if let Some(b) = args.harm_bound {
+        options.experiment.harm_bound = b;
+    }
+    let summary = simulate::effect::validate(&options).await?;
+    print!("{}", summary.render());
+    if args.json {
+        print_json(&summary, false);
     }
     Ok(ExitClass::Ok)
 }

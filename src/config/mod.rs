@@ -7,6 +7,7 @@
 //! [`secret`]).
 
 mod alerts;
+mod experiment;
 mod genesys;
 pub mod orgs;
 mod policy;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use alerts::{AlertSettings, WebhookFormat, WebhookSettings, WorkitemSettings};
+pub use experiment::{ExperimentSettings, JUDGED_METRICS, SKILL_CLUSTERS};
 pub use genesys::{GenesysSettings, RetrySettings};
 pub use orgs::{OrgChoiceError, Orgs, DEFAULT_ORG};
 pub use policy::{
@@ -43,6 +45,7 @@ pub struct Settings {
     pub breaker: BreakerSettings,
     pub apply: ApplySettings,
     pub guard: GuardSettings,
+    pub experiment: ExperimentSettings,
     pub alerts: AlertSettings,
     pub history: HistorySettings,
     pub daemon: DaemonSettings,

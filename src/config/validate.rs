@@ -262,6 +262,8 @@ impl Settings {
             "guard.second_writer_warn_share".into(),
         );
 
+        check_experiment(&mut c, &self.experiment);
+
         let a = &self.alerts;
         c.range(a.threshold, 0.0, 5.0, "alerts.threshold".into());
         if a.workitem.enabled {
@@ -411,6 +413,85 @@ impl Settings {
 
 /// `genesys.proxy`: an http(s) URL with a host and nothing else, never with credentials in
 /// it (they belong in a private file); `no_proxy` entries; credentials only for a proxy.
+fn check_experiment(c: &mut Checker, e: &super::ExperimentSettings) {
+    c.require(
+        e.design == super::SKILL_CLUSTERS,
+        "experiment.design",
+        format!(
+            "`{}` (whole skills tuned or held out), got `{}`",
+            super::SKILL_CLUSTERS,
+            e.design
+        ),
+    );
+    c.require(
+        e.holdout_share.is_finite() && e.holdout_share > 0.0 && e.holdout_share < 1.0,
+        "experiment.holdout_share",
+        format!(
+            "a share above 0 and below 1 (0.5: half the skills held out), got {}",
+            e.holdout_share
+        ),
+    );
+    if e.enabled || !e.start.trim().is_empty() {
+        c.require(
+            e.start_date().is_some(),
+            "experiment.start",
+            format!(
+                "the experiment's first day as YYYY-MM-DD (required when experiment.enabled), got `{}`",
+                e.start
+            ),
+        );
+    }
+    c.require(
+        (1..=31).contains(&e.baseline_days),
+        "experiment.baseline_days",
+        format!("from 1 to 31 days, got {}", e.baseline_days),
+    );
+    c.require(
+        !e.metrics.is_empty(),
+        "experiment.metrics",
+        format!("at least one of {}", super::JUDGED_METRICS.join(", ")),
+    );
+    for m in &e.metrics {
+        c.require(
+            super::JUDGED_METRICS.contains(&m.as_str()),
+            "experiment.metrics",
+            format!(
+                "metrics from {}, got `{m}`",
+                super::JUDGED_METRICS.join(", ")
+            ),
+        );
+    }
+    c.require(
+        e.harm_bound.is_finite() && e.harm_bound >= 0.0 && e.harm_bound <= 1.0,
+        "experiment.harm_bound",
+        format!(
+            "a share from 0 to 1 of the held-out arm's level (0.02 = 2 %), got {}",
+            e.harm_bound
+        ),
+    );
+    for (m, bound) in &e.harm_bounds {
+        let key = format!("experiment.harm_bounds.{m}");
+        if super::JUDGED_METRICS.contains(&m.as_str()) {
+            c.require(
+                bound.is_finite() && (0.0..=1.0).contains(bound),
+                key,
+                format!("a share from 0 to 1, got {bound}"),
+            );
+        } else {
+            c.require(
+                false,
+                key,
+                format!("a metric from {}", super::JUDGED_METRICS.join(", ")),
+            );
+        }
+    }
+    c.require(
+        e.alpha.is_finite() && e.alpha > 0.0 && e.alpha < 0.5,
+        "experiment.alpha",
+        format!("an error rate above 0 and below 0.5, got {}", e.alpha),
+    );
+}
+
 fn check_proxy(c: &mut Checker, g: &super::GenesysSettings) {
     if let Some(raw) = &g.proxy {
         // Echoed only without `user:password@`.

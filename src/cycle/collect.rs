@@ -8,9 +8,7 @@
 //! too, but quality and CSAT are scored per agent on their absolute scales).
 
 use crate::config::{MetricsSettings, ScopeSettings};
-use crate::genesys::models::{
-    AggregateResult, AggregationQuery, Clause, Predicate, QueryFilter, User,
-};
+use crate::genesys::models::{AggregateResult, AggregationQuery, Clause, QueryFilter, User};
 use crate::genesys::{AggregateSource, ApiError, GenesysClient};
 use crate::org::{
     Agent, EvaluationMethod, PairMetrics, Queue, QueueCell, QueueIx, ScoreStat, Skill, SkillIx,
@@ -267,21 +265,9 @@ pub fn batch_query(
     metric_names: &[&str],
     media_types: &[String],
 ) -> AggregationQuery {
-    let mut clauses = vec![Clause {
-        kind: "or".into(),
-        predicates: user_ids
-            .iter()
-            .map(|id| Predicate::dimension("userId", id))
-            .collect(),
-    }];
+    let mut clauses = vec![Clause::any_of("userId", user_ids)];
     if !media_types.is_empty() {
-        clauses.push(Clause {
-            kind: "or".into(),
-            predicates: media_types
-                .iter()
-                .map(|m| Predicate::dimension("mediaType", m))
-                .collect(),
-        });
+        clauses.push(Clause::any_of("mediaType", media_types));
     }
     AggregationQuery {
         interval: interval.to_string(),

@@ -16,6 +16,7 @@ pub mod alert;
 mod apply;
 pub mod casemix;
 pub mod collect;
+mod experiment;
 pub mod plan;
 pub mod report;
 pub mod routing;
@@ -226,19 +227,12 @@ async fn cycle_steps(
         run_id,
         now,
     } = *run;
-    let write = WritePath {
-        client,
-        ledger,
-        apply: &settings.apply,
-        concurrency: settings.genesys.max_concurrency,
-    };
-
     // 1. collect
     let snapshot = collect::collect(
         client,
         &settings.scope,
         &settings.metrics,
-        write.concurrency,
+        settings.genesys.max_concurrency,
         now,
     )
     .await?;
@@ -254,6 +248,16 @@ async fn cycle_steps(
             stage: "skill groups",
             source,
         })?;
+    // The experiment: which skills are held out, the effect so far, a pause on harm.
+    let experiment = experiment::check(run, settings, &snapshot).await?;
+    report.experiment = experiment.status.clone();
+    let write = WritePath {
+        client,
+        ledger,
+        apply: &settings.apply,
+        concurrency: settings.genesys.max_concurrency,
+        held_out: experiment.held_out.as_ref(),
+    };
 
     // 2–3. score and plan (proposals held for review wait for it)
     let held = ledger.held_changes()?;
@@ -270,6 +274,14 @@ async fn cycle_steps(
         guard.skill_group_match,
     );
     drop(groups);
+    if let Some(a) = &experiment.held_out {
+        let skills = &snapshot.skills;
+        plan.park(plan::Keep::HeldOut, |i| {
+            skills
+                .get(usize::from(i.skill))
+                .is_some_and(|s| a.is_held_out(&s.id))
+        });
+    }
     let mut rows = rows::change_rows(&snapshot, &plan, &settings.alerts, run_id);
     skillgroups::guard_rows(&mut rows, &checked);
     report.summarise_plan(&plan, &rows, &settings.alerts);
@@ -282,11 +294,26 @@ async fn cycle_steps(
     drop(plan);
     drop(snapshot);
 
-    if let Some(trip) = breaker {
-        tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
-        rows::skip_all(&mut rows, &format!("breaker: {}", trip.rule));
+    // The breaker, or a pause on harm: nothing is applied; the plan is recorded as skipped,
+    // and the digest says why.
+    let halt = match (breaker, &experiment.paused) {
+        (Some(trip), _) => {
+            tracing::warn!(rule = trip.rule, detail = %trip.detail, "blast-radius breaker tripped: applying nothing");
+            Some((RunOutcome::Breaker, format!("breaker: {}", trip.rule)))
+        }
+        (None, Some(why)) => {
+            tracing::warn!(reason = %why, "tuning is paused on harm: applying nothing");
+            Some((
+                RunOutcome::Paused,
+                format!("paused on harm ({why}); resume with `skill-tuner resume`"),
+            ))
+        }
+        (None, None) => None,
+    };
+    if let Some((outcome, why)) = halt {
+        rows::skip_all(&mut rows, &why);
         ledger.record_plan(rows.iter().map(|r| &r.record))?;
-        report.outcome = RunOutcome::Breaker;
+        report.outcome = outcome;
         report.set_lines(rows, &settings.alerts);
         if mode != Mode::Plan {
             alert::send_digest(client, &settings.alerts.webhook, report).await;

@@ -34,6 +34,8 @@ pub enum Keep {
     /// Every queue of the skill disregards skills (`NONE`): proficiency changes no routing
     /// (unless `policy.tune_without_routing_effect`).
     NoRoutingEffect,
+    /// The skill is held out by the running experiment: never changed while it runs.
+    HeldOut,
 }
 
 impl Keep {
@@ -45,6 +47,7 @@ impl Keep {
             Keep::AtTarget => "at_target",
             Keep::PendingReview => "pending_review",
             Keep::NoRoutingEffect => "no_routing_effect",
+            Keep::HeldOut => "held_out",
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct CycleReport {
     pub approved_applied: usize,
     pub threshold_crossings: usize,
     pub breaker: Option<BreakerTrip>,
+    /// The holdout experiment, when configured: held-out skills, the effect, a pause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<crate::experiment::ExperimentStatus>,
     /// Whether handle time and transfers were scored against each queue's work (case mix).
     pub case_mix: bool,
     /// Per in-scope skill: its queues, their evaluation methods, and whether it was tuned.
@@ -201,6 +204,11 @@ impl CycleReport {
             "routing": self.routing,
             "distribution": self.distribution,
             "skill_groups": self.skill_groups,
+            "experiment": self.experiment.as_ref().map(|e| serde_json::json!({
+                "salt": e.salt,
+                "held_out": e.held_out,
+                "paused": e.paused,
+            })),
             "alerts": self.alerts,
             "api_calls": self.api_calls_total,
             "error": self.error,
@@ -346,6 +354,9 @@ impl CycleReport {
         }
         if let Some(e) = &self.error {
             let _ = writeln!(out, "error: {}", P(e));
+        }
+        if let Some(x) = &self.experiment {
+            out.push_str(&x.render());
         }
         let skipped: Vec<String> = self
             .skipped

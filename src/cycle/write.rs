@@ -73,6 +73,8 @@ pub(crate) enum Outcome {
     NotSent { reason: String },
     /// Not attempted: a stop was requested before this agent's write began.
     Stopped,
+    /// Refused: the skill is held out by the running experiment, and no write may touch it.
+    HeldOut,
 }
 
 impl Outcome {
@@ -85,6 +87,9 @@ impl Outcome {
         }
     }
 }
+
+/// How the ledger words a write refused because the skill is held out.
+pub(crate) const HELD_OUT: &str = "held out by the experiment: never written while it runs";
 
 /// How a rollback words a skill it leaves alone (in the ledger and in its report).
 pub(crate) fn changed_since(run_id: i64, now: Option<f64>) -> String {
@@ -102,6 +107,7 @@ impl Purpose {
         let stopped = "shutdown requested before this agent's write";
         Some(match (self, outcome) {
             (_, Outcome::Failed { error, .. }) => (S::Failed, error.clone()),
+            (_, Outcome::HeldOut) => (S::Skipped, HELD_OUT.into()),
             (Purpose::Plan, Outcome::Applied { value, .. }) => {
                 (S::Applied, format!("applied {value:.2}"))
             }
@@ -154,6 +160,9 @@ pub(crate) struct WritePath<'a> {
     pub apply: &'a ApplySettings,
     /// Agents written at once (`genesys.max_concurrency`).
     pub concurrency: usize,
+    /// The running experiment's assignment: its held-out skills are refused here, whatever
+    /// asked for the write, so no path around the plan can change them.
+    pub held_out: Option<&'a crate::experiment::Assignment>,
 }
 
 impl WritePath<'_> {
@@ -181,8 +190,27 @@ impl WritePath<'_> {
             }
         };
         let mut by_agent: BTreeMap<&str, Vec<&WriteItem>> = BTreeMap::new();
+        let mut refused: Vec<&WriteItem> = Vec::new();
         for item in items {
-            by_agent.entry(item.agent_id).or_default().push(item);
+            if self.held_out.is_some_and(|a| a.is_held_out(item.skill_id)) {
+                refused.push(item);
+            } else {
+                by_agent.entry(item.agent_id).or_default().push(item);
+            }
+        }
+        let mut written = Vec::with_capacity(items.len());
+        for item in refused {
+            tracing::warn!(
+                agent = item.agent_id,
+                skill = item.skill_id,
+                "refused a write to a held-out skill"
+            );
+            let recorded = self.settle(purpose, item, &Outcome::HeldOut)?;
+            written.push(Written {
+                item,
+                outcome: Outcome::HeldOut,
+                recorded,
+            });
         }
         let client = self.client;
         let mut writes = stream::iter(by_agent)
@@ -193,22 +221,12 @@ impl WritePath<'_> {
                 write_agent(client, apply, agent_id, &items).await
             })
             .buffer_unordered(self.concurrency.max(1));
-        let mut written = Vec::with_capacity(items.len());
         while let Some(outcomes) = writes.next().await {
             for (item, outcome) in outcomes {
                 if let Outcome::Failed { error, .. } = &outcome {
                     tracing::warn!(agent = item.agent_id, %error, "write failed");
                 }
-                let recorded = purpose.record(&outcome);
-                if let Some((status, detail)) = &recorded {
-                    self.ledger.mark(
-                        item.run_id,
-                        &[item.change_id],
-                        *status,
-                        outcome.correlation_id(),
-                        Some(detail),
-                    )?;
-                }
+                let recorded = self.settle(purpose, item, &outcome)?;
                 written.push(Written {
                     item,
                     outcome,
@@ -217,6 +235,26 @@ impl WritePath<'_> {
             }
         }
         Ok(written)
+    }
+
+    /// Marks one item's outcome in the ledger; returns what was recorded.
+    fn settle(
+        &self,
+        purpose: Purpose,
+        item: &WriteItem<'_>,
+        outcome: &Outcome,
+    ) -> Result<Option<(ChangeStatus, String)>, LedgerError> {
+        let recorded = purpose.record(outcome);
+        if let Some((status, detail)) = &recorded {
+            self.ledger.mark(
+                item.run_id,
+                &[item.change_id],
+                *status,
+                outcome.correlation_id(),
+                Some(detail),
+            )?;
+        }
+        Ok(recorded)
     }
 }
 

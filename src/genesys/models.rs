@@ -236,6 +236,19 @@ pub struct Clause {
     pub predicates: Vec<Predicate>,
 }
 
+impl Clause {
+    /// `dimension` matches any of `values` (an `or` clause).
+    pub fn any_of<S: AsRef<str>>(dimension: &str, values: &[S]) -> Self {
+        Clause {
+            kind: "or".into(),
+            predicates: values
+                .iter()
+                .map(|v| Predicate::dimension(dimension, v.as_ref()))
+                .collect(),
+        }
+    }
+}
+
 /// A dimension predicate (`operator` defaults to `matches`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Predicate {
@@ -296,6 +309,9 @@ pub struct StatisticalSummary {
     pub min: Option<f64>,
     pub count: Option<f64>,
     pub sum: Option<f64>,
+    /// Observations (`oServiceLevel`): answered within the target of those offered.
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
 }
 
 /// Body of `POST /api/v2/taskmanagement/workitems`.

@@ -6,6 +6,7 @@
 //! change is marked `applied` only after the API confirmed it. A run without `finished_at`
 //! was interrupted; [`Ledger::unfinished_runs`] finds it for reconciliation.
 
+mod experiment;
 mod open;
 mod read;
 pub mod reconcile;
@@ -14,6 +15,7 @@ mod schema;
 mod write;
 pub mod writer_lock;
 
+pub use experiment::{EffectDay, Pause, UnitArm};
 pub use open::not_durable;
 pub use reconcile::{reconcile_unfinished, ReconcileReport};
 pub(crate) use records::change_id;

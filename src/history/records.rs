@@ -167,6 +167,9 @@ stored_enum! {
         DryRun = "dry_run",
         /// The blast-radius breaker stopped the cycle: nothing applied.
         Breaker = "breaker",
+        /// Tuning is paused on harm (the experiment's sequential test): nothing applied
+        /// until a person resumes.
+        Paused = "paused",
         /// Some writes or alerts failed.
         Partial = "partial",
         /// The run could not do its work. (The default: a run is failed until a step says

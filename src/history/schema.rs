@@ -49,6 +49,40 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
      ALTER TABLE changes ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
      CREATE INDEX runs_by_org ON runs(org, id);",
+    // 4: the holdout experiment: each unit's arm (with the settings' fingerprints), the
+    // effect estimated each day, and pauses on harm with who resumed them — each
+    // per org.
+    "CREATE TABLE experiment_units (
+        org TEXT NOT NULL DEFAULT 'default',
+        salt TEXT NOT NULL,
+        unit_id TEXT NOT NULL,
+        unit_name TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        design TEXT NOT NULL,
+        experiment_fingerprint TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (org, salt, unit_id)
+     );
+     CREATE TABLE effect_days (
+        org TEXT NOT NULL DEFAULT 'default',
+        salt TEXT NOT NULL,
+        day TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        report TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (org, salt, day)
+     );
+     CREATE TABLE pauses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        org TEXT NOT NULL DEFAULT 'default',
+        paused_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        metric TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        resumed_at TEXT,
+        resumed_by TEXT
+     );",
 ];
 
 /// The schema version this build creates and reads.

@@ -11,6 +11,7 @@
 //! - `policies.rs`: the policies and the day loop;
 //! - `table.rs`: weekly metrics, the gap closed, the composite and the tables.
 
+pub mod effect;
 mod policies;
 mod table;
 

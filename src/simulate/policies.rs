@@ -101,15 +101,15 @@ pub struct RunSpec {
 }
 
 /// A policy's twin, on a simulated clock of its own.
-struct Driven {
-    sim: Simulator,
-    clock: Clock,
-    twin: TwinHandle,
+pub(super) struct Driven {
+    pub(super) sim: Simulator,
+    pub(super) clock: Clock,
+    pub(super) twin: TwinHandle,
     timing: PolicyTiming,
 }
 
 impl Driven {
-    async fn start(spec: &RunSpec) -> Result<Self, SimulateError> {
+    pub(super) async fn start(spec: &RunSpec) -> Result<Self, SimulateError> {
         let clock = Clock::manual(spec.start);
         let sim = Simulator::start(SimConfig {
             agents: spec.agents,
@@ -133,7 +133,7 @@ impl Driven {
 
     /// Moves the clock to driven day `d`'s policy hour and simulates the day before, so no
     /// API request waits for it.
-    async fn begin_day(&mut self, spec: &RunSpec, d: u32) -> Result<(), SimulateError> {
+    pub(super) async fn begin_day(&mut self, spec: &RunSpec, d: u32) -> Result<(), SimulateError> {
         self.clock.set(spec.start + Duration::days(i64::from(d)));
         let started = Instant::now();
         blocking(&self.twin, |t| t.simulate_ended_days()).await?;
@@ -142,7 +142,7 @@ impl Driven {
     }
 
     /// Simulates the last driven day and returns the driven days' outcomes.
-    async fn finish(
+    pub(super) async fn finish(
         mut self,
         spec: &RunSpec,
     ) -> Result<(Vec<DayOutcome>, PolicyTiming), SimulateError> {
@@ -205,7 +205,7 @@ pub async fn run_tuned(spec: &RunSpec) -> Result<PolicyDays, SimulateError> {
 
 /// Runs a blocking twin call off the async workers (a day of 10 000 agents takes a few
 /// tenths of a second).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     twin: &TwinHandle,
     f: impl FnOnce(&TwinHandle) -> T + Send + 'static,
 ) -> Result<T, SimulateError> {

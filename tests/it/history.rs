@@ -1093,7 +1093,7 @@ async fn a_ledger_from_before_triggers_is_migrated_and_lists_them() {
     let config = config_file(dir.path(), &settings, &path);
     let refused = output(binary(&["history", "--json"], &config)).await;
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("has schema 1, this build reads 3"),
+        String::from_utf8_lossy(&refused.stderr).contains("has schema 1, this build reads 4"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
@@ -1126,7 +1126,7 @@ async fn a_ledger_from_before_triggers_is_migrated_and_lists_them() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 /// SIGTERM (or Ctrl-C) during `once`: the writes on the wire finish, nothing new is sent,

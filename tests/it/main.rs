@@ -29,6 +29,7 @@ mod daemon;
 mod demo_alerts;
 mod ecosystem;
 mod exit_codes;
+mod experiment;
 mod faults;
 mod history;
 mod one_writer;

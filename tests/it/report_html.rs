@@ -85,6 +85,7 @@ async fn the_page_shows_the_run_as_the_ledger_recorded_it() {
         "Changes by reason",
         "Conflicts and holds",
         "Skill-group crossings",
+        "Effect of tuning over time",
     ] {
         assert!(html.contains(&format!("<h2>{section}")), "{section}");
     }
@@ -187,5 +188,45 @@ async fn the_command_writes_the_page_to_the_file() {
         String::from_utf8_lossy(&missing.stderr).contains('7'),
         "{missing:?}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_experiments_estimates_are_drawn_with_their_interval_up_to_the_run() {
+    let sim = start_sim(30, |c| c.seed = 5).await;
+    let settings = relaxed(&sim);
+    let client = client_for(&sim, &settings).await;
+    let ledger = memory_ledger(&sim);
+    let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
+        .await
+        .unwrap();
+    let run_day = &audit::run_page(&ledger, None).unwrap().run.started_at[..10];
+    let day = |offset: i64| {
+        (chrono::NaiveDate::parse_from_str(run_day, "%Y-%m-%d").unwrap()
+            + chrono::Duration::days(offset))
+        .to_string()
+    };
+    for (offset, estimate) in [(-2, -1.0), (-1, -4.0), (0, -5.0), (1, 99.0)] {
+        let estimate_json = serde_json::json!({"metrics": [{
+            "metric": "handle_time", "unit": "s", "estimate": estimate,
+            "ci_low": estimate - 2.0, "ci_high": estimate + 2.0,
+            "verdict": {"kind": "helps", "text": "helps: <shorter>"}
+        }]});
+        ledger
+            .record_effect_day("salt", &day(offset), Some(report.run_id), &estimate_json)
+            .unwrap();
+    }
+    let page = audit::run_page(&ledger, Some(report.run_id)).unwrap();
+    assert_eq!(page.effect.len(), 1);
+    let estimates: Vec<f64> = page.effect[0].points.iter().map(|p| p.estimate).collect();
+    assert_eq!(
+        estimates,
+        vec![-1.0, -4.0, -5.0],
+        "days after the run are not drawn"
+    );
+    let html = audit::html_report(&ledger, Some(report.run_id)).unwrap();
+    assert_self_contained(&html);
+    assert_eq!(html.matches("<polygon").count(), 1, "one interval band");
+    assert!(html.contains("helps: &lt;shorter&gt;"));
     sim.shutdown().await;
 }

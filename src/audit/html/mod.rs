@@ -14,7 +14,7 @@ use super::AuditError;
 use crate::cycle::plan::{half_star, SkillDistribution, HALF_STARS};
 use crate::cycle::routing::SkillRouting;
 use crate::cycle::skillgroups::SkillGroupReport;
-use crate::history::{ChangeRecord, ChangeStatus, Ledger, RunMode, RunRecord};
+use crate::history::{ChangeRecord, ChangeStatus, EffectDay, Ledger, RunMode, RunRecord};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -60,6 +60,18 @@ pub struct RunPage {
     pub skills: Vec<SkillView>,
     /// Whether "after" means the changes applied (a real run) or planned (a dry run).
     pub after_is_planned: bool,
+    /// The experiment's daily estimates up to the run's day, per judged metric (empty
+    /// without an experiment).
+    pub effect: Vec<MetricSeries>,
+}
+
+/// One judged metric's estimate day by day, and the latest verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSeries {
+    pub metric: String,
+    pub unit: String,
+    pub points: Vec<svg::BandPoint>,
+    pub verdict: Option<String>,
 }
 
 /// One skill's before and after.
@@ -102,12 +114,15 @@ pub fn run_page(ledger: &Ledger, run_id: Option<i64>) -> Result<RunPage, AuditEr
     let changes = ledger.changes(run.id)?;
     let after_is_planned = run.mode == RunMode::Plan;
     let skills = skill_views(&summary, &changes, after_is_planned);
+    let through = run.started_at.get(..10).unwrap_or("").to_string();
+    let effect = effect_series(&ledger.effect_days()?, &through);
     Ok(RunPage {
         run,
         summary,
         changes,
         skills,
         after_is_planned,
+        effect,
     })
 }
 
@@ -159,6 +174,61 @@ fn skill_views(
             }
         })
         .collect()
+}
+
+/// The estimates recorded day by day (`effect_days`) up to `through` (a `YYYY-MM-DD` day),
+/// per metric in the order the estimates list them. A day recorded twice (two salts) keeps
+/// the later salt's estimate, the one in force.
+fn effect_series(days: &[EffectDay], through: &str) -> Vec<MetricSeries> {
+    let mut out: Vec<MetricSeries> = Vec::new();
+    for day in days.iter().filter(|d| d.day.as_str() <= through) {
+        let Some(metrics) = day.report.get("metrics").and_then(|m| m.as_array()) else {
+            continue;
+        };
+        for m in metrics {
+            let (Some(name), Some(estimate), Some(low), Some(high)) = (
+                m.get("metric").and_then(|v| v.as_str()),
+                m.get("estimate").and_then(|v| v.as_f64()),
+                m.get("ci_low").and_then(|v| v.as_f64()),
+                m.get("ci_high").and_then(|v| v.as_f64()),
+            ) else {
+                continue;
+            };
+            let series = match out.iter_mut().position(|s| s.metric == name) {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push(MetricSeries {
+                        metric: name.to_string(),
+                        unit: m
+                            .get("unit")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        points: Vec::new(),
+                        verdict: None,
+                    });
+                    let last = out.len() - 1;
+                    &mut out[last]
+                }
+            };
+            let point = svg::BandPoint {
+                label: day.day.clone(),
+                estimate,
+                low,
+                high,
+            };
+            match series.points.last_mut() {
+                Some(last) if last.label == point.label => *last = point,
+                _ => series.points.push(point),
+            }
+            series.verdict = m
+                .get("verdict")
+                .and_then(|v| v.get("text"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+        }
+    }
+    out
 }
 
 /// What pulled a change hardest toward its new value: for a promotion the component whose
@@ -268,6 +338,39 @@ mod tests {
         let mut bare = down.clone();
         bare.score = None;
         assert_eq!(driver(&bare), None);
+    }
+
+    #[test]
+    fn effect_series_follow_the_days_up_to_the_run() {
+        let day = |d: &str, est: f64| EffectDay {
+            salt: "s".into(),
+            day: d.into(),
+            run_id: None,
+            report: serde_json::json!({"metrics": [
+                {"metric": "handle_time", "unit": "s", "estimate": est, "ci_low": est - 1.0, "ci_high": est + 1.0,
+                 "verdict": {"kind": "no_detectable_effect_yet", "text": format!("day {d}")}},
+                {"metric": "csat", "unit": "points", "estimate": 0.5, "ci_low": 0.0, "ci_high": 1.0,
+                 "verdict": {"kind": "helps", "text": "helps"}}
+            ]}),
+            recorded_at: String::new(),
+        };
+        let days = vec![
+            day("2027-05-01", -2.0),
+            day("2027-05-02", -3.0),
+            day("2027-05-03", -9.0),
+        ];
+        let series = effect_series(&days, "2027-05-02");
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].metric, "handle_time");
+        assert_eq!(series[0].unit, "s");
+        let estimates: Vec<f64> = series[0].points.iter().map(|p| p.estimate).collect();
+        assert_eq!(
+            estimates,
+            vec![-2.0, -3.0],
+            "the day after the run is left out"
+        );
+        assert_eq!(series[0].verdict.as_deref(), Some("day 2027-05-02"));
+        assert!(effect_series(&[], "2027-05-02").is_empty());
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn render(page: &RunPage) -> String {
     reasons(&mut out, page);
     attention(&mut out, page);
     crossings(&mut out, page);
+    effect(&mut out, page);
     routing(&mut out, page);
     let _ = writeln!(
         out,
@@ -418,4 +419,25 @@ fn crossings(out: &mut String, page: &RunPage) {
             g.crossings.len() - ROWS_SHOWN
         );
     }
+}
+
+/// The holdout experiment's estimate of each judged metric, day by day, with its 95 %
+/// interval: a band that leaves the dashed zero line is an effect.
+fn effect(out: &mut String, page: &RunPage) {
+    out.push_str("<h2>Effect of tuning over time</h2>");
+    if page.effect.is_empty() {
+        out.push_str("<p class=\"meta\">No experiment estimates recorded up to this run: set <code>[experiment]</code> to measure what tuning does against held-out skills (see <code>skill-tuner effect</code>).</p>");
+        return;
+    }
+    out.push_str("<p class=\"meta\">Tuned minus held-out skills, per interaction, with the 95 % interval (shaded). Below zero is better for handle time and transfers, above zero for quality, CSAT and service level.</p><div class=\"grid\">");
+    for series in &page.effect {
+        let title = format!("{} ({})", series.metric.replace('_', " "), series.unit);
+        let body = format!(
+            "{}<div class=\"meta\">{}</div>",
+            svg::band(&series.points, &title, &series.unit),
+            esc(series.verdict.as_deref().unwrap_or(""))
+        );
+        card(out, &title, &body);
+    }
+    out.push_str("</div>");
 }

@@ -1,4 +1,5 @@
-//! Small inline SVG charts: grouped bars and horizontal bars.
+//! Small inline SVG charts: grouped bars, horizontal bars, and an estimate with its interval
+//! band over time.
 //!
 //! Drawn by hand rather than with a plotting crate: the report needs a few chart shapes, and
 //! each is a few dozen lines of text; a crate would bring fonts, rasterisers or JavaScript we
@@ -118,6 +119,114 @@ pub fn hbars(rows: &[(String, u64, &str)], title: &str) -> String {
     out
 }
 
+/// One point of an estimate over time: its label (a date), the estimate and its interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandPoint {
+    pub label: String,
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// An estimate over time with its interval as a shaded band and the zero line ("no effect")
+/// drawn across, so a band that leaves zero is visible at a glance.
+pub fn band(points: &[BandPoint], title: &str, unit: &str) -> String {
+    let (width, height, left, bottom, top) = (420.0, 170.0, 46.0, 22.0, 8.0);
+    let plot_h = height - bottom - top;
+    let plot_w = width - left - 8.0;
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let lo = points.iter().map(|p| finite(p.low)).fold(0.0f64, f64::min);
+    let hi = points.iter().map(|p| finite(p.high)).fold(0.0f64, f64::max);
+    let (lo, hi) = if hi - lo < 1e-9 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (lo, hi)
+    };
+    let y = |v: f64| top + plot_h - plot_h * (finite(v) - lo) / (hi - lo);
+    let n = points.len();
+    let x = |i: usize| {
+        if n <= 1 {
+            left + plot_w / 2.0
+        } else {
+            left + plot_w * i as f64 / (n - 1) as f64
+        }
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{}">"#,
+        esc(title)
+    );
+    if !points.is_empty() {
+        let upper: Vec<String> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.high)))
+            .collect();
+        let lower: Vec<String> = points
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.low)))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polygon points="{} {}" fill="{AFTER}" fill-opacity="0.18"/>"#,
+            upper.join(" "),
+            lower.join(" ")
+        );
+        let line: Vec<String> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.estimate)))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{AFTER}" stroke-width="2"/>"#,
+            line.join(" ")
+        );
+        for (i, p) in points.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{AFTER}"><title>{}: {:.3} ({:.3} to {:.3}) {}</title></circle>"#,
+                x(i),
+                y(p.estimate),
+                esc(&p.label),
+                p.estimate,
+                p.low,
+                p.high,
+                esc(unit)
+            );
+        }
+        for i in [0, n - 1] {
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
+                x(i),
+                height - 6.0,
+                esc(&points[i].label)
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        r#"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" class="zero"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">0</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{:.3}</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{:.3}</text>"#,
+        y(0.0),
+        left + plot_w,
+        y(0.0),
+        left - 4.0,
+        y(0.0) + 4.0,
+        left - 4.0,
+        top + 8.0,
+        hi,
+        left - 4.0,
+        top + plot_h,
+        lo
+    );
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +258,28 @@ mod tests {
         let svg = grouped_bars(&labels, &[4, 0], &[2, 2], "skill");
         assert_eq!(svg.matches("<rect").count(), 4);
         assert!(svg.contains("<title>0: 4</title>") && svg.contains("<title>1: 2</title>"));
+    }
+
+    #[test]
+    fn a_band_spans_zero_and_its_points() {
+        let points = vec![
+            BandPoint {
+                label: "d1".into(),
+                estimate: -1.0,
+                low: -3.0,
+                high: 1.0,
+            },
+            BandPoint {
+                label: "d2".into(),
+                estimate: -2.0,
+                low: -2.5,
+                high: -1.5,
+            },
+        ];
+        let svg = band(&points, "effect", "s");
+        assert!(svg.contains("<polygon") && svg.contains("<polyline"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains(">-3.000<") && svg.contains(">1.000<"), "{svg}");
+        assert!(band(&[], "empty", "s").contains(r#"class="zero""#));
     }
 }

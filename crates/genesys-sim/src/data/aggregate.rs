@@ -86,7 +86,10 @@ fn sources(kind: Kind, metrics: &[String]) -> Vec<Source> {
             Some(Source {
                 index,
                 queue_side: kind == Kind::Conversations
-                    && CONV_METRICS[index].1 == ConvMetric::NOffered,
+                    && matches!(
+                        CONV_METRICS[index].1,
+                        ConvMetric::NOffered | ConvMetric::OServiceLevel
+                    ),
             })
         })
         .collect()
@@ -404,9 +407,16 @@ impl Engine<'_> {
     }
 }
 
-/// `n*` counters carry only `count`; timers and observations carry the full summary.
+/// `n*` counters carry only `count`; timers and observations carry the full summary;
+/// `oServiceLevel` carries `ratio`, `numerator` and `denominator` (its count and sum).
 fn render_metric(name: &str, s: &Stat) -> Value {
-    let stats = if name.starts_with('n') {
+    let stats = if name == "oServiceLevel" {
+        json!({
+            "ratio": s.sum as f64 / s.count.max(1) as f64,
+            "numerator": s.sum,
+            "denominator": s.count,
+        })
+    } else if name.starts_with('n') {
         json!({ "count": s.count })
     } else {
         json!({ "max": s.max, "min": s.min, "count": s.count, "sum": s.sum })

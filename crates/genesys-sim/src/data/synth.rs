@@ -122,10 +122,13 @@ pub(crate) enum ConvMetric {
     NBlindTransferred,
     NConsultTransferred,
     NOutbound,
+    /// Queue side: offered interactions answered within the service-level threshold
+    /// (`numerator`) out of those offered (`denominator`).
+    OServiceLevel,
 }
 
 /// Names and metrics, in the index order of [`ConvDay`].
-pub(crate) const CONV_METRICS: [(&str, ConvMetric); 14] = [
+pub(crate) const CONV_METRICS: [(&str, ConvMetric); 15] = [
     ("tHandle", ConvMetric::THandle),
     ("tTalk", ConvMetric::TTalk),
     ("tTalkComplete", ConvMetric::TTalkComplete),
@@ -140,6 +143,7 @@ pub(crate) const CONV_METRICS: [(&str, ConvMetric); 14] = [
     ("nBlindTransferred", ConvMetric::NBlindTransferred),
     ("nConsultTransferred", ConvMetric::NConsultTransferred),
     ("nOutbound", ConvMetric::NOutbound),
+    ("oServiceLevel", ConvMetric::OServiceLevel),
 ];
 
 /// One day of one (agent, skill): a [`Stat`] per entry of [`CONV_METRICS`].

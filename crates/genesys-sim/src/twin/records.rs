@@ -255,10 +255,21 @@ pub(crate) struct PoolDay {
 }
 
 impl PoolDay {
-    /// The queue-side conversation metrics (`nOffered` only).
+    /// The queue-side conversation metrics: `nOffered`, and `oServiceLevel` as a count of
+    /// offered (its denominator) with the answered-within-threshold count as its sum (its
+    /// numerator), so days and pools add up.
     pub(crate) fn conv(&self) -> ConvDay {
         let mut out = [Stat::default(); CONV_METRICS.len()];
         out[ConvMetric::NOffered as usize].add_count(u64::from(self.offered));
+        if self.offered > 0 {
+            let within = i64::from(self.answered_in_sl);
+            out[ConvMetric::OServiceLevel as usize] = Stat {
+                count: u64::from(self.offered),
+                sum: within,
+                min: within,
+                max: within,
+            };
+        }
         out
     }
 }
