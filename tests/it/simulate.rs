@@ -1,6 +1,7 @@
 //! `simulate` on a small twin: the JSON line's shape, that routing by the truth beats the
-//! starting ratings, that `tuned` runs the real cycle (ledger rows, writes over HTTP), and
-//! that the same seed gives the same table. The long runs (10 000 agents, ten seeds) are
+//! starting ratings, that `tuned` runs the real cycle (ledger rows, writes over HTTP), that
+//! on queues that disregard skills it changes nothing, and that the same seed gives the same
+//! table. The long runs (10 000 agents, ten seeds) are
 //! commands, not tests: `scripts/simulate-seeds.sh` and the README's `simulate` section.
 
 use genesys_sim::TwinConfig;
