@@ -1,6 +1,7 @@
 //! `simulate` on a small twin: the JSON line's shape, that routing by the truth beats the
-//! starting ratings, that `tuned` runs the real cycle (ledger rows, writes over HTTP), and
-//! that the same seed gives the same table. The long runs (10 000 agents, ten seeds) are
+//! starting ratings, that `tuned` runs the real cycle (ledger rows, writes over HTTP), that
+//! on queues that disregard skills it changes nothing, and that the same seed gives the same
+//! table. The long runs (10 000 agents, ten seeds) are
 //! commands, not tests: `scripts/simulate-seeds.sh` and the README's `simulate` section.
 
 use genesys_sim::TwinConfig;
@@ -108,4 +109,43 @@ async fn the_same_seed_gives_the_same_table() {
     assert_eq!(a.gap_closed, b.gap_closed);
     let c = run(14).await;
     assert_ne!(a.render(), c.render(), "another seed, another twin");
+}
+
+/// Proficiency changes no routing on queues that disregard skills (`NONE`), so on a twin
+/// whose queues are all `NONE` the tuned weeks are static's to the interaction: by default
+/// because the cycle leaves such skills alone, and with `tune_without_routing_effect`
+/// because the proficiencies it then writes route nothing differently.
+#[tokio::test]
+async fn on_queues_that_disregard_skills_tuned_gives_static_outcomes() {
+    let none_only = |tune_anyway: bool| {
+        let mut options = small(15);
+        options.twin.method_mix = genesys_sim::MethodMix {
+            best: 0.0,
+            none: 1.0,
+            all: 0.0,
+        };
+        options.policies = vec![Policy::Static, Policy::Tuned];
+        let mut settings = simulate::policy_settings(&options).unwrap();
+        settings.policy.tune_without_routing_effect = tune_anyway;
+        options.settings = Some(settings);
+        options
+    };
+    for tune_anyway in [false, true] {
+        let r = simulate::run(&none_only(tune_anyway)).await.unwrap();
+        let weeks = |p: Policy| r.policy(p).unwrap().weeks.clone();
+        let stats = r.policy(Policy::Tuned).unwrap().tuned.clone().unwrap();
+        assert_eq!(stats.cycles, 7, "{stats:?}");
+        if tune_anyway {
+            assert!(stats.ledger_applied > 0, "it wrote: {stats:?}");
+        } else {
+            assert_eq!(stats.ledger_applied, 0, "nothing tuned: {stats:?}");
+            assert_eq!(stats.bulk_writes, 0, "{stats:?}");
+        }
+        assert!(weeks(Policy::Static)[0].offered > 0);
+        assert_eq!(
+            weeks(Policy::Tuned),
+            weeks(Policy::Static),
+            "tune anyway: {tune_anyway}"
+        );
+    }
 }

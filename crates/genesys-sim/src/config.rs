@@ -61,8 +61,9 @@ pub struct TwinConfig {
     /// Number of queues (at least 1). Queue `k` of `n` has a handle-time multiplier from
     /// 0.75 (easiest) to 1.45 (hardest), spaced evenly on a log scale.
     pub queues: usize,
-    /// Offered work as a share of the agent time on shift (0.3–1.1): 0.88 keeps agents busy
-    /// most of the day while leaving a few idle, so routing has a choice to make.
+    /// Offered work as a share of the agent time on shift (0.3–1.1): the default 0.95 keeps
+    /// agents busy most of the day (realized occupancy about 0.89) while leaving a few idle,
+    /// so routing has a choice to make.
     pub load: f64,
     /// Coefficient of variation of one agent's handle times on one queue (0.1–1.5).
     pub handle_cv: f64,
