@@ -7,7 +7,9 @@ use crate::common;
 use common::binary::{binary, config_file, output};
 use common::sim::{client_for, cycle, memory_ledger, relaxed, start_sim};
 use common::TempDir;
+use genesys_sim::Simulator;
 use skill_tuner::audit::{self, AuditError};
+use skill_tuner::cycle::report::CycleReport;
 use skill_tuner::cycle::Mode;
 use skill_tuner::history::{ChangeStatus, Ledger, RunMode};
 
@@ -40,15 +42,27 @@ fn assert_self_contained(html: &str) {
     assert!(!style.contains("url(") && !style.contains("@import"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_shows_the_run_as_the_ledger_recorded_it() {
-    let sim = start_sim(80, |c| c.seed = 5).await;
+/// One cycle in `mode` on a simulated org of `agents` (after `prepare` has its way with the
+/// org), recorded in an in-memory ledger.
+async fn one_run(
+    agents: usize,
+    mode: Mode,
+    prepare: impl FnOnce(&Simulator),
+) -> (Simulator, Ledger, CycleReport) {
+    let sim = start_sim(agents, |c| c.seed = 5).await;
+    prepare(&sim);
     let settings = relaxed(&sim);
     let client = client_for(&sim, &settings).await;
     let ledger = memory_ledger(&sim);
-    let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
+    let report = cycle(&sim, &client, &settings, &ledger, mode)
         .await
         .unwrap();
+    (sim, ledger, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_run_as_the_ledger_recorded_it() {
+    let (sim, ledger, report) = one_run(80, Mode::Once, |_| {}).await;
     assert!(report.agents_changed > 0, "the fixture must change someone");
 
     let page = audit::run_page(&ledger, None).unwrap();
@@ -103,18 +117,14 @@ async fn the_page_shows_the_run_as_the_ledger_recorded_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_from_the_org_are_text_not_markup() {
-    let sim = start_sim(30, |c| c.seed = 5).await;
-    for id in sim.org().agent_ids() {
-        assert!(sim
-            .org()
-            .set_agent_name(&id, "<script>alert(1)</script>\u{202e}<img src=x>"));
-    }
-    let settings = relaxed(&sim);
-    let client = client_for(&sim, &settings).await;
-    let ledger = memory_ledger(&sim);
-    let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
-        .await
-        .unwrap();
+    let (sim, ledger, report) = one_run(30, Mode::Once, |sim| {
+        for id in sim.org().agent_ids() {
+            assert!(sim
+                .org()
+                .set_agent_name(&id, "<script>alert(1)</script>\u{202e}<img src=x>"));
+        }
+    })
+    .await;
     assert!(report.agents_changed > 0);
     let html = audit::html_report(&ledger, Some(report.run_id)).unwrap();
     assert_self_contained(&html);
@@ -128,13 +138,7 @@ async fn names_from_the_org_are_text_not_markup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_shows_the_planned_after_and_other_runs_are_refused_by_number() {
-    let sim = start_sim(40, |c| c.seed = 5).await;
-    let settings = relaxed(&sim);
-    let client = client_for(&sim, &settings).await;
-    let ledger = memory_ledger(&sim);
-    let report = cycle(&sim, &client, &settings, &ledger, Mode::Plan)
-        .await
-        .unwrap();
+    let (sim, ledger, report) = one_run(40, Mode::Plan, |_| {}).await;
     let page = audit::run_page(&ledger, Some(report.run_id)).unwrap();
     assert!(page.after_is_planned);
     let moved: usize = page.skills.iter().map(|s| s.up + s.down).sum();
@@ -193,13 +197,7 @@ async fn the_command_writes_the_page_to_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_experiments_estimates_are_drawn_with_their_interval_up_to_the_run() {
-    let sim = start_sim(30, |c| c.seed = 5).await;
-    let settings = relaxed(&sim);
-    let client = client_for(&sim, &settings).await;
-    let ledger = memory_ledger(&sim);
-    let report = cycle(&sim, &client, &settings, &ledger, Mode::Once)
-        .await
-        .unwrap();
+    let (sim, ledger, report) = one_run(30, Mode::Once, |_| {}).await;
     let run_day = &audit::run_page(&ledger, None).unwrap().run.started_at[..10];
     let day = |offset: i64| {
         (chrono::NaiveDate::parse_from_str(run_day, "%Y-%m-%d").unwrap()
