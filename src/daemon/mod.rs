@@ -229,6 +229,7 @@ async fn supervise(config_path: PathBuf, orgs: Orgs, clock: Clock) -> Result<Exi
     for (cur, digest) in opened {
         loops.start(cur, digest);
     }
+    shared.mark_started();
     let mut reload_wait: Option<ReloadWait> = None;
     let mut last_watchdog = Instant::now();
     let watchdog_every = notifier.watchdog_interval().map(|d| d / 2);

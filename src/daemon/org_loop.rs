@@ -67,8 +67,8 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let name = cur.name().to_string();
     let settings = cur.settings.clone();
-    // Shown (not ready yet) before the loop first turns.
-    shared.add_org(&name, settings.org.clone());
+    // Shown, config and all (not ready yet: no token), before the loop first turns.
+    shared.add_org(&name, settings.org.clone(), cur.in_use());
     let span = match &settings.org {
         Some(org) => tracing::info_span!("org", org = %org),
         None => tracing::Span::none(),
@@ -160,7 +160,6 @@ async fn org_loop(
     let name = l.cur.name().to_string();
     l.cur.log_in();
     l.shared.set_next_run(&name, l.ticks.fire);
-    l.shared.publish(&name, l.cur.in_use());
     tracing::info!(
         schedule = %l.cur.schedule.expression(),
         time_zone = %l.cur.settings.daemon.time_zone,

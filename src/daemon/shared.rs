@@ -7,6 +7,7 @@ use crate::genesys::GenesysClient;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -24,6 +25,11 @@ pub struct Shared {
     run_token: Mutex<Option<SecretString>>,
     /// For the RFC 3339 time a throttled `POST /run` is told.
     pub(super) clock: Clock,
+    /// Set once the supervisor has registered every org of the start-up config. The admin
+    /// listener answers before that (it is bound first), and with no org registered yet
+    /// "every org is ready" would hold vacuously: `/readyz` 200 with `POST /run` refused
+    /// and no `config_info` to scrape.
+    started: AtomicBool,
 }
 
 /// What an org loop has in use, as the admin listener and status line show it.
@@ -68,6 +74,14 @@ impl View {
         }
     }
 
+    fn show(&mut self, parts: InUse) {
+        self.client = Some(parts.client);
+        self.ledger_open = parts.ledger_open;
+        self.fingerprint = parts.fingerprint;
+        self.schedule = parts.schedule;
+        self.min_spacing = parts.min_spacing;
+    }
+
     /// What this org lacks to run a cycle (see [`Shared::not_ready_reasons`]).
     fn missing(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
@@ -110,6 +124,7 @@ impl Shared {
             run_tx,
             run_token: Mutex::new(None),
             clock,
+            started: AtomicBool::new(false),
         });
         let source: std::sync::Weak<Shared> = Arc::downgrade(&shared);
         shared.metrics.attach(source);
@@ -125,10 +140,30 @@ impl Shared {
         self.orgs().get_mut(org).map(f).unwrap_or_default()
     }
 
-    /// Shows an org that starts running: its series exported at 0, its view empty.
-    pub(super) fn add_org(&self, name: &str, key: OrgKey) {
+    /// Shows an org that starts running: its series exported at 0, its config (`config_info`)
+    /// as soon as it is scraped, not ready until its loop has a token.
+    pub(super) fn add_org(&self, name: &str, key: OrgKey, parts: InUse) {
         self.metrics.add_org(key.as_deref());
-        self.orgs().insert(name.to_string(), View::new(key));
+        let mut view = View::new(key);
+        view.show(parts);
+        self.orgs().insert(name.to_string(), view);
+    }
+
+    /// Every org of the start-up config is registered: readiness is now theirs to tell.
+    pub(super) fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Why the daemon as a whole cannot be ready whatever its orgs say: still starting, or
+    /// no org running.
+    fn not_running(&self, orgs: &BTreeMap<String, View>) -> Option<String> {
+        if !self.started.load(Ordering::Acquire) {
+            Some("starting: the org loops are not running yet".to_string())
+        } else if orgs.is_empty() {
+            Some("no org is running".to_string())
+        } else {
+            None
+        }
     }
 
     /// Forgets an org that stopped (removed by a reload): readiness no longer waits for it.
@@ -164,7 +199,11 @@ impl Shared {
     /// swapped in), so only a token and the ledger can be missing. The token is the current
     /// one: refused with no new one obtainable is missing too.
     pub fn not_ready_reasons(&self) -> Vec<String> {
-        self.orgs().values().flat_map(View::said_missing).collect()
+        let orgs = self.orgs();
+        if let Some(reason) = self.not_running(&orgs) {
+            return vec![reason];
+        }
+        orgs.values().flat_map(View::said_missing).collect()
     }
 
     /// `org`'s own missing parts (see [`Shared::not_ready_reasons`]).
@@ -176,6 +215,9 @@ impl Shared {
     /// Empty when one org is ready.
     pub fn not_ready_for_run(&self) -> Vec<String> {
         let orgs = self.orgs();
+        if let Some(reason) = self.not_running(&orgs) {
+            return vec![reason];
+        }
         if orgs.values().any(|v| v.missing().is_empty()) {
             return Vec::new();
         }
@@ -258,13 +300,7 @@ impl Shared {
 
     /// Shows `org`'s parts in use: after start-up and after every reload.
     pub(super) fn publish(&self, org: &str, parts: InUse) {
-        self.with_org(org, |v| {
-            v.client = Some(parts.client);
-            v.ledger_open = parts.ledger_open;
-            v.fingerprint = parts.fingerprint;
-            v.schedule = parts.schedule;
-            v.min_spacing = parts.min_spacing;
-        });
+        self.with_org(org, |v| v.show(parts));
     }
 
     pub(super) fn set_ledger_open(&self, org: &str) {
@@ -379,6 +415,54 @@ mod tests {
         assert!(idle.starts_with("idle; next cycle"), "{idle}");
         let last = status_text("0 0 2 1 1 * 2026", None, Some(("schedule", since)));
         assert!(last.starts_with("running cycle (schedule)"), "{last}");
+    }
+
+    fn in_use(fingerprint: &str) -> InUse {
+        use crate::genesys::{ClientConfig, Credentials, Endpoints};
+        let endpoints = Endpoints::resolve("eu-west-1", None, None, false).unwrap();
+        let credentials = Credentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("secret".to_string()),
+        };
+        InUse {
+            client: GenesysClient::new(ClientConfig::new(endpoints, credentials)).unwrap(),
+            ledger_open: true,
+            fingerprint: fingerprint.into(),
+            schedule: "0 0 2 * * * UTC".into(),
+            min_spacing: Duration::from_secs(60),
+        }
+    }
+
+    /// The admin listener answers before the org loops are registered: until they are, the
+    /// daemon is not ready (nothing vacuous), and an org shows its config from the moment
+    /// it is registered, before its loop turns.
+    #[tokio::test]
+    async fn not_ready_until_started_and_config_shown_at_once() {
+        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let (shared, _rx) = Shared::new(clock);
+        let starting = shared.not_ready_reasons();
+        assert!(
+            starting.iter().any(|r| r.starts_with("starting")),
+            "{starting:?}"
+        );
+        assert!(!shared.not_ready_for_run().is_empty());
+
+        shared.add_org("default", None, in_use("abc123"));
+        let views = shared.live_views();
+        assert_eq!(views.len(), 1);
+        assert_eq!(views[0].1.config_fingerprint, "abc123");
+        assert_eq!(views[0].1.schedule, "0 0 2 * * * UTC");
+        assert!(shared.not_ready_reasons()[0].starts_with("starting"));
+
+        shared.mark_started();
+        // Now only the org's own state counts: no token yet.
+        let reasons = shared.not_ready_reasons();
+        assert_eq!(reasons, ["no valid API token (login pending or failing)"]);
+        assert_eq!(shared.not_ready_for_run(), reasons);
+
+        shared.remove_org("default");
+        assert_eq!(shared.not_ready_reasons(), ["no org is running"]);
+        assert_eq!(shared.not_ready_for_run(), ["no org is running"]);
     }
 
     #[test]
