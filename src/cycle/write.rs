@@ -14,7 +14,7 @@ use super::StopSignal;
 use crate::config::{ApplySettings, OnConflict, SkillPolicy};
 use crate::genesys::models::UserRoutingSkillPost;
 use crate::genesys::{ApiError, GenesysClient};
-use crate::history::{ChangeStatus, Ledger, LedgerError};
+use crate::history::{ChangeStatus, Ledger, LedgerError, Mark};
 use crate::org::same;
 use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashMap};
@@ -221,12 +221,36 @@ impl WritePath<'_> {
                 write_agent(client, apply, agent_id, &items).await
             })
             .buffer_unordered(self.concurrency.max(1));
-        while let Some(outcomes) = writes.next().await {
+        let mut marks = PendingMarks::new(purpose);
+        loop {
+            let next = match marks.due_at() {
+                Some(at) => match tokio::time::timeout_at(at, writes.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        marks.flush(self.ledger)?;
+                        continue;
+                    }
+                },
+                None => writes.next().await,
+            };
+            let Some(outcomes) = next else { break };
             for (item, outcome) in outcomes {
                 if let Outcome::Failed { error, .. } = &outcome {
                     tracing::warn!(agent = item.agent_id, %error, "write failed");
                 }
-                let recorded = self.settle(purpose, item, &outcome)?;
+                let recorded = purpose.record(&outcome);
+                if let Some((status, detail)) = &recorded {
+                    marks.push(
+                        self.ledger,
+                        PendingMark {
+                            run_id: item.run_id,
+                            change_id: item.change_id,
+                            status: *status,
+                            correlation_id: outcome.correlation_id().map(String::from),
+                            detail: detail.clone(),
+                        },
+                    )?;
+                }
                 written.push(Written {
                     item,
                     outcome,
@@ -234,6 +258,7 @@ impl WritePath<'_> {
                 });
             }
         }
+        marks.flush(self.ledger)?;
         Ok(written)
     }
 
@@ -255,6 +280,78 @@ impl WritePath<'_> {
             )?;
         }
         Ok(recorded)
+    }
+}
+
+/// Outcomes answered by the API but not yet in the ledger.
+///
+/// A cycle's own writes are recorded in groups: one commit (one sync to disk) per
+/// [`MARK_BATCH`] outcomes or [`MARK_DELAY`], whichever comes first, instead of one per
+/// agent, which at 100 000 agents cost more wall time than the API's rate limit. That is
+/// safe for a plan because its rows were recorded `planned` before the first write and the
+/// run stays unfinished until its end: a crash that loses unflushed marks leaves those rows
+/// `planned`, and reconciliation settles them from the org's own values at the next start.
+/// Approvals and rollbacks concern rows reconciliation does not revisit, so their outcomes
+/// are recorded one by one, as the API answers.
+struct PendingMarks<'i> {
+    batched: bool,
+    marks: Vec<PendingMark<'i>>,
+    /// When the oldest unflushed outcome must be on disk.
+    due: Option<tokio::time::Instant>,
+}
+
+struct PendingMark<'i> {
+    run_id: i64,
+    change_id: &'i str,
+    status: ChangeStatus,
+    correlation_id: Option<String>,
+    detail: String,
+}
+
+/// Most outcomes recorded in one commit.
+const MARK_BATCH: usize = 256;
+/// Longest an answered outcome waits for its commit.
+const MARK_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl<'i> PendingMarks<'i> {
+    fn new(purpose: Purpose) -> Self {
+        PendingMarks {
+            batched: purpose == Purpose::Plan,
+            marks: Vec::new(),
+            due: None,
+        }
+    }
+
+    fn due_at(&self) -> Option<tokio::time::Instant> {
+        self.due
+    }
+
+    fn push(&mut self, ledger: &Ledger, mark: PendingMark<'i>) -> Result<(), LedgerError> {
+        self.due
+            .get_or_insert_with(|| tokio::time::Instant::now() + MARK_DELAY);
+        self.marks.push(mark);
+        if !self.batched || self.marks.len() >= MARK_BATCH {
+            self.flush(ledger)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, ledger: &Ledger) -> Result<(), LedgerError> {
+        let marks: Vec<Mark<'_>> = self
+            .marks
+            .iter()
+            .map(|m| Mark {
+                run_id: m.run_id,
+                change_id: m.change_id,
+                status: m.status,
+                correlation_id: m.correlation_id.as_deref(),
+                detail: Some(&m.detail),
+            })
+            .collect();
+        ledger.mark_each(&marks)?;
+        self.marks.clear();
+        self.due = None;
+        Ok(())
     }
 }
 
@@ -387,4 +484,99 @@ async fn write_agent<'i>(
             (item, outcome)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{ChangeRecord, RunMode};
+
+    fn planned(ledger: &Ledger, n: usize) -> (i64, Vec<String>) {
+        let run = ledger.begin_run(RunMode::Once, "h", None).unwrap();
+        let rows: Vec<ChangeRecord> = (0..n)
+            .map(|i| ChangeRecord {
+                change_id: format!("c{i}"),
+                run_id: run,
+                agent_id: format!("a{i}"),
+                agent_name: format!("Agent {i}"),
+                skill_id: "s".into(),
+                skill_name: "Skill".into(),
+                before: 2.0,
+                after: 3.0,
+                target: Some(3.0),
+                score: None,
+                reason: "test".into(),
+                status: ChangeStatus::Planned,
+                correlation_id: None,
+                detail: None,
+                workitem_id: None,
+            })
+            .collect();
+        ledger.record_plan(&rows).unwrap();
+        (run, rows.into_iter().map(|r| r.change_id).collect())
+    }
+
+    fn applied(ledger: &Ledger, run: i64) -> usize {
+        ledger
+            .changes(run)
+            .unwrap()
+            .iter()
+            .filter(|c| c.status == ChangeStatus::Applied)
+            .count()
+    }
+
+    fn mark<'i>(run_id: i64, change_id: &'i str) -> PendingMark<'i> {
+        PendingMark {
+            run_id,
+            change_id,
+            status: ChangeStatus::Applied,
+            correlation_id: Some("corr".into()),
+            detail: "applied".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plans_outcomes_are_committed_in_groups_and_all_by_the_end() {
+        let ledger = Ledger::in_memory().unwrap();
+        let (run, ids) = planned(&ledger, MARK_BATCH + 10);
+        let mut marks = PendingMarks::new(Purpose::Plan);
+        for id in &ids[..MARK_BATCH - 1] {
+            marks.push(&ledger, mark(run, id)).unwrap();
+        }
+        assert_eq!(
+            applied(&ledger, run),
+            0,
+            "below a group: nothing committed yet"
+        );
+        assert!(marks.due_at().is_some(), "and a deadline is set for them");
+        marks
+            .push(&ledger, mark(run, &ids[MARK_BATCH - 1]))
+            .unwrap();
+        assert_eq!(
+            applied(&ledger, run),
+            MARK_BATCH,
+            "a full group is one commit"
+        );
+        assert!(marks.due_at().is_none());
+        for id in &ids[MARK_BATCH..] {
+            marks.push(&ledger, mark(run, id)).unwrap();
+        }
+        marks.flush(&ledger).unwrap();
+        assert_eq!(applied(&ledger, run), MARK_BATCH + 10);
+        let row = &ledger.changes(run).unwrap()[0];
+        assert_eq!(row.correlation_id.as_deref(), Some("corr"));
+        assert_eq!(row.detail.as_deref(), Some("applied"));
+    }
+
+    #[tokio::test]
+    async fn approvals_and_rollbacks_are_recorded_as_each_answers() {
+        for purpose in [Purpose::Review, Purpose::Rollback { of: 1 }] {
+            let ledger = Ledger::in_memory().unwrap();
+            let (run, ids) = planned(&ledger, 2);
+            let mut marks = PendingMarks::new(purpose);
+            marks.push(&ledger, mark(run, &ids[0])).unwrap();
+            assert_eq!(applied(&ledger, run), 1, "{purpose:?}: on disk at once");
+            assert!(marks.due_at().is_none());
+        }
+    }
 }

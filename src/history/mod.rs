@@ -22,6 +22,7 @@ pub(crate) use records::change_id;
 pub use records::{
     ChangeRecord, ChangeStatus, RunMode, RunOutcome, RunRecord, RunTrigger, ScoreJson, UnknownValue,
 };
+pub use write::Mark;
 
 use crate::clock::Clock;
 use rusqlite::Connection;

@@ -7,6 +7,17 @@ use super::{
 use rusqlite::params;
 use std::path::{Path, PathBuf};
 
+/// One change's new status, as [`Ledger::mark_each`] records it. `None` keeps what the row
+/// already says.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark<'a> {
+    pub run_id: i64,
+    pub change_id: &'a str,
+    pub status: ChangeStatus,
+    pub correlation_id: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
 /// Creates and exclusively locks a run's lock file.
 fn lock_run_file(path: &Path) -> Result<std::fs::File, LedgerError> {
     let io = |source| LedgerError::Io {
@@ -198,16 +209,44 @@ impl Ledger {
         correlation_id: Option<&str>,
         detail: Option<&str>,
     ) -> Result<(), LedgerError> {
+        let marks: Vec<Mark<'_>> = change_ids
+            .iter()
+            .map(|&change_id| Mark {
+                run_id,
+                change_id,
+                status,
+                correlation_id,
+                detail,
+            })
+            .collect();
+        self.mark_each(&marks)
+    }
+
+    /// Records many outcomes in one transaction: one commit, so one sync to disk, however
+    /// many agents they concern. That is what lets a cycle over 100 000 agents keep pace
+    /// with the API; [`crate::cycle`] batches only the outcomes a crash cannot lose (see
+    /// [`super::reconcile`]).
+    pub fn mark_each(&self, marks: &[Mark<'_>]) -> Result<(), LedgerError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
         self.with(|c| {
             let tx = c.transaction()?;
             {
-                let mut update = tx.prepare(
+                let mut update = tx.prepare_cached(
                     "UPDATE changes SET status = ?3, correlation_id = COALESCE(?4, correlation_id), detail = COALESCE(?5, detail), updated_at = ?6
                      WHERE run_id = ?1 AND change_id = ?2",
                 )?;
                 let now = self.now_text();
-                for id in change_ids {
-                    update.execute(params![run_id, id, status, correlation_id, detail, now])?;
+                for m in marks {
+                    update.execute(params![
+                        m.run_id,
+                        m.change_id,
+                        m.status,
+                        m.correlation_id,
+                        m.detail,
+                        now
+                    ])?;
                 }
             }
             tx.commit()

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::data::aquery::{Dim, Kind, Query, Row};
 use crate::data::rng::{domain, mix};
@@ -72,19 +72,31 @@ struct GroupKey {
 struct Source {
     index: usize,
     queue_side: bool,
+    /// The metric's name as answered.
+    name: &'static str,
 }
 
 fn sources(kind: Kind, metrics: &[String]) -> Vec<Source> {
     metrics
         .iter()
         .filter_map(|m| {
-            let index = match kind {
-                Kind::Conversations => CONV_METRICS.iter().position(|(n, _)| n == m),
-                Kind::Evaluations => EVAL_METRICS.iter().position(|n| n == m),
-                Kind::Surveys => SURVEY_METRICS.iter().position(|n| n == m),
+            let (index, name) = match kind {
+                Kind::Conversations => CONV_METRICS
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, (n, _))| (n == m).then_some((i, *n))),
+                Kind::Evaluations => EVAL_METRICS
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| (n == m).then_some((i, *n))),
+                Kind::Surveys => SURVEY_METRICS
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| (n == m).then_some((i, *n))),
             }?;
             Some(Source {
                 index,
+                name,
                 queue_side: kind == Kind::Conversations
                     && matches!(
                         CONV_METRICS[index].1,
@@ -353,75 +365,138 @@ impl Engine<'_> {
         acc
     }
 
-    fn render(&self, acc: &Acc) -> Value {
+    fn render(&self, acc: &Acc) -> AggregateResponse {
         let q = self.query;
+        // Few buckets, many groups: each bucket's interval is formatted once.
+        let mut intervals: BTreeMap<i64, String> = BTreeMap::new();
         let mut results = Vec::new();
         for (key, buckets) in acc {
             let mut data = Vec::new();
             for (bucket, stats) in buckets {
-                let metrics: Vec<Value> = q
-                    .metrics
+                let metrics: Vec<MetricOut> = self
+                    .sources
                     .iter()
                     .zip(stats)
                     .filter(|(_, s)| s.count > 0)
-                    .map(|(name, s)| render_metric(name, s))
+                    .map(|(source, s)| MetricOut::of(source.name, s))
                     .collect();
                 if metrics.is_empty() {
                     continue;
                 }
-                let from = q.boundary(*bucket).max(q.start);
-                let to = q.boundary(*bucket + 1).min(q.end);
-                data.push(json!({
-                    "interval": format!("{}/{}", iso(from), iso(to)),
-                    "metrics": metrics,
-                }));
+                let interval = intervals.entry(*bucket).or_insert_with(|| {
+                    let from = q.boundary(*bucket).max(q.start);
+                    let to = q.boundary(*bucket + 1).min(q.end);
+                    format!("{}/{}", iso(from), iso(to))
+                });
+                data.push(IntervalOut {
+                    interval: interval.clone(),
+                    metrics,
+                });
             }
             if data.is_empty() {
                 continue;
             }
-            let mut group = Map::new();
-            if let Some(u) = key.user {
-                group.insert(
-                    "userId".into(),
-                    json!(self.org.users[u as usize].id.to_string()),
-                );
-            }
-            if let Some(s) = key.skill {
-                group.insert(
-                    "requestedRoutingSkillId".into(),
-                    json!(self.org.skills[s as usize].id.to_string()),
-                );
-            }
-            if let Some(queue) = key.queue {
-                group.insert(
-                    "queueId".into(),
-                    json!(self.org.queues[queue as usize].id.to_string()),
-                );
-            }
-            if key.media {
-                group.insert("mediaType".into(), json!("voice"));
-            }
-            results.push(json!({ "group": group, "data": data }));
+            let group = GroupOut {
+                user_id: key.user.map(|u| self.org.users[u as usize].id.to_string()),
+                requested_routing_skill_id: key
+                    .skill
+                    .map(|s| self.org.skills[s as usize].id.to_string()),
+                queue_id: key
+                    .queue
+                    .map(|queue| self.org.queues[queue as usize].id.to_string()),
+                media_type: key.media.then_some("voice"),
+            };
+            results.push(ResultOut { group, data });
         }
-        json!({ "results": results })
+        AggregateResponse { results }
     }
+}
+
+/// An aggregate query's answer, in the contract's shape (`ConversationAggregateQueryResponse`
+/// and its evaluation and survey siblings). Typed rather than built as a JSON value: a large
+/// org's answer has hundreds of thousands of groups, and a map per object would cost more than
+/// the aggregation itself.
+#[derive(Debug, Serialize)]
+pub(crate) struct AggregateResponse {
+    results: Vec<ResultOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct ResultOut {
+    group: GroupOut,
+    data: Vec<IntervalOut>,
+}
+
+/// Only the dimensions named in `groupBy` appear.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_routing_skill_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media_type: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntervalOut {
+    interval: String,
+    metrics: Vec<MetricOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricOut {
+    metric: &'static str,
+    stats: StatsOut,
 }
 
 /// `n*` counters carry only `count`; timers and observations carry the full summary;
 /// `oServiceLevel` carries `ratio`, `numerator` and `denominator` (its count and sum).
-fn render_metric(name: &str, s: &Stat) -> Value {
-    let stats = if name == "oServiceLevel" {
-        json!({
-            "ratio": s.sum as f64 / s.count.max(1) as f64,
-            "numerator": s.sum,
-            "denominator": s.count,
-        })
-    } else if name.starts_with('n') {
-        json!({ "count": s.count })
-    } else {
-        json!({ "max": s.max, "min": s.min, "count": s.count, "sum": s.sum })
-    };
-    json!({ "metric": name, "stats": stats })
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum StatsOut {
+    ServiceLevel {
+        ratio: f64,
+        numerator: i64,
+        denominator: u64,
+    },
+    Count {
+        count: u64,
+    },
+    Summary {
+        max: i64,
+        min: i64,
+        count: u64,
+        sum: i64,
+    },
+}
+
+impl MetricOut {
+    fn of(name: &'static str, s: &Stat) -> MetricOut {
+        let stats = if name == "oServiceLevel" {
+            StatsOut::ServiceLevel {
+                ratio: s.sum as f64 / s.count.max(1) as f64,
+                numerator: s.sum,
+                denominator: s.count,
+            }
+        } else if name.starts_with('n') {
+            StatsOut::Count { count: s.count }
+        } else {
+            StatsOut::Summary {
+                max: s.max,
+                min: s.min,
+                count: s.count,
+                sum: s.sum,
+            }
+        };
+        MetricOut {
+            metric: name,
+            stats,
+        }
+    }
 }
 
 /// The UTC days whose noon lies inside `[start, end)` and that have ended by `now`.
@@ -444,7 +519,12 @@ fn day_skill(seed: u64, user: u32, day: i64, held: &[u16]) -> Option<u16> {
 
 /// Answers `query` as the world stood at `now` (days after it have no data yet). A twin
 /// first simulates the days that have ended.
-pub(crate) fn answer(kind: Kind, world: &World, query: &Query, now: DateTime<Utc>) -> Value {
+pub(crate) fn answer(
+    kind: Kind,
+    world: &World,
+    query: &Query,
+    now: DateTime<Utc>,
+) -> AggregateResponse {
     let org = &world.org;
     let days = days_with_data(query.start, query.end, now);
     let twin = world.twin.as_ref().map(|t| (t, t.catch_up(org, now)));

@@ -5,14 +5,13 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
-use serde_json::Value;
 
-use crate::data::aggregate;
+use crate::data::aggregate::{self, AggregateResponse};
 use crate::data::aquery::{self, Kind, QueryLimits};
 use crate::http::errors::{ApiError, ApiResult};
 use crate::state::AppState;
 
-async fn run(app: AppState, kind: Kind, body: Bytes) -> ApiResult<Json<Value>> {
+async fn run(app: AppState, kind: Kind, body: Bytes) -> ApiResult<Json<AggregateResponse>> {
     let limits = QueryLimits {
         max_user_predicates: app.config.max_user_predicates,
         max_interval_days: app.config.max_interval_days,
@@ -35,17 +34,20 @@ async fn run(app: AppState, kind: Kind, body: Bytes) -> ApiResult<Json<Value>> {
 pub(crate) async fn conversations(
     State(app): State<AppState>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AggregateResponse>> {
     run(app, Kind::Conversations, body).await
 }
 
 pub(crate) async fn evaluations(
     State(app): State<AppState>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AggregateResponse>> {
     run(app, Kind::Evaluations, body).await
 }
 
-pub(crate) async fn surveys(State(app): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
+pub(crate) async fn surveys(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Json<AggregateResponse>> {
     run(app, Kind::Surveys, body).await
 }

@@ -84,7 +84,13 @@ impl Twin {
         };
         let q = aquery::parse(kind, &self.world.org, limits, body.to_string().as_bytes())
             .expect("a valid query");
-        aggregate::answer(kind, &self.world, &q, self.world.clock.now())
+        serde_json::to_value(aggregate::answer(
+            kind,
+            &self.world,
+            &q,
+            self.world.clock.now(),
+        ))
+        .expect("an answer serializes")
     }
 
     /// Ids of a membership's user, skill and queue.
