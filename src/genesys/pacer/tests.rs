@@ -332,19 +332,22 @@ async fn answers_out_of_order_over_a_slow_network_never_overrun() {
     let mut server = Server::new(60, 600);
     server.other_quota = 300;
     let server = std::sync::Arc::new(Mutex::new(server));
-    let workers = (0..8u64).map(|worker| {
-        let (pacer, server) = (pacer.clone(), server.clone());
-        tokio::spawn(async move {
-            for i in 0..100u64 {
-                let ticket = pacer.acquire().await;
-                let half = Duration::from_millis(10 + (worker * 37 + i * 53) % 140);
-                tokio::time::sleep(half).await;
-                let (status, headers) = server.lock().unwrap().charge();
-                tokio::time::sleep(half).await;
-                ticket.answered(status, headers);
-            }
+    // Spawned all at once (a lazy iterator would run them one after another).
+    let workers: Vec<_> = (0..8u64)
+        .map(|worker| {
+            let (pacer, server) = (pacer.clone(), server.clone());
+            tokio::spawn(async move {
+                for i in 0..100u64 {
+                    let ticket = pacer.acquire().await;
+                    let half = Duration::from_millis(10 + (worker * 37 + i * 53) % 140);
+                    tokio::time::sleep(half).await;
+                    let (status, headers) = server.lock().unwrap().charge();
+                    tokio::time::sleep(half).await;
+                    ticket.answered(status, headers);
+                }
+            })
         })
-    });
+        .collect();
     for w in workers {
         w.await.unwrap();
     }
@@ -409,5 +412,44 @@ async fn an_end_placed_a_moment_early_is_not_a_new_window() {
         before.elapsed() < Duration::from_secs(3),
         "{:?} for 19 requests in a fresh window",
         before.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn eight_callers_with_slow_answers_leave_the_other_user_its_share() {
+    // The integration test's shape on a starved machine: 3 s windows of 60, 30 of them
+    // another user's, eight callers at once (most of them waiting for their slot at any
+    // time), every answer 300 ms on its way back. Callers waiting for their slot are in no
+    // count, and a count is as old as its request: the other user keeps its 30 a window.
+    let pacer = std::sync::Arc::new(Pacer::new(1_200, 5));
+    let mut server = Server::new(3, 60);
+    server.other_quota = 30;
+    let server = std::sync::Arc::new(Mutex::new(server));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (pacer, server) = (pacer.clone(), server.clone());
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    let ticket = pacer.acquire().await;
+                    let (status, headers) = server.lock().unwrap().charge();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    ticket.answered(status, headers);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let mut server = server.lock().unwrap();
+    assert_eq!(server.refused, 0);
+    assert_eq!(server.others_refused_by_the_end(), 0, "{:?}", server.ours);
+    assert!(server.ours.iter().all(|n| *n <= 30), "{:?}", server.ours);
+    // Still paced, not starved: the windows carry a fair part of what is ours.
+    let full: Vec<u32> = server.ours[1..server.ours.len() - 1].to_vec();
+    assert!(
+        full.iter().sum::<u32>() >= 10 * full.len() as u32,
+        "{:?}",
+        server.ours
     );
 }
