@@ -7,16 +7,19 @@
 //! `inin-ratelimit-reset` seconds until it resets. The pacer spreads what the window still
 //! allows over the time left in it, after setting aside what the token's other users will
 //! spend at the pace they are going, and never takes more than `rate_share` of a window for
-//! itself. Their pace is measured so as never to look slower than it is, since a pace read
-//! too slow spends what is theirs: they have made the count less our own answered requests,
-//! less only those of ours already on the way (callers still waiting for their slot are in
-//! no count yet); and a count is dated from when its request left, not from when its answer
-//! came, since a slow answer (a loaded machine, a slow network) tells of the window as it
-//! was, and the others have gone on since. Requests go one every `1 ÷ rate` after a burst of a few (a bucket of tokens
+//! itself. Requests go one every `1 ÷ rate` after a burst of a few (a bucket of tokens
 //! refilled at the current rate), never a window's worth at once: that would finish a cycle
 //! as fast and starve everyone else on the token. After a lull (the cycle waiting on a slow
 //! answer) the pacer may go up to half as fast again as the window's even rate, to use what
 //! the window still allows.
+//!
+//! The others' pace is read so as not to come out slower than the answers show, since a
+//! pace read too slow spends what is theirs. Their requests are the count less our answered
+//! requests, less only those of ours already on the way (which may or may not be in it):
+//! callers still waiting for their slot are in no count yet. And a count is dated from when
+//! its request left, not from when its answer came: a slow answer (a loaded machine, a slow
+//! network) tells of the window as it was, and the others have gone on since. No margin is
+//! added for this; when answers come at once, both readings are the same.
 //!
 //! A margin (requests at 95 % of the even rate) is kept only where the headers cannot be
 //! relied on: before the first answer, after an answer without them, and in a window whose
