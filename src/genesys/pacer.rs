@@ -13,6 +13,14 @@
 //! answer) the pacer may go up to half as fast again as the window's even rate, to use what
 //! the window still allows.
 //!
+//! The others' pace is read so as not to come out slower than the answers show, since a
+//! pace read too slow spends what is theirs. Their requests are the count less our answered
+//! requests, less only those of ours already on the way (which may or may not be in it):
+//! callers still waiting for their slot are in no count yet. And a count is dated from when
+//! its request left, not from when its answer came: a slow answer (a loaded machine, a slow
+//! network) tells of the window as it was, and the others have gone on since. No margin is
+//! added for this; when answers come at once, both readings are the same.
+//!
 //! A margin (requests at 95 % of the even rate) is kept only where the headers cannot be
 //! relied on: before the first answer, after an answer without them, and in a window whose
 //! count falls short of our own requests in it. A 429 or a spent window holds every caller
@@ -113,6 +121,8 @@ pub struct Pacer {
 pub struct Ticket<'a> {
     pacer: &'a Pacer,
     sent: Instant,
+    /// Still waiting for its slot: not sent, so in no count yet.
+    waiting: bool,
     answered: bool,
 }
 
@@ -120,15 +130,17 @@ impl Ticket<'_> {
     /// Hands back what the answer said about the window.
     pub fn answered(mut self, status: u16, headers: RateLimitHeaders) {
         self.answered = true;
-        self.pacer
-            .finish(Some((self.sent, Instant::now(), status, headers)));
+        self.pacer.finish(
+            self.waiting,
+            Some((self.sent, Instant::now(), status, headers)),
+        );
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            self.pacer.finish(None);
+            self.pacer.finish(self.waiting, None);
         }
     }
 }
@@ -150,6 +162,8 @@ struct State {
     hold_until: Option<Instant>,
     /// Tickets handed out and not yet answered or dropped.
     in_flight: u32,
+    /// Those of them still waiting for their slot: sent by nobody yet, so in no count.
+    waiting: u32,
     /// The latest `inin-ratelimit-allowed`.
     allowed: Option<u32>,
     /// The longest reset seen (the window's length), at most [`MAX_WINDOW`].
@@ -170,14 +184,17 @@ struct Window {
     /// The window ends after `end_lo` and no later than `end_hi`.
     end_lo: Instant,
     end_hi: Instant,
-    /// The highest count seen and when its answer came. Every answer counted in the window
-    /// has a count no higher, so every one of them was counted by then.
+    /// The highest count seen, and when the request it answers left: the count may have
+    /// been taken any time from then until the answer came, and is read as of the earlier
+    /// (a slow answer's count is old news: the others have gone on since). Every answer
+    /// counted in the window has a count no higher.
     count: u32,
     count_at: Instant,
     /// Our answers counted in this window.
     ours: u32,
-    /// Requests of others by `count_at`: the count less our answers, less what we have in
-    /// flight (which may or may not be in it).
+    /// Requests of others in the count: the count less our answers, less what we have on
+    /// the way (which may or may not be in it). Requests still waiting for their slot are
+    /// in no count, and are not taken off.
     others: u32,
     /// The count fell short of our own requests in this window.
     disagrees: bool,
@@ -215,11 +232,9 @@ impl State {
         let span = MIN_SPAN.min(len / 4);
         let counted = into(w.count_at);
         if into(now) < span {
-            let seen = if w.others > 0 {
-                f64::from(w.others) / counted.as_secs_f64().max(1e-3)
-            } else {
-                0.0
-            };
+            // A count taken in the window's first moments is no measure of a pace: read
+            // over the least span, as later.
+            let seen = f64::from(w.others) / counted.max(span).as_secs_f64();
             return self.others_rate.max(seen);
         }
         f64::from(w.others) / counted.max(span).as_secs_f64()
@@ -322,13 +337,13 @@ impl State {
                 end_lo: lo,
                 end_hi: hi,
                 count,
-                count_at: received,
+                count_at: sent,
                 ours: 0,
                 others: 0,
                 disagrees: false,
             });
         }
-        let in_flight = self.in_flight;
+        let on_the_way = self.in_flight.saturating_sub(self.waiting);
         let Some(w) = self.window.as_mut() else {
             return;
         };
@@ -338,9 +353,9 @@ impl State {
         w.ours = w.ours.saturating_add(1);
         if count > w.count {
             w.count = count;
-            w.count_at = received;
+            w.count_at = sent;
         }
-        w.others = w.count.saturating_sub(w.ours).saturating_sub(in_flight);
+        w.others = w.count.saturating_sub(w.ours).saturating_sub(on_the_way);
         // The count may or may not include the request it answers: one short is no
         // disagreement.
         if !w.disagrees && w.count.saturating_add(1) < w.ours {
@@ -368,6 +383,7 @@ impl Pacer {
                 tokens_at: Instant::now(),
                 hold_until: None,
                 in_flight: 0,
+                waiting: 0,
                 allowed: None,
                 window_len: None,
                 headers: false,
@@ -449,12 +465,16 @@ impl Pacer {
             by.map_or(slot, |by| slot.min(by.max(from)))
         };
         s.in_flight += 1;
+        s.waiting += 1;
         Ok(slot)
     }
 
-    fn finish(&self, answer: Option<(Instant, Instant, u16, RateLimitHeaders)>) {
+    fn finish(&self, waiting: bool, answer: Option<(Instant, Instant, u16, RateLimitHeaders)>) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
+        if waiting {
+            s.waiting = s.waiting.saturating_sub(1);
+        }
         match answer {
             // A refused token: the next one has a window of its own.
             Some((_, _, 401, _)) => s.window = None,
@@ -475,10 +495,15 @@ impl Pacer {
         let mut ticket = Ticket {
             pacer: self,
             sent: slot,
+            waiting: true,
             answered: false,
         };
         tokio::time::sleep_until(slot).await;
+        let mut s = self.lock();
+        s.waiting = s.waiting.saturating_sub(1);
+        ticket.waiting = false;
         ticket.sent = Instant::now();
+        drop(s);
         ticket
     }
 

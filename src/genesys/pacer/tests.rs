@@ -130,6 +130,39 @@ async fn drive(pacer: &Pacer, server: &mut Server, n: usize) -> Vec<Duration> {
     sent
 }
 
+/// Eight callers at once, `each` requests apiece: a request is charged `to_server(caller, i)`
+/// after its slot and answered `back(caller, i)` after that. Returns the server.
+async fn callers(
+    pacer: Pacer,
+    server: Server,
+    each: u64,
+    delays: fn(u64, u64) -> (Duration, Duration),
+) -> Server {
+    let pacer = std::sync::Arc::new(pacer);
+    let server = std::sync::Arc::new(Mutex::new(server));
+    // Spawned all at once (a lazy iterator would run them one after another).
+    let workers: Vec<_> = (0..8u64)
+        .map(|caller| {
+            let (pacer, server) = (pacer.clone(), server.clone());
+            tokio::spawn(async move {
+                for i in 0..each {
+                    let ticket = pacer.acquire().await;
+                    let (to_server, back) = delays(caller, i);
+                    tokio::time::sleep(to_server).await;
+                    let (status, headers) = server.lock().unwrap().charge();
+                    tokio::time::sleep(back).await;
+                    ticket.answered(status, headers);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let server = std::sync::Arc::into_inner(server).unwrap();
+    server.into_inner().unwrap()
+}
+
 fn sent_before(sent: &[Duration], secs: f64) -> usize {
     sent.iter().filter(|t| t.as_secs_f64() < secs).count()
 }
@@ -328,27 +361,13 @@ fn a_share_outside_the_range_means_all_of_it() {
 async fn answers_out_of_order_over_a_slow_network_never_overrun() {
     // Eight callers, each answer 20–300 ms on the way (charged half-way), a second user on
     // the token: answers arrive out of the order the server counted them.
-    let pacer = std::sync::Arc::new(Pacer::new(600, 5));
     let mut server = Server::new(60, 600);
     server.other_quota = 300;
-    let server = std::sync::Arc::new(Mutex::new(server));
-    let workers = (0..8u64).map(|worker| {
-        let (pacer, server) = (pacer.clone(), server.clone());
-        tokio::spawn(async move {
-            for i in 0..100u64 {
-                let ticket = pacer.acquire().await;
-                let half = Duration::from_millis(10 + (worker * 37 + i * 53) % 140);
-                tokio::time::sleep(half).await;
-                let (status, headers) = server.lock().unwrap().charge();
-                tokio::time::sleep(half).await;
-                ticket.answered(status, headers);
-            }
-        })
-    });
-    for w in workers {
-        w.await.unwrap();
-    }
-    let mut server = server.lock().unwrap();
+    let mut server = callers(Pacer::new(600, 5), server, 100, |caller, i| {
+        let half = Duration::from_millis(10 + (caller * 37 + i * 53) % 140);
+        (half, half)
+    })
+    .await;
     assert_eq!(server.refused, 0);
     assert_eq!(server.others_refused_by_the_end(), 0);
     assert!(server.ours[0] >= 270, "{:?}", server.ours);
@@ -409,5 +428,29 @@ async fn an_end_placed_a_moment_early_is_not_a_new_window() {
         before.elapsed() < Duration::from_secs(3),
         "{:?} for 19 requests in a fresh window",
         before.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn eight_callers_with_slow_answers_leave_the_other_user_its_share() {
+    // The integration test's shape on a starved machine: 3 s windows of 60, 30 of them
+    // another user's, eight callers at once (most of them waiting for their slot at any
+    // time), every answer 300 ms on its way back. Callers waiting for their slot are in no
+    // count, and a count is as old as its request: the other user keeps its 30 a window.
+    let mut server = Server::new(3, 60);
+    server.other_quota = 30;
+    let mut server = callers(Pacer::new(1_200, 5), server, 40, |_, _| {
+        (Duration::ZERO, Duration::from_millis(300))
+    })
+    .await;
+    assert_eq!(server.refused, 0);
+    assert_eq!(server.others_refused_by_the_end(), 0, "{:?}", server.ours);
+    assert!(server.ours.iter().all(|n| *n <= 30), "{:?}", server.ours);
+    // Still paced, not starved: the windows carry a fair part of what is ours.
+    let full: Vec<u32> = server.ours[1..server.ours.len() - 1].to_vec();
+    assert!(
+        full.iter().sum::<u32>() >= 10 * full.len() as u32,
+        "{:?}",
+        server.ours
     );
 }
