@@ -5,7 +5,7 @@ use crate::common;
 
 use common::binary::{binary, output};
 use common::sim::start_sim;
-use common::{metric, metric_or_zero, Daemon, TempDir};
+use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use genesys_sim::Simulator;
 use skill_tuner::config::{secret, ConfigError, OrgChoiceError, Orgs, Settings, DEFAULT_ORG};
 use skill_tuner::history::writer_lock::LockKind;
@@ -751,4 +751,139 @@ fn the_sharded_kubernetes_example_gives_each_org_one_shard() {
         }
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
+/// The bearer token of `POST /run` in the org daemon tests.
+const RUN_TOKEN: &str = "orgs-run-token-5e0b7c2d9a41f3e8";
+
+/// `POST path` with the run token (or `token`): status, `Retry-After` (if any) and body.
+async fn post_run(d: &Daemon, path: &str, token: &str) -> (u16, Option<String>, String) {
+    let resp = d
+        .http
+        .post(format!("http://{}{path}", d.admin))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry, resp.text().await.unwrap())
+}
+
+/// `POST /run?org=NAME` starts that org's cycle alone, under that org's own readiness and
+/// `daemon.min_spacing_secs`; plain `POST /run` starts every org that can and answers one
+/// line per org; an unknown org is 404 naming the daemon's orgs; the token comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_run_names_one_org_or_asks_each_and_says_what_each_did() {
+    let (a, b) = (sim_org("a").await, sim_org("b").await);
+    b.faults().login_down(true);
+    let dir = TempDir::new("orgs-post-run");
+    let ledger = dir.path().join("ledger.db");
+    let config = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, "daemon.min_spacing_secs = 300"),
+            ("b", &b, "daemon.min_spacing_secs = 300"),
+        ],
+    )
+    .replace(
+        "min_spacing_secs = 0\n",
+        "min_spacing_secs = 0\nenable_run_endpoint = true\n",
+    );
+    let mut env: Vec<(String, String)> = ["a", "b"].iter().map(|t| secret_env(t)).collect();
+    env.push(("SKILL_TUNER_RUN_TOKEN".into(), RUN_TOKEN.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut d = Daemon::spawn(dir.path(), &config, &env);
+    d.wait_metrics("brand-a ready", 30, |m| {
+        metric(m, &of("skill_tuner_ready", "a", "")) == Some(1.0)
+    })
+    .await;
+
+    // The token comes before anything about orgs: no org name leaks to a caller without it.
+    let (status, _, body) = post_run(&d, "/run?org=brand-zz", "wrong-token-0000000000").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("brand-a"), "{body}");
+    let (status, _, body) = post_run(&d, "/run?org=brand-zz", RUN_TOKEN).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("no org named `brand-zz`") && body.contains("brand-a, brand-b"),
+        "{body}"
+    );
+    for bad in [
+        "/run?orgs=brand-a",
+        "/run?org=",
+        "/run?org=brand-a&org=brand-b",
+    ] {
+        let (status, _, body) = post_run(&d, bad, RUN_TOKEN).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // The org named alone answers for itself: brand-b cannot log in.
+    let (status, _, body) = post_run(&d, "/run?org=brand-b", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        "org `brand-b`: not ready: no valid API token (login pending or failing)\n"
+    );
+
+    // Plain: brand-a starts, brand-b says why it does not.
+    let (status, _, body) = post_run(&d, "/run", RUN_TOKEN).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body,
+        "org `brand-a`: cycle requested\norg `brand-b`: not ready: no valid API token (login pending or failing)\n"
+    );
+    d.wait_metrics("brand-a's cycle", 30, |m| {
+        metric_or_zero(m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")) >= 1.0
+    })
+    .await;
+
+    // brand-a's own spacing refuses it, named or not, and says when it may run.
+    let (status, retry, body) = post_run(&d, "/run?org=brand-a", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    let retry: i64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After {retry}");
+    assert!(
+        body.starts_with("org `brand-a`: no cycle before ") && body.contains("min_spacing"),
+        "{body}"
+    );
+    let (status, retry, body) = post_run(&d, "/run", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(retry.is_some(), "{body}");
+    assert!(
+        body.contains("org `brand-a`: no cycle before ")
+            && body.contains("org `brand-b`: not ready"),
+        "{body}"
+    );
+
+    let m = d.metrics().await;
+    assert_eq!(cycles_total(&m), 1.0, "{m}");
+    for (tag, reason, at_least) in [("a", "min_spacing", 2.0), ("b", "not_ready", 3.0)] {
+        let skipped = metric_or_zero(
+            &m,
+            &of(
+                "skill_tuner_ticks_skipped_total",
+                tag,
+                &format!("reason=\"{reason}\""),
+            ),
+        );
+        assert!(skipped >= at_least, "brand-{tag} {reason}: {skipped}\n{m}");
+    }
+    assert!(runs_of(&ledger, "brand-b").is_empty());
+    let logs = d.logs();
+    let accepted = logs
+        .lines()
+        .find(|l| l.contains("POST /run accepted"))
+        .unwrap_or_else(|| panic!("no accepted run logged:\n{logs}"));
+    assert!(
+        accepted.contains("brand-a") && accepted.contains("127.0.0.1"),
+        "the org and the peer: {accepted}"
+    );
+    assert!(!logs.contains(RUN_TOKEN), "the token was logged");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
 }
