@@ -422,7 +422,10 @@ fn org_variables(
             .unwrap_or_default();
         let matching: Vec<&String> = names
             .iter()
-            .filter(|n| rest.starts_with(&format!("{}__", org_env_name(n))))
+            .filter(|n| {
+                let org = org_env_name(n);
+                rest == org || rest.starts_with(&format!("{org}__"))
+            })
             .collect();
         let org = match matching.as_slice() {
             [org] => *org,
@@ -442,7 +445,9 @@ fn org_variables(
                 continue;
             }
         };
-        let key: Vec<String> = rest[org_env_name(org).len() + 2..]
+        let key: Vec<String> = rest
+            .get(org_env_name(org).len() + 2..)
+            .unwrap_or_default()
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();

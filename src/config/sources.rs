@@ -1,4 +1,5 @@
-//! The environment variables of Genesys' own tools, and where an effective value came from.
+//! The environment the config reads, the variables of Genesys' own tools, and where an
+//! effective value came from.
 //!
 //! Genesys' Terraform provider (CX as Code), its `gc` CLI and its blueprints read the OAuth
 //! client and the region from `GENESYSCLOUD_OAUTHCLIENT_ID`, `GENESYSCLOUD_OAUTHCLIENT_SECRET`
@@ -8,6 +9,11 @@
 //! 2. the config file's `genesys.client_id` / `genesys.region`,
 //! 3. `GENESYSCLOUD_OAUTHCLIENT_ID` / `GENESYSCLOUD_REGION`,
 //! 4. the default (none for the client id, `us-east-1` for the region).
+//!
+//! A listed org (`[[orgs]]`) puts two layers of its own on top:
+//! `SKILL_TUNER__ORGS__<ORG>__GENESYS__CLIENT_ID` (see [`super::orgs`]), then its table's
+//! `genesys.client_id`; the four above follow. Which of the config's variables are read
+//! at all comes from an [`Environment`]: the process's, or one a test gives.
 //!
 //! The secret keeps its own order ([`super::secret::load_client_secret`]): the systemd
 //! credential, `genesys.client_secret_file`, the variable named by `genesys.client_secret_env`,
