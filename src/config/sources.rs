@@ -102,7 +102,12 @@ impl Environment {
                 Ok(value) => {
                     env.vars.insert(name, value);
                 }
-                Err(_) => env.unreadable.push(name),
+                // As the `config` crate did: an override it cannot read is an error; a
+                // fallback of Genesys' tools that is not text is as good as unset.
+                Err(_) if name.to_ascii_uppercase().starts_with(OVERRIDE_PREFIX) => {
+                    env.unreadable.push(name)
+                }
+                Err(_) => {}
             }
         }
         env
