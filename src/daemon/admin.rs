@@ -203,25 +203,29 @@ async fn run_now(
     answer(&answers, listed, shared.clock.now())
 }
 
+/// Why a `POST /run` query was refused (400).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum QueryError {
+    #[error("`org` needs an org's name: POST /run?org=NAME")]
+    EmptyOrg,
+    #[error("name one org: POST /run?org=NAME (or none to run every org)")]
+    SeveralOrgs,
+    #[error("POST /run takes only `org` (POST /run?org=NAME), got `{0}`")]
+    Unknown(String),
+}
+
 /// The org `?org=NAME` names, if any; anything else in the query is refused, so a typo in
 /// the parameter (`?orgs=a`) cannot silently run every org.
-fn target_org(query: &str) -> Result<Option<String>, String> {
+fn target_org(query: &str) -> Result<Option<String>, QueryError> {
     let mut org = None;
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
-            "org" if org.is_none() && !value.is_empty() => org = Some(value.into_owned()),
-            "org" if value.is_empty() => {
-                return Err("`org` needs an org's name: POST /run?org=NAME".to_string())
-            }
-            "org" => {
-                return Err(
-                    "name one org: POST /run?org=NAME (or none to run every org)".to_string(),
-                )
-            }
+            "org" if value.is_empty() => return Err(QueryError::EmptyOrg),
+            "org" if org.is_some() => return Err(QueryError::SeveralOrgs),
+            "org" => org = Some(value.into_owned()),
             other => {
-                return Err(format!(
-                    "POST /run takes only `org` (POST /run?org=NAME), got `{}`",
-                    crate::text::printable(other)
+                return Err(QueryError::Unknown(
+                    crate::text::printable(other).into_owned(),
                 ))
             }
         }

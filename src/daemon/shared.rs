@@ -146,7 +146,7 @@ impl View {
 /// What `POST /run` did for one org. Only [`RunVerdict::Requested`] queued a run; the org
 /// loop applies the same guards again when it takes it, so a race loses nothing but a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunVerdict {
+pub(super) enum RunVerdict {
     /// Queued for the org's loop.
     Requested,
     /// The org lacks these to run a cycle.
@@ -276,23 +276,23 @@ impl Shared {
 
     /// Why the daemon cannot take a `POST /run` at all, whatever its orgs say: still
     /// starting, or no org running.
-    pub fn not_running_reason(&self) -> Option<String> {
+    pub(super) fn not_running_reason(&self) -> Option<String> {
         self.not_running(&self.orgs())
     }
 
     /// Whether the running orgs are `[[orgs]]` ones (named in what the daemon says).
-    pub fn orgs_listed(&self) -> bool {
+    pub(super) fn orgs_listed(&self) -> bool {
         self.orgs().values().any(|v| v.key.is_some())
     }
 
     /// The names of the running orgs, in order.
-    pub fn org_names(&self) -> Vec<String> {
+    pub(super) fn org_names(&self) -> Vec<String> {
         self.orgs().keys().cloned().collect()
     }
 
     /// Requests a run of `org` if it can start one now, and counts a refusal by its reason
     /// under the org; `None` when no such org is running.
-    pub fn request_run(&self, org: &str) -> Option<RunVerdict> {
+    pub(super) fn request_run(&self, org: &str) -> Option<RunVerdict> {
         let (verdict, key) = {
             let mut orgs = self.orgs();
             let view = orgs.get_mut(org)?;
