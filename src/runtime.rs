@@ -103,7 +103,8 @@ pub fn connection_lines(
     config_path: &std::path::Path,
     settings: &Settings,
 ) -> Result<Vec<String>, ConfigError> {
-    let sources = Settings::sources(config_path)?;
+    let env = crate::config::Environment::process();
+    let sources = Settings::sources_for(config_path, settings.org.as_deref(), &env)?;
     let g = &settings.genesys;
     let mut lines = Vec::new();
     for (key, origin) in sources.iter() {

@@ -32,28 +32,19 @@ pub fn run(config: ConfigArg, clock: &Clock) -> Result<ExitClass, Failure> {
                 settings.org_name()
             );
         }
-        print_org(&config, settings, clock, orgs.listed())?;
+        print_org(&config, settings, clock)?;
     }
     Ok(ExitClass::Ok)
 }
 
 /// One org's effective settings, pacing, schedule, connection and secret (never its value).
-fn print_org(
-    config: &ConfigArg,
-    settings: &Settings,
-    clock: &Clock,
-    listed: bool,
-) -> Result<(), Failure> {
+fn print_org(config: &ConfigArg, settings: &Settings, clock: &Clock) -> Result<(), Failure> {
     print!("{}", settings.to_shown_toml());
     print_pacing(settings);
     print_schedule(settings, clock);
-    // Where the client id and region came from: read off the top level, so only shown for
-    // a config without `[[orgs]]` (a listed org's own keys are in its table above).
-    let lines = runtime::connection_lines(&config.config, settings)?;
-    for line in lines
-        .iter()
-        .filter(|l| !listed || !l.starts_with("genesys."))
-    {
+    // Where the client id and region came from: a listed org's own table and
+    // `SKILL_TUNER__ORGS__<ORG>__…` variables first, then the top level's.
+    for line in runtime::connection_lines(&config.config, settings)? {
         println!("# {line}");
     }
     // `run` refuses to start without the secret: so does the check of its config.

@@ -1,5 +1,6 @@
-//! Configuration: one TOML file plus `SKILL_TUNER__SECTION__KEY` environment overrides,
-//! deserialised into typed settings and then validated as a whole.
+//! Configuration: one TOML file plus `SKILL_TUNER__SECTION__KEY` environment overrides (and
+//! `SKILL_TUNER__ORGS__<ORG>__SECTION__KEY` for one listed org, see [`orgs`]), deserialised
+//! into typed settings and then validated as a whole.
 //!
 //! A bad config is an error naming the file, the key and what was expected; it is never
 //! half-applied (a reload keeps the running config). Secrets are not config values: the
@@ -31,7 +32,7 @@ pub use policy::{
     ScopeSettings, SkillPolicy,
 };
 pub use service::{DaemonSettings, HistorySettings, LogFormat, LogSettings};
-pub use sources::{Origin, Sources};
+pub use sources::{Environment, Origin, Sources};
 pub use validate::{ConfigError, Problem};
 
 /// Everything skill-tuner can be told.
@@ -88,33 +89,41 @@ impl Settings {
         self.org.as_deref().unwrap_or(DEFAULT_ORG)
     }
 
-    /// The file, with the environment when `with_env`: `SKILL_TUNER__SECTION__KEY` over the
-    /// file's keys, and under them the variables Genesys' own tools read
-    /// ([`sources::FALLBACKS`]), each recorded with its origin (see [`Sources`]).
-    fn merged(path: &Path, with_env: bool) -> Result<config::Config, ConfigError> {
+    /// The file with the environment `env`: `SKILL_TUNER__SECTION__KEY` over the file's
+    /// keys, and under them the variables Genesys' own tools read ([`sources::FALLBACKS`]),
+    /// each recorded with its origin (see [`Sources`]). An org's own variables are not laid
+    /// on here but over its table ([`Orgs::from_root`]), which only the org list names.
+    fn merged(path: &Path, env: &Environment) -> Result<config::Config, ConfigError> {
         if !path.exists() {
             return Err(ConfigError::Missing(path.to_path_buf()));
+        }
+        if let Some(var) = env.unreadable().first() {
+            return Err(ConfigError::Parse {
+                file: path.to_path_buf(),
+                message: format!(
+                    "the environment variable {var} holds something other than UTF-8 text"
+                ),
+            });
         }
         let mut builder = config::Config::builder().add_source(
             config::File::from(path)
                 .format(config::FileFormat::Toml)
                 .required(true),
         );
-        if with_env {
-            // No `try_parsing`: it turns `00123` into the number 123 before anyone knows the
-            // key wants a string. Every value stays a string here, and [`strict`] parses it
-            // only where the key needs a number, a boolean or a (comma-separated) list.
-            builder = builder.add_source(
-                config::Environment::with_prefix("SKILL_TUNER")
-                    .prefix_separator("__")
-                    .separator("__"),
-            );
-            // Defaults are the lowest layer: the file and the overrides above both win.
-            for (key, value) in sources::fallback_values() {
-                builder = builder
-                    .set_default(key, value)
-                    .map_err(|e| ConfigError::parse(path, e))?;
-            }
+        // No `try_parsing`: it turns `00123` into the number 123 before anyone knows the
+        // key wants a string. Every value stays a string here, and [`strict`] parses it
+        // only where the key needs a number, a boolean or a (comma-separated) list.
+        builder = builder.add_source(
+            config::Environment::with_prefix("SKILL_TUNER")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env.top_level_overrides())),
+        );
+        // Defaults are the lowest layer: the file and the overrides above both win.
+        for (key, value) in sources::fallback_values(env) {
+            builder = builder
+                .set_default(key, value)
+                .map_err(|e| ConfigError::parse(path, e))?;
         }
         builder.build().map_err(|e| {
             let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -125,7 +134,24 @@ impl Settings {
     /// Where the values of the keys Genesys' tools also set came from (`check-config`):
     /// the same layers [`Settings::load`] merges, read again.
     pub fn sources(path: &Path) -> Result<Sources, ConfigError> {
-        Ok(Sources::of(&Self::merged(path, true)?.cache, path))
+        Self::sources_for(path, None, &Environment::process())
+    }
+
+    /// [`Settings::sources`] of one org with `env`: a listed org's own table and variables
+    /// first, as its settings were read; `None`, or an org the file does not list, is the
+    /// top level.
+    pub fn sources_for(
+        path: &Path,
+        org: Option<&str>,
+        env: &Environment,
+    ) -> Result<Sources, ConfigError> {
+        let root = Self::merged(path, env)?.cache;
+        Ok(
+            match org.and_then(|name| orgs::org_table(&root, name, env)) {
+                Some(table) => Sources::of_org(&root, &table, path),
+                None => Sources::of(&root, path),
+            },
+        )
     }
 
     /// Parses TOML text (no file, no environment), validated; one org.
@@ -169,8 +195,21 @@ impl Settings {
 impl Orgs {
     /// Reads `path` like [`Settings::load_reporting`]: every org, each typed and validated.
     pub fn load_reporting(path: &Path, with_env: bool) -> Result<(Self, Vec<String>), ConfigError> {
-        let raw = Settings::merged(path, with_env)?;
-        let orgs = Orgs::from_root(raw.cache, path)?;
+        let env = if with_env {
+            Environment::process()
+        } else {
+            Environment::default()
+        };
+        Self::load_with_environment(path, &env)
+    }
+
+    /// [`Orgs::load_reporting`] with `env` as the environment (tests give theirs).
+    pub fn load_with_environment(
+        path: &Path,
+        env: &Environment,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let raw = Settings::merged(path, env)?;
+        let orgs = Orgs::from_root(raw.cache, path, env)?;
         let strict = orgs.iter().any(|s| s.genesys.strict_file_permissions);
         let warnings = secret::check_config_file(path, strict)?;
         Ok((orgs, warnings))
@@ -192,6 +231,6 @@ impl Orgs {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| ConfigError::toml(&origin, text, e))?;
-        Orgs::from_root(raw.cache, &origin)
+        Orgs::from_root(raw.cache, &origin, &Environment::default())
     }
 }

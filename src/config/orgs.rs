@@ -6,8 +6,17 @@
 //! here today and any added later — works per org without code of its own. Only the
 //! process-wide keys ([`PROCESS_WIDE`]) stay top-level; an org table setting one is refused.
 //!
+//! `SKILL_TUNER__ORGS__<ORG>__SECTION__KEY` sets one org's key from the environment: it is
+//! laid over that org's table before the table is laid over the top level, so it wins over
+//! the org's table as `SKILL_TUNER__SECTION__KEY` wins over the file's top level, and a key
+//! the org's table leaves out it sets for that org alone. `<ORG>` is the org's name in upper
+//! case with `-` as `_` ([`org_env_name`], as in its secret variable). A variable no org
+//! matches is an error naming it and the orgs, so a typo cannot silently do nothing; one that
+//! two orgs match (`brand-b` and `brand_b`, or `a` and `a__b`) is an error naming both.
+//!
 //! A config without `[[orgs]]` is one org named [`DEFAULT_ORG`], as it always was.
 
+use super::sources::{self, Environment};
 use super::validate::{ConfigError, Problem};
 use super::{strict, Settings};
 use config::{Value, ValueKind};
@@ -104,18 +113,30 @@ impl Orgs {
         self.list
     }
 
-    /// Typed and validated orgs from a merged config's root (see the module comment).
-    pub(super) fn from_root(root: Value, origin: &Path) -> Result<Self, ConfigError> {
-        let ValueKind::Table(mut top) = root.kind else {
-            return Settings::parse_one(root, origin).map(Orgs::single);
-        };
-        let Some(listed) = top.remove("orgs") else {
-            return Settings::parse_one(Value::new(None, ValueKind::Table(top)), origin)
-                .map(Orgs::single);
-        };
+    /// Typed and validated orgs from a merged config's root, each org's variables in `env`
+    /// laid over its table (see the module comment).
+    pub(super) fn from_root(
+        root: Value,
+        origin: &Path,
+        env: &Environment,
+    ) -> Result<Self, ConfigError> {
         let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
             file: origin.to_path_buf(),
             problems,
+        };
+        let unlisted = |root: Value| {
+            let (_, problems) = org_variables(env, &[]);
+            if problems.is_empty() {
+                Settings::parse_one(root, origin).map(Orgs::single)
+            } else {
+                Err(invalid(problems))
+            }
+        };
+        let ValueKind::Table(mut top) = root.kind else {
+            return unlisted(root);
+        };
+        let Some(listed) = top.remove("orgs") else {
+            return unlisted(Value::new(None, ValueKind::Table(top)));
         };
         let tables = match listed.kind {
             ValueKind::Array(items) if !items.is_empty() => items,
@@ -126,7 +147,7 @@ impl Orgs {
                 }]))
             }
         };
-        let mut problems = Vec::new();
+        let (mut variables, mut problems) = org_variables(env, &table_names(&tables));
         let mut list = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (index, item) in tables.into_iter().enumerate() {
@@ -159,16 +180,23 @@ impl Orgs {
                 ));
                 continue;
             }
-            let refused: Vec<String> = PROCESS_WIDE
+            for variable in variables.remove(&name).unwrap_or_default() {
+                variable.lay_over(&mut table);
+            }
+            let refused: Vec<(String, Option<String>)> = PROCESS_WIDE
                 .iter()
-                .filter(|key| lookup(&table, key).is_some())
-                .map(|key| key.to_string())
+                .filter_map(|key| {
+                    let value = lookup(&table, key)?;
+                    let var = value.origin().and_then(sources::org_override_var);
+                    Some((key.to_string(), var.map(str::to_string)))
+                })
                 .collect();
             if !refused.is_empty() {
-                problems.extend(refused.into_iter().map(|key| Problem {
+                problems.extend(refused.into_iter().map(|(key, var)| Problem {
                     key: format!("orgs[{index}].{key}"),
                     expected: format!(
-                        "set only at the top level: `{key}` belongs to the whole process (one ledger, one log, one admin listener), not to an org"
+                        "set only at the top level: `{key}` belongs to the whole process (one ledger, one log, one admin listener), not to an org{}",
+                        var.map(|v| format!(" (set by the environment variable {v})")).unwrap_or_default()
                     ),
                 }));
                 continue;
@@ -298,7 +326,168 @@ fn bad_name(name: &str) -> Option<String> {
 /// The variable an org's secret is read from unless it sets `genesys.client_secret_env`:
 /// the top-level one with the org's name as suffix (`SKILL_TUNER_CLIENT_SECRET_BRAND_B`).
 pub fn secret_env_for(base: &str, org: &str) -> String {
-    format!("{base}_{}", org.to_ascii_uppercase().replace('-', "_"))
+    format!("{base}_{}", org_env_name(org))
+}
+
+/// An org's name as a part of a variable's name: upper case, `-` as `_` (`brand-b` is
+/// `BRAND_B`), since a shell cannot set a variable with `-` in its name.
+pub fn org_env_name(org: &str) -> String {
+    org.to_ascii_uppercase().replace('-', "_")
+}
+
+/// One `SKILL_TUNER__ORGS__<ORG>__SECTION__KEY` variable, assigned to its org.
+#[derive(Debug)]
+struct OrgVariable {
+    var: String,
+    /// The key's segments, lower case (`genesys`, `client_id`).
+    key: Vec<String>,
+    value: String,
+}
+
+impl OrgVariable {
+    /// Sets the key in the org's table, its origin naming the variable (for [`strict`]'s
+    /// errors and `check-config`'s sources). Like the `config` crate's own overrides, a
+    /// non-table on the way is replaced by a table.
+    fn lay_over(self, table: &mut config::Map<String, Value>) {
+        let origin = sources::org_override_origin(&self.var);
+        let mut at = table;
+        let Some((last, path)) = self.key.split_last() else {
+            return;
+        };
+        for segment in path {
+            let entry = at
+                .entry(segment.clone())
+                .or_insert_with(|| Value::new(Some(&origin), ValueKind::Table(Default::default())));
+            if !matches!(entry.kind, ValueKind::Table(_)) {
+                *entry = Value::new(Some(&origin), ValueKind::Table(Default::default()));
+            }
+            let ValueKind::Table(inner) = &mut entry.kind else {
+                return;
+            };
+            at = inner;
+        }
+        at.insert(
+            last.clone(),
+            Value::new(Some(&origin), ValueKind::String(self.value)),
+        );
+    }
+}
+
+/// The `name` of each `[[orgs]]` table that has a string one (the others are refused
+/// where the tables are read).
+fn table_names(tables: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for item in tables {
+        if let ValueKind::Table(table) = &item.kind {
+            if let Some(ValueKind::String(name)) = table.get("name").map(|v| &v.kind) {
+                // A repeated name is refused where the tables are read; once is enough here.
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// `env`'s org variables by the org each names (of `names`), and a problem for each that
+/// names none, several or no key.
+fn org_variables(
+    env: &Environment,
+    names: &[String],
+) -> (BTreeMap<String, Vec<OrgVariable>>, Vec<Problem>) {
+    let mut by_org: BTreeMap<String, Vec<OrgVariable>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let form = format!("{}__<ORG>__SECTION__KEY", sources::ORG_OVERRIDE_PREFIX);
+    let known = || {
+        if names.is_empty() {
+            "the config lists no [[orgs]]: set its keys with SKILL_TUNER__SECTION__KEY".to_string()
+        } else {
+            let listed: Vec<String> = names
+                .iter()
+                .map(|n| format!("`{n}` as {}", org_env_name(n)))
+                .collect();
+            format!("the config's orgs: {}", listed.join(", "))
+        }
+    };
+    for (var, value) in env.org_overrides() {
+        let problem = |expected: String| Problem {
+            key: var.to_string(),
+            expected,
+        };
+        let upper = var.to_ascii_uppercase();
+        let rest = upper
+            .strip_prefix(sources::ORG_OVERRIDE_PREFIX)
+            .and_then(|r| r.strip_prefix("__"))
+            .unwrap_or_default();
+        let matching: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                let org = org_env_name(n);
+                rest == org || rest.starts_with(&format!("{org}__"))
+            })
+            .collect();
+        let org = match matching.as_slice() {
+            [org] => *org,
+            [] => {
+                problems.push(problem(format!(
+                    "a variable of the form {form} naming an org of the config; no org is named so ({})",
+                    known()
+                )));
+                continue;
+            }
+            several => {
+                let listed: Vec<String> = several.iter().map(|n| format!("`{n}`")).collect();
+                problems.push(problem(format!(
+                    "a variable naming one org, but it fits the orgs {} alike (names map to variables in upper case with `-` as `_`): rename one of them",
+                    listed.join(" and ")
+                )));
+                continue;
+            }
+        };
+        let key: Vec<String> = rest
+            .get(org_env_name(org).len() + 2..)
+            .unwrap_or_default()
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if key.iter().any(String::is_empty) {
+            problems.push(problem(format!(
+                "a variable of the form {form}: it names org `{org}` but no key after it"
+            )));
+            continue;
+        }
+        by_org.entry(org.clone()).or_default().push(OrgVariable {
+            var: var.to_string(),
+            key,
+            value: value.to_string(),
+        });
+    }
+    (by_org, problems)
+}
+
+/// The table of listed org `name` in a merged root, its variables in `env` laid over it
+/// (`check-config`'s sources); `None` when the root lists no such org.
+pub(super) fn org_table(root: &Value, name: &str, env: &Environment) -> Option<Value> {
+    let ValueKind::Table(top) = &root.kind else {
+        return None;
+    };
+    let ValueKind::Array(tables) = &top.get("orgs")?.kind else {
+        return None;
+    };
+    let mut table = tables.iter().find_map(|item| match &item.kind {
+        ValueKind::Table(t)
+            if matches!(t.get("name").map(|v| &v.kind), Some(ValueKind::String(n)) if n == name) =>
+        {
+            Some(t.clone())
+        }
+        _ => None,
+    })?;
+    let (mut variables, _) = org_variables(env, &table_names(tables));
+    for variable in variables.remove(name).unwrap_or_default() {
+        variable.lay_over(&mut table);
+    }
+    Some(Value::new(None, ValueKind::Table(table)))
 }
 
 /// The value at a dotted key in a table, if set.

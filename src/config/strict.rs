@@ -23,14 +23,18 @@ pub struct DeError {
     message: String,
     /// The value came from a `SKILL_TUNER__…` variable.
     from_env: bool,
+    /// That variable, when the key alone does not name it (an org's
+    /// `SKILL_TUNER__ORGS__<ORG>__…`: the key is the org's, without its name).
+    var: Option<String>,
 }
 
 impl DeError {
-    fn new(message: String, from_env: bool) -> Self {
+    fn new(message: String, from_env: bool, var: Option<String>) -> Self {
         DeError {
             path_rev: Vec::new(),
             message,
             from_env,
+            var,
         }
     }
 
@@ -48,7 +52,9 @@ impl DeError {
     /// What was expected, and, for an environment value, which variable set it.
     pub fn expected(&self) -> String {
         if self.from_env && !self.path_rev.is_empty() {
-            let var = format!("SKILL_TUNER__{}", self.key().replace('.', "__")).to_uppercase();
+            let var = self.var.clone().unwrap_or_else(|| {
+                format!("SKILL_TUNER__{}", self.key().replace('.', "__")).to_uppercase()
+            });
             format!("{} (set by the environment variable {var})", self.message)
         } else {
             self.message.clone()
@@ -69,7 +75,7 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError::new(msg.to_string(), false)
+        DeError::new(msg.to_string(), false, None)
     }
 }
 
@@ -82,14 +88,21 @@ pub fn deserialize<T: de::DeserializeOwned>(root: Value) -> Result<T, DeError> {
 struct Strict {
     kind: ValueKind,
     from_env: bool,
+    /// The org variable that set it (see [`DeError`]).
+    var: Option<String>,
 }
 
 impl From<Value> for Strict {
     fn from(value: Value) -> Self {
-        let from_env = value.origin() == Some(ENV_ORIGIN);
+        let var = value
+            .origin()
+            .and_then(super::sources::org_override_var)
+            .map(str::to_string);
+        let from_env = value.origin() == Some(ENV_ORIGIN) || var.is_some();
         Strict {
             kind: value.kind,
             from_env,
+            var,
         }
     }
 }
@@ -109,7 +122,11 @@ impl Strict {
             ValueKind::Table(_) => "a table".to_string(),
             ValueKind::Array(_) => "a list".to_string(),
         };
-        DeError::new(format!("{expected}, got {got}"), self.from_env)
+        DeError::new(
+            format!("{expected}, got {got}"),
+            self.from_env,
+            self.var.clone(),
+        )
     }
 
     /// An integer within `min..=max`. Strings count only from the environment (where every
@@ -264,7 +281,10 @@ impl<'de> de::Deserializer<'de> for Strict {
         match self.kind {
             ValueKind::Array(items) => visitor.visit_seq(Items::new(items)),
             ValueKind::String(s) if self.from_env => {
-                let origin = ENV_ORIGIN.to_string();
+                let origin = match &self.var {
+                    Some(var) => super::sources::org_override_origin(var),
+                    None => ENV_ORIGIN.to_string(),
+                };
                 let items = s
                     .split(',')
                     .map(str::trim)
@@ -319,11 +339,12 @@ impl<'de> de::Deserializer<'de> for Strict {
     ) -> Result<V::Value, DeError> {
         match self.kind {
             ValueKind::String(s) => {
-                let from_env = self.from_env;
+                let (from_env, var) = (self.from_env, self.var);
                 visitor
                     .visit_enum(IntoDeserializer::<DeError>::into_deserializer(s))
                     .map_err(|mut e| {
                         e.from_env = from_env;
+                        e.var = var;
                         e
                     })
             }

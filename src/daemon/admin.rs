@@ -4,11 +4,22 @@
 //! and `/metrics` answer without authentication (kubelets and scrapers must reach them);
 //! `POST /run` starts a real cycle against the org, so it needs the run token, answers only
 //! when a cycle could actually start, and every request to it is logged with its peer.
+//!
+//! `POST /run?org=NAME` asks that org alone; an org the daemon does not run is 404 naming
+//! the ones it does. Plain `POST /run` asks every org, like SIGUSR1: each org that can start
+//! a cycle does, and the answer has one line per org saying what it did (`202` when one
+//! started). Refusing it with several orgs would break every script written for one org the
+//! day a second is added, and the schedule already starts orgs independently, so one org
+//! that cannot start must not keep the others from starting. With one org the answer is
+//! that org's line alone, as it always was. Each org's refusals follow the same rules
+//! whether it was named or not: its own readiness, its own running cycle, its own
+//! `daemon.min_spacing_secs`.
 
 use super::metrics::Format;
+use super::shared::RunVerdict;
 use super::{DaemonError, Shared};
 use crate::config::DaemonSettings;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -113,11 +124,13 @@ fn bearer(headers: &HeaderMap) -> &str {
         .map_or("", |(_, token)| token.trim())
 }
 
-/// Asks the scheduler loop for a cycle now. Answers what will happen: 202 only when a cycle
-/// can start (the loop applies the same guards again, so a race loses nothing but a run).
+/// Asks the org loops for a cycle now: the named org's, or every org's (see the module
+/// comment). Answers what will happen: 202 only when a cycle can start (the loop applies
+/// the same guards again, so a race loses nothing but a run).
 async fn run_now(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     if !shared.run_endpoint_enabled() {
@@ -137,47 +150,211 @@ async fn run_now(
         )
             .into_response();
     }
-    // Refused here only when no org could start; each org that cannot skips the run itself
-    // (logged and counted by its reason), so one org's trouble never refuses another's run.
-    let missing = shared.not_ready_for_run();
-    if !missing.is_empty() {
-        let reasons = missing.join("; ");
-        tracing::warn!(%peer, %reasons, "POST /run refused: not ready");
-        shared.record_refused_run("not_ready");
+    let target = match target_org(query.as_deref().unwrap_or_default()) {
+        Ok(target) => target,
+        Err(why) => {
+            tracing::warn!(%peer, %why, "POST /run refused: bad query");
+            return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+        }
+    };
+    let org_field = target.as_deref().unwrap_or("(every org)");
+    if let Some(reason) = shared.not_running_reason() {
+        tracing::warn!(%peer, org = org_field, %reason, "POST /run refused: not ready");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reasons}\n"),
+            format!("not ready: {reason}\n"),
         )
             .into_response();
     }
-    if shared.cycle_running() {
-        tracing::info!(%peer, "POST /run refused: a cycle is already running");
-        shared.record_refused_run("overlap");
-        return (StatusCode::CONFLICT, "a cycle is already running\n").into_response();
+    let known = shared.org_names();
+    let names = match target {
+        Some(name) if known.contains(&name) => vec![name],
+        Some(name) => {
+            let shown = crate::text::printable(&name);
+            tracing::warn!(%peer, org = %shown, "POST /run refused: no such org");
+            return (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no org named `{shown}` in this daemon (its orgs: {})\n",
+                    known.join(", ")
+                ),
+            )
+                .into_response();
+        }
+        None => known,
+    };
+    let listed = names.len() > 1 || shared.orgs_listed();
+    let mut answers = Vec::new();
+    for name in names {
+        // `None`: removed by a reload since the names were read; nothing to say about it.
+        let Some(verdict) = shared.request_run(&name) else {
+            continue;
+        };
+        log_verdict(peer, &name, &verdict);
+        answers.push((name, verdict));
     }
-    if let Some(at) = shared.next_start_allowed() {
-        let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let wait = (at - shared.clock.now()).num_seconds().max(1);
-        tracing::info!(%peer, not_before = %at_text, "POST /run refused: daemon.min_spacing_secs");
-        shared.record_refused_run("min_spacing");
+    if answers.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no org is running\n",
+        )
+            .into_response();
+    }
+    answer(&answers, listed, shared.clock.now())
+}
+
+/// Why a `POST /run` query was refused (400).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum QueryError {
+    #[error("`org` needs an org's name: POST /run?org=NAME")]
+    EmptyOrg,
+    #[error("name one org: POST /run?org=NAME (or none to run every org)")]
+    SeveralOrgs,
+    #[error("POST /run takes only `org` (POST /run?org=NAME), got `{0}`")]
+    Unknown(String),
+}
+
+/// The org `?org=NAME` names, if any; anything else in the query is refused, so a typo in
+/// the parameter (`?orgs=a`) cannot silently run every org.
+fn target_org(query: &str) -> Result<Option<String>, QueryError> {
+    let mut org = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "org" if value.is_empty() => return Err(QueryError::EmptyOrg),
+            "org" if org.is_some() => return Err(QueryError::SeveralOrgs),
+            "org" => org = Some(value.into_owned()),
+            other => {
+                return Err(QueryError::Unknown(
+                    crate::text::printable(other).into_owned(),
+                ))
+            }
+        }
+    }
+    Ok(org)
+}
+
+/// Logs what the request did for one org, with its peer.
+fn log_verdict(peer: SocketAddr, org: &str, verdict: &RunVerdict) {
+    match verdict {
+        RunVerdict::Requested => {
+            tracing::info!(%peer, org, "POST /run accepted: cycle requested")
+        }
+        RunVerdict::NotReady(reasons) => {
+            tracing::warn!(%peer, org, reasons = %reasons.join("; "), "POST /run refused: not ready")
+        }
+        RunVerdict::Running => {
+            tracing::info!(%peer, org, "POST /run refused: a cycle is already running")
+        }
+        RunVerdict::Spaced { at, .. } => {
+            let not_before = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            tracing::info!(%peer, org, %not_before, "POST /run refused: daemon.min_spacing_secs")
+        }
+        RunVerdict::AlreadyRequested => {
+            tracing::info!(%peer, org, "POST /run refused: a run is already requested")
+        }
+    }
+}
+
+/// One org's line of the answer (prefixed with its name when the config lists orgs).
+fn line(name: &str, verdict: &RunVerdict, listed: bool) -> String {
+    let text = match verdict {
+        RunVerdict::Requested => "cycle requested".to_string(),
+        RunVerdict::NotReady(reasons) => format!("not ready: {}", reasons.join("; ")),
+        RunVerdict::Running => "a cycle is already running".to_string(),
+        RunVerdict::Spaced { at, spacing_secs } => format!(
+            "no cycle before {} (daemon.min_spacing_secs: cycle starts are at least {spacing_secs} s apart)",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        RunVerdict::AlreadyRequested => "a run is already requested".to_string(),
+    };
+    if listed {
+        format!("org `{name}`: {text}\n")
+    } else {
+        format!("{text}\n")
+    }
+}
+
+/// The answer to a run request over `answers`: 202 when any org queued a run; else 503
+/// when any org may start later (not ready, or spaced: `Retry-After` then says when the
+/// soonest may), else 409 (every org is running or has a run queued).
+fn answer(
+    answers: &[(String, RunVerdict)],
+    listed: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Response {
+    let body: String = answers
+        .iter()
+        .map(|(name, verdict)| line(name, verdict, listed))
+        .collect();
+    let verdicts = || answers.iter().map(|(_, v)| v);
+    if verdicts().any(|v| *v == RunVerdict::Requested) {
+        return (StatusCode::ACCEPTED, body).into_response();
+    }
+    let soonest = verdicts()
+        .filter_map(|v| match v {
+            RunVerdict::Spaced { at, .. } => Some(*at),
+            _ => None,
+        })
+        .min();
+    if let Some(at) = soonest {
+        let wait = (at - now).num_seconds().max(1);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, wait.to_string())],
-            format!(
-                "no cycle before {at_text} (daemon.min_spacing_secs: cycle starts are at least {} s apart)\n",
-                shared.min_spacing_secs()
-            ),
+            body,
         )
             .into_response();
     }
-    match shared.request_run() {
-        Ok(()) => {
-            tracing::info!(%peer, "POST /run accepted: cycle requested");
-            (StatusCode::ACCEPTED, "cycle requested\n").into_response()
+    if verdicts().any(|v| matches!(v, RunVerdict::NotReady(_))) {
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    (StatusCode::CONFLICT, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_query_names_one_org_or_none_and_nothing_else() {
+        assert_eq!(target_org(""), Ok(None));
+        assert_eq!(target_org("org=brand-a"), Ok(Some("brand-a".into())));
+        assert_eq!(target_org("org=brand%2Da"), Ok(Some("brand-a".into())));
+        for bad in ["org=", "org=a&org=b", "orgs=a", "org=a&now=1"] {
+            assert!(target_org(bad).is_err(), "{bad}");
         }
-        Err(reason) => {
-            tracing::info!(%peer, reason, "POST /run refused");
-            (StatusCode::CONFLICT, format!("{reason}\n")).into_response()
-        }
+    }
+
+    #[test]
+    fn any_started_org_accepts_else_the_most_hopeful_refusal() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let spaced = RunVerdict::Spaced {
+            at: now + chrono::Duration::seconds(90),
+            spacing_secs: 300,
+        };
+        let not_ready = RunVerdict::NotReady(vec!["the history ledger is not open"]);
+        let of = |vs: &[RunVerdict]| -> Vec<(String, RunVerdict)> {
+            vs.iter()
+                .enumerate()
+                .map(|(i, v)| (format!("org-{i}"), v.clone()))
+                .collect()
+        };
+        let status = |vs: &[RunVerdict]| answer(&of(vs), true, now).status();
+        assert_eq!(
+            status(&[RunVerdict::Running, RunVerdict::Requested]),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            status(&[RunVerdict::Running, not_ready.clone()]),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(&[RunVerdict::Running, RunVerdict::AlreadyRequested]),
+            StatusCode::CONFLICT
+        );
+        let throttled = answer(&of(&[not_ready, spaced]), true, now);
+        assert_eq!(throttled.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(throttled.headers()[header::RETRY_AFTER], "90");
     }
 }

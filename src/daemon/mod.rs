@@ -30,8 +30,8 @@
 //! has its own — its own schedule, client (token refresher, pacer, rate limit), ledger
 //! handle and lock, breaker — so one org's failure, breaker or refused login never delays
 //! or stops another's cycle. A supervisor owns what the process has once: the signals, the
-//! admin listener, sd_notify and the watchdog. It hands SIGUSR1 and `POST /run` to every
-//! org, and reads the file on SIGHUP: the whole new config is checked first (each org's
+//! admin listener, sd_notify and the watchdog. It hands SIGUSR1 to every org and each run
+//! `POST /run` accepted to its org (see [`admin`]), and reads the file on SIGHUP: the whole new config is checked first (each org's
 //! schedule and secret, each new org's parts) and refused as a whole, naming the org, if
 //! any of it is bad; then an unchanged org is left alone (its schedule and any running
 //! cycle untouched), a changed one swaps its settings in at its next idle point, a removed
@@ -125,7 +125,8 @@ pub fn effective_min_spacing(
 enum Event {
     Housekeeping,
     Signal(Sig),
-    RunRequested,
+    /// `POST /run` accepted a run of this org.
+    RunRequested(String),
     /// An org loop returned (removed by a reload) or panicked.
     OrgEnded(Result<(tokio::task::Id, Exit), tokio::task::JoinError>),
     /// Every changed org answered whether its new settings were swapped in.
@@ -266,12 +267,20 @@ async fn supervise(config_path: PathBuf, orgs: Orgs, clock: Clock) -> Result<Exi
             sig = signals.next() => Event::Signal(sig),
             Some(ended) = loops.set.join_next_with_id() => Event::OrgEnded(ended),
             answers = wait_reload(&mut reload_wait) => Event::Reloaded(answers),
-            Some(()) = run_rx.recv() => Event::RunRequested,
+            Some(org) = run_rx.recv() => Event::RunRequested(org),
             _ = housekeeping.tick() => Event::Housekeeping,
         };
         match event {
             Event::Housekeeping => {}
-            Event::RunRequested => loops.send_all(|| Control::Run(RunTrigger::Http)),
+            Event::RunRequested(org) => {
+                shared.run_taken(&org);
+                match loops.tasks.get(&org) {
+                    Some(task) => task.send(Control::Run(RunTrigger::Http)),
+                    None => {
+                        tracing::warn!(%org, "POST /run: the org stopped before its run was handed over; no cycle")
+                    }
+                }
+            }
             Event::Signal(Sig::RunNow) => loops.send_all(|| Control::Run(RunTrigger::Signal)),
             Event::OrgEnded(Ok((id, _))) => loops.ended(id),
             Event::OrgEnded(Err(e)) => {

@@ -20,7 +20,9 @@ pub struct Shared {
     orgs: Mutex<BTreeMap<String, View>>,
     /// The supervisor's own heartbeat (each org loop has its own in its view).
     heartbeat: Mutex<Instant>,
-    run_tx: mpsc::Sender<()>,
+    /// Names the org a `POST /run` was accepted for; at most one waits per org (see
+    /// [`View::run_requested`]), so the queue never holds more than the orgs.
+    run_tx: mpsc::UnboundedSender<String>,
     /// The bearer token of `POST /run`; `None` = the endpoint is off. `Debug` redacts it.
     run_token: Mutex<Option<SecretString>>,
     /// For the RFC 3339 time a throttled `POST /run` is told.
@@ -56,6 +58,9 @@ struct View {
     /// When the last cycle started (monotonic, so a clock step cannot shorten the spacing).
     last_start: Option<Instant>,
     min_spacing: Duration,
+    /// A `POST /run` for this org waits in the queue to the supervisor: another is refused
+    /// as already requested rather than queued behind it.
+    run_requested: bool,
 }
 
 impl View {
@@ -71,6 +76,7 @@ impl View {
             next_run: None,
             last_start: None,
             min_spacing: Duration::ZERO,
+            run_requested: false,
         }
     }
 
@@ -100,6 +106,31 @@ impl View {
         self.min_spacing.checked_sub(since).filter(|d| !d.is_zero())
     }
 
+    /// What a requested run would meet in this org now, checked in the order the org loop
+    /// checks them (see [`RunVerdict`]).
+    fn run_verdict(&self, now: DateTime<Utc>) -> RunVerdict {
+        let missing = self.missing();
+        if !missing.is_empty() {
+            return RunVerdict::NotReady(missing);
+        }
+        if self.cycle_running {
+            return RunVerdict::Running;
+        }
+        if let Some(at) = self
+            .next_start_allowed()
+            .and_then(|left| round_up(now + chrono::Duration::from_std(left).ok()?))
+        {
+            return RunVerdict::Spaced {
+                at,
+                spacing_secs: self.min_spacing.as_secs(),
+            };
+        }
+        if self.run_requested {
+            return RunVerdict::AlreadyRequested;
+        }
+        RunVerdict::Requested
+    }
+
     /// What this org lacks, each reason prefixed with its name when it has one.
     fn said_missing(&self) -> Vec<String> {
         self.missing()
@@ -112,11 +143,43 @@ impl View {
     }
 }
 
+/// What `POST /run` did for one org. Only [`RunVerdict::Requested`] queued a run; the org
+/// loop applies the same guards again when it takes it, so a race loses nothing but a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RunVerdict {
+    /// Queued for the org's loop.
+    Requested,
+    /// The org lacks these to run a cycle.
+    NotReady(Vec<&'static str>),
+    /// A cycle of the org is running (cycles never overlap).
+    Running,
+    /// `daemon.min_spacing_secs` forbids a start before `at` (rounded up to the second).
+    Spaced {
+        at: DateTime<Utc>,
+        spacing_secs: u64,
+    },
+    /// A run for the org is already queued and not yet taken.
+    AlreadyRequested,
+}
+
+impl RunVerdict {
+    /// The reason a refusal is counted under in `skill_tuner_ticks_skipped_total`; `None`
+    /// for what is not counted (accepted, or a duplicate of a queued request).
+    fn skipped_reason(&self) -> Option<&'static str> {
+        match self {
+            RunVerdict::NotReady(_) => Some("not_ready"),
+            RunVerdict::Running => Some("overlap"),
+            RunVerdict::Spaced { .. } => Some("min_spacing"),
+            RunVerdict::Requested | RunVerdict::AlreadyRequested => None,
+        }
+    }
+}
+
 impl Shared {
     /// The state, with its metrics reading it at scrape time, and the receiver of the run
     /// requests [`Shared::request_run`] queues.
-    pub(super) fn new(clock: Clock) -> (Arc<Self>, mpsc::Receiver<()>) {
-        let (run_tx, run_rx) = mpsc::channel(1);
+    pub(super) fn new(clock: Clock) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (run_tx, run_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             metrics: Metrics::new(clock.clone()),
             orgs: Mutex::new(BTreeMap::new()),
@@ -211,31 +274,46 @@ impl Shared {
         self.with_org(org, |v| v.missing())
     }
 
-    /// Why no org could start a cycle now, when none could: each not-ready org's reasons.
-    /// Empty when one org is ready.
-    pub fn not_ready_for_run(&self) -> Vec<String> {
-        let orgs = self.orgs();
-        if let Some(reason) = self.not_running(&orgs) {
-            return vec![reason];
-        }
-        if orgs.values().any(|v| v.missing().is_empty()) {
-            return Vec::new();
-        }
-        orgs.values().flat_map(View::said_missing).collect()
+    /// Why the daemon cannot take a `POST /run` at all, whatever its orgs say: still
+    /// starting, or no org running.
+    pub(super) fn not_running_reason(&self) -> Option<String> {
+        self.not_running(&self.orgs())
     }
 
-    /// Whether every org is running a cycle (so a requested run would start none).
-    pub fn cycle_running(&self) -> bool {
-        let orgs = self.orgs();
-        !orgs.is_empty() && orgs.values().all(|v| v.cycle_running)
+    /// Whether the running orgs are `[[orgs]]` ones (named in what the daemon says).
+    pub(super) fn orgs_listed(&self) -> bool {
+        self.orgs().values().any(|v| v.key.is_some())
     }
 
-    /// Counts a requested run refused before any org saw it, for every org.
-    pub fn record_refused_run(&self, reason: &str) {
-        let keys: Vec<OrgKey> = self.orgs().values().map(|v| v.key.clone()).collect();
-        for key in keys {
+    /// The names of the running orgs, in order.
+    pub(super) fn org_names(&self) -> Vec<String> {
+        self.orgs().keys().cloned().collect()
+    }
+
+    /// Requests a run of `org` if it can start one now, and counts a refusal by its reason
+    /// under the org; `None` when no such org is running.
+    pub(super) fn request_run(&self, org: &str) -> Option<RunVerdict> {
+        let (verdict, key) = {
+            let mut orgs = self.orgs();
+            let view = orgs.get_mut(org)?;
+            let verdict = view.run_verdict(self.clock.now());
+            if verdict == RunVerdict::Requested {
+                view.run_requested = true;
+                // The receiver lives as long as the supervisor; without it nothing runs
+                // anyway, and the flag keeps further requests from piling up.
+                let _ = self.run_tx.send(org.to_string());
+            }
+            (verdict, view.key.clone())
+        };
+        if let Some(reason) = verdict.skipped_reason() {
             self.metrics.record_skipped_tick(key.as_deref(), reason);
         }
+        Some(verdict)
+    }
+
+    /// The supervisor took `org`'s queued run: the next `POST /run` for it may queue again.
+    pub(super) fn run_taken(&self, org: &str) {
+        self.with_org(org, |v| v.run_requested = false);
     }
 
     fn token_slot(&self) -> std::sync::MutexGuard<'_, Option<SecretString>> {
@@ -258,44 +336,16 @@ impl Shared {
         *self.token_slot() = token;
     }
 
-    /// When a cycle may start again, if [`super::effective_min_spacing`] forbids one now in
-    /// every org (the soonest of them). Rounded up to the second, so a client that waits
-    /// until then is not refused again.
-    pub fn next_start_allowed(&self) -> Option<DateTime<Utc>> {
-        let left = {
-            let orgs = self.orgs();
-            let mut lefts = orgs.values().map(View::next_start_allowed);
-            let first = lefts.next()??;
-            lefts.try_fold(first, |soonest, left| left.map(|l| soonest.min(l)))?
-        };
-        round_up(self.clock.now() + chrono::Duration::from_std(left).ok()?)
-    }
-
-    /// `org`'s own [`Shared::next_start_allowed`].
+    /// When `org` may start a cycle again, if [`super::effective_min_spacing`] forbids one
+    /// now; rounded up to the second, so a client that waits until then is not refused again.
     pub(super) fn org_next_start_allowed(&self, org: &str) -> Option<DateTime<Utc>> {
         let left = self.with_org(org, |v| v.next_start_allowed())?;
         round_up(self.clock.now() + chrono::Duration::from_std(left).ok()?)
     }
 
-    /// The minimum spacing in force, in seconds (for messages): the longest of the orgs'.
-    pub fn min_spacing_secs(&self) -> u64 {
-        self.orgs()
-            .values()
-            .map(|v| v.min_spacing.as_secs())
-            .max()
-            .unwrap_or_default()
-    }
-
     /// `org`'s minimum spacing, in seconds.
     pub(super) fn org_min_spacing_secs(&self, org: &str) -> u64 {
         self.with_org(org, |v| v.min_spacing.as_secs())
-    }
-
-    /// Queues one run request (at most one waits).
-    pub fn request_run(&self) -> Result<(), &'static str> {
-        self.run_tx
-            .try_send(())
-            .map_err(|_| "a run is already requested")
     }
 
     /// Shows `org`'s parts in use: after start-up and after every reload.
@@ -445,7 +495,8 @@ mod tests {
             starting.iter().any(|r| r.starts_with("starting")),
             "{starting:?}"
         );
-        assert!(!shared.not_ready_for_run().is_empty());
+        assert!(shared.not_running_reason().is_some());
+        assert_eq!(shared.request_run("default"), None);
 
         shared.add_org("default", None, in_use("abc123"));
         let views = shared.live_views();
@@ -458,11 +509,21 @@ mod tests {
         // Now only the org's own state counts: no token yet.
         let reasons = shared.not_ready_reasons();
         assert_eq!(reasons, ["no valid API token (login pending or failing)"]);
-        assert_eq!(shared.not_ready_for_run(), reasons);
+        assert_eq!(shared.not_running_reason(), None);
+        assert_eq!(
+            shared.request_run("default"),
+            Some(RunVerdict::NotReady(vec![
+                "no valid API token (login pending or failing)"
+            ]))
+        );
+        assert_eq!(shared.request_run("other"), None);
 
         shared.remove_org("default");
         assert_eq!(shared.not_ready_reasons(), ["no org is running"]);
-        assert_eq!(shared.not_ready_for_run(), ["no org is running"]);
+        assert_eq!(
+            shared.not_running_reason().as_deref(),
+            Some("no org is running")
+        );
     }
 
     #[test]

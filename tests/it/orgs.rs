@@ -3,11 +3,13 @@
 
 use crate::common;
 
-use common::binary::{binary, output};
+use common::binary::{binary, binary_with_secret, output};
 use common::sim::start_sim;
-use common::{metric, metric_or_zero, Daemon, TempDir};
+use common::{cycles_total, metric, metric_or_zero, Daemon, TempDir};
 use genesys_sim::Simulator;
-use skill_tuner::config::{secret, ConfigError, OrgChoiceError, Orgs, Settings, DEFAULT_ORG};
+use skill_tuner::config::{
+    secret, ConfigError, Environment, OrgChoiceError, Orgs, Origin, Settings, DEFAULT_ORG,
+};
 use skill_tuner::history::writer_lock::LockKind;
 use skill_tuner::history::{Ledger, RunMode};
 use std::path::Path;
@@ -255,6 +257,244 @@ fn an_orgs_secret_is_its_own_and_never_genesys_shared_variable() {
         secret::credential_name(Some("brand-b")),
         "client_secret_brand-b"
     );
+}
+
+/// `TWO` in a file of `dir`, read with exactly the variables `vars` (the process's own
+/// environment untouched: tests share it).
+fn load_two_with(dir: &TempDir, text: &str, vars: &[(&str, &str)]) -> Result<Orgs, ConfigError> {
+    let path = dir.path().join("orgs.toml");
+    std::fs::write(&path, text).unwrap();
+    let env = Environment::from_vars(vars.iter().copied());
+    Orgs::load_with_environment(&path, &env).map(|(orgs, _)| orgs)
+}
+
+/// `SKILL_TUNER__ORGS__<ORG>__SECTION__KEY` sets that org's key alone: over its own table
+/// (as `SKILL_TUNER__SECTION__KEY` is over the file's top level), over the top level's
+/// variable too, typed like every environment value; variable names are matched in any case.
+#[test]
+fn an_orgs_variable_sets_its_key_over_its_table_and_the_top_level() {
+    let dir = TempDir::new("org-env");
+    let orgs = load_two_with(
+        &dir,
+        TWO,
+        &[
+            (
+                "SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION",
+                "eu-central-1",
+            ),
+            (
+                "SKILL_TUNER__ORGS__BRAND_A__POLICY__DEFAULT__MAX_STEP",
+                "0.3",
+            ),
+            ("SKILL_TUNER__GENESYS__RATE_LIMIT_PER_MINUTE", "900"),
+            (
+                "SKILL_TUNER__ORGS__BRAND_A__GENESYS__RATE_LIMIT_PER_MINUTE",
+                "300",
+            ),
+            ("SKILL_TUNER__ORGS__BRAND_A__GENESYS__CLIENT_ID", "00123"),
+            (
+                "SKILL_TUNER__ORGS__BRAND_A__SCOPE__SKILLS",
+                "Billing, Sales",
+            ),
+            (
+                "skill_tuner__orgs__brand_b__daemon__schedule",
+                "0 45 1 * * *",
+            ),
+            // Not read as a config key at all (one underscore): no error, no effect.
+            ("SKILL_TUNER_ORGS_BRAND_A", "x"),
+        ],
+    )
+    .unwrap();
+    let a = orgs.choose(Some("brand-a")).unwrap();
+    let b = orgs.choose(Some("brand-b")).unwrap();
+    // brand-b's table says us-east-1; its variable wins. brand-a keeps the top level's.
+    assert_eq!(b.genesys.region, "eu-central-1");
+    assert_eq!(a.genesys.region, "eu-west-1");
+    // A key brand-a's table leaves out: set for brand-a alone.
+    assert_eq!(a.policy.default.max_step, 0.3);
+    assert_eq!(b.policy.default.max_step, 0.25);
+    assert_eq!(a.policy.default.dead_band, 0.1);
+    // The org's variable over the top level's variable, which the other org still gets.
+    assert_eq!(a.genesys.rate_limit_per_minute, 300);
+    assert_eq!(b.genesys.rate_limit_per_minute, 900);
+    // Typed as every environment value: a string stays as written, a list is split.
+    assert_eq!(a.genesys.client_id, "00123");
+    assert_eq!(b.genesys.client_id, "client-b");
+    assert_eq!(a.scope.skills, ["Billing", "Sales"]);
+    assert!(b.scope.skills.is_empty());
+    assert_eq!(b.daemon.schedule, "0 45 1 * * *");
+    // Without the environment nothing of it applies.
+    let plain = load_two_with(&dir, TWO, &[]).unwrap();
+    assert_eq!(plain, Orgs::from_toml_str(TWO).unwrap());
+}
+
+/// A variable that names no org of the file (a typo), two orgs at once, or no key is an
+/// error naming the variable and the orgs; so is one setting a process-wide key, and a
+/// value that does not fit its key names the org, the key and the variable.
+#[test]
+fn an_orgs_variable_that_fits_no_org_or_two_is_refused_naming_them() {
+    let dir = TempDir::new("org-env-bad");
+    let refused = |text: &str, vars: &[(&str, &str)]| -> String {
+        match load_two_with(&dir, text, vars) {
+            Ok(_) => panic!("accepted with {vars:?}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let typo = refused(
+        TWO,
+        &[("SKILL_TUNER__ORGS__BRAND_C__GENESYS__REGION", "eu-west-1")],
+    );
+    assert!(
+        typo.contains("`SKILL_TUNER__ORGS__BRAND_C__GENESYS__REGION`")
+            && typo.contains("`brand-a` as BRAND_A, `brand-b` as BRAND_B"),
+        "{typo}"
+    );
+    for var in ["SKILL_TUNER__ORGS__BRAND_A", "SKILL_TUNER__ORGS__BRAND_A__"] {
+        let keyless = refused(TWO, &[(var, "x")]);
+        assert!(
+            keyless.contains(var) && keyless.contains("no key after it"),
+            "{keyless}"
+        );
+    }
+    let bare = refused(TWO, &[("SKILL_TUNER__ORGS", "brand-a")]);
+    assert!(bare.contains("`SKILL_TUNER__ORGS`"), "{bare}");
+
+    // `brand-b` and `brand_b` are both BRAND_B in a variable's name.
+    let twins = TWO.replace("name = \"brand-a\"", "name = \"brand_b\"");
+    let ambiguous = refused(
+        &twins,
+        &[("SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION", "eu-west-1")],
+    );
+    assert!(
+        ambiguous.contains("SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION")
+            && ambiguous.contains("`brand_b` and `brand-b`")
+            && ambiguous.contains("rename one"),
+        "{ambiguous}"
+    );
+    // So are `a` and `a__b`, for a variable both prefixes fit.
+    let nested = TWO
+        .replace("name = \"brand-a\"", "name = \"a\"")
+        .replace("name = \"brand-b\"", "name = \"a__b\"");
+    let prefix = refused(
+        &nested,
+        &[("SKILL_TUNER__ORGS__A__B__GENESYS__REGION", "eu-west-1")],
+    );
+    assert!(prefix.contains("`a` and `a__b`"), "{prefix}");
+    let orgs = load_two_with(
+        &dir,
+        &nested,
+        &[("SKILL_TUNER__ORGS__A__GENESYS__REGION", "ap-southeast-2")],
+    )
+    .unwrap();
+    assert_eq!(
+        orgs.choose(Some("a")).unwrap().genesys.region,
+        "ap-southeast-2"
+    );
+    assert_eq!(
+        orgs.choose(Some("a__b")).unwrap().genesys.region,
+        "us-east-1"
+    );
+
+    // A config without [[orgs]] has no org to name.
+    let single = "[genesys]\nclient_id = \"x\"\n";
+    let unlisted = refused(
+        single,
+        &[("SKILL_TUNER__ORGS__DEFAULT__GENESYS__REGION", "eu-west-1")],
+    );
+    assert!(
+        unlisted.contains("SKILL_TUNER__ORGS__DEFAULT__GENESYS__REGION")
+            && unlisted.contains("lists no [[orgs]]"),
+        "{unlisted}"
+    );
+
+    let process_wide = refused(
+        TWO,
+        &[("SKILL_TUNER__ORGS__BRAND_A__HISTORY__PATH", "/tmp/other.db")],
+    );
+    assert!(
+        process_wide.contains("orgs[0].history")
+            && process_wide.contains("set only at the top level")
+            && process_wide.contains("SKILL_TUNER__ORGS__BRAND_A__HISTORY__PATH"),
+        "{process_wide}"
+    );
+    let bad_value = refused(
+        TWO,
+        &[(
+            "SKILL_TUNER__ORGS__BRAND_B__GENESYS__RATE_LIMIT_PER_MINUTE",
+            "lots",
+        )],
+    );
+    assert!(
+        bad_value.contains("orgs[1] (name \"brand-b\"): `genesys.rate_limit_per_minute`")
+            && bad_value.contains("got `lots`")
+            && bad_value.contains(
+                "set by the environment variable SKILL_TUNER__ORGS__BRAND_B__GENESYS__RATE_LIMIT_PER_MINUTE"
+            ),
+        "{bad_value}"
+    );
+}
+
+/// Where an org's client id and region came from, as `check-config` prints it: the org's
+/// variable, the org's table, the top level's variable, the file's top level.
+#[test]
+fn check_config_says_which_variable_set_an_orgs_key() {
+    let dir = TempDir::new("org-env-sources");
+    let path = dir.path().join("orgs.toml");
+    std::fs::write(&path, TWO).unwrap();
+    let vars = [
+        (
+            "SKILL_TUNER__ORGS__BRAND_B__GENESYS__CLIENT_ID",
+            "client-b-env",
+        ),
+        ("SKILL_TUNER__GENESYS__REGION", "ap-southeast-2"),
+    ];
+    let env = Environment::from_vars(vars);
+    let a = Settings::sources_for(&path, Some("brand-a"), &env).unwrap();
+    let b = Settings::sources_for(&path, Some("brand-b"), &env).unwrap();
+    assert_eq!(a.origin("genesys.client_id"), Origin::File(path.clone()));
+    assert_eq!(
+        a.origin("genesys.region"),
+        Origin::Override("SKILL_TUNER__GENESYS__REGION".into())
+    );
+    assert_eq!(
+        b.origin("genesys.client_id"),
+        Origin::Override("SKILL_TUNER__ORGS__BRAND_B__GENESYS__CLIENT_ID".into())
+    );
+    assert_eq!(b.origin("genesys.region"), Origin::File(path.clone()));
+
+    let mut cmd = binary_with_secret(&["check-config"], &path, "unused", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SKILL_TUNER") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(vars)
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_A", "secret-a")
+        .env("SKILL_TUNER_CLIENT_SECRET_BRAND_B", "secret-b");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a_part, b_part) = stdout.split_once("org `brand-b`").unwrap();
+    let file = path.display().to_string();
+    for (part, needle) in [
+        (a_part, format!("# genesys.client_id = \"client-a\" from the config file {file}")),
+        (
+            a_part,
+            "# genesys.region = \"ap-southeast-2\" from the environment variable SKILL_TUNER__GENESYS__REGION".into(),
+        ),
+        (
+            b_part,
+            "# genesys.client_id = \"client-b-env\" from the environment variable SKILL_TUNER__ORGS__BRAND_B__GENESYS__CLIENT_ID".into(),
+        ),
+        (b_part, format!("# genesys.region = \"us-east-1\" from the config file {file}")),
+    ] {
+        assert!(part.contains(&needle), "no {needle:?} in:\n{part}");
+    }
 }
 
 /// The org's runs, as one handle sees them.
@@ -751,4 +991,139 @@ fn the_sharded_kubernetes_example_gives_each_org_one_shard() {
         }
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
+/// The bearer token of `POST /run` in the org daemon tests.
+const RUN_TOKEN: &str = "orgs-run-token-5e0b7c2d9a41f3e8";
+
+/// `POST path` with the run token (or `token`): status, `Retry-After` (if any) and body.
+async fn post_run(d: &Daemon, path: &str, token: &str) -> (u16, Option<String>, String) {
+    let resp = d
+        .http
+        .post(format!("http://{}{path}", d.admin))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry, resp.text().await.unwrap())
+}
+
+/// `POST /run?org=NAME` starts that org's cycle alone, under that org's own readiness and
+/// `daemon.min_spacing_secs`; plain `POST /run` starts every org that can and answers one
+/// line per org; an unknown org is 404 naming the daemon's orgs; the token comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_run_names_one_org_or_asks_each_and_says_what_each_did() {
+    let (a, b) = (sim_org("a").await, sim_org("b").await);
+    b.faults().login_down(true);
+    let dir = TempDir::new("orgs-post-run");
+    let ledger = dir.path().join("ledger.db");
+    let config = daemon_config(
+        &ledger,
+        "0 0 2 * * *",
+        &[
+            ("a", &a, "daemon.min_spacing_secs = 300"),
+            ("b", &b, "daemon.min_spacing_secs = 300"),
+        ],
+    )
+    .replace(
+        "min_spacing_secs = 0\n",
+        "min_spacing_secs = 0\nenable_run_endpoint = true\n",
+    );
+    let mut env: Vec<(String, String)> = ["a", "b"].iter().map(|t| secret_env(t)).collect();
+    env.push(("SKILL_TUNER_RUN_TOKEN".into(), RUN_TOKEN.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut d = Daemon::spawn(dir.path(), &config, &env);
+    d.wait_metrics("brand-a ready", 30, |m| {
+        metric(m, &of("skill_tuner_ready", "a", "")) == Some(1.0)
+    })
+    .await;
+
+    // The token comes before anything about orgs: no org name leaks to a caller without it.
+    let (status, _, body) = post_run(&d, "/run?org=brand-zz", "wrong-token-0000000000").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("brand-a"), "{body}");
+    let (status, _, body) = post_run(&d, "/run?org=brand-zz", RUN_TOKEN).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("no org named `brand-zz`") && body.contains("brand-a, brand-b"),
+        "{body}"
+    );
+    for bad in [
+        "/run?orgs=brand-a",
+        "/run?org=",
+        "/run?org=brand-a&org=brand-b",
+    ] {
+        let (status, _, body) = post_run(&d, bad, RUN_TOKEN).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // The org named alone answers for itself: brand-b cannot log in.
+    let (status, _, body) = post_run(&d, "/run?org=brand-b", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        "org `brand-b`: not ready: no valid API token (login pending or failing)\n"
+    );
+
+    // Plain: brand-a starts, brand-b says why it does not.
+    let (status, _, body) = post_run(&d, "/run", RUN_TOKEN).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body,
+        "org `brand-a`: cycle requested\norg `brand-b`: not ready: no valid API token (login pending or failing)\n"
+    );
+    d.wait_metrics("brand-a's cycle", 30, |m| {
+        metric_or_zero(m, &of("skill_tuner_cycles_total", "a", "outcome=\"ok\"")) >= 1.0
+    })
+    .await;
+
+    // brand-a's own spacing refuses it, named or not, and says when it may run.
+    let (status, retry, body) = post_run(&d, "/run?org=brand-a", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    let retry: i64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After {retry}");
+    assert!(
+        body.starts_with("org `brand-a`: no cycle before ") && body.contains("min_spacing"),
+        "{body}"
+    );
+    let (status, retry, body) = post_run(&d, "/run", RUN_TOKEN).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(retry.is_some(), "{body}");
+    assert!(
+        body.contains("org `brand-a`: no cycle before ")
+            && body.contains("org `brand-b`: not ready"),
+        "{body}"
+    );
+
+    let m = d.metrics().await;
+    assert_eq!(cycles_total(&m), 1.0, "{m}");
+    for (tag, reason, at_least) in [("a", "min_spacing", 2.0), ("b", "not_ready", 3.0)] {
+        let skipped = metric_or_zero(
+            &m,
+            &of(
+                "skill_tuner_ticks_skipped_total",
+                tag,
+                &format!("reason=\"{reason}\""),
+            ),
+        );
+        assert!(skipped >= at_least, "brand-{tag} {reason}: {skipped}\n{m}");
+    }
+    assert!(runs_of(&ledger, "brand-b").is_empty());
+    let logs = d.logs();
+    let accepted = logs
+        .lines()
+        .find(|l| l.contains("POST /run accepted"))
+        .unwrap_or_else(|| panic!("no accepted run logged:\n{logs}"));
+    assert!(
+        accepted.contains("brand-a") && accepted.contains("127.0.0.1"),
+        "the org and the peer: {accepted}"
+    );
+    assert!(!logs.contains(RUN_TOKEN), "the token was logged");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(20).await.code(), Some(0), "{}", d.logs());
 }
