@@ -215,9 +215,12 @@ impl Orgs {
         Ok((orgs, warnings))
     }
 
-    /// [`Orgs::load_reporting`], logging the warnings (the daemon's reload).
+    /// [`Orgs::load_reporting`] for the daemon's reload, logging the warnings; an org
+    /// variable naming an org the file no longer has is a warning (see
+    /// [`Environment::for_reload`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let (orgs, warnings) = Self::load_reporting(path, true)?;
+        let env = Environment::process().for_reload();
+        let (orgs, warnings) = Self::load_with_environment(path, &env)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }

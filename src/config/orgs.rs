@@ -429,6 +429,13 @@ fn org_variables(
             .collect();
         let org = match matching.as_slice() {
             [org] => *org,
+            [] if env.reloading() => {
+                tracing::warn!(
+                    variable = %var,
+                    "ignored on reload: this org variable names no org of the new config (an org removed since the start?); unset it before the next restart, where it is an error"
+                );
+                continue;
+            }
             [] => {
                 problems.push(problem(format!(
                     "a variable of the form {form} naming an org of the config; no org is named so ({})",

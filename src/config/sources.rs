@@ -69,6 +69,9 @@ pub struct Environment {
     vars: BTreeMap<String, String>,
     /// Variables the config reads whose value is not UTF-8 (refused, naming them).
     unreadable: Vec<String>,
+    /// A reload: an org variable naming no org of the file is ignored with a warning (see
+    /// [`Environment::for_reload`]).
+    reloading: bool,
 }
 
 impl fmt::Debug for Environment {
@@ -77,6 +80,7 @@ impl fmt::Debug for Environment {
         f.debug_struct("Environment")
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
             .field("unreadable", &self.unreadable)
+            .field("reloading", &self.reloading)
             .finish()
     }
 }
@@ -88,6 +92,20 @@ fn read_by_config(name: &str) -> bool {
 }
 
 impl Environment {
+    /// The same variables, read for a reload. A process's environment never changes, and at
+    /// start every org variable had to name an org, so one naming no org now names an org
+    /// the new file removed: refusing it would refuse every reload until a restart, so it
+    /// is ignored with a warning instead.
+    pub fn for_reload(mut self) -> Self {
+        self.reloading = true;
+        self
+    }
+
+    /// Whether org variables naming no org are ignored (a reload) rather than refused.
+    pub(crate) fn reloading(&self) -> bool {
+        self.reloading
+    }
+
     /// The process's variables that the config reads.
     pub fn process() -> Self {
         let mut env = Environment::default();
@@ -125,6 +143,7 @@ impl Environment {
         Environment {
             vars,
             unreadable: Vec::new(),
+            reloading: false,
         }
     }
 

@@ -242,6 +242,7 @@ impl WritePath<'_> {
                 if let Some((status, detail)) = &recorded {
                     marks.push(
                         self.ledger,
+                        reconcilable(item, &outcome),
                         PendingMark {
                             run_id: item.run_id,
                             change_id: item.change_id,
@@ -283,16 +284,30 @@ impl WritePath<'_> {
     }
 }
 
+/// Whether reconciliation, reading the org after a crash, would record `outcome` of `item`
+/// as it is: a write of the planned value (the org holds `after`: `applied`) or no write at
+/// all (the org holds `before`: `skipped`).
+fn reconcilable(item: &WriteItem<'_>, outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Applied { value, .. } => same(*value, item.after),
+        Outcome::Stopped | Outcome::NotSent { .. } => true,
+        Outcome::Conflict { .. } | Outcome::Failed { .. } | Outcome::HeldOut => false,
+    }
+}
+
 /// Outcomes answered by the API but not yet in the ledger.
 ///
 /// A cycle's own writes are recorded in groups: one commit (one sync to disk) per
 /// [`MARK_BATCH`] outcomes or [`MARK_DELAY`], whichever comes first, instead of one per
-/// agent, which at 100 000 agents cost more wall time than the API's rate limit. That is
-/// safe for a plan because its rows were recorded `planned` before the first write and the
-/// run stays unfinished until its end: a crash that loses unflushed marks leaves those rows
-/// `planned`, and reconciliation settles them from the org's own values at the next start.
-/// Approvals and rollbacks concern rows reconciliation does not revisit, so their outcomes
-/// are recorded one by one, as the API answers.
+/// agent, which at 100 000 agents cost more wall time than the API's rate limit. Only
+/// outcomes that reconciliation would record the same way wait: a plan's rows are recorded
+/// `planned` before the first write and its run stays unfinished until its end, so a crash
+/// that loses those marks leaves the rows `planned`, and reconciliation, reading the org,
+/// finds the planned value (`applied`) or the value the plan started from (`skipped`, as a
+/// write stopped at shutdown is). Every other outcome — a conflict, a failure, a value
+/// re-planned from a person's edit — is committed at once, with those waiting: the org
+/// alone could not tell it. Approvals concern rows of closed runs, which reconciliation
+/// never revisits, and rollbacks are few, so both are committed one by one.
 struct PendingMarks<'i> {
     batched: bool,
     marks: Vec<PendingMark<'i>>,
@@ -326,11 +341,20 @@ impl<'i> PendingMarks<'i> {
         self.due
     }
 
-    fn push(&mut self, ledger: &Ledger, mark: PendingMark<'i>) -> Result<(), LedgerError> {
-        self.due
-            .get_or_insert_with(|| tokio::time::Instant::now() + MARK_DELAY);
+    /// Adds one outcome; commits everything waiting when it cannot wait (not
+    /// `reconcilable`, or not a plan's), when a group is full, or when the oldest has
+    /// waited [`MARK_DELAY`] (checked here too: answers that keep coming never let a
+    /// timer fire).
+    fn push(
+        &mut self,
+        ledger: &Ledger,
+        reconcilable: bool,
+        mark: PendingMark<'i>,
+    ) -> Result<(), LedgerError> {
+        let now = tokio::time::Instant::now();
+        let due = *self.due.get_or_insert(now + MARK_DELAY);
         self.marks.push(mark);
-        if !self.batched || self.marks.len() >= MARK_BATCH {
+        if !self.batched || !reconcilable || self.marks.len() >= MARK_BATCH || due <= now {
             self.flush(ledger)?;
         }
         Ok(())
@@ -541,7 +565,7 @@ mod tests {
         let (run, ids) = planned(&ledger, MARK_BATCH + 10);
         let mut marks = PendingMarks::new(Purpose::Plan);
         for id in &ids[..MARK_BATCH - 1] {
-            marks.push(&ledger, mark(run, id)).unwrap();
+            marks.push(&ledger, true, mark(run, id)).unwrap();
         }
         assert_eq!(
             applied(&ledger, run),
@@ -550,7 +574,7 @@ mod tests {
         );
         assert!(marks.due_at().is_some(), "and a deadline is set for them");
         marks
-            .push(&ledger, mark(run, &ids[MARK_BATCH - 1]))
+            .push(&ledger, true, mark(run, &ids[MARK_BATCH - 1]))
             .unwrap();
         assert_eq!(
             applied(&ledger, run),
@@ -559,7 +583,7 @@ mod tests {
         );
         assert!(marks.due_at().is_none());
         for id in &ids[MARK_BATCH..] {
-            marks.push(&ledger, mark(run, id)).unwrap();
+            marks.push(&ledger, true, mark(run, id)).unwrap();
         }
         marks.flush(&ledger).unwrap();
         assert_eq!(applied(&ledger, run), MARK_BATCH + 10);
@@ -569,12 +593,87 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_outcome_the_org_alone_cannot_tell_is_committed_at_once_with_those_waiting() {
+        let ledger = Ledger::in_memory().unwrap();
+        let (run, ids) = planned(&ledger, 3);
+        let mut marks = PendingMarks::new(Purpose::Plan);
+        marks.push(&ledger, true, mark(run, &ids[0])).unwrap();
+        assert_eq!(applied(&ledger, run), 0);
+        let conflict = PendingMark {
+            status: ChangeStatus::Conflict,
+            ..mark(run, &ids[1])
+        };
+        marks.push(&ledger, false, conflict).unwrap();
+        let rows = ledger.changes(run).unwrap();
+        let status = |id: &str| rows.iter().find(|r| r.change_id == id).unwrap().status;
+        assert_eq!(status(&ids[0]), ChangeStatus::Applied);
+        assert_eq!(status(&ids[1]), ChangeStatus::Conflict);
+        assert!(marks.due_at().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_that_keep_coming_are_committed_once_the_oldest_is_due() {
+        let ledger = Ledger::in_memory().unwrap();
+        let (run, ids) = planned(&ledger, 3);
+        let mut marks = PendingMarks::new(Purpose::Plan);
+        marks.push(&ledger, true, mark(run, &ids[0])).unwrap();
+        tokio::time::advance(MARK_DELAY / 2).await;
+        marks.push(&ledger, true, mark(run, &ids[1])).unwrap();
+        assert_eq!(applied(&ledger, run), 0, "not yet due");
+        tokio::time::advance(MARK_DELAY / 2).await;
+        marks.push(&ledger, true, mark(run, &ids[2])).unwrap();
+        assert_eq!(
+            applied(&ledger, run),
+            3,
+            "the oldest was due: all committed"
+        );
+    }
+
+    #[test]
+    fn only_what_reconciliation_would_record_alike_may_wait() {
+        let item = WriteItem {
+            run_id: 1,
+            change_id: "c",
+            agent_id: "a",
+            skill_id: "s",
+            before: 2.0,
+            after: 3.0,
+            adds_skill: false,
+            replan: None,
+        };
+        let applied = |value| Outcome::Applied {
+            value,
+            correlation_id: None,
+        };
+        assert!(reconcilable(&item, &applied(3.0)));
+        assert!(!reconcilable(&item, &applied(2.5)), "re-planned");
+        assert!(reconcilable(&item, &Outcome::Stopped));
+        assert!(reconcilable(
+            &item,
+            &Outcome::NotSent {
+                reason: "stopping".into()
+            }
+        ));
+        assert!(!reconcilable(
+            &item,
+            &Outcome::Conflict { found: Some(3.0) }
+        ));
+        assert!(!reconcilable(
+            &item,
+            &Outcome::Failed {
+                error: "500".into(),
+                correlation_id: None
+            }
+        ));
+    }
+
+    #[tokio::test]
     async fn approvals_and_rollbacks_are_recorded_as_each_answers() {
         for purpose in [Purpose::Review, Purpose::Rollback { of: 1 }] {
             let ledger = Ledger::in_memory().unwrap();
             let (run, ids) = planned(&ledger, 2);
             let mut marks = PendingMarks::new(purpose);
-            marks.push(&ledger, mark(run, &ids[0])).unwrap();
+            marks.push(&ledger, true, mark(run, &ids[0])).unwrap();
             assert_eq!(applied(&ledger, run), 1, "{purpose:?}: on disk at once");
             assert!(marks.due_at().is_none());
         }

@@ -3,8 +3,8 @@
 //! that a crash mid-apply is reconciled instead of repeated.
 //!
 //! Write-ahead: a run's whole plan is recorded (`planned`) before its first write; each
-//! change is marked `applied` only after the API confirmed it (a cycle commits its marks in
-//! groups; reconciliation covers a crash before a group is committed). A run without `finished_at`
+//! change is marked `applied` only after the API confirmed it (a cycle commits the marks that
+//! reconciliation would settle alike in groups; see `cycle::write`). A run without `finished_at`
 //! was interrupted; [`Ledger::unfinished_runs`] finds it for reconciliation.
 
 mod experiment;

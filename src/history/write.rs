@@ -224,8 +224,8 @@ impl Ledger {
 
     /// Records many outcomes in one transaction: one commit, so one sync to disk, however
     /// many agents they concern. That is what lets a cycle over 100 000 agents keep pace
-    /// with the API; [`crate::cycle`] batches only the outcomes a crash cannot lose (see
-    /// [`super::reconcile`]).
+    /// with the API; [`crate::cycle`] batches only the outcomes reconciliation would record
+    /// alike after a crash (see [`super::reconcile`]).
     pub fn mark_each(&self, marks: &[Mark<'_>]) -> Result<(), LedgerError> {
         if marks.is_empty() {
             return Ok(());

@@ -331,6 +331,27 @@ fn an_orgs_variable_sets_its_key_over_its_table_and_the_top_level() {
 /// A variable that names no org of the file (a typo), two orgs at once, or no key is an
 /// error naming the variable and the orgs; so is one setting a process-wide key, and a
 /// value that does not fit its key names the org, the key and the variable.
+/// A process's environment is fixed at start, so on a reload a variable naming no org
+/// names one the new file removed: ignored there (else no reload could remove that org
+/// before a restart), still refused when the daemon starts.
+#[test]
+fn a_reload_ignores_the_variable_of_an_org_it_removes() {
+    let dir = TempDir::new("org-env-reload");
+    let path = dir.path().join("orgs.toml");
+    let one = TWO
+        .split("[[orgs]]")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("[[orgs]]");
+    assert!(one.contains("brand-a") && !one.contains("brand-b"), "{one}");
+    std::fs::write(&path, &one).unwrap();
+    let vars = [("SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION", "eu-west-1")];
+    let env = Environment::from_vars(vars);
+    assert!(Orgs::load_with_environment(&path, &env).is_err());
+    let (orgs, _) = Orgs::load_with_environment(&path, &env.for_reload()).unwrap();
+    assert_eq!(orgs.names(), vec!["brand-a".to_string()]);
+}
+
 #[test]
 fn an_orgs_variable_that_fits_no_org_or_two_is_refused_naming_them() {
     let dir = TempDir::new("org-env-bad");
