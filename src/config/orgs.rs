@@ -410,12 +410,21 @@ fn org_variables(
             format!("the config's orgs: {}", listed.join(", "))
         }
     };
+    // Names are matched in any case: two spellings of one variable would leave which one
+    // wins to the order the environment lists them in.
+    let mut spellings: BTreeMap<String, &str> = BTreeMap::new();
     for (var, value) in env.org_overrides() {
         let problem = |expected: String| Problem {
             key: var.to_string(),
             expected,
         };
         let upper = var.to_ascii_uppercase();
+        if let Some(first) = spellings.insert(upper.clone(), var) {
+            problems.push(problem(format!(
+                "one spelling of a variable: `{first}` sets the same key (names are matched in any case); unset one"
+            )));
+            continue;
+        }
         let rest = upper
             .strip_prefix(sources::ORG_OVERRIDE_PREFIX)
             .and_then(|r| r.strip_prefix("__"))

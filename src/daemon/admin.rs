@@ -157,9 +157,9 @@ async fn run_now(
             return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
         }
     };
-    let org_field = target.as_deref().unwrap_or("(every org)");
+    let org_field = target.as_deref().map_or("(every org)".into(), shown);
     if let Some(reason) = shared.not_running_reason() {
-        tracing::warn!(%peer, org = org_field, %reason, "POST /run refused: not ready");
+        tracing::warn!(%peer, org = %org_field, %reason, "POST /run refused: not ready");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
@@ -170,12 +170,12 @@ async fn run_now(
     let names = match target {
         Some(name) if known.contains(&name) => vec![name],
         Some(name) => {
-            let shown = crate::text::printable(&name);
-            tracing::warn!(%peer, org = %shown, "POST /run refused: no such org");
+            let given = shown(&name);
+            tracing::warn!(%peer, org = %given, "POST /run refused: no such org");
             return (
                 StatusCode::NOT_FOUND,
                 format!(
-                    "no org named `{shown}` in this daemon (its orgs: {})\n",
+                    "no org named `{given}` in this daemon (its orgs: {})\n",
                     known.join(", ")
                 ),
             )
@@ -223,14 +223,25 @@ fn target_org(query: &str) -> Result<Option<String>, QueryError> {
             "org" if value.is_empty() => return Err(QueryError::EmptyOrg),
             "org" if org.is_some() => return Err(QueryError::SeveralOrgs),
             "org" => org = Some(value.into_owned()),
-            other => {
-                return Err(QueryError::Unknown(
-                    crate::text::printable(other).into_owned(),
-                ))
-            }
+            other => return Err(QueryError::Unknown(shown(other))),
         }
     }
     Ok(org)
+}
+
+/// Longest part of a caller's query echoed back or logged.
+const SHOWN_CHARS: usize = 64;
+
+/// A caller-given name as it may be echoed or logged: control and bidi characters escaped,
+/// and cut to [`SHOWN_CHARS`] (a query can be as long as the URI limit allows).
+fn shown(name: &str) -> String {
+    let cut: String = name.chars().take(SHOWN_CHARS).collect();
+    let more = if name.chars().nth(SHOWN_CHARS).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{}{more}", crate::text::printable(&cut))
 }
 
 /// Logs what the request did for one org, with its peer.
@@ -315,6 +326,14 @@ fn answer(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_callers_name_is_escaped_and_cut_before_it_is_shown() {
+        assert_eq!(shown("brand-a"), "brand-a");
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "x".repeat(10_000);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(SHOWN_CHARS)));
+    }
 
     #[test]
     fn the_query_names_one_org_or_none_and_nothing_else() {

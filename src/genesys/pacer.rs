@@ -56,8 +56,9 @@ const MARGIN: f64 = 0.05;
 /// the pacer may go to use what the window still allows.
 const CATCH_UP: f64 = 1.5;
 
-/// How much of a window must have passed before the other users' pace is measured in it
-/// (sooner once they have been seen in it); until then the last window's pace stands.
+/// The least span the other users' pace in a window is read over. Until that much of the
+/// window has passed, the last window's pace stands, unless what they spent so far, read
+/// over this span, is faster.
 const MIN_SPAN: Duration = Duration::from_secs(1);
 
 /// How often per window a caller who must leave what is left to others looks again.

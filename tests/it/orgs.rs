@@ -380,6 +380,20 @@ fn an_orgs_variable_that_fits_no_org_or_two_is_refused_naming_them() {
     let bare = refused(TWO, &[("SKILL_TUNER__ORGS", "brand-a")]);
     assert!(bare.contains("`SKILL_TUNER__ORGS`"), "{bare}");
 
+    let twice = refused(
+        TWO,
+        &[
+            ("SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION", "eu-west-1"),
+            ("skill_tuner__orgs__brand_b__genesys__region", "us-east-1"),
+        ],
+    );
+    assert!(
+        twice.contains("SKILL_TUNER__ORGS__BRAND_B__GENESYS__REGION")
+            && twice.contains("skill_tuner__orgs__brand_b__genesys__region")
+            && twice.contains("matched in any case"),
+        "{twice}"
+    );
+
     // `brand-b` and `brand_b` are both BRAND_B in a variable's name.
     let twins = TWO.replace("name = \"brand-a\"", "name = \"brand_b\"");
     let ambiguous = refused(
