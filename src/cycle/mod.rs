@@ -288,11 +288,13 @@ async fn cycle_steps(
     report.skill_groups = checked.report;
     // From here on the rows carry everything; what alerts still need of the snapshot is
     // taken out, and the snapshot and plan are dropped (at 100 000 agents they are most of
-    // the memory).
+    // the memory): the snapshot first, then the rows get their scores and reasons from the
+    // plan, so the snapshot and those texts never take memory at once.
     let managers = rows::managers_of(&snapshot, &rows);
     let breaker = plan.breaker.take();
-    drop(plan);
     drop(snapshot);
+    rows::explain(&mut rows, &plan);
+    drop(plan);
 
     // The breaker, or a pause on harm: nothing is applied; the plan is recorded as skipped,
     // and the digest says why.

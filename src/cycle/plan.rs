@@ -143,6 +143,14 @@ impl Plan {
             .filter(|i| matches!(i.decision, Decision::Change { .. }))
     }
 
+    /// [`Plan::changes`] with each one's index in `items`.
+    pub(crate) fn changes_indexed(&self) -> impl Iterator<Item = (usize, &PlannedItem)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(i.decision, Decision::Change { .. }))
+    }
+
     pub(crate) fn agents_changing(&self) -> usize {
         let mut agents: Vec<AgentIx> = self.changes().map(|i| i.agent).collect();
         agents.sort_unstable();

@@ -12,6 +12,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct PlannedChange {
     pub record: ChangeRecord,
+    /// The plan item it comes from (its score and reason are filled in from it by
+    /// [`explain`]).
+    pub plan_item: usize,
     /// The agent lacks the skill: the write adds it (`add_missing_skills`).
     pub adds_skill: bool,
     /// The skill-group crossings this change is part of, for people.
@@ -42,7 +45,9 @@ pub(super) fn park_pending_reviews(plan: &mut Plan, snapshot: &Snapshot, held: &
     });
 }
 
-/// The plan's changes as rows (`planned`, or `held` when waiting for review).
+/// The plan's changes as rows (`planned`, or `held` when waiting for review), without
+/// their score and reason yet: at 100 000 agents those texts are tens of MB, and [`explain`]
+/// adds them once the snapshot is gone, so the two are never in memory together.
 pub(super) fn change_rows(
     snapshot: &Snapshot,
     plan: &Plan,
@@ -51,7 +56,7 @@ pub(super) fn change_rows(
 ) -> Vec<PlannedChange> {
     // Sized up front: at 100 000 agents a doubling Vec of rows wastes tens of MB.
     let mut rows = Vec::with_capacity(plan.items.len());
-    rows.extend(plan.changes().filter_map(|item| {
+    rows.extend(plan.changes_indexed().filter_map(|(plan_item, item)| {
         let to = item.proposed()?;
         let agent = &snapshot.agents[item.agent as usize];
         let skill = &snapshot.skills[usize::from(item.skill)];
@@ -66,8 +71,8 @@ pub(super) fn change_rows(
             before: item.current,
             after: to,
             target: item.target(),
-            score: item.score.as_ref().and_then(ScoreJson::of),
-            reason: reason_of(item),
+            score: None,
+            reason: String::new(),
             status: if held {
                 ChangeStatus::Held
             } else {
@@ -79,12 +84,23 @@ pub(super) fn change_rows(
         };
         Some(PlannedChange {
             record,
+            plan_item,
             adds_skill: item.adds_skill,
             crossing: None,
             blocked: false,
         })
     }));
     rows
+}
+
+/// Fills in each row's score and reason from its plan item.
+pub(super) fn explain(rows: &mut [PlannedChange], plan: &Plan) {
+    for row in rows {
+        if let Some(item) = plan.items.get(row.plan_item) {
+            row.record.score = item.score.as_ref().and_then(ScoreJson::of);
+            row.record.reason = reason_of(item);
+        }
+    }
 }
 
 fn reason_of(item: &PlannedItem) -> String {
