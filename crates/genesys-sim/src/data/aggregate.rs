@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::data::aquery::{Dim, Kind, Query, Row};
 use crate::data::rng::{domain, mix};
-use crate::data::synth::{self, ConvMetric, Stat, CONV_METRICS, EVAL_METRICS, SURVEY_METRICS};
+use crate::data::synth::{self, ConvMetric, Stat, CONV_METRICS};
 use crate::state::org::{Org, Role};
 use crate::state::world::World;
 use crate::twin::layout::{Layout, NO_AGENT};
@@ -80,20 +80,7 @@ fn sources(kind: Kind, metrics: &[String]) -> Vec<Source> {
     metrics
         .iter()
         .filter_map(|m| {
-            let (index, name) = match kind {
-                Kind::Conversations => CONV_METRICS
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, (n, _))| (n == m).then_some((i, *n))),
-                Kind::Evaluations => EVAL_METRICS
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, n)| (n == m).then_some((i, *n))),
-                Kind::Surveys => SURVEY_METRICS
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, n)| (n == m).then_some((i, *n))),
-            }?;
+            let (index, name) = kind.metric(m)?;
             Some(Source {
                 index,
                 name,

@@ -28,11 +28,17 @@ impl Kind {
     /// The metrics the simulator has data for. Other metric names are refused: a real org
     /// with conversations has, say, `tWait`; answering it as absent would be wrong.
     fn modelled(self, metric: &str) -> bool {
-        match self {
-            Kind::Conversations => CONV_METRICS.iter().any(|(n, _)| *n == metric),
-            Kind::Evaluations => EVAL_METRICS.contains(&metric),
-            Kind::Surveys => SURVEY_METRICS.contains(&metric),
-        }
+        self.metric(metric).is_some()
+    }
+
+    /// A modelled metric's index in this kind's day records and its name as answered.
+    pub(crate) fn metric(self, name: &str) -> Option<(usize, &'static str)> {
+        let names: Vec<&'static str> = match self {
+            Kind::Conversations => CONV_METRICS.iter().map(|(n, _)| *n).collect(),
+            Kind::Evaluations => EVAL_METRICS.to_vec(),
+            Kind::Surveys => SURVEY_METRICS.to_vec(),
+        };
+        names.into_iter().enumerate().find(|(_, n)| *n == name)
     }
 
     /// The SDK's evaluation queries have no `requestedRoutingSkillId` dimension.
