@@ -199,13 +199,14 @@ impl WritePath<'_> {
             }
         }
         let mut written = Vec::with_capacity(items.len());
+        let mut marks = PendingMarks::new(purpose);
         for item in refused {
             tracing::warn!(
                 agent = item.agent_id,
                 skill = item.skill_id,
                 "refused a write to a held-out skill"
             );
-            let recorded = self.settle(purpose, item, &Outcome::HeldOut)?;
+            let recorded = marks.record(self.ledger, item, &Outcome::HeldOut)?;
             written.push(Written {
                 item,
                 outcome: Outcome::HeldOut,
@@ -221,7 +222,6 @@ impl WritePath<'_> {
                 write_agent(client, apply, agent_id, &items).await
             })
             .buffer_unordered(self.concurrency.max(1));
-        let mut marks = PendingMarks::new(purpose);
         loop {
             let next = match marks.due_at() {
                 Some(at) => match tokio::time::timeout_at(at, writes.next()).await {
@@ -238,20 +238,7 @@ impl WritePath<'_> {
                 if let Outcome::Failed { error, .. } = &outcome {
                     tracing::warn!(agent = item.agent_id, %error, "write failed");
                 }
-                let recorded = purpose.record(&outcome);
-                if let Some((status, detail)) = &recorded {
-                    marks.push(
-                        self.ledger,
-                        reconcilable(item, &outcome),
-                        PendingMark {
-                            run_id: item.run_id,
-                            change_id: item.change_id,
-                            status: *status,
-                            correlation_id: outcome.correlation_id().map(String::from),
-                            detail: detail.clone(),
-                        },
-                    )?;
-                }
+                let recorded = marks.record(self.ledger, item, &outcome)?;
                 written.push(Written {
                     item,
                     outcome,
@@ -261,26 +248,6 @@ impl WritePath<'_> {
         }
         marks.flush(self.ledger)?;
         Ok(written)
-    }
-
-    /// Marks one item's outcome in the ledger; returns what was recorded.
-    fn settle(
-        &self,
-        purpose: Purpose,
-        item: &WriteItem<'_>,
-        outcome: &Outcome,
-    ) -> Result<Option<(ChangeStatus, String)>, LedgerError> {
-        let recorded = purpose.record(outcome);
-        if let Some((status, detail)) = &recorded {
-            self.ledger.mark(
-                item.run_id,
-                &[item.change_id],
-                *status,
-                outcome.correlation_id(),
-                Some(detail),
-            )?;
-        }
-        Ok(recorded)
     }
 }
 
@@ -309,7 +276,7 @@ fn reconcilable(item: &WriteItem<'_>, outcome: &Outcome) -> bool {
 /// alone could not tell it. Approvals concern rows of closed runs, which reconciliation
 /// never revisits, and rollbacks are few, so both are committed one by one.
 struct PendingMarks<'i> {
-    batched: bool,
+    purpose: Purpose,
     marks: Vec<PendingMark<'i>>,
     /// When the oldest unflushed outcome must be on disk.
     due: Option<tokio::time::Instant>,
@@ -331,7 +298,7 @@ const MARK_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 impl<'i> PendingMarks<'i> {
     fn new(purpose: Purpose) -> Self {
         PendingMarks {
-            batched: purpose == Purpose::Plan,
+            purpose,
             marks: Vec::new(),
             due: None,
         }
@@ -339,6 +306,31 @@ impl<'i> PendingMarks<'i> {
 
     fn due_at(&self) -> Option<tokio::time::Instant> {
         self.due
+    }
+
+    /// Records `item`'s `outcome` as its purpose words it (some outcomes leave the row as
+    /// it is); returns what was recorded.
+    fn record(
+        &mut self,
+        ledger: &Ledger,
+        item: &'i WriteItem<'i>,
+        outcome: &Outcome,
+    ) -> Result<Option<(ChangeStatus, String)>, LedgerError> {
+        let recorded = self.purpose.record(outcome);
+        if let Some((status, detail)) = &recorded {
+            self.push(
+                ledger,
+                reconcilable(item, outcome),
+                PendingMark {
+                    run_id: item.run_id,
+                    change_id: item.change_id,
+                    status: *status,
+                    correlation_id: outcome.correlation_id().map(String::from),
+                    detail: detail.clone(),
+                },
+            )?;
+        }
+        Ok(recorded)
     }
 
     /// Adds one outcome; commits everything waiting when it cannot wait (not
@@ -354,7 +346,8 @@ impl<'i> PendingMarks<'i> {
         let now = tokio::time::Instant::now();
         let due = *self.due.get_or_insert(now + MARK_DELAY);
         self.marks.push(mark);
-        if !self.batched || !reconcilable || self.marks.len() >= MARK_BATCH || due <= now {
+        let batched = self.purpose == Purpose::Plan;
+        if !batched || !reconcilable || self.marks.len() >= MARK_BATCH || due <= now {
             self.flush(ledger)?;
         }
         Ok(())
