@@ -233,15 +233,9 @@ fn target_org(query: &str) -> Result<Option<String>, QueryError> {
 const SHOWN_CHARS: usize = 64;
 
 /// A caller-given name as it may be echoed or logged: control and bidi characters escaped,
-/// and cut to [`SHOWN_CHARS`] (a query can be as long as the URI limit allows).
+/// and at most [`SHOWN_CHARS`] characters (a query can be as long as the URI limit allows).
 fn shown(name: &str) -> String {
-    let cut: String = name.chars().take(SHOWN_CHARS).collect();
-    let more = if name.chars().nth(SHOWN_CHARS).is_some() {
-        "…"
-    } else {
-        ""
-    };
-    format!("{}{more}", crate::text::printable(&cut))
+    crate::text::clip(&crate::text::printable(name), SHOWN_CHARS)
 }
 
 /// Logs what the request did for one org, with its peer.
@@ -332,7 +326,7 @@ mod tests {
         assert_eq!(shown("brand-a"), "brand-a");
         assert_eq!(shown("a\nb"), "a\\nb");
         let long = "x".repeat(10_000);
-        assert_eq!(shown(&long), format!("{}…", "x".repeat(SHOWN_CHARS)));
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(SHOWN_CHARS - 1)));
     }
 
     #[test]
